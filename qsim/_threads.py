@@ -1,0 +1,21 @@
+"""How many threads the kernels use: explicit argument, else QSIM_NUM_THREADS, else all cores.
+
+Results never depend on the number: kernels split work by output element and stochastic
+rounding draws its bits from the element's index."""
+
+import os
+
+
+def resolve_threads(num_threads: int | None) -> int:
+    if num_threads is None:
+        env = os.environ.get("QSIM_NUM_THREADS")
+        if env:
+            try:
+                num_threads = int(env)
+            except ValueError:
+                raise ValueError(f"QSIM_NUM_THREADS must be a positive integer, got {env!r}") from None
+        else:
+            num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
+    return num_threads

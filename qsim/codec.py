@@ -1,0 +1,209 @@
+"""encode, decode and quantize: array-wide conversions between real values and format codes.
+
+The arithmetic is in the compiled kernels (cython_src/_floatcodec.pyx, _intcodec.pyx); this
+layer checks arguments, picks the kernel and shapes the result.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ._kernels import _floatcodec, _intcodec
+from ._threads import resolve_threads
+from .formats import FloatFormat, IntFormat, format as get_format
+from .rounding import check_seed, rounding_code
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+# -- inputs ---------------------------------------------------------------------------
+def float_input(x, name: str = "x") -> np.ndarray:
+    """x as a C-contiguous float32 or float64 array (float16 and bfloat16 widen exactly)."""
+    arr = np.asarray(x)
+    kind, size = arr.dtype.kind, arr.dtype.itemsize
+    if kind == "f" and size in (4, 8):
+        return np.ascontiguousarray(arr)
+    if kind == "f" and size == 2 or arr.dtype.name.startswith(("bfloat16", "float8", "float6", "float4")):
+        return np.ascontiguousarray(arr.astype(np.float32))
+    raise TypeError(f"{name} must be a floating-point array (float16/32/64 or bfloat16); got dtype "
+                    f"{arr.dtype}. Convert explicitly, e.g. {name}.astype(np.float32).")
+
+
+def code_dtype(fmt) -> np.dtype:
+    bits = fmt.storage_bits
+    return np.dtype(np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32)
+
+
+def _resolve_saturate(fmt, saturate) -> bool:
+    if saturate is None:
+        return fmt.default_saturate
+    if not isinstance(saturate, (bool, np.bool_)):
+        raise TypeError(f"saturate must be True, False or None, got {saturate!r}")
+    if not saturate and not (fmt.has_inf or fmt.has_nan):
+        raise ValueError(f"{fmt.name} has no Inf or NaN code to overflow to; use saturate=True")
+    return bool(saturate)
+
+
+# -- the packed format the kernels read --------------------------------------------------
+@lru_cache(maxsize=None)
+def packed(fmt: FloatFormat) -> dict:
+    return {
+        "ebits": fmt.exponent_bits, "mbits": fmt.mantissa_bits, "bias": fmt.bias,
+        "subnormals": int(fmt.subnormals), "has_inf": int(fmt.has_inf),
+        "nan_is_sign_code": int(fmt.specials == "fnuz"), "ieee_nan": int(fmt.specials == "ieee"),
+        "max_code": fmt.max_code_magnitude, "inf_code": fmt.inf_code or 0,
+        "nan_code": fmt.nan_code or 0, "sign_bit": fmt.sign_bit,
+    }
+
+
+def fits_float32(fmt: FloatFormat) -> bool:
+    """Whether every value of the format is exactly a float32: the finest spacing, 2**(emin-M),
+    and the largest value must be within float32's."""
+    return fmt.mantissa_bits <= 23 and fmt.emin - fmt.mantissa_bits >= -149 and fmt.max <= _F32_MAX
+
+
+def values_of(codes: np.ndarray, fmt: FloatFormat, dtype) -> np.ndarray:
+    """Value of each code, computed arithmetically (the table builder; exact in float64)."""
+    c = codes.astype(np.int64)
+    mant_scale = float(1 << fmt.mantissa_bits)
+    e = (c & fmt.magnitude_mask) >> fmt.mantissa_bits
+    frac = (c & ((1 << fmt.mantissa_bits) - 1)) / mant_scale
+    with np.errstate(over="ignore"):
+        normal = np.ldexp(1.0 + frac, (e - fmt.bias).astype(np.int32))
+        if fmt.has_zero:
+            small = np.ldexp(frac, fmt.emin) if fmt.subnormals else np.zeros_like(frac)
+            value = np.where(e == 0, small, normal)
+        else:
+            value = normal
+    value = np.where((c & fmt.sign_bit) != 0, -value, value)
+    if fmt.has_inf:
+        mag = c & fmt.magnitude_mask
+        value = np.where(mag == fmt.inf_code, np.copysign(np.inf, value), value)
+        value = np.where(mag > fmt.inf_code, np.nan, value)
+    elif fmt.specials == "fn":
+        value = np.where((c & fmt.magnitude_mask) == fmt.magnitude_mask, np.nan, value)
+    elif fmt.specials == "fnuz":
+        value = np.where(c == fmt.sign_bit, np.nan, value)
+    return value.astype(dtype)
+
+
+@lru_cache(maxsize=None)
+def value_table(fmt: FloatFormat, dtype: str) -> np.ndarray:
+    table = values_of(np.arange(fmt.n_codes), fmt, np.dtype(dtype))
+    table.setflags(write=False)
+    return table
+
+
+def value_dtype(fmt: FloatFormat) -> np.dtype:
+    return np.dtype(np.float32 if fits_float32(fmt) else np.float64)
+
+
+def _is_float32_prefix(fmt: FloatFormat) -> bool:
+    """BF16 and FP32: the code is the top bits of a float32, so decoding is a shift."""
+    return (fmt.exponent_bits == 8 and fmt.bias == 127 and fmt.specials == "ieee"
+            and fmt.subnormals and fmt.signed and fmt.mantissa_bits in (7, 23))
+
+
+# -- public API -----------------------------------------------------------------------
+def encode(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: int | None = None,
+           num_threads: int | None = None) -> np.ndarray:
+    """Codes (uint8, uint16 or uint32 bit patterns) of x in `fmt`, same shape as x.
+
+    rounding: "rne" (default), "rtz", "rna" (half away from zero), "up", "down", "stochastic"
+    (needs `seed`; bit-identical for a seed at any thread count).
+    saturate: overflow and +-Inf give +-max (True) or Inf/NaN per the format (False). Default:
+    True for formats without an Inf code (E4M3, FNUZ, MX types), False for IEEE-style ones.
+    Integer formats: x is rounded and clamped to the integer range (see quantize_int for scale
+    and zero point); codes are two's complement in the low bits.
+    """
+    fmt = get_format(fmt)
+    mode = rounding_code(rounding)
+    seed = check_seed(rounding, seed)
+    threads = resolve_threads(num_threads)
+    if isinstance(fmt, IntFormat):
+        if saturate is False:
+            raise ValueError(f"{fmt.name}: integer encoding always saturates to [{fmt.qmin}, {fmt.qmax}]")
+        from .quant.intquant import quantize_int
+        q = quantize_int(x, fmt, 1.0, 0, rounding=rounding, seed=seed, num_threads=threads)
+        return (q.astype(np.int64) & (fmt.n_codes - 1)).astype(code_dtype(fmt))
+    sat = _resolve_saturate(fmt, saturate)
+    arr = float_input(x)
+    if arr.dtype == np.float32 and fmt.mantissa_bits > 23:
+        arr = arr.astype(np.float64)
+    if not fmt.has_nan and arr.size and np.isnan(arr).any():
+        raise ValueError(f"{fmt.name} has no NaN code and x contains NaN")
+    out = np.empty(arr.shape, code_dtype(fmt))
+    if fmt.has_zero:
+        _floatcodec.encode(arr.reshape(-1), out.reshape(-1), packed(fmt), mode, sat, seed, threads)
+    else:
+        _floatcodec.encode_scale(arr.reshape(-1), out.reshape(-1), packed(fmt), mode, sat, seed)
+    return out
+
+
+def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray:
+    """Exact values of codes in `fmt`.
+
+    Float formats give float32 when every value of the format is a float32, else float64
+    (or pass dtype=np.float64). Integer formats give the smallest signed/unsigned numpy
+    integer type that holds them.
+    """
+    fmt = get_format(fmt)
+    threads = resolve_threads(num_threads)
+    arr = np.asarray(codes)
+    if arr.dtype.kind not in "ui":
+        raise TypeError(f"codes must be an unsigned or signed integer array, got dtype {arr.dtype}")
+    if arr.size and (arr.dtype.itemsize * 8 > fmt.storage_bits or arr.dtype.kind == "i"):
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= fmt.n_codes:
+            raise ValueError(f"codes out of range for {fmt.name}: found {lo if lo < 0 else hi}, "
+                             f"valid codes are 0..{fmt.n_codes - 1}")
+    arr = np.ascontiguousarray(arr, dtype=code_dtype(fmt))
+    if isinstance(fmt, IntFormat):
+        signed = np.int8 if fmt.bits <= 8 else np.int16
+        if not fmt.signed:
+            return arr.copy()
+        wide = arr.astype(np.int32)
+        return np.where(wide >= fmt.n_codes // 2, wide - fmt.n_codes, wide).astype(signed)
+    out_dtype = value_dtype(fmt) if dtype is None else np.dtype(dtype)
+    if out_dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {out_dtype}")
+    if out_dtype == np.float32 and not fits_float32(fmt):
+        raise ValueError(f"{fmt.name} has values float32 cannot hold exactly; use dtype=np.float64")
+    if _is_float32_prefix(fmt):
+        bits = np.empty(arr.shape, np.uint32)
+        _floatcodec.widen(arr.reshape(-1), bits.reshape(-1), 32 - fmt.storage_bits, threads)
+        values = bits.view(np.float32)
+        return values if out_dtype == np.float32 else values.astype(np.float64)
+    if fmt.storage_bits > 16:
+        return values_of(arr, fmt, out_dtype)
+    out = np.empty(arr.shape, out_dtype)
+    _floatcodec.gather(arr.reshape(-1), value_table(fmt, out_dtype.str), out.reshape(-1), threads)
+    return out
+
+
+def quantize(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: int | None = None,
+             num_threads: int | None = None) -> np.ndarray:
+    """Fake quantization: decode(encode(x, ...)) in one pass, returned in x's precision
+    (float64 stays float64; float16/bfloat16/float32 give float32; float64 where a format's
+    values do not fit float32)."""
+    fmt = get_format(fmt)
+    if isinstance(fmt, IntFormat):
+        arr = float_input(x)
+        return decode(encode(arr, fmt, rounding, saturate, seed, num_threads), fmt).astype(arr.dtype)
+    mode = rounding_code(rounding)
+    seed = check_seed(rounding, seed)
+    threads = resolve_threads(num_threads)
+    sat = _resolve_saturate(fmt, saturate)
+    arr = float_input(x)
+    if arr.dtype == np.float32 and not fits_float32(fmt):
+        arr = arr.astype(np.float64)
+    if fmt.storage_bits > 16 or not fmt.has_zero:
+        return decode(encode(arr, fmt, rounding, saturate, seed, threads), fmt, arr.dtype, threads)
+    if not fmt.has_nan and arr.size and np.isnan(arr).any():
+        raise ValueError(f"{fmt.name} has no NaN code and x contains NaN")
+    out = np.empty_like(arr)
+    _floatcodec.quantize(arr.reshape(-1), out.reshape(-1), value_table(fmt, arr.dtype.str),
+                         packed(fmt), mode, sat, seed, threads)
+    return out
