@@ -49,12 +49,19 @@ def _resolve_saturate(fmt, saturate) -> bool:
 # -- the packed format the kernels read --------------------------------------------------
 @lru_cache(maxsize=None)
 def packed(fmt: FloatFormat) -> dict:
+    """The format as the encoder reads it (qs_fmt in cython_src/_encode.h): every policy
+    becomes a code, so the element function selects between numbers only."""
+    overflow = fmt.inf_code if fmt.has_inf else fmt.nan_code
+    fnuz = fmt.specials == "fnuz"
+    signed_code = (lambda c: c) if fnuz else (lambda c: c | fmt.sign_bit)  # fnuz NaN is unsigned
     return {
-        "ebits": fmt.exponent_bits, "mbits": fmt.mantissa_bits, "bias": fmt.bias,
-        "subnormals": int(fmt.subnormals), "has_inf": int(fmt.has_inf),
-        "nan_is_sign_code": int(fmt.specials == "fnuz"), "ieee_nan": int(fmt.specials == "ieee"),
-        "max_code": fmt.max_code_magnitude, "inf_code": fmt.inf_code or 0,
-        "nan_code": fmt.nan_code or 0, "sign_bit": fmt.sign_bit,
+        "mbits": fmt.mantissa_bits, "bias": fmt.bias,
+        "flush_below": -(1 << 30) if fmt.subnormals else 1,
+        "max_code": fmt.max_code_magnitude, "sign_bit": fmt.sign_bit,
+        "negzero": 0 if not fmt.has_negative_zero else fmt.sign_bit,
+        "ovf_pos": overflow or 0, "ovf_neg": signed_code(overflow or 0),
+        "nan_pos": fmt.nan_code or 0, "nan_neg": signed_code(fmt.nan_code or 0),
+        "payload_mask": ((1 << fmt.mantissa_bits) - 1) if fmt.specials == "ieee" else 0,
     }
 
 
