@@ -19,6 +19,7 @@ cdef extern from "_encode.h" nogil:
         RUP "QS_RUP"
         RDN "QS_RDN"
         STOCHASTIC "QS_STOCHASTIC"
+        RNE_FAST "QS_RNE_FAST"
 
     # A float format packed for the encoder; qsim/codec.py `packed` builds it.
     ctypedef struct fmt_t "qs_fmt":
@@ -33,8 +34,12 @@ cdef extern from "_encode.h" nogil:
         uint32_t nan_pos
         uint32_t nan_neg
         uint32_t payload_mask
+        uint32_t rebias
+        uint32_t min_normal_bits
+        uint32_t magic_bits
 
     uint32_t qs_round_shift32(uint32_t v, int s, int mode, uint32_t neg, uint32_t rnd)
     uint64_t qs_round_shift64(uint64_t v, int s, int mode, uint64_t neg, uint64_t rnd)
     uint32_t qs_encode_f32(uint32_t u, int k, const fmt_t* f, int mode, int sat, uint64_t rnd)
     uint32_t qs_encode_f64(uint64_t u, int k, const fmt_t* f, int mode, int sat, uint64_t rnd)
+    uint32_t qs_encode_f32_rne_fast(uint32_t u, const fmt_t* f, int sat)

@@ -11,7 +11,8 @@
 #include <stdint.h>
 #include "_bits.h"
 
-enum { QS_RNE = 0, QS_RTZ = 1, QS_RNA = 2, QS_RUP = 3, QS_RDN = 4, QS_STOCHASTIC = 5 };
+enum { QS_RNE = 0, QS_RTZ = 1, QS_RNA = 2, QS_RUP = 3, QS_RDN = 4, QS_STOCHASTIC = 5,
+       QS_RNE_FAST = 6 /* internal: RNE through qs_encode_f32_rne_fast where the format allows */ };
 
 /* A format as the encoder reads it: numbers only, every policy precomputed as a code
  * (qsim/codec.py `packed`), because loop-invariant flags stop gcc from vectorizing. */
@@ -24,6 +25,10 @@ typedef struct {
     uint32_t ovf_pos, ovf_neg;  /* codes of +-overflow when not saturating: Inf or NaN */
     uint32_t nan_pos, nan_neg;  /* codes of a +-NaN input */
     uint32_t payload_mask; /* NaN payload bits kept (IEEE formats), else 0 */
+    /* for qs_encode_f32_rne_fast only */
+    uint32_t rebias;          /* (127 - bias) << mbits */
+    uint32_t min_normal_bits; /* float32 bits of the smallest normal; 0 if float32 shares it */
+    uint32_t magic_bits;      /* float32 bits of 2**(emin - mbits + 23) */
 } qs_fmt;
 
 #define QS_INLINE static inline __attribute__((always_inline))
@@ -38,7 +43,7 @@ QS_INLINE UT NAME(UT v, int s, int mode, UT neg, UT rnd) {                      
     UT q = v >> sh, mask = (one << sh) - one, rem = v & mask, half = (one << sh) >> one;   \
     UT odd = q & one;                                                                      \
     UT tie_up = rem == half ? (half != zero ? odd : zero) : zero;                          \
-    if (mode == QS_RNE) return q + (rem > half ? one : tie_up);                            \
+    if (mode == QS_RNE || mode == QS_RNE_FAST) return q + (rem > half ? one : tie_up);                            \
     if (mode == QS_RNA) return q + (rem >= half ? (half != zero ? one : zero) : zero);     \
     if (mode == QS_RUP) return q + (rem != zero ? (neg == zero ? one : zero) : zero);      \
     if (mode == QS_RDN) return q + (rem != zero ? (neg != zero ? one : zero) : zero);      \
@@ -48,15 +53,40 @@ QS_INLINE UT NAME(UT v, int s, int mode, UT neg, UT rnd) {                      
 QS_DEFINE_ROUND_SHIFT(qs_round_shift32, uint32_t)
 QS_DEFINE_ROUND_SHIFT(qs_round_shift64, uint64_t)
 
+/* The part every encoder shares: sign, saturation or overflow, and Inf/NaN inputs.
+ * q is the rounded magnitude code (possibly past max_code); mant the input's mantissa bits,
+ * kept for an IEEE NaN's payload; special_in whether the input is Inf or NaN. */
+#define QS_DEFINE_FINISH(NAME, UT)                                                         \
+QS_INLINE uint32_t NAME(UT q, UT neg, UT mant, int special_in, int in_mbits,               \
+                        const qs_fmt *fp, int mode, int sat) {                             \
+    const UT zero = 0, max_code = fp->max_code, sign_bit = fp->sign_bit;                   \
+    const UT negzero = fp->negzero, ovf_pos = fp->ovf_pos, ovf_neg = fp->ovf_neg;          \
+    const UT nan_pos = fp->nan_pos, nan_neg = fp->nan_neg, payload_mask = fp->payload_mask; \
+    const int mbits = fp->mbits;                                                           \
+    UT sgn = neg != zero ? (q == zero ? negzero : sign_bit) : zero;                        \
+    UT code = q > max_code ? max_code | sgn : q | sgn;                                     \
+    UT ovf = neg != zero ? ovf_neg : ovf_pos;                                              \
+    if (!sat) {                                                                            \
+        /* IEEE 754 7.4: rounding toward the finite side overflows to the largest finite */ \
+        UT special = mode == QS_RTZ ? code : mode == QS_RUP ? (neg != zero ? code : ovf)   \
+                   : mode == QS_RDN ? (neg != zero ? ovf : code) : ovf;                    \
+        code = q > max_code ? special : code;                                              \
+    }                                                                                      \
+    UT inf_code = sat ? max_code | (neg != zero ? sign_bit : zero) : ovf;                  \
+    UT payload = (mant >> (in_mbits - mbits)) & payload_mask;                              \
+    UT nan_code = neg != zero ? nan_neg | payload : nan_pos | payload;                     \
+    code = special_in ? (mant == zero ? inf_code : nan_code) : code;                       \
+    return (uint32_t)code;                                                                 \
+}
+QS_DEFINE_FINISH(qs_finish32, uint32_t)
+QS_DEFINE_FINISH(qs_finish64, uint64_t)
+
 /* Code of the float with bits u, times 2**-k, in format *fp. */
-#define QS_DEFINE_ENCODER(NAME, UT, ST, IN_E, IN_M, CLZ, ROUND)                            \
+#define QS_DEFINE_ENCODER(NAME, UT, ST, IN_E, IN_M, CLZ, ROUND, FINISH)                    \
 QS_INLINE uint32_t NAME(UT u, int k, const qs_fmt *fp, int mode, int sat, uint64_t rnd) {  \
     const ST nbits = 8 * (ST)sizeof(UT), in_bias = ((ST)1 << (IN_E - 1)) - 1;              \
     const UT one = 1, zero = 0, e_special = ((UT)1 << IN_E) - 1;                           \
     const ST bias = fp->bias, mbits = fp->mbits, flush_below = fp->flush_below;            \
-    const UT max_code = fp->max_code, sign_bit = fp->sign_bit, negzero = fp->negzero;      \
-    const UT ovf_pos = fp->ovf_pos, ovf_neg = fp->ovf_neg;                                 \
-    const UT nan_pos = fp->nan_pos, nan_neg = fp->nan_neg, payload_mask = fp->payload_mask; \
     UT neg = u >> (nbits - 1);                                                             \
     UT mant = u & ((one << IN_M) - one);                                                   \
     UT e_field = (u >> IN_M) & e_special;                                                  \
@@ -69,23 +99,26 @@ QS_INLINE uint32_t NAME(UT u, int k, const qs_fmt *fp, int mode, int sat, uint64
     s = s > nbits - 1 ? nbits - 1 : s;                                                     \
     UT q = ROUND(sig, (int)s, mode, neg, (UT)rnd) + ((UT)(et - 1 + d) << mbits);           \
     q = et < flush_below ? zero : q;                                                       \
-    UT sgn = neg != zero ? (q == zero ? negzero : sign_bit) : zero;                        \
-    UT code = q > max_code ? max_code | sgn : q | sgn;                                     \
-    /* IEEE 754 7.4: rounding toward the finite side overflows to the largest finite */    \
-    int away = mode == QS_RTZ ? 0 : mode == QS_RUP ? 2 : mode == QS_RDN ? 3 : 1;           \
-    UT ovf = neg != zero ? ovf_neg : ovf_pos;                                              \
-    if (!sat) {                                                                            \
-        UT special = away == 1 ? ovf : away == 2 ? (neg != zero ? code : ovf)              \
-                   : away == 3 ? (neg != zero ? ovf : code) : code;                        \
-        code = q > max_code ? special : code;                                              \
-    }                                                                                      \
-    UT inf_code = sat ? max_code | (neg != zero ? sign_bit : zero) : ovf;                  \
-    UT payload = (mant >> (IN_M - mbits)) & payload_mask;                                  \
-    UT nan_code = neg != zero ? nan_neg | payload : nan_pos | payload;                     \
-    code = e_field == e_special ? (mant == zero ? inf_code : nan_code) : code;             \
-    return (uint32_t)code;                                                                 \
+    return FINISH(q, neg, mant, e_field == e_special, IN_M, fp, mode, sat);                \
 }
-QS_DEFINE_ENCODER(qs_encode_f32, uint32_t, int32_t, 8, 23, qs_clz32, qs_round_shift32)
-QS_DEFINE_ENCODER(qs_encode_f64, uint64_t, int64_t, 11, 52, qs_clz64, qs_round_shift64)
+QS_DEFINE_ENCODER(qs_encode_f32, uint32_t, int32_t, 8, 23, qs_clz32, qs_round_shift32, qs_finish32)
+QS_DEFINE_ENCODER(qs_encode_f64, uint64_t, int64_t, 11, 52, qs_clz64, qs_round_shift64, qs_finish64)
+
+/* Round to nearest even from float32, no scale offset, about half the work of the generic
+ * encoder: an integer add rounds the mantissa (carrying into the exponent) for the target's
+ * normal range, and adding a power of two whose spacing is the target's subnormal spacing
+ * lets the FPU round the subnormal range.  qsim/codec.py `packed` enables it only where
+ * that is exact: the target's range lies inside float32's and no float32 subnormal can
+ * reach the float add, so denormals-are-zero settings cannot change the result. */
+QS_INLINE uint32_t qs_encode_f32_rne_fast(uint32_t u, const qs_fmt *fp, int sat) {
+    const uint32_t s = 23 - (uint32_t)fp->mbits, rebias = fp->rebias;
+    const uint32_t min_normal = fp->min_normal_bits, magic_bits = fp->magic_bits;
+    const float magic = qs_bits_f32(magic_bits);
+    uint32_t neg = u >> 31, a = u & 0x7fffffffu, mant = u & 0x7fffffu;
+    uint32_t normal = ((a + ((1u << (s - 1)) - 1u) + ((a >> s) & 1u)) >> s) - rebias;
+    uint32_t small = qs_f32_bits(qs_bits_f32(a) + magic) - magic_bits;
+    uint32_t q = a < min_normal ? small : normal;
+    return qs_finish32(q, neg, mant, a >= 0x7f800000u, 23, fp, QS_RNE, sat);
+}
 
 #endif

@@ -64,7 +64,9 @@ cdef inline void _encode_span(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize
     for i in range(n):
         if mode == STOCHASTIC:
             rnd = qs_random_bits(seed, <uint64_t>(first + i))
-        if in_t is float:
+        if in_t is float and mode == RNE_FAST:
+            out[i] = <code_t>qs_encode_f32_rne_fast(qs_f32_bits(x[i]), &f, sat)
+        elif in_t is float:
             out[i] = <code_t>qs_encode_f32(qs_f32_bits(x[i]), k, &f, mode, sat, rnd)
         else:
             out[i] = <code_t>qs_encode_f64(qs_f64_bits(x[i]), k, &f, mode, sat, rnd)
@@ -73,7 +75,12 @@ cdef inline void _encode_span(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize
 cdef void _encode_dispatch(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, int k,
                            fmt_t f, int mode, bint sat, uint64_t seed) noexcept nogil:
     # Literal mode and saturation per call let the compiler specialize and vectorize each loop.
-    if sat:
+    if mode == RNE and k == 0 and f.magic_bits != 0:
+        if sat:
+            _encode_span(x, out, n, first, k, f, RNE_FAST, True, seed)
+        else:
+            _encode_span(x, out, n, first, k, f, RNE_FAST, False, seed)
+    elif sat:
         if mode == RNE:
             _encode_span(x, out, n, first, k, f, RNE, True, seed)
         elif mode == RTZ:

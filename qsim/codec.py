@@ -62,6 +62,23 @@ def packed(fmt: FloatFormat) -> dict:
         "ovf_pos": overflow or 0, "ovf_neg": signed_code(overflow or 0),
         "nan_pos": fmt.nan_code or 0, "nan_neg": signed_code(fmt.nan_code or 0),
         "payload_mask": ((1 << fmt.mantissa_bits) - 1) if fmt.specials == "ieee" else 0,
+        **_rne_fast_fields(fmt),
+    }
+
+
+def _rne_fast_fields(fmt: FloatFormat) -> dict:
+    """Constants of the float32 round-to-nearest-even fast path (cython_src/_encode.h), or
+    magic_bits 0 where it is not exact: the target's normal range must lie inside float32's,
+    and its subnormal spacing must be coarse enough that float32 subnormals round to zero."""
+    shares_float32_grid = fmt.exponent_bits == 8 and fmt.bias == 127
+    ok = (fmt.has_zero and fmt.subnormals and fmt.mantissa_bits <= 22 and fmt.emax <= 127
+          and (shares_float32_grid or fmt.emin - fmt.mantissa_bits >= -125))
+    if not ok:
+        return {"rebias": 0, "min_normal_bits": 0, "magic_bits": 0}
+    return {
+        "rebias": (127 - fmt.bias) << fmt.mantissa_bits,
+        "min_normal_bits": 0 if shares_float32_grid else (fmt.emin + 127) << 23,
+        "magic_bits": (fmt.emin - fmt.mantissa_bits + 23 + 127) << 23,
     }
 
 
