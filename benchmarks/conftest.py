@@ -1,0 +1,45 @@
+"""Print, after a benchmark run, each qsim benchmark's speed relative to the peer in its group.
+
+A group holds qsim and its peer measured in the same run; the ratio is peer time / qsim time
+(above 1 means qsim is faster)."""
+
+import pytest
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    groups = {}
+    for bench in session.benchmarks:
+        if bench.has_error or not bench.stats:
+            continue
+        groups.setdefault(bench.group, []).append(bench)
+    lines = []
+    for group, benches in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        peers = [b for b in benches if b.extra_info.get("role") == "peer"]
+        ours = [b for b in benches if b.extra_info.get("role") == "qsim"]
+        for peer in peers:
+            for b in ours:
+                ratio = peer.stats.min / b.stats.min
+                target = b.extra_info.get("target")
+                verdict = "" if target is None else ("  meets target" if ratio >= target else f"  BELOW target {target}x")
+                lines.append(f"{group:<34} {b.name:<46} vs {peer.extra_info.get('peer', peer.name)}: "
+                             f"{ratio:6.2f}x{verdict}")
+    if lines:
+        terminalreporter.section("qsim / peer speed ratios (min times, same run)")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def mark_role(benchmark):
+    def mark(role, peer=None, target=None, elements=None):
+        benchmark.extra_info["role"] = role
+        if peer:
+            benchmark.extra_info["peer"] = peer
+        if target is not None:
+            benchmark.extra_info["target"] = target
+        if elements:
+            benchmark.extra_info["elements"] = elements
+    return mark
