@@ -13,14 +13,14 @@ def _cmd_formats(args) -> int:
     rows = [f.describe() for f in builtin_formats() if args.all or not getattr(f, "narrow", False)]
     if args.kind:
         rows = [r for r in rows if r["kind"] == args.kind]
-    head = f"{'name':<14}{'bits':>5}{'E':>4}{'M':>4}{'bias':>6}  {'specials':<9}{'max':>13}{'min normal':>13}{'min subnorm':>13}{'epsilon':>11}"
+    head = f"{'name':<14}{'bits':>5}{'E':>4}{'M':>4}{'bias':>6}  {'specials':<9}{'max':>13}{'min normal':>13}{'min subnorm':>13}{'epsilon':>13}"
     print(head)
     print("-" * len(head))
     for r in rows:
         def g(v):
-            return "-" if v is None else f"{v:.6g}"
+            return "-" if v is None else f" {v:.6g}"
         print(f"{r['name']:<14}{r['bits']:>5}{g(r['e']):>4}{g(r['m']):>4}{g(r['bias']):>6}  {r['specials']:<9}"
-              f"{g(r['max']):>13}{g(r['min_normal']):>13}{g(r['min_subnormal']):>13}{g(r['epsilon']):>11}")
+              f"{g(r['max']):>13}{g(r['min_normal']):>13}{g(r['min_subnormal']):>13}{g(r['epsilon']):>13}")
     return 0
 
 
@@ -75,6 +75,9 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.func(args)
+    except BrokenPipeError:       # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except (ValueError, KeyError, TypeError) as exc:
         print(f"qsim: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2

@@ -73,8 +73,9 @@ def format(spec: str | Format) -> Format:  # noqa: A001 - the public name the us
         e, mant, policy = int(m[1]), int(m[2]), m[3] or "ieee"
         bias = (1 << (e - 1)) - 1 + (policy == "fnuz")
         return FloatFormat(key, e, mant, bias, policy)
-    raise KeyError(f"unknown format {spec!r}; known: {', '.join(sorted(_registry))} "
-                   "(or e<E>m<M>[fn|fnuz] for a custom minifloat)")
+    floats = sorted(n for n, f in _registry.items() if isinstance(f, FloatFormat))
+    raise KeyError(f"unknown format {spec!r}; known: {', '.join(floats)}, int2..int16, uint2..uint16, "
+                   "int<N>_narrow, or e<E>m<M>[fn|fnuz] for a custom minifloat")
 
 
 def builtin_formats() -> list[Format]:

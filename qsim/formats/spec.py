@@ -190,7 +190,7 @@ class FloatFormat:
             "e": self.exponent_bits, "m": self.mantissa_bits, "bias": self.bias,
             "specials": self.specials, "subnormals": self.subnormals,
             "max": float(self.max), "min_normal": float(self.min_normal),
-            "min_subnormal": float(self.min_subnormal) if self.min_subnormal else 0.0,
+            "min_subnormal": float(self.min_subnormal) if self.min_subnormal else None,
             "epsilon": float(self.epsilon), "inf": self.has_inf, "nan": self.has_nan,
         }
 
