@@ -72,40 +72,33 @@ cdef inline void _encode_span(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize
             out[i] = <code_t>qs_encode_f64(qs_f64_bits(x[i]), k, &f, mode, sat, rnd)
 
 
+cdef inline void _encode_mode(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, int k,
+                              fmt_t f, int mode, bint sat, uint64_t seed) noexcept nogil:
+    if mode == RNE:
+        _encode_span(x, out, n, first, k, f, RNE, sat, seed)
+    elif mode == RTZ:
+        _encode_span(x, out, n, first, k, f, RTZ, sat, seed)
+    elif mode == RNA:
+        _encode_span(x, out, n, first, k, f, RNA, sat, seed)
+    elif mode == RUP:
+        _encode_span(x, out, n, first, k, f, RUP, sat, seed)
+    elif mode == RDN:
+        _encode_span(x, out, n, first, k, f, RDN, sat, seed)
+    elif mode == RNE_FAST:
+        _encode_span(x, out, n, first, k, f, RNE_FAST, sat, seed)
+    else:
+        _encode_span(x, out, n, first, k, f, STOCHASTIC, sat, seed)
+
+
 cdef void _encode_dispatch(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, int k,
                            fmt_t f, int mode, bint sat, uint64_t seed) noexcept nogil:
     # Literal mode and saturation per call let the compiler specialize and vectorize each loop.
     if mode == RNE and k == 0 and f.magic_bits != 0:
-        if sat:
-            _encode_span(x, out, n, first, k, f, RNE_FAST, True, seed)
-        else:
-            _encode_span(x, out, n, first, k, f, RNE_FAST, False, seed)
-    elif sat:
-        if mode == RNE:
-            _encode_span(x, out, n, first, k, f, RNE, True, seed)
-        elif mode == RTZ:
-            _encode_span(x, out, n, first, k, f, RTZ, True, seed)
-        elif mode == RNA:
-            _encode_span(x, out, n, first, k, f, RNA, True, seed)
-        elif mode == RUP:
-            _encode_span(x, out, n, first, k, f, RUP, True, seed)
-        elif mode == RDN:
-            _encode_span(x, out, n, first, k, f, RDN, True, seed)
-        else:
-            _encode_span(x, out, n, first, k, f, STOCHASTIC, True, seed)
+        mode = RNE_FAST
+    if sat:
+        _encode_mode(x, out, n, first, k, f, mode, True, seed)
     else:
-        if mode == RNE:
-            _encode_span(x, out, n, first, k, f, RNE, False, seed)
-        elif mode == RTZ:
-            _encode_span(x, out, n, first, k, f, RTZ, False, seed)
-        elif mode == RNA:
-            _encode_span(x, out, n, first, k, f, RNA, False, seed)
-        elif mode == RUP:
-            _encode_span(x, out, n, first, k, f, RUP, False, seed)
-        elif mode == RDN:
-            _encode_span(x, out, n, first, k, f, RDN, False, seed)
-        else:
-            _encode_span(x, out, n, first, k, f, STOCHASTIC, False, seed)
+        _encode_mode(x, out, n, first, k, f, mode, False, seed)
 
 
 def encode(const in_t[::1] x, code_t[::1] out, fmt_t f, int mode, bint sat, uint64_t seed,
