@@ -24,11 +24,16 @@ def float_input(x, name: str = "x") -> np.ndarray:
     arr = np.asarray(x)
     kind, size = arr.dtype.kind, arr.dtype.itemsize
     if kind == "f" and size in (4, 8):
-        return np.ascontiguousarray(arr)
+        return contiguous(arr)
     if kind == "f" and size == 2 or arr.dtype.name.startswith(("bfloat16", "float8", "float6", "float4")):
-        return np.ascontiguousarray(arr.astype(np.float32))
+        return arr.astype(np.float32, order="C")
     raise TypeError(f"{name} must be a floating-point array (float16/32/64 or bfloat16); got dtype "
                     f"{arr.dtype}. Convert explicitly, e.g. {name}.astype(np.float32).")
+
+
+def contiguous(arr: np.ndarray, dtype=None) -> np.ndarray:
+    """A C-contiguous array of the same shape (np.ascontiguousarray would make 0-d arrays 1-d)."""
+    return np.require(arr, dtype=dtype, requirements="C")
 
 
 def code_dtype(fmt) -> np.dtype:
@@ -183,7 +188,7 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray
         if lo < 0 or hi >= fmt.n_codes:
             raise ValueError(f"codes out of range for {fmt.name}: found {lo if lo < 0 else hi}, "
                              f"valid codes are 0..{fmt.n_codes - 1}")
-    arr = np.ascontiguousarray(arr, dtype=code_dtype(fmt))
+    arr = contiguous(arr, code_dtype(fmt))
     if isinstance(fmt, IntFormat):
         signed = np.int8 if fmt.bits <= 8 else np.int16
         if not fmt.signed:

@@ -47,9 +47,15 @@ def floor_log2(v: Fraction) -> int:
 
 
 # -- the grid of representable magnitudes ---------------------------------------------
+@lru_cache(maxsize=None)
 def overflow_point(fmt: FloatFormat) -> Fraction:
     """The first grid point above max: max plus the spacing of max's binade."""
     return fmt.max + pow2(fmt.emax - fmt.mantissa_bits)
+
+
+@lru_cache(maxsize=None)
+def _min_normal(fmt: FloatFormat) -> Fraction:
+    return fmt.min_normal
 
 
 @lru_cache(maxsize=None)
@@ -160,7 +166,7 @@ def _round_up_magnitude(rounding: str, negative: bool, lo_code: int, frac: Fract
     if rounding == "rne":
         if frac != Fraction(1, 2):
             return frac > Fraction(1, 2)
-        return lo_code % 2 == 1         # tie: go to hi when lo is odd, so the result is even
+        return lo_code % 2 == 0         # tie: go to hi when lo is odd, so the result is even
     if rounding == "stochastic":
         if rand_bits is None or s_bits is None:
             raise ValueError("stochastic rounding needs rand_bits and s_bits")
@@ -180,7 +186,7 @@ def encode_exact(negative: bool, mag: Fraction, fmt: FloatFormat, rounding: str 
     mag = Fraction(mag)
     if mag < 0:
         raise ValueError("mag must be >= 0")
-    if not fmt.subnormals and mag < fmt.min_normal:
+    if not fmt.subnormals and mag < _min_normal(fmt):
         mag = Fraction(0)               # flush the input before rounding
     if mag >= overflow_point(fmt):
         overflow = True                 # every rounding of mag on the unbounded grid is > max

@@ -71,6 +71,8 @@ def format(spec: str | Format) -> Format:  # noqa: A001 - the public name the us
     m = _MINIFLOAT.match(key)
     if m:
         e, mant, policy = int(m[1]), int(m[2]), m[3] or "ieee"
+        if e < 1:
+            raise ValueError(f"{spec!r}: a minifloat needs at least 1 exponent bit")
         bias = (1 << (e - 1)) - 1 + (policy == "fnuz")
         return FloatFormat(key, e, mant, bias, policy)
     floats = sorted(n for n, f in _registry.items() if isinstance(f, FloatFormat))

@@ -18,16 +18,18 @@ class Rows:
     n_params: tuple       # the shape the scale and zero point must have
 
     def to_rows(self, x: np.ndarray) -> np.ndarray:
+        # explicit sizes: reshape cannot infer -1 when the array is empty
         if self.axis is None:
-            return x.reshape(1, -1)
-        moved = np.moveaxis(x, self.axis, -1)             # (..., A)
+            return x.reshape(1, x.size)
+        a = x.shape[self.axis]
         if self.group_size is None:
-            return np.ascontiguousarray(np.moveaxis(x, self.axis, 0).reshape(x.shape[self.axis], -1))
-        a = moved.shape[-1]
+            return np.ascontiguousarray(np.moveaxis(x, self.axis, 0).reshape(a, x.size // a if a else 0))
+        moved = np.moveaxis(x, self.axis, -1)             # (..., A)
         pad = (-a) % self.group_size
         if pad:
             moved = np.concatenate([moved, np.zeros(moved.shape[:-1] + (pad,), moved.dtype)], axis=-1)
-        return np.ascontiguousarray(moved.reshape(-1, self.group_size))
+        n_rows = (moved.size // self.group_size)
+        return np.ascontiguousarray(moved.reshape(n_rows, self.group_size))
 
     def from_rows(self, rows: np.ndarray) -> np.ndarray:
         if self.axis is None:
@@ -36,7 +38,8 @@ class Rows:
         if self.group_size is None:
             rest = self.shape[:self.axis] + self.shape[self.axis + 1:]
             return np.moveaxis(rows.reshape((a,) + rest), 0, self.axis)
-        moved_shape = self.shape[:self.axis] + self.shape[self.axis + 1:] + (-1,)
+        padded = -(-a // self.group_size) * self.group_size
+        moved_shape = self.shape[:self.axis] + self.shape[self.axis + 1:] + (padded,)
         moved = rows.reshape(moved_shape)[..., :a]
         return np.ascontiguousarray(np.moveaxis(moved, -1, self.axis))
 

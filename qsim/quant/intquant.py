@@ -32,6 +32,8 @@ def _params(scale, zero_point, rows, fmt: IntFormat, dtype):
     want = rows.n_params
     s = np.asarray(scale, dtype=np.float64)
     z = np.asarray(zero_point)
+    if z.ndim == 0 and want:       # one zero point for every channel or group
+        z = np.broadcast_to(z, want)
     for name, p in (("scale", s), ("zero_point", z)):
         if p.shape != want and not (p.size == 1 and want == ()):
             raise ValueError(f"{name} must have shape {want} for this granularity, got {p.shape}")
@@ -45,10 +47,10 @@ def _params(scale, zero_point, rows, fmt: IntFormat, dtype):
     zi = z.astype(np.int64)
     if zi.size and (zi.min() < fmt.qmin or zi.max() > fmt.qmax):
         raise ValueError(f"zero_point must lie in [{fmt.qmin}, {fmt.qmax}] for {fmt.name}")
-    s_rows = np.ascontiguousarray(rows.params_to_rows(s.reshape(want) if want else s.reshape(())), dtype=dtype)
+    s_rows = np.ascontiguousarray(rows.params_to_rows(s.reshape(want)), dtype=dtype)
     if s_rows.size and not np.all(s_rows > 0):
         raise ValueError(f"scale underflows to 0 in {np.dtype(dtype).name}")
-    z_rows = np.ascontiguousarray(rows.params_to_rows(zi.reshape(want) if want else zi.reshape(())), dtype=np.int32)
+    z_rows = np.ascontiguousarray(rows.params_to_rows(zi.reshape(want)), dtype=np.int32)
     return s_rows, z_rows
 
 

@@ -67,6 +67,9 @@ def shared_exponents(rows: np.ndarray, elem: FloatFormat, block_size: int, scale
                      zero_block: str, nonfinite_block: str) -> tuple[np.ndarray, np.ndarray]:
     """Shared exponent per block of each row, and which blocks get a NaN scale."""
     starts = np.arange(0, rows.shape[1], block_size)
+    if rows.size == 0:
+        empty = np.zeros((rows.shape[0], len(starts)))
+        return empty.astype(np.int32), empty.astype(bool)
     amax = np.maximum.reduceat(np.abs(rows.astype(np.float64)), starts, axis=1)
     nonfinite = ~np.isfinite(amax)
     if nonfinite.any() and nonfinite_block == "error":
@@ -104,7 +107,8 @@ def mx_quantize(x, element_format, axis: int = -1, block_size: int = 32, scale_r
     threads = resolve_threads(num_threads)
 
     moved = np.moveaxis(arr, axis, -1)
-    rows = np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]))
+    n_rows = int(np.prod(moved.shape[:-1]))
+    rows = np.ascontiguousarray(moved.reshape(n_rows, moved.shape[-1]))
     shared, nan_scale = shared_exponents(rows, elem, block_size, scale_rule, zero_block, nonfinite_block)
     codes = np.empty(rows.shape, code_dtype(elem))
     _floatcodec.mx_encode(rows, codes, shared, block_size, packed(elem), mode, seed, threads)
