@@ -204,7 +204,10 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray
         bits = np.empty(arr.shape, np.uint32)
         _floatcodec.widen(arr.reshape(-1), bits.reshape(-1), 32 - fmt.storage_bits, threads)
         values = bits.view(np.float32)
-        return values if out_dtype == np.float32 else values.astype(np.float64)
+        if out_dtype == np.float32:
+            return values
+        with np.errstate(invalid="ignore"):     # widening a signalling NaN is exact, not an error
+            return values.astype(np.float64)
     if fmt.storage_bits > 16:
         return values_of(arr, fmt, out_dtype)
     out = np.empty(arr.shape, out_dtype)

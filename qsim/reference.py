@@ -166,7 +166,7 @@ def _round_up_magnitude(rounding: str, negative: bool, lo_code: int, frac: Fract
     if rounding == "rne":
         if frac != Fraction(1, 2):
             return frac > Fraction(1, 2)
-        return lo_code % 2 == 0         # tie: go to hi when lo is odd, so the result is even
+        return lo_code % 2 == 1         # tie: go to hi when lo is odd, so the result is even
     if rounding == "stochastic":
         if rand_bits is None or s_bits is None:
             raise ValueError("stochastic rounding needs rand_bits and s_bits")
