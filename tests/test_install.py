@@ -77,7 +77,7 @@ def test_console_script_is_declared():
 
 # -- command line ---------------------------------------------------------------------------
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "qsim.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-P", "-m", "qsim.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def encoded(stdout: str) -> dict:
