@@ -76,9 +76,6 @@ def quantize_int(x, fmt, scale, zero_point=0, axis: int | None = None, group_siz
     s_rows, z_rows = _params(scale, zero_point, rows, fmt, arr.dtype)
     xr = rows.to_rows(arr)
     out = np.empty(xr.shape, container_dtype(fmt))
-    if xr.shape[0] != s_rows.shape[0]:
-        s_rows = np.broadcast_to(s_rows, xr.shape[:1]).copy()
-        z_rows = np.broadcast_to(z_rows, xr.shape[:1]).copy()
     _intcodec.quantize_rows(xr, s_rows, z_rows, out, fmt.qmin, fmt.qmax, mode, seed, threads)
     return rows.from_rows(out)
 
