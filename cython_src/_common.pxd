@@ -43,3 +43,8 @@ cdef extern from "_encode.h" nogil:
     uint32_t qs_encode_f32(uint32_t u, int k, const fmt_t* f, int mode, int sat, uint64_t rnd)
     uint32_t qs_encode_f64(uint64_t u, int k, const fmt_t* f, int mode, int sat, uint64_t rnd)
     uint32_t qs_encode_f32_rne_fast(uint32_t u, const fmt_t* f, int sat)
+
+cdef extern from "_half.h" nogil:
+    bint QS_HAVE_F16C
+    void qs_half_prefix_to_f32_u8(const uint8_t* codes, float* out, Py_ssize_t n)
+    void qs_half_prefix_to_f32_u16(const uint16_t* codes, float* out, Py_ssize_t n)

@@ -149,6 +149,30 @@ def widen(const code_t[::1] codes, uint32_t[::1] out, int shift, int num_threads
             out[i] = (<uint32_t>codes[i]) << shift
 
 
+HAVE_F16C = bool(QS_HAVE_F16C)
+
+
+def half_prefix(codes, float[::1] out, int num_threads):
+    """out[i] = float(half(code << (16 - code bits))): FP16 and E5M2 through F16C."""
+    cdef const uint8_t[::1] c8
+    cdef const uint16_t[::1] c16
+    cdef Py_ssize_t n = out.shape[0], a, m
+    cdef bint narrow = codes.dtype.itemsize == 1
+    if n == 0:
+        return
+    if narrow:
+        c8 = codes
+    else:
+        c16 = codes
+    with nogil:
+        for a in prange(0, n, CHUNK, num_threads=num_threads, schedule="static"):
+            m = min(CHUNK, n - a)
+            if narrow:
+                qs_half_prefix_to_f32_u8(&c8[a], &out[a], m)
+            else:
+                qs_half_prefix_to_f32_u16(&c16[a], &out[a], m)
+
+
 cdef enum:
     BUFFER = 1024   # codes held on the stack between encoding and the table lookup
 

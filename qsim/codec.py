@@ -135,6 +135,13 @@ def _is_float32_prefix(fmt: FloatFormat) -> bool:
             and fmt.subnormals and fmt.signed and fmt.mantissa_bits in (7, 23))
 
 
+def _is_float16_prefix(fmt: FloatFormat) -> bool:
+    """FP16 and E5M2: the code is the top bits of an IEEE half, so the CPU's F16C decodes it."""
+    return (_floatcodec.HAVE_F16C and fmt.exponent_bits == 5 and fmt.bias == 15
+            and fmt.specials == "ieee" and fmt.subnormals and fmt.signed
+            and fmt.storage_bits in (8, 16))
+
+
 # -- public API -----------------------------------------------------------------------
 def encode(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: int | None = None,
            num_threads: int | None = None) -> np.ndarray:
@@ -210,6 +217,10 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray
             return values.astype(np.float64)
     if fmt.storage_bits > 16:
         return values_of(arr, fmt, out_dtype)
+    if _is_float16_prefix(fmt) and out_dtype == np.float32:
+        out = np.empty(arr.shape, np.float32)
+        _floatcodec.half_prefix(arr.reshape(-1), out.reshape(-1), threads)
+        return out
     out = np.empty(arr.shape, out_dtype)
     _floatcodec.gather(arr.reshape(-1), value_table(fmt, out_dtype.str), out.reshape(-1), threads)
     return out
