@@ -1,0 +1,167 @@
+"""Requantization: an int32 accumulator back to an 8-bit output, as each real kernel does it.
+
+Every method computes y = clamp(round(acc * m) + y_zero, lo, hi) with m = sx * sw / sy, but
+in its own arithmetic: fixed point (gemmlowp, TFLite, ruy) or float32 (MLAS, XNNPACK, fbgemm,
+qnnpack), with its own rounding of ties and its own order of float operations. Random data
+rarely shows the differences; ties (power-of-two scales) do. See ../shared/design/requant.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+SHIFT_ROUNDINGS = ("down", "rtz", "up", "half_up", "rne", "rna")
+
+
+# -- multiplier derivation -----------------------------------------------------------------
+def real_multiplier(input_scale, weight_scale, output_scale) -> np.ndarray:
+    """m = sx * sw / sy in double from the float32 scales, as TFLite/gemmlowp derive it."""
+    return np.float64(np.float32(input_scale)) * np.asarray(weight_scale, np.float32).astype(np.float64) \
+        / np.float64(np.float32(output_scale))
+
+
+def float32_multiplier(input_scale, weight_scale, output_scale) -> np.ndarray:
+    """m = float32(float32(sx * sw) / sy), each operation in float32 (MLAS, XNNPACK)."""
+    product = np.float32(input_scale) * np.asarray(weight_scale, np.float32)
+    return (product / np.float32(output_scale)).astype(np.float32)
+
+
+def quantize_multiplier(m, single_rounding: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite QuantizeMultiplier: m = q * 2^(shift - 31) with q a Q0.31 int32 in [2^30, 2^31).
+
+    frexp(m) = f * 2^e, q = round_half_away(f * 2^31); q == 2^31 becomes 2^30 with e + 1.
+    Multipliers below 2^-32 flush to q = 0. single_rounding caps the shift at 30 (with
+    q = 2^31 - 1), as TFLITE_SINGLE_ROUNDING builds do. Returns int64 arrays (q, shift);
+    shift > 0 means a left shift.
+    """
+    m = np.asarray(m, np.float64)
+    if m.size and not (np.all(np.isfinite(m)) and np.all(m >= 0)):
+        raise ValueError("multiplier must be finite and >= 0")
+    f, e = np.frexp(m)
+    q = np.floor(f * 2.0 ** 31 + 0.5).astype(np.int64)       # f >= 0: half away from zero
+    e = e.astype(np.int64)
+    carry = q == 1 << 31
+    q, e = np.where(carry, q // 2, q), np.where(carry, e + 1, e)
+    tiny = (e < -31) | (m == 0)
+    q, e = np.where(tiny, 0, q), np.where(tiny, 0, e)
+    if single_rounding:
+        big = e > 30
+        q, e = np.where(big, INT32_MAX, q), np.where(big, 30, e)
+    return q, e
+
+
+# -- fixed-point building blocks (gemmlowp) -------------------------------------------------
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    return ((x.astype(np.int64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
+    """gemmlowp SRDHM: (a*b + nudge) / 2^31 truncated toward zero, nudge = 2^30 or 1 - 2^30;
+    INT32_MIN * INT32_MIN saturates to INT32_MAX."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    ab = a * b
+    s = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.where(s >= 0, s >> 31, -((-s) >> 31))
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+
+
+def rounding_divide_by_pot(x, exponent) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT: x / 2^exponent rounded half away from zero."""
+    x, exponent = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + ((x & mask) > threshold)
+
+
+def shift_round(x, n, rounding: str) -> np.ndarray:
+    """x / 2^n for n >= 0 rounded as named: "down" (plain arithmetic shift), "rtz", "up",
+    "half_up" (add 2^(n-1), shift), "rne", "rna"."""
+    x, n = np.asarray(x, np.int64), np.asarray(n, np.int64)
+    if rounding not in SHIFT_ROUNDINGS:
+        raise ValueError(f"unknown shift rounding {rounding!r}; choose one of {SHIFT_ROUNDINGS}")
+    if np.any(n < 0) or np.any(n > 62):
+        raise ValueError("shift must be within 0..62")
+    floor = x >> n
+    rem = x - (floor << n)                      # in [0, 2^n)
+    half = np.where(n > 0, np.int64(1) << np.maximum(n - 1, 0), 1)   # n = 0: nothing to round
+    exact = rem == 0
+    if rounding == "down":
+        return floor
+    if rounding == "up":
+        return floor + ~exact
+    if rounding == "rtz":
+        return floor + ((x < 0) & ~exact)
+    above, tie = rem > half, (rem == half) & (n > 0)
+    if rounding == "half_up":
+        return floor + (above | tie)
+    if rounding == "rna":
+        return floor + (above | (tie & (x >= 0)))
+    return floor + (above | (tie & (floor & 1 == 1)))      # rne
+
+
+# -- the methods -----------------------------------------------------------------------------
+def _gemmlowp(acc, scales):
+    q, shift = quantize_multiplier(real_multiplier(*scales))
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    x = _wrap32(acc << left)                      # int32 multiply by 2^left, as the C code
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, q), right)
+
+
+def _tflite_single(acc, scales):
+    q, shift = quantize_multiplier(real_multiplier(*scales), single_rounding=True)
+    total = 31 - shift
+    return (acc * q + (np.int64(1) << (total - 1))) >> total
+
+
+def _ruy_x86(acc, scales):
+    q, shift = quantize_multiplier(real_multiplier(*scales))
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    high = (_wrap32(acc << left) * q + (1 << 30)) >> 31            # half up
+    return shift_round(high, right, "half_up")
+
+
+def _reference_double(acc, scales):
+    v = acc.astype(np.float64) * real_multiplier(*scales)
+    return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)  # std::round
+
+
+def _float32_rne(acc, scale32, zero, lo, hi):
+    """round_half_even(clamp(float32(acc) * scale, lo - zero, hi - zero)) + zero, in float32."""
+    v = acc.astype(np.float32) * scale32
+    v = np.clip(v, np.float32(lo - zero), np.float32(hi - zero))
+    return np.rint(v).astype(np.int64) + zero
+
+
+METHODS = {
+    # fixed point: (acc, scales) -> acc * m rounded, before the zero point and clamp
+    "gemmlowp": _gemmlowp,
+    "tflite-single": _tflite_single,
+    "ruy-x86": _ruy_x86,
+    "reference-double": _reference_double,
+    # float32, round half to even: scale = float32(float32(sx * sw) / sy)
+    "float32": None,
+}
+
+
+def requantize(acc, input_scale, weight_scale, output_scale, output_zero: int, lo: int, hi: int,
+               method: str) -> np.ndarray:
+    """acc (int64, per-channel weight scales along the last axis) -> clamp(round(acc * m) + zero).
+
+    Methods: "gemmlowp" (double rounding, ties away), "tflite-single" (one rounding, ties up),
+    "ruy-x86" (two half-up roundings), "reference-double" (std::round(double(acc) * m)),
+    "float32" (MLAS / XNNPACK: rne(float32(acc) * float32(float32(sx * sw) / sy))).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown requantization {method!r}; choose one of {tuple(METHODS)}")
+    acc = np.asarray(acc, np.int64)
+    scales = (input_scale, weight_scale, output_scale)
+    if method == "float32":
+        return _float32_rne(acc, float32_multiplier(*scales), output_zero, lo, hi)
+    return np.clip(METHODS[method](acc, scales) + output_zero, lo, hi)
+
+
+def requantize_shift(acc, shift, output_zero: int, lo: int, hi: int, rounding: str = "half_up") -> np.ndarray:
+    """Power-of-two requantization (many NPUs): clamp(round(acc / 2^shift) + zero, lo, hi)."""
+    return np.clip(shift_round(acc, shift, rounding) + output_zero, lo, hi)

@@ -1,0 +1,1 @@
+"""Runners for the real kernels qsim is checked against (onnxruntime, torch, LiteRT)."""
