@@ -1,0 +1,132 @@
+"""Slow scalar reference for the integer datapath, written from the rules in
+../shared/design/requant.md with Python integers (and Python doubles rounded to float32
+through struct, one correctly rounded operation at a time). Tests hold the array code to it.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from fractions import Fraction
+
+
+# -- accumulators ------------------------------------------------------------------------------
+def dot_terms(a_row, b_col, pairs: bool = False) -> list[int]:
+    """The terms an accumulator adds: products, or fbgemm's int16-saturated product pairs."""
+    products = [int(x) * int(y) for x, y in zip(a_row, b_col)]
+    if not pairs:
+        return products
+    if len(products) % 2:
+        products.append(0)
+    return [max(-32768, min(32767, products[i] + products[i + 1])) for i in range(0, len(products), 2)]
+
+
+def accumulate(terms: list[int], bits: int, overflow: str, order: str) -> tuple[int, int]:
+    """(result, number of additions that left the range) of summing terms from 0."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    events = 0
+
+    def add(x: int, y: int) -> int:
+        nonlocal events
+        s = x + y
+        if lo <= s <= hi:
+            return s
+        events += 1
+        if overflow == "saturate":
+            return lo if s < lo else hi
+        return (s - lo) % (1 << bits) + lo
+
+    if order == "pairwise":
+        level = list(terms)
+        while len(level) > 1:
+            nxt = [add(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+        return (add(0, level[0]) if level else 0), events
+    acc = 0
+    for t in (reversed(terms) if order == "reversed" else terms):
+        acc = add(acc, t)
+    return acc, events
+
+
+# -- requantization ------------------------------------------------------------------------------
+def f32(x: float) -> float:
+    """x rounded to float32 (round half to even), as a Python float."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def multiplier(sx: float, sw: float, sy: float) -> float:
+    return float(f32(sx)) * float(f32(sw)) / float(f32(sy))
+
+
+def quantize_multiplier(m: float, single_rounding: bool = False) -> tuple[int, int]:
+    if m == 0:
+        return 0, 0
+    f, e = math.frexp(m)
+    q = math.floor(f * 2 ** 31 + 0.5)
+    if q == 1 << 31:
+        q, e = q // 2, e + 1
+    if e < -31:
+        return 0, 0
+    if single_rounding and e > 30:
+        return (1 << 31) - 1, 30
+    return q, e
+
+
+def _to_int32(x: int) -> int:
+    return (x + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def _div_trunc(x: int, d: int) -> int:
+    q = abs(x) // d
+    return q if x >= 0 else -q
+
+
+def gemmlowp(acc: int, m: float) -> int:
+    q, shift = quantize_multiplier(m)
+    x = _to_int32(acc * 2 ** max(shift, 0))
+    if x == q == -(1 << 31):
+        high = (1 << 31) - 1
+    else:
+        ab = x * q
+        high = _div_trunc(ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30)), 1 << 31)
+    right = max(-shift, 0)
+    if right == 0:
+        return high
+    quotient, rem = divmod(abs(high), 1 << right)       # half away from zero
+    rounded = quotient + (2 * rem >= (1 << right))
+    return rounded if high >= 0 else -rounded
+
+
+def tflite_single(acc: int, m: float) -> int:
+    q, shift = quantize_multiplier(m, single_rounding=True)
+    return math.floor(Fraction(acc * q, 2 ** (31 - shift)) + Fraction(1, 2))     # half up
+
+
+def ruy_x86(acc: int, m: float) -> int:
+    q, shift = quantize_multiplier(m)
+    high = math.floor(Fraction(_to_int32(acc * 2 ** max(shift, 0)) * q, 2 ** 31) + Fraction(1, 2))
+    return math.floor(Fraction(high, 2 ** max(-shift, 0)) + Fraction(1, 2))        # half up again
+
+
+def reference_double(acc: int, m: float) -> int:
+    v = float(acc) * m
+    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
+def float32_rne(acc: int, sx: float, sw: float, sy: float) -> int:
+    scale = f32(f32(f32(sx) * f32(sw)) / f32(sy))
+    return round(f32(f32(float(acc)) * scale))          # Python round: half to even
+
+
+def shift_round(x: int, n: int, rounding: str) -> int:
+    q, r = divmod(x, 1 << n)          # floor division, r >= 0
+    half = (1 << n) / 2
+    if r == 0:
+        return q
+    return {
+        "down": q, "up": q + 1, "rtz": q + (x < 0),
+        "half_up": q + (r >= half), "rna": q + (r > half or (r == half and x >= 0)),
+        "rne": q + (r > half or (r == half and q % 2 == 1)),
+    }[rounding]
