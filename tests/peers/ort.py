@@ -6,14 +6,19 @@ new shape reuses the session. Scales and zero points are graph inputs, so new va
 it too; a per-channel scale is a rank-1 input and gets its own session.
 
 `const_weights=True` (QLinearMatMul, QLinearConv, MatMulInteger, ConvInteger) makes the
-weight tensor, its scale and zero point, the activation zero point and the bias initializers,
-as in a deployed model. ONNX Runtime pre-packs constant weights and may pick a different
-kernel (QLinearConv with int8 weights whose zero points are all 0 takes MLAS's fused
-"ConvSym" kernel); each distinct constant set gets its own session.
+weights, their scale and zero point (and for QLinearConv the bias and the activation zero
+point) initializers, as in a deployed model; each distinct constant set gets its own session.
+ONNX Runtime pre-packs constant weights and may then pick another kernel.
 
-Which arithmetic each kernel performs, verified bit-exact, is recorded in the peer report
-(REPORT.md of the ORT helper); in short: int32 accumulation that wraps modulo 2^32, then
-round_half_even(clamp(float32(acc) * float32(float32(sa * sb) / sy))) + zy.
+Arithmetic verified bit-exact on x86-64 (onnxruntime 1.32, AVX-512 VNNI CPU):
+acc = sum((a - za) * (b - zb)) [+ bias] in int32, wrapping modulo 2^32; then
+y = rne(clamp(float32(acc) * float32(float32(sa * sb) / sy), qmin - zy, qmax - zy)) + zy
+with rne = round half to even and a NaN product giving qmin. One exception: QLinearConv
+with uint8 x, constant int8 w whose zero points are all 0 and a constant x zero point
+(MLAS "ConvSym"; per its source: group 1 with M >= 16 and M, C multiples of 4, or depthwise
+with a multiple of 16 groups) sums the raw x * w products with int32 saturation, in order,
+before the zero-point and bias correction. QuantizeLinear: saturate(rne(x / scale) + zp),
+a true float32 division, NaN -> qmin.
 """
 
 from functools import cache
@@ -39,10 +44,12 @@ def _session(op: str, inputs: tuple, out: tuple, attrs: tuple, consts: tuple):
     names = [spec[0] if spec else "" for spec in inputs]
     while names and names[-1] == "":
         names.pop()
-    graph_inputs = [helper.make_tensor_value_info(name, _onnx_type(dtype),
-                                                  [f"{name}_d{i}" for i in range(rank)])
-                    for spec in inputs if spec and spec[0] not in const_names
-                    for name, dtype, rank in [spec]]
+    graph_inputs = []
+    for spec in inputs:
+        if spec and spec[0] not in const_names:
+            name, dtype, rank = spec
+            dims = [f"{name}_d{i}" for i in range(rank)]  # symbolic: any shape reuses the session
+            graph_inputs.append(helper.make_tensor_value_info(name, _onnx_type(dtype), dims))
     initializers = [onnx.numpy_helper.from_array(
                         np.frombuffer(raw, dtype).reshape(shape), name)
                     for name, dtype, shape, raw in consts]
@@ -61,15 +68,16 @@ def _session(op: str, inputs: tuple, out: tuple, attrs: tuple, consts: tuple):
                                 providers=["CPUExecutionProvider"])
 
 
-def _run(op: str, out_dtype, feeds: list, attrs: dict | None = None, const: tuple = ()):
+def _run(op: str, out_dtype, feeds: list, attrs: dict | None = None, const: tuple = (),
+         out_rank: int | None = None):
     """feeds: [(onnx input name, value or None)] in the op's input order; the names in
-    `const` become initializers."""
+    `const` become initializers. The output rank defaults to the first input's."""
     arrays = [(name, None if v is None else np.asarray(v, order="C")) for name, v in feeds]
     inputs = tuple(None if v is None else (name, v.dtype.str, v.ndim) for name, v in arrays)
     consts = tuple((name, v.dtype.str, v.shape, v.tobytes())
                    for name, v in arrays if v is not None and name in const)
     attrs = tuple(sorted((k, v) for k, v in (attrs or {}).items() if v is not None))
-    out = (np.dtype(out_dtype).str, max(v.ndim for _, v in arrays[:2] if v is not None))
+    out = (np.dtype(out_dtype).str, arrays[0][1].ndim if out_rank is None else out_rank)
     session = _session(op, inputs, out, attrs, consts)
     return session.run(None, {name: v for name, v in arrays
                               if v is not None and name not in const})[0]
@@ -94,7 +102,8 @@ def qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, *, const_w
              ("b", b), ("b_scale", _f32(b_scale)), ("b_zero_point", b_zp),
              ("y_scale", _f32(y_scale)), ("y_zero_point", y_zp)]
     const = ("b", "b_scale", "b_zero_point") if const_weights else ()
-    return _run("QLinearMatMul", np.asarray(y_zp).dtype, feeds, const=const)
+    return _run("QLinearMatMul", np.asarray(y_zp).dtype, feeds, const=const,
+                out_rank=max(np.ndim(a), np.ndim(b)))
 
 
 def qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias=None,
@@ -118,7 +127,7 @@ def matmul_integer(a, b, a_zp=None, b_zp=None, *, const_weights=False):
     b: uint8/int8 [K, N]; a_zp scalar, b_zp scalar or shape [N]."""
     feeds = [("A", a), ("B", b), ("a_zero_point", a_zp), ("b_zero_point", b_zp)]
     const = ("B", "b_zero_point") if const_weights else ()
-    return _run("MatMulInteger", np.int32, feeds, const=const)
+    return _run("MatMulInteger", np.int32, feeds, const=const, out_rank=max(np.ndim(a), np.ndim(b)))
 
 
 def conv_integer(x, w, x_zp=None, w_zp=None, strides=None, pads=None, dilations=None,

@@ -1,0 +1,11 @@
+"""Datapaths: modelled accumulators, integer GEMM and convolution, requantization as real
+kernels do it, and named presets of whole integer kernel paths."""
+
+from .accumulate import Accumulator, a2q_bits, int_matmul
+from .conv import int_conv
+from .integer import PRESETS, IntDatapath, get_datapath, qlinear_conv, qlinear_matmul, quantize_bias
+from .requant import quantize_multiplier, requantize, requantize_shift
+
+__all__ = ["Accumulator", "a2q_bits", "int_matmul", "int_conv", "IntDatapath", "PRESETS", "get_datapath",
+           "qlinear_matmul", "qlinear_conv", "quantize_bias", "quantize_multiplier", "requantize",
+           "requantize_shift"]
