@@ -116,3 +116,26 @@ def test_bad_requant_arguments():
         shift_round(np.zeros(2), 1, "nearest")
     with pytest.raises(ValueError, match="shift"):
         shift_round(np.zeros(2), -1, "down")
+
+
+def test_fma_float32_rounds_once():
+    """Against exact rationals: float32(a * b + c) with a single rounding, ties to even."""
+    from fractions import Fraction
+
+    from qsim.datapaths.requant import fma_float32
+    rng = np.random.default_rng(12)
+    a = rng.normal(0, 1, 3000).astype(np.float32)
+    b = rng.normal(0, 1, 3000).astype(np.float32)
+    c = (-(a.astype(np.float64) * b) + rng.normal(0, 1e-6, 3000)).astype(np.float32)   # cancellation
+    c[::3] = rng.normal(0, 1e6, 1000).astype(np.float32)
+    got = fma_float32(a, b, c)
+    for x, y, z, g in zip(a, b, c, got):
+        exact = Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z))
+        want = ref.f32(float(exact))            # double first: check it is not a double-rounding case
+        lo, hi = np.nextafter(np.float32(want), np.float32(-np.inf)), np.nextafter(np.float32(want), np.float32(np.inf))
+        errs = {v: abs(Fraction(float(v)) - exact) for v in (np.float32(want), lo, hi)}
+        best = min(errs.values())
+        winners = [v for v, e in errs.items() if e == best]
+        if len(winners) > 1:                    # exact tie between two floats: the even one
+            winners = [v for v in winners if int(np.float32(v).view(np.uint32)) % 2 == 0]
+        assert g == winners[0], (x, y, z)

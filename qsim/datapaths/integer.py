@@ -16,7 +16,7 @@ import numpy as np
 from ..formats import IntFormat, format as get_format
 from .accumulate import Accumulator, int_matmul
 from .conv import int_conv
-from .requant import METHODS, SHIFT_ROUNDINGS, real_multiplier, requantize, requantize_shift
+from .requant import FLOAT_BIAS_METHODS, METHODS, SHIFT_ROUNDINGS, real_multiplier, requantize, requantize_shift
 
 BIAS_KINDS = ("int32", "float")
 ACTIVATIONS = (None, "relu", "relu6")
@@ -29,8 +29,8 @@ class IntDatapath:
     accumulator: width, overflow and order of the dot products.
     requant: a method of qsim.datapaths.requant.requantize, or "shift" (power of two with
     `shift_rounding`; the multiplier must be an exact power of two).
-    bias: "int32" adds an integer bias in the accumulator; "float" is fbgemm's float bias
-    (requant must then be "fbgemm").
+    bias: "int32" adds an integer bias in the accumulator; "float" hands a float bias to the
+    PyTorch requantizations ("fbgemm" adds it in float, "qnnpack" quantizes it its own way).
     """
 
     name: str = "custom"
@@ -49,6 +49,8 @@ class IntDatapath:
             raise ValueError(f"unknown shift_rounding {self.shift_rounding!r}; choose one of {SHIFT_ROUNDINGS}")
         if self.bias not in BIAS_KINDS:
             raise ValueError(f"bias must be one of {BIAS_KINDS}, got {self.bias!r}")
+        if (self.bias == "float") != (self.requant in FLOAT_BIAS_METHODS):
+            raise ValueError(f"bias='float' goes with requant in {FLOAT_BIAS_METHODS} and only with them")
 
 
 def get_datapath(spec) -> IntDatapath:
@@ -150,13 +152,14 @@ def _finish(acc, events, bias, x_scale, w_scale, y_scale, y_zero, lo, hi, path: 
         fitted = accumulator.fit(total)
         events = events + (fitted != total)
         acc = fitted
+    float_bias = bias if path.bias == "float" else None
     if path.requant == "shift":
         shift = -np.log2(real_multiplier(x_scale, w_scale, y_scale))
         if not np.all(shift == np.round(shift)) or np.any(shift < 0):
             raise ValueError("requant='shift' needs x_scale * w_scale / y_scale = 2^-n, n >= 0")
         y = requantize_shift(acc, shift.astype(np.int64), y_zero, lo, hi, path.shift_rounding)
     else:
-        y = requantize(acc, x_scale, w_scale, y_scale, y_zero, lo, hi, path.requant)
+        y = requantize(acc, x_scale, w_scale, y_scale, y_zero, lo, hi, path.requant, float_bias)
     return y, events
 
 
@@ -221,4 +224,13 @@ PRESETS: dict[str, IntDatapath] = _presets(
     IntDatapath("onnxruntime-x86", Accumulator(32, "wrap"), "float32", description=(
         "ONNX Runtime MLAS on x86 (QLinearMatMul, QLinearConv): int32 wrapping accumulator, int32 "
         "bias, float32(acc) * float32(float32(sa * sb) / sy) clamped, rounded half to even")),
+    IntDatapath("fbgemm-vnni", Accumulator(32, "wrap"), "fbgemm", bias="float", description=(
+        "PyTorch quantized::linear on fbgemm with VNNI (VPDPBUSD, exact sums); float bias added to "
+        "float32(acc) (per tensor by FMA with a double reciprocal), times float32(sx * sw) / sy, half even")),
+    IntDatapath("fbgemm-avx2", Accumulator(32, "wrap", pair_saturate16=True), "fbgemm", bias="float",
+                description="fbgemm without VNNI (FBGEMM_ENABLE_INSTRUCTIONS=AVX2): as fbgemm-vnni, but raw "
+                            "u8 x s8 product pairs saturate to int16 (VPMADDUBSW) before the int32 sum"),
+    IntDatapath("qnnpack", Accumulator(32, "wrap"), "qnnpack", bias="float", description=(
+        "PyTorch qnnpack: float bias quantized as rne(bias * (1 / float32(double(sw) * double(sx)))), "
+        "int32 accumulator, float32(acc) * (sw * sx) * (1 / sy), half even")),
 )

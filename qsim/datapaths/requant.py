@@ -134,6 +134,61 @@ def _float32_rne(acc, scale32, zero, lo, hi):
     return np.rint(v).astype(np.int64) + zero
 
 
+def fma_float32(a, b, c) -> np.ndarray:
+    """float32(a * b + c) rounded once, as a fused multiply-add: a * b is exact in double; the
+    double sum is rounded to odd (TwoSum gives its error), and rounding a round-to-odd double
+    to float32 is then correctly rounded (53 >= 24 + 2 bits)."""
+    p = np.asarray(a, np.float32).astype(np.float64) * np.asarray(b, np.float32).astype(np.float64)
+    c = np.asarray(c, np.float32).astype(np.float64)
+    s = p + c
+    bp = s - p
+    err = (p - (s - bp)) + (c - bp)
+    inexact = err != 0
+    toward_zero = inexact & (np.sign(err) != np.sign(s))
+    s = np.where(toward_zero, np.nextafter(s, 0), s)
+    odd = s.view(np.int64) | inexact.astype(np.int64)
+    return odd.view(np.float64).astype(np.float32)
+
+
+def _cvtps2dq(v: np.ndarray) -> np.ndarray:
+    """x86 CVTPS2DQ: round half to even; NaN or out of int32 range gives INT32_MIN."""
+    ok = np.isfinite(v) & (np.abs(v) < np.float32(2.0 ** 31))
+    return np.where(ok, np.rint(np.where(ok, v, 0)), INT32_MIN).astype(np.int64)
+
+
+def _fbgemm(acc, scales, float_bias):
+    """fbgemm requantizeOutputProcessing: the float bias joins float32(acc) before scaling;
+    per tensor through an FMA with a reciprocal computed in double, per channel by a float32
+    division and a separate add."""
+    sx, sw, sy = scales
+    atw = np.float32(sx) * np.asarray(sw, np.float32)
+    xf = acc.astype(np.float32)
+    if float_bias is not None:
+        bias = np.asarray(float_bias, np.float32)
+        if atw.ndim == 0:
+            xf = fma_float32(bias, np.float32(1.0 / np.float64(atw)), xf)
+        else:
+            xf = xf + bias / atw
+    return _cvtps2dq(xf * (atw / np.float32(sy)))
+
+
+def qnnpack_bias(float_bias, x_scale, w_scale) -> np.ndarray:
+    """PyTorch qnnpack's int32 bias: rne(bias * float32(1 / float32(double(sw) * double(sx))))."""
+    bias_scale = (np.asarray(w_scale, np.float32).astype(np.float64) * np.float64(np.float32(x_scale))).astype(np.float32)
+    q = np.rint(np.asarray(float_bias, np.float32) * (np.float32(1) / bias_scale))
+    return np.where(np.isnan(q), INT32_MIN, np.clip(np.nan_to_num(q), INT32_MIN, INT32_MAX)).astype(np.int64)
+
+
+def _qnnpack(acc, scales, float_bias):
+    """PyTorch qnnpack q8gemm: bias quantized (qnnpack_bias) and added in the wrapping int32
+    accumulator; scale (float32(sw) * float32(sx)) * (1 / float32(sy)) in float32."""
+    sx, sw, sy = scales
+    if float_bias is not None:
+        acc = _wrap32(acc + qnnpack_bias(float_bias, sx, sw))
+    scale = (np.asarray(sw, np.float32) * np.float32(sx)) * (np.float32(1) / np.float32(sy))
+    return _cvtps2dq(acc.astype(np.float32) * scale)
+
+
 METHODS = {
     # fixed point: (acc, scales) -> acc * m rounded, before the zero point and clamp
     "gemmlowp": _gemmlowp,
@@ -142,23 +197,33 @@ METHODS = {
     "reference-double": _reference_double,
     # float32, round half to even: scale = float32(float32(sx * sw) / sy)
     "float32": None,
+    # PyTorch's kernels, which take a float bias: (acc, scales, float_bias) -> rounded value
+    "fbgemm": _fbgemm,
+    "qnnpack": _qnnpack,
 }
+FLOAT_BIAS_METHODS = ("fbgemm", "qnnpack")
 
 
 def requantize(acc, input_scale, weight_scale, output_scale, output_zero: int, lo: int, hi: int,
-               method: str) -> np.ndarray:
+               method: str, float_bias=None) -> np.ndarray:
     """acc (int64, per-channel weight scales along the last axis) -> clamp(round(acc * m) + zero).
 
     Methods: "gemmlowp" (double rounding, ties away), "tflite-single" (one rounding, ties up),
     "ruy-x86" (two half-up roundings), "reference-double" (std::round(double(acc) * m)),
-    "float32" (MLAS / XNNPACK: rne(float32(acc) * float32(float32(sx * sw) / sy))).
+    "float32" (MLAS / XNNPACK: rne(float32(acc) * float32(float32(sx * sw) / sy))),
+    "fbgemm" and "qnnpack" (PyTorch; these take `float_bias`, the others an int32 bias already
+    in acc).
     """
     if method not in METHODS:
         raise ValueError(f"unknown requantization {method!r}; choose one of {tuple(METHODS)}")
     acc = np.asarray(acc, np.int64)
     scales = (input_scale, weight_scale, output_scale)
+    if float_bias is not None and method not in FLOAT_BIAS_METHODS:
+        raise ValueError(f"requantization {method!r} takes an int32 bias in the accumulator, not a float bias")
     if method == "float32":
         return _float32_rne(acc, float32_multiplier(*scales), output_zero, lo, hi)
+    if method in FLOAT_BIAS_METHODS:
+        return np.clip(METHODS[method](acc, scales, float_bias) + output_zero, lo, hi)
     return np.clip(METHODS[method](acc, scales) + output_zero, lo, hi)
 
 

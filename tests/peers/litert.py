@@ -1,22 +1,31 @@
 """LiteRT (TFLite) peer: run one int8 FULLY_CONNECTED node on a chosen kernel path.
 
 The model is built in memory with the flatbuffer schema shipped inside ai_edge_litert
-(``ai_edge_litert.schema_py_generated``, object API) - no TensorFlow needed.
+(``ai_edge_litert.schema_py_generated``, object API; file identifier "TFL3", schema
+version 3) - no TensorFlow needed.
 
     y = fully_connected(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp,
                         activation=None, path="reference")
 
 path
-    "reference"  BUILTIN_REF resolver: reference kernels, no delegate.
+    "reference"  BUILTIN_REF resolver: reference kernel, no delegate.
     "optimized"  BUILTIN_WITHOUT_DEFAULT_DELEGATES: optimized builtin kernel (ruy GEMM).
-    "xnnpack"    BUILTIN: default XNNPACK delegate. A ``NotDelegatedError`` is raised if
-                 XNNPACK declined the node (e.g. multiplier >= 256), so a test never
-                 silently compares against the builtin kernel instead.
+    "xnnpack"    BUILTIN: the default XNNPACK delegate. ``NotDelegatedError`` is raised if
+                 XNNPACK does not take the node (e.g. requantization scale >= 256, weight
+                 zero point != 0), so a test never silently runs the builtin kernel instead.
+                 Every new interpreter is checked (``delegated``): the xnnpack path must
+                 hold a DELEGATE node producing the FC output, the other paths must not.
 
-Shapes: x int8 [B, K]; w int8 [N, K] (constant, symmetric, zero point 0); w_scale scalar
-(per-tensor) or 1-D of length N (per-channel, quantized_dimension 0); bias int32 [N] or None
-(scale x_scale * w_scale, zero point 0); output int8 [B, N]. Scales are stored as float32
-in the flatbuffer, as in any .tflite file.
+Shapes: x int8 [B, K]; w int8 [N, K] (constant, symmetric: zero point 0); w_scale scalar
+(per-tensor) or 1-D of length N (per-channel, quantized_dimension 0; a length-1 array is
+per-tensor); bias int32 [N] or None (scale float32(x_scale) * float32(w_scale), zero
+point 0); output int8 [B, N]. Scales are stored as float32, as in any .tflite file.
+num_threads=1. Interpreters are cached per (path, batch, weights, bias, scales, zero
+points, activation).
+
+Measured arithmetic (LiteRT 2.3.0, x86-64 AVX-512; see the qsim LiteRT peer report):
+reference = std::round(acc * m) in double (ties away); optimized = ruy x86 fixed point,
+two roundings toward +inf; xnnpack = float32 multiply, round half to even.
 """
 from __future__ import annotations
 
@@ -173,6 +182,9 @@ def fully_connected(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp,
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
         raise ValueError("need x [B, K] and w [N, K]")
     batch = x.shape[0]
+    for name, zp in (("x_zp", x_zp), ("y_zp", y_zp)):
+        if not -128 <= int(zp) <= 127:
+            raise ValueError(f"{name} must be in [-128, 127]")
     w_scale_f = np.asarray(w_scale, dtype=np.float32)
     bias_a = None if bias is None else np.asarray(bias, dtype=np.int32)
     # The batch is part of the key: one interpreter per shape keeps the XNNPACK delegate

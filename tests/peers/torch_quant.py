@@ -7,12 +7,15 @@ x: uint8 [M, K] (quint8 activations); w: int8 [N, K] (qint8 weights); w_scale / 
 scalar (per tensor) or 1-D of length N (per channel, axis 0); bias float32 [N] or None.
 Returns the uint8 codes [M, N] of the quint8 output.
 
-engine: "fbgemm", "x86" (linear runs fbgemm's kernel), "qnnpack" (or "onednn").
-isa: None runs in this process (fbgemm picks the best instruction set: AVX512-VNNI here).
-"AVX2" (or any FBGEMM_ENABLE_INSTRUCTIONS value, e.g. "AVX512") runs in a subprocess with
-FBGEMM_ENABLE_INSTRUCTIONS set, because fbgemm reads it once at start-up. The AVX2 path
-sums u8*s8 products in pairs with int16 saturation (VPMADDUBSW). quantized_linear_many
-runs a list of cases in one subprocess to pay the torch start-up once.
+engine: "fbgemm"; "x86" (for linear this is fbgemm's kernel, bit for bit); "qnnpack";
+"onednn" also runs (symmetric weights only) but its arithmetic is not characterised.
+isa: None runs in this process: fbgemm uses the best instruction set it finds (VPDPBUSD,
+exact, on an AVX512-VNNI machine) unless FBGEMM_ENABLE_INSTRUCTIONS was already set.
+"AVX2" (or another FBGEMM_ENABLE_INSTRUCTIONS value; "AVX512" without VNNI behaves the same)
+runs in a subprocess with that variable set, because fbgemm reads it once at start-up;
+those paths sum u8*s8 products in pairs (k = 2j, 2j+1) with int16 saturation (VPMADDUBSW).
+It affects engines fbgemm and x86. quantized_linear_many runs a list of cases in one
+subprocess, so the torch start-up (about 2 s) is paid once.
 """
 import os
 import subprocess
