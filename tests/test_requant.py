@@ -10,9 +10,12 @@ from qsim.datapaths.requant import (METHODS, SHIFT_ROUNDINGS, quantize_multiplie
 SCALAR = {
     "gemmlowp": lambda acc, s: ref.gemmlowp(acc, ref.multiplier(*s)),
     "tflite-single": lambda acc, s: ref.tflite_single(acc, ref.multiplier(*s)),
-    "ruy-x86": lambda acc, s: ref.ruy_x86(acc, ref.multiplier(*s)),
+    "ruy-x86": lambda acc, s: ref.ruy_x86(acc, ref.f32(ref.f32(s[0]) * ref.f32(s[1])) / ref.f32(s[2])),
     "reference-double": lambda acc, s: ref.reference_double(acc, ref.multiplier(*s)),
     "float32": lambda acc, s: ref.float32_rne(acc, *s),
+    "xnnpack": lambda acc, s: ref.xnnpack(acc, *s, 0, -128, 127),
+    "fbgemm": lambda acc, s: ref.fbgemm(acc, *s, bias=None, per_channel=False),
+    "qnnpack": lambda acc, s: ref.qnnpack(acc, *s, bias=None),
 }
 
 
@@ -36,9 +39,27 @@ def test_method_matches_scalar_reference(method):
     rng = np.random.default_rng(len(method))
     accs = accumulators(rng)
     for scales in scale_cases(rng, 30):
-        got = requantize(accs, *scales, 0, -(1 << 40), 1 << 40, method)
+        lo, hi = (-128, 127) if method == "xnnpack" else (-(1 << 40), 1 << 40)
+        got = requantize(accs, *scales, 0, lo, hi, method)
         want = [SCALAR[method](int(a), scales) for a in accs]
+        if method not in ("float32", "xnnpack"):          # the zero point joins in int32
+            want = [ref._to_int32(v) for v in want]
         np.testing.assert_array_equal(got, np.array(want, np.int64), err_msg=f"scales {scales}")
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_float_bias_methods_match_scalar_reference(per_channel):
+    rng = np.random.default_rng(4)
+    accs = accumulators(rng)[:80]
+    for sx, sw, sy in scale_cases(rng, 12):
+        bias = np.float32(rng.normal(0, 50) * sx * sw)
+        w = np.full(accs.shape, sw, np.float32) if per_channel else sw
+        b = np.full(accs.shape, bias, np.float32)
+        fb = requantize(accs, sx, w, sy, 0, -(1 << 40), 1 << 40, "fbgemm", b)
+        qn = requantize(accs, sx, w, sy, 0, -(1 << 40), 1 << 40, "qnnpack", b)
+        for i, acc in enumerate(accs):
+            assert fb[i] == ref.fbgemm(int(acc), sx, sw, sy, float(bias), per_channel)
+            assert qn[i] == ref.qnnpack(int(acc), sx, sw, sy, float(bias))
 
 
 def test_per_channel_scales_apply_along_the_last_axis():
@@ -46,6 +67,8 @@ def test_per_channel_scales_apply_along_the_last_axis():
     acc = rng.integers(-50000, 50000, (4, 3))
     sw = np.array([0.01, 0.02, 0.5], np.float32)
     for method in METHODS:
+        if method == "ruy-x86":          # derives its per-tensor multiplier differently
+            continue
         got = requantize(acc, 0.1, sw, 0.3, 5, -128, 127, method)
         for c in range(3):
             np.testing.assert_array_equal(got[:, c], requantize(acc[:, c], 0.1, sw[c], 0.3, 5, -128, 127, method))

@@ -102,9 +102,10 @@ def _zero(z, fmt: IntFormat, what: str, size: int | None = None) -> np.ndarray:
     return z.astype(np.int64)
 
 
-def activation_range(activation, y_scale, y_zero: int, fmt: IntFormat) -> tuple[int, int]:
-    """Output clamp: the format's range, narrowed by a fused ReLU (at the zero point) or ReLU6
-    (at y_zero + round_half_away(float32(6) / y_scale), as TFLite quantizes 6.0)."""
+def activation_range(activation, y_scale, y_zero: int, fmt: IntFormat, requant: str = "") -> tuple[int, int]:
+    """Output clamp: the format's range, narrowed by a fused ReLU (at the zero point) or ReLU6.
+    TFLite quantizes 6.0 as y_zero + round_half_away(float32(6) / y_scale); XNNPACK as
+    rint(float32(6) / y_scale + y_zero) in float32, ties to even."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     lo, hi = fmt.qmin, fmt.qmax
@@ -112,7 +113,11 @@ def activation_range(activation, y_scale, y_zero: int, fmt: IntFormat) -> tuple[
         lo = max(lo, y_zero)
     if activation == "relu6":
         six = np.float32(6.0) / np.float32(y_scale)
-        hi = min(hi, y_zero + int(np.sign(six) * np.floor(np.abs(six) + np.float32(0.5))))
+        if requant == "xnnpack":
+            bound = int(np.rint(np.clip(six + np.float32(y_zero), fmt.qmin, fmt.qmax)))
+        else:
+            bound = y_zero + int(np.floor(six + np.float32(0.5)))         # six > 0: half away
+        hi = min(hi, bound)
     return lo, hi
 
 
@@ -144,7 +149,7 @@ def quantize_bias(bias, x_scale, w_scale) -> np.ndarray:
 
 
 # -- the layers -------------------------------------------------------------------------------
-def _finish(acc, events, bias, x_scale, w_scale, y_scale, y_zero, lo, hi, path: IntDatapath):
+def _finish(acc, events, bias, x_scale, w_scale, y_scale, y_zero, lo, hi, path: IntDatapath, yf: IntFormat):
     """acc + bias in the accumulator, then requantization and the output clamp."""
     accumulator = path.accumulator
     if bias is not None and path.bias == "int32":
@@ -159,7 +164,8 @@ def _finish(acc, events, bias, x_scale, w_scale, y_scale, y_zero, lo, hi, path: 
             raise ValueError("requant='shift' needs x_scale * w_scale / y_scale = 2^-n, n >= 0")
         y = requantize_shift(acc, shift.astype(np.int64), y_zero, lo, hi, path.shift_rounding)
     else:
-        y = requantize(acc, x_scale, w_scale, y_scale, y_zero, lo, hi, path.requant, float_bias)
+        y = requantize(acc, x_scale, w_scale, y_scale, y_zero, lo, hi, path.requant, float_bias,
+                       (yf.qmin, yf.qmax))
     return y, events
 
 
@@ -183,9 +189,9 @@ def qlinear_matmul(a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero, bias
     sa, sb, sy = _scale(a_scale, "a_scale"), _scale(b_scale, "b_scale", n), _scale(y_scale, "y_scale")
     za, zb, zy = _zero(a_zero, af, "a_zero"), _zero(b_zero, bf, "b_zero", n), _zero(y_zero, yf, "y_zero")
     bias = _bias(bias, path, n)
-    lo, hi = activation_range(activation, sy, int(zy), yf)
+    lo, hi = activation_range(activation, sy, int(zy), yf, path.requant)
     acc, events = int_matmul(a, b, za, zb, path.accumulator, return_events=True, num_threads=num_threads)
-    y, events = _finish(acc, events, bias, sa, sb, sy, int(zy), lo, hi, path)
+    y, events = _finish(acc, events, bias, sa, sb, sy, int(zy), lo, hi, path, yf)
     y = y.astype(np.int8 if yf.signed else np.uint8)
     return (y, events) if return_events else y
 
@@ -206,12 +212,12 @@ def qlinear_conv(x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias=N
     sx, sw, sy = _scale(x_scale, "x_scale"), _scale(w_scale, "w_scale", c_out), _scale(y_scale, "y_scale")
     zx, zw, zy = _zero(x_zero, xf, "x_zero"), _zero(w_zero, wf, "w_zero", c_out), _zero(y_zero, yf, "y_zero")
     bias = _bias(bias, path, c_out)
-    lo, hi = activation_range(activation, sy, int(zy), yf)
+    lo, hi = activation_range(activation, sy, int(zy), yf, path.requant)
     acc, events = int_conv(x, w, zx, zw, stride, padding, dilation, groups, path.accumulator,
                            return_events=True, num_threads=num_threads)
     # channels last for per-channel requantization, then back
     acc_last, ev_last = np.moveaxis(acc, 1, -1), np.moveaxis(events, 1, -1)
-    y, ev_last = _finish(acc_last, ev_last, bias, sx, sw, sy, int(zy), lo, hi, path)
+    y, ev_last = _finish(acc_last, ev_last, bias, sx, sw, sy, int(zy), lo, hi, path, yf)
     y = np.moveaxis(y, -1, 1).astype(np.int8 if yf.signed else np.uint8)
     return (y, np.moveaxis(ev_last, -1, 1)) if return_events else y
 
@@ -224,6 +230,18 @@ PRESETS: dict[str, IntDatapath] = _presets(
     IntDatapath("onnxruntime-x86", Accumulator(32, "wrap"), "float32", description=(
         "ONNX Runtime MLAS on x86 (QLinearMatMul, QLinearConv): int32 wrapping accumulator, int32 "
         "bias, float32(acc) * float32(float32(sa * sb) / sy) clamped, rounded half to even")),
+    IntDatapath("xnnpack", Accumulator(32, "wrap"), "xnnpack", description=(
+        "XNNPACK qs8 (LiteRT's default delegate): int32 accumulator and bias, float32(acc) * "
+        "float32(float32(sx * sw) / sy), half even; its own ReLU6 bound and clamping order")),
+    IntDatapath("tflite-reference", Accumulator(32, "wrap"), "reference-double", description=(
+        "LiteRT reference kernels (BUILTIN_REF): std::round(double(acc) * m), m in double, one "
+        "rounding, ties away from zero")),
+    IntDatapath("tflite-ruy", Accumulator(32, "wrap"), "ruy-x86", description=(
+        "LiteRT optimized kernels on x86 (ruy): Q31 multiplier, (acc * q + 2^30) >> 31 then a "
+        "half-up rounding shift; two roundings toward +inf")),
+    IntDatapath("gemmlowp", Accumulator(32, "wrap"), "gemmlowp", description=(
+        "gemmlowp / TFLite legacy fixed point: SaturatingRoundingDoublingHighMul then "
+        "RoundingDivideByPOT (ties away from zero); double rounding")),
     IntDatapath("fbgemm-vnni", Accumulator(32, "wrap"), "fbgemm", bias="float", description=(
         "PyTorch quantized::linear on fbgemm with VNNI (VPDPBUSD, exact sums); float bias added to "
         "float32(acc) (per tensor by FMA with a double reciprocal), times float32(sx * sw) / sy, half even")),

@@ -112,7 +112,15 @@ def ruy_x86(acc: int, m: float) -> int:
 
 def reference_double(acc: int, m: float) -> int:
     v = float(acc) * m
-    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+    r = int(math.copysign(math.floor(abs(v) + 0.5), v))
+    return r if -(1 << 31) <= r < (1 << 31) else -(1 << 31)      # x86 cvttsd2si out of range
+
+
+def xnnpack(acc: int, sx: float, sw: float, sy: float, zero: int, lo: int, hi: int) -> int:
+    scale = f32(f32(f32(sx) * f32(sw)) / f32(sy))
+    v = min(f32(f32(float(acc)) * scale), float(hi - zero))
+    r = _to_int32(cvtps2dq(v) + zero)
+    return max(max(-128, min(127, r)), lo)
 
 
 def float32_rne(acc: int, sx: float, sw: float, sy: float) -> int:
@@ -130,3 +138,49 @@ def shift_round(x: int, n: int, rounding: str) -> int:
         "half_up": q + (r >= half), "rna": q + (r > half or (r == half and x >= 0)),
         "rne": q + (r > half or (r == half and q % 2 == 1)),
     }[rounding]
+
+
+def fma_f32(a: float, b: float, c: float) -> float:
+    """float32(a * b + c) with one rounding, through exact rationals."""
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    near = f32(float(exact))
+    candidates = [near, float(np_nextafter32(near, -1)), float(np_nextafter32(near, 1))]
+    errors = [abs(Fraction(v) - exact) for v in candidates]
+    best = min(errors)
+    ties = [v for v, e in zip(candidates, errors) if e == best]
+    if len(ties) > 1:
+        ties = [v for v in ties if struct.unpack("I", struct.pack("f", v))[0] % 2 == 0]
+    return ties[0]
+
+
+def np_nextafter32(x: float, direction: int) -> float:
+    bits = struct.unpack("I", struct.pack("f", x))[0]
+    if x == 0:
+        return struct.unpack("f", struct.pack("I", 1 if direction > 0 else 0x80000001))[0]
+    step = 1 if (x > 0) == (direction > 0) else -1
+    return struct.unpack("f", struct.pack("I", bits + step))[0]
+
+
+def cvtps2dq(v: float) -> int:
+    if v != v or abs(v) >= 2 ** 31:
+        return -(1 << 31)
+    return round(v)
+
+
+def fbgemm(acc: int, sx: float, sw: float, sy: float, bias: float | None, per_channel: bool) -> int:
+    atw = f32(f32(sx) * f32(sw))
+    xf = f32(float(acc))
+    if bias is not None:
+        if per_channel:
+            xf = f32(xf + f32(f32(bias) / atw))
+        else:
+            xf = fma_f32(f32(bias), f32(1.0 / atw), xf)
+    return cvtps2dq(f32(xf * f32(atw / f32(sy))))
+
+
+def qnnpack(acc: int, sx: float, sw: float, sy: float, bias: float | None) -> int:
+    if bias is not None:
+        q = f32(f32(bias) * f32(1.0 / f32(f32(sw) * f32(sx))))
+        acc = _to_int32(acc + max(-(1 << 31), min((1 << 31) - 1, round(q))))
+    scale = f32(f32(f32(sw) * f32(sx)) * f32(1.0 / f32(sy)))
+    return cvtps2dq(f32(f32(float(acc)) * scale))

@@ -116,15 +116,24 @@ def _tflite_single(acc, scales):
 
 
 def _ruy_x86(acc, scales):
-    q, shift = quantize_multiplier(real_multiplier(*scales))
+    """LiteRT's optimized x86 path (ruy). Per tensor it derives m from float32(sx * sw)."""
+    sx, sw, sy = scales
+    if np.ndim(sw) == 0:
+        m = np.float64(np.float32(sx) * np.float32(sw)) / np.float64(np.float32(sy))
+    else:
+        m = real_multiplier(*scales)
+    q, shift = quantize_multiplier(m)
     left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
     high = (_wrap32(acc << left) * q + (1 << 30)) >> 31            # half up
     return shift_round(high, right, "half_up")
 
 
 def _reference_double(acc, scales):
+    """LiteRT reference kernel: (int32) std::round(double(acc) * m); an out-of-range double to
+    int32 cast gives INT32_MIN on x86, and the zero point is then added in int32."""
     v = acc.astype(np.float64) * real_multiplier(*scales)
-    return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)  # std::round
+    r = np.sign(v) * np.floor(np.abs(v) + 0.5)                        # std::round: half away
+    return np.where((r >= 2.0 ** 31) | (r < -2.0 ** 31), INT32_MIN, r).astype(np.int64)
 
 
 def _float32_rne(acc, scale32, zero, lo, hi):
@@ -197,6 +206,7 @@ METHODS = {
     "reference-double": _reference_double,
     # float32, round half to even: scale = float32(float32(sx * sw) / sy)
     "float32": None,
+    "xnnpack": None,
     # PyTorch's kernels, which take a float bias: (acc, scales, float_bias) -> rounded value
     "fbgemm": _fbgemm,
     "qnnpack": _qnnpack,
@@ -205,14 +215,15 @@ FLOAT_BIAS_METHODS = ("fbgemm", "qnnpack")
 
 
 def requantize(acc, input_scale, weight_scale, output_scale, output_zero: int, lo: int, hi: int,
-               method: str, float_bias=None) -> np.ndarray:
+               method: str, float_bias=None, container: tuple[int, int] = (-128, 127)) -> np.ndarray:
     """acc (int64, per-channel weight scales along the last axis) -> clamp(round(acc * m) + zero).
 
     Methods: "gemmlowp" (double rounding, ties away), "tflite-single" (one rounding, ties up),
     "ruy-x86" (two half-up roundings), "reference-double" (std::round(double(acc) * m)),
-    "float32" (MLAS / XNNPACK: rne(float32(acc) * float32(float32(sx * sw) / sy))),
+    "float32" (MLAS: rne(clamp(float32(acc) * float32(float32(sx * sw) / sy)))), "xnnpack"
+    (the same product, XNNPACK's clamping and int8 saturation order),
     "fbgemm" and "qnnpack" (PyTorch; these take `float_bias`, the others an int32 bias already
-    in acc).
+    in acc). container: the output type's range, where XNNPACK saturates before its lower bound.
     """
     if method not in METHODS:
         raise ValueError(f"unknown requantization {method!r}; choose one of {tuple(METHODS)}")
@@ -224,7 +235,17 @@ def requantize(acc, input_scale, weight_scale, output_scale, output_zero: int, l
         return _float32_rne(acc, float32_multiplier(*scales), output_zero, lo, hi)
     if method in FLOAT_BIAS_METHODS:
         return np.clip(METHODS[method](acc, scales, float_bias) + output_zero, lo, hi)
-    return np.clip(METHODS[method](acc, scales) + output_zero, lo, hi)
+    if method == "xnnpack":
+        return _xnnpack(acc, float32_multiplier(*scales), output_zero, lo, hi, container)
+    return np.clip(_wrap32(METHODS[method](acc, scales) + output_zero), lo, hi)
+
+
+def _xnnpack(acc, scale32, zero, lo, hi, container):
+    """XNNPACK fully connected: only the upper bound is applied in float before CVTPS2DQ; the
+    zero point is added in int32, then saturation to the output type, then the lower bound."""
+    v = np.minimum(acc.astype(np.float32) * scale32, np.float32(hi - zero))
+    r = _wrap32(_cvtps2dq(v) + zero)
+    return np.maximum(np.clip(r, *container), lo)
 
 
 def requantize_shift(acc, shift, output_zero: int, lo: int, hi: int, rounding: str = "half_up") -> np.ndarray:
