@@ -30,11 +30,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("qsim / peer speed ratios (min times, same run)")
         for line in lines:
             terminalreporter.write_line(line)
+    rates = []
+    for benches in groups.values():
+        for b in benches:
+            macs = b.extra_info.get("macs")
+            if macs:
+                rate = macs / b.stats.min / 1e9
+                target = b.extra_info.get("gmacs_target")
+                verdict = "" if target is None else ("  meets target" if rate >= target else f"  BELOW target {target}")
+                rates.append(f"{b.group:<34} {b.name:<46} {rate:7.2f} GMAC/s{verdict}")
+    if rates:
+        terminalreporter.section("multiply-accumulate throughput (min times)")
+        for line in rates:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
 def mark_role(benchmark):
-    def mark(role, peer=None, target=None, elements=None):
+    def mark(role, peer=None, target=None, elements=None, macs=None, gmacs_target=None):
         benchmark.extra_info["role"] = role
         if peer:
             benchmark.extra_info["peer"] = peer
@@ -42,4 +55,8 @@ def mark_role(benchmark):
             benchmark.extra_info["target"] = target
         if elements:
             benchmark.extra_info["elements"] = elements
+        if macs:
+            benchmark.extra_info["macs"] = macs
+        if gmacs_target is not None:
+            benchmark.extra_info["gmacs_target"] = gmacs_target
     return mark

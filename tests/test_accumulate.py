@@ -180,6 +180,7 @@ BAD = [
     (lambda: int_matmul(np.zeros(3, np.int8), np.zeros((3, 2), np.int8)), ValueError, "2 dimensions"),
     (lambda: int_matmul(np.zeros((2, 3), np.int8), np.zeros((3, 2), np.int8), b_zero=[1, 2, 3]), ValueError, "b_zero"),
     (lambda: int_matmul(np.zeros((2, 3), np.int32), np.full((3, 2), 1 << 20, np.int32)), ValueError, "int16"),
+    (lambda: int_matmul(np.zeros((2, 3), np.int64), np.full((3, 2), 1 << 40, np.int64)), ValueError, "int16"),
     (lambda: Accumulator(7), ValueError, "8 to 64"),
     (lambda: Accumulator(65), ValueError, "8 to 64"),
     (lambda: Accumulator(32, "clip"), ValueError, "overflow"),

@@ -93,15 +93,23 @@ def _zero_point(z, name: str, size: int) -> np.ndarray:
     return z.astype(np.int64)
 
 
-def _exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum_k a[..., m, k] * b[..., k, n] exactly, through float BLAS.
+def _magnitude(x: np.ndarray, zero: np.ndarray) -> int:
+    """max |x - zero| without forming x - zero."""
+    if x.size == 0:
+        return 0
+    lo, hi = int(x.min()), int(x.max())
+    zlo, zhi = int(zero.min()), int(zero.max())
+    return max(abs(lo - zhi), abs(hi - zlo), abs(lo - zlo), abs(hi - zhi))
 
-    Exact because every partial sum is an integer of magnitude <= chunk * max|a| * max|b|,
-    and the chunk along k is chosen so that bound stays <= 2^24 (float32) or 2^53 (float64),
-    where every integer is representable; chunks are then added in int64.
+
+def _exact_product(a: np.ndarray, b: np.ndarray, za: np.ndarray, zb: np.ndarray, top: int) -> np.ndarray:
+    """sum_k (a[..., m, k] - za) * (b[..., k, n] - zb[n]) exactly, through float BLAS.
+
+    Exact because every partial sum is an integer of magnitude <= chunk * top (top = the
+    largest |product|), and the chunk along k keeps that bound <= 2^24 (float32) or 2^53
+    (float64), where every integer is representable; chunks are then added in int64.
     """
     k = a.shape[-1]
-    top = int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0))
     out_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
     if top == 0 or k == 0:
         return np.zeros(out_shape, np.int64)
@@ -110,6 +118,12 @@ def _exact_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if chunk < min(k, 256):          # float32 would need tiny chunks: float64 needs none
         chunk, ftype = (1 << 53) // top, np.float64
     fa, fb = a.astype(ftype), b.astype(ftype)
+    if za.any():
+        fa -= ftype(za)                               # exact: |a - za| < 2^16
+    if zb.any():
+        fb -= zb.astype(ftype)
+    if chunk >= k:
+        return np.matmul(fa, fb).astype(np.int64)
     total = np.zeros(out_shape, np.int64)
     for k0 in range(0, k, chunk):
         total += np.matmul(fa[..., k0:k0 + chunk], fb[..., k0:k0 + chunk, :]).astype(np.int64)
@@ -142,18 +156,17 @@ def int_matmul(a, b, a_zero=0, b_zero=0, accumulator: Accumulator | None = None,
 
     if acc.pair_saturate16:
         return _pair_saturated(a, b, za, zb, acc, batch, return_events, threads)
-    a16 = a.astype(np.int64) - za
-    b16 = b.astype(np.int64) - zb
-    for name, v in (("a - a_zero", a16), ("b - b_zero", b16)):
-        if v.size and np.abs(v).max() >= _OPERAND_LIMIT:
-            raise ValueError(f"{name} must fit in int16 (|value| < 2^15) for the integer datapath")
-    a16, b16 = a16.astype(np.int16), b16.astype(np.int16)
-
-    k = a.shape[-1]
-    bound = k * int(np.abs(a16).max(initial=0)) * int(np.abs(b16).max(initial=0))
+    a_top, b_top = _magnitude(a, za), _magnitude(b, zb)
+    if max(a_top, b_top) >= _OPERAND_LIMIT:
+        raise ValueError("operands minus zero points must fit in int16 (|value| < 2^15) for the integer datapath")
+    bound = a.shape[-1] * a_top * b_top               # no partial sum can exceed this
     if bound <= acc.hi or (acc.overflow == "wrap" and not return_events):
-        total = acc.fit(_exact_product(a16, b16))     # no order effects: exact, then wrap
+        total = _exact_product(a, b, za, zb, a_top * b_top)
+        if bound > acc.hi:
+            total = acc.fit(total)                    # wrap is order-free: exact, then wrap
         return (total, np.zeros(total.shape, np.int64)) if return_events else total
+    a16 = (a.astype(np.int32) - za).astype(np.int16)
+    b16 = (b.astype(np.int32) - zb).astype(np.int16)
     return _run_kernel(a16, b16, acc, batch, threads, pairs=False, return_events=return_events)
 
 
