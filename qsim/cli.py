@@ -38,12 +38,37 @@ def _cmd_encode(args) -> int:
     return 0
 
 
+def _cmd_datapaths(args) -> int:
+    import numpy as np
+
+    from .datapaths import PRESETS
+    from .datapaths.integer import requantize_accumulator
+    from .formats import format as get_format
+
+    for name, path in PRESETS.items():
+        acc = path.accumulator
+        print(f"{name:<17} acc int{acc.bits} {acc.overflow}{' pair-sat16' if acc.pair_saturate16 else ''}, "
+              f"requant {path.requant}, bias {path.bias}")
+        print(f"{'':<17} {path.description}")
+    if args.ties:
+        accs = np.arange(-7, 8)
+        print(f"\nacc * {args.multiplier} for acc = {accs.min()}..{accs.max()} (exact: "
+              f"{' '.join(f'{v:g}' for v in accs * args.multiplier)}):")
+        y8 = get_format("int8")
+        for name, path in PRESETS.items():
+            y, _ = requantize_accumulator(accs.astype(np.int64), np.zeros(accs.shape, np.int64), None, np.float32(1),
+                           np.float32(args.multiplier), np.float32(1), 0, -128, 127, path, y8)
+            print(f"  {name:<17} {' '.join(f'{v:3d}' for v in y)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qsim",
         description="Bit-accurate emulation of low-precision number formats and ML datapaths.",
         epilog="Examples:\n  qsim formats\n  qsim encode e4m3 0.1 463.9 464 465 1e9\n"
-               "  qsim encode fp4_e2m1 --rounding stochastic --seed 1 0.3 0.3 0.3",
+               "  qsim encode fp4_e2m1 --rounding stochastic --seed 1 0.3 0.3 0.3\n"
+               "  qsim datapaths --ties",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -64,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="overflow gives Inf or NaN")
     e.add_argument("--seed", type=int, default=None, help="seed for stochastic rounding")
     e.set_defaults(func=_cmd_encode)
+
+    d = sub.add_parser("datapaths", help="list the integer kernel presets (accumulator, requantization, bias)")
+    d.add_argument("--ties", action="store_true", help="show how each preset rounds exact ties")
+    d.add_argument("--multiplier", type=float, default=0.25,
+                   help="requantization multiplier for --ties (default 0.25: odd multiples of 2 tie)")
+    d.set_defaults(func=_cmd_datapaths)
     return p
 
 

@@ -149,7 +149,7 @@ def quantize_bias(bias, x_scale, w_scale) -> np.ndarray:
 
 
 # -- the layers -------------------------------------------------------------------------------
-def _finish(acc, events, bias, x_scale, w_scale, y_scale, y_zero, lo, hi, path: IntDatapath, yf: IntFormat):
+def requantize_accumulator(acc, events, bias, x_scale, w_scale, y_scale, y_zero, lo, hi, path: IntDatapath, yf: IntFormat):
     """acc + bias in the accumulator, then requantization and the output clamp."""
     accumulator = path.accumulator
     if bias is not None and path.bias == "int32":
@@ -191,7 +191,7 @@ def qlinear_matmul(a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero, bias
     bias = _bias(bias, path, n)
     lo, hi = activation_range(activation, sy, int(zy), yf, path.requant)
     acc, events = int_matmul(a, b, za, zb, path.accumulator, return_events=True, num_threads=num_threads)
-    y, events = _finish(acc, events, bias, sa, sb, sy, int(zy), lo, hi, path, yf)
+    y, events = requantize_accumulator(acc, events, bias, sa, sb, sy, int(zy), lo, hi, path, yf)
     y = y.astype(np.int8 if yf.signed else np.uint8)
     return (y, events) if return_events else y
 
@@ -217,7 +217,7 @@ def qlinear_conv(x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias=N
                            return_events=True, num_threads=num_threads)
     # channels last for per-channel requantization, then back
     acc_last, ev_last = np.moveaxis(acc, 1, -1), np.moveaxis(events, 1, -1)
-    y, ev_last = _finish(acc_last, ev_last, bias, sx, sw, sy, int(zy), lo, hi, path, yf)
+    y, ev_last = requantize_accumulator(acc_last, ev_last, bias, sx, sw, sy, int(zy), lo, hi, path, yf)
     y = np.moveaxis(y, -1, 1).astype(np.int8 if yf.signed else np.uint8)
     return (y, np.moveaxis(ev_last, -1, 1)) if return_events else y
 
