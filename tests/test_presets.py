@@ -143,3 +143,19 @@ def test_float_bias_preset_rejects_int_bias_and_conv_checks_channels():
     with pytest.raises(ValueError, match="w_scale must be a scalar or shape \\(4,\\)"):
         qlinear_conv(np.zeros((1, 2, 5), np.uint8), 1.0, np.uint8(0), np.zeros((4, 2, 3), np.int8),
                      np.ones(3, np.float32), np.int8(0), 1.0, np.uint8(0))
+
+
+def test_sub_byte_operands_and_outputs():
+    """int4 / uint4 codes go through the same datapath; outputs clamp to the named format."""
+    rng = np.random.default_rng(5)
+    a = rng.integers(-8, 8, (6, 20)).astype(np.int8)
+    w = rng.integers(-8, 8, (20, 3)).astype(np.int8)
+    acc = (a.astype(np.int64) + 2) @ w.astype(np.int64)
+    y = qlinear_matmul(a, 0.5, np.int8(-2), w, 0.25, np.int8(0), 0.5, np.uint8(3), a_format="int4",
+                       b_format="int4", y_format="uint4", datapath="onnxruntime-x86")
+    want = np.clip(np.rint((acc * 0.25).astype(np.float32)) + 3, 0, 15)
+    np.testing.assert_array_equal(y, want)
+    assert y.dtype == np.uint8 and y.max() <= 15
+    with pytest.raises(ValueError, match="y_zero must lie in \\[0, 15\\]"):
+        qlinear_matmul(a, 0.5, np.int8(-2), w, 0.25, np.int8(0), 0.5, np.uint8(16), a_format="int4",
+                       y_format="uint4")
