@@ -184,3 +184,64 @@ def qnnpack(acc: int, sx: float, sw: float, sy: float, bias: float | None) -> in
         acc = _to_int32(acc + max(-(1 << 31), min((1 << 31) - 1, round(q))))
     scale = f32(f32(f32(sw) * f32(sx)) * f32(1.0 / f32(sy)))
     return cvtps2dq(f32(f32(float(acc)) * scale))
+
+
+# -- floating-point accumulation (exact rationals) ------------------------------------------
+def round_into(v: Fraction, fmt, rounding: str = "rne", saturate: bool = False):
+    """The finite rational v rounded into a float format: a Fraction, or +-inf / nan."""
+    from ..formats import format as get_format
+    from ..reference import encode_exact, ref_decode
+    fmt = get_format(fmt)
+    return ref_decode(encode_exact(v < 0, abs(v), fmt, rounding, saturate), fmt)
+
+
+def float_sum(products, fmt, rounding: str = "rne", saturate: bool = False, order: str = "sequential"):
+    """Products (Fractions) summed with every add rounded into fmt."""
+    if order == "pairwise":
+        level = [round_into(Fraction(p), fmt, rounding, saturate) for p in products]
+        while len(level) > 1:
+            nxt = [round_into(level[i] + level[i + 1], fmt, rounding, saturate) for i in range(0, len(level) - 1, 2)]
+            level = nxt + ([level[-1]] if len(level) % 2 else [])
+        return level[0] if level else Fraction(0)
+    acc = Fraction(0)
+    for p in (reversed(products) if order == "reversed" else products):
+        acc = round_into(acc + p, fmt, rounding, saturate)
+    return acc
+
+
+def _floor_log2(v: Fraction) -> int:
+    v = abs(v)
+    e = v.numerator.bit_length() - v.denominator.bit_length()
+    return e if Fraction(2) ** e <= v else e - 1
+
+
+def fused_sum(products, group: int, bits: int, align: str, fmt, rounding: str, saturate: bool = False,
+              promote_every: int = 0):
+    """The fused multi-term unit: each group of products and the running sum aligned to the
+    largest exponent among them, `bits` bits kept (truncated toward zero or rounded half even),
+    summed exactly, rounded into fmt once; every promote_every products the partial sum joins
+    an FP32 round-to-nearest-even accumulator."""
+    acc, total, k = Fraction(0), Fraction(0), 0
+    products = [Fraction(p) for p in products]
+    while k < len(products):
+        g = min(group, len(products) - k)
+        if promote_every:
+            g = min(g, promote_every - k % promote_every)
+        terms = [acc] + products[k:k + g]
+        nonzero = [t for t in terms if t != 0]
+        if nonzero:
+            lsb = max(_floor_log2(t) for t in nonzero) - bits + 1
+            unit = Fraction(2) ** lsb
+            kept = 0
+            for t in terms:
+                q = t / unit
+                if align == "truncate":
+                    kept += int(q)                      # int() truncates toward zero
+                else:
+                    kept += round(q)                    # Fraction round: half to even
+            acc = round_into(kept * unit, fmt, rounding, saturate)
+        k += g
+        if promote_every and (k % promote_every == 0 or k == len(products)):
+            total = round_into(total + acc, "fp32", "rne")
+            acc = Fraction(0)
+    return total if promote_every else acc

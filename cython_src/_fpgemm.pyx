@@ -1,0 +1,198 @@
+# Floating-point GEMM with modelled accumulators, on exactly decoded operands (double).
+#
+# Sequential or pairwise adds rounded into any accumulator format; a fused multi-term unit
+# (align to the largest exponent, keep B bits, one normalization) with optional promotion
+# to an FP32 accumulator every N_C products. Work items are (row, column tile), so results
+# do not depend on the thread count. No validation here: qsim/datapaths/floating.py checks.
+
+from cython.parallel cimport prange
+from libc.math cimport rint, fabs
+from _common cimport *
+
+cdef extern from "_fpaccum.h" nogil:
+    double qs_sum_to_odd(double a, double b)
+    int qs_exponent(double x)
+    double qs_pow2(int e)
+    uint64_t qs_dbits(double x)
+    void qs_axpy_f32(float* acc, const float* b, float a, Py_ssize_t n)
+
+cdef enum:
+    TILE = 64
+    OVERFLOW = 0
+    SATURATED = 1
+    ABSORBED = 2
+
+
+cdef struct acc_t:
+    fmt_t f
+    int mode
+    bint sat
+    const double* table      # value of each code, or NULL: codes are float32 bits
+    double max_finite
+
+
+cdef inline double _round_into(double v, const acc_t* c, int64_t* ev) noexcept nogil:
+    """v (rounded to odd) rounded into the accumulator format, counting overflow/saturation."""
+    cdef uint32_t code = qs_encode_f64(qs_dbits(v), 0, &c.f, c.mode, c.sat, 0)
+    cdef double r = c.table[code] if c.table != NULL else <double>qs_bits_f32(code)
+    if fabs(v) > c.max_finite and v - v == 0:
+        if c.sat:
+            ev[SATURATED] += 1
+        elif r - r != 0:
+            ev[OVERFLOW] += 1
+    return r
+
+
+cdef inline double _add(double acc, double p, const acc_t* c, int64_t* ev) noexcept nogil:
+    cdef double r = _round_into(qs_sum_to_odd(acc, p), c, ev)
+    if p != 0 and r == acc and p - p == 0:
+        ev[ABSORBED] += 1
+    return r
+
+
+def sequential_f32(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out, int num_threads):
+    """IEEE float32 sequential accumulation of exact float32 products (the fast path)."""
+    cdef Py_ssize_t M = a.shape[0], K = a.shape[1], N = b.shape[1]
+    cdef Py_ssize_t tiles = (N + 255) // 256, item, m, n0, n, k
+    if M == 0 or N == 0:
+        return
+    with nogil:
+        for item in prange(M * tiles, num_threads=num_threads, schedule="static"):
+            m = item // tiles
+            n0 = (item % tiles) * 256
+            n = min(256, N - n0)
+            for k in range(K):
+                qs_axpy_f32(&out[m, n0], &b[k, n0], a[m, k], n)
+
+
+def sequential(const double[:, ::1] a, const double[:, ::1] b, double[:, ::1] out, int64_t[:, :, ::1] events,
+               fmt_t f, int mode, bint sat, const double[::1] table, double max_finite, int order,
+               int num_threads):
+    """out[m, n] = sum_k a[m, k] * b[k, n], each add rounded into the accumulator format.
+    order: 0 sequential, 1 reversed, 2 pairwise tree. events[m, n, kind]."""
+    cdef acc_t c
+    c.f = f
+    c.mode = mode
+    c.sat = sat
+    c.table = &table[0] if table.shape[0] else NULL
+    c.max_finite = max_finite
+    cdef Py_ssize_t M = a.shape[0], K = a.shape[1], N = b.shape[1], item, m, j, k, width, i
+    cdef double acc
+    cdef double* tree
+    if M == 0 or N == 0:
+        return
+    with nogil:
+        for item in prange(M * N, num_threads=num_threads, schedule="static"):
+            m = item // N
+            j = item % N
+            acc = 0.0
+            if order == 2:
+                acc = _tree(a, b, m, j, &c, &events[m, j, 0])
+            else:
+                for i in range(K):
+                    k = K - 1 - i if order == 1 else i
+                    acc = _add(acc, a[m, k] * b[k, j], &c, &events[m, j, 0])
+            out[m, j] = acc
+
+
+cdef double _tree(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t m, Py_ssize_t j,
+                  const acc_t* c, int64_t* ev) noexcept nogil:
+    """Adder tree over the products, each node rounded into the accumulator format. Level by
+    level in place, over a stack buffer of 512 nodes per pass and a sequential fold of passes."""
+    cdef double level[512]
+    cdef double total = 0.0
+    cdef Py_ssize_t K = a.shape[1], k0, n, i, width
+    k0 = 0
+    while k0 < K:
+        n = min(512, K - k0)
+        for i in range(n):
+            level[i] = _round_into(a[m, k0 + i] * b[k0 + i, j], c, ev)
+        width = n
+        while width > 1:
+            for i in range(width // 2):
+                level[i] = _add(level[2 * i], level[2 * i + 1], c, ev)
+            if width % 2:
+                level[width // 2] = level[width - 1]
+            width = (width + 1) // 2
+        total = level[0] if k0 == 0 else _add(total, level[0], c, ev)
+        k0 += n
+    return total
+
+
+def fused(const double[:, ::1] a, const double[:, ::1] b, double[:, ::1] out, int64_t[:, :, ::1] events,
+          int group, int bits, bint round_align, fmt_t f, int mode, bint sat, const double[::1] table,
+          double max_finite, int promote_every, fmt_t outer, int num_threads):
+    """Fused multi-term unit: each group of `group` products and the running sum are aligned
+    to the largest exponent among them, kept to `bits` bits below and including its leading
+    bit (truncated toward zero, or rounded half even if round_align), summed exactly and
+    normalized once into the accumulator format. promote_every > 0: every that many products
+    the partial sum is added to an outer FP32 (round to nearest even) accumulator and reset."""
+    cdef acc_t c, o
+    c.f = f
+    c.mode = mode
+    c.sat = sat
+    c.table = &table[0] if table.shape[0] else NULL
+    c.max_finite = max_finite
+    o.f = outer
+    o.mode = RNE
+    o.sat = False
+    o.table = NULL
+    o.max_finite = 3.4028234663852886e38
+    cdef Py_ssize_t M = a.shape[0], N = b.shape[1], item, m, j
+    if M == 0 or N == 0:
+        return
+    with nogil:
+        for item in prange(M * N, num_threads=num_threads, schedule="static"):
+            m = item // N
+            j = item % N
+            out[m, j] = _fused_one(a, b, m, j, group, bits, round_align, &c, promote_every, &o,
+                                   &events[m, j, 0])
+
+
+cdef double _fused_one(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t m, Py_ssize_t j,
+                       int group, int bits, bint round_align, const acc_t* c, int promote_every,
+                       const acc_t* o, int64_t* ev) noexcept nogil:
+    cdef Py_ssize_t K = a.shape[1], k0 = 0, kk, g
+    cdef double acc = 0.0, total = 0.0, p, scale
+    cdef int emax, e, lsb
+    cdef int64_t s
+    cdef bint special
+    cdef double prods[256]
+    while k0 < K:
+        g = min(group, K - k0)
+        if promote_every > 0:
+            g = min(g, promote_every - k0 % promote_every)
+        emax = qs_exponent(acc)
+        special = acc - acc != 0
+        for kk in range(g):
+            p = a[m, k0 + kk] * b[k0 + kk, j]
+            prods[kk] = p
+            special = special or p - p != 0
+            e = qs_exponent(p)
+            emax = e if e > emax else emax
+        if special:                       # Inf or NaN: IEEE arithmetic decides
+            for kk in range(g):
+                acc = acc + prods[kk]
+            if acc - acc != 0:
+                ev[OVERFLOW] += 1
+        elif emax > -100000:
+            lsb = emax - bits + 1
+            scale = qs_pow2(-lsb)
+            s = _align(acc, scale, round_align, ev)
+            for kk in range(g):
+                s += _align(prods[kk], scale, round_align, ev)
+            acc = _round_into(<double>s * qs_pow2(lsb), c, ev)
+        k0 += g
+        if promote_every > 0 and (k0 % promote_every == 0 or k0 == K):
+            total = _round_into(qs_sum_to_odd(total, acc), o, ev)
+            acc = 0.0
+    return total if promote_every > 0 else acc
+
+
+cdef inline int64_t _align(double v, double scale, bint round_align, int64_t* ev) noexcept nogil:
+    """v in units of the group's last kept bit: truncated toward zero (or rounded half even)."""
+    cdef double t = v * scale
+    cdef int64_t r = <int64_t>(rint(t) if round_align else t)
+    if v != 0 and r == 0:
+        ev[ABSORBED] += 1
+    return r

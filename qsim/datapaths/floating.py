@@ -1,0 +1,155 @@
+"""Floating-point and block-scaled (MX) matrix products with modelled accumulators.
+
+Products of the inputs are exact; what differs between hardware is how they are summed:
+- sequential (or reversed, or pairwise) IEEE adds, each rounded into an accumulator format
+  (FP32, FP16, BF16 or any minifloat) with a chosen rounding;
+- a fused multi-term unit (Fasi et al. 2021, tensor cores): a group of G products and the
+  running sum are aligned to the largest exponent, B bits kept by truncation (or rounding),
+  summed exactly and normalized once;
+- promotion of the partial sum to an FP32 accumulator every N_C products (DeepSeek-V3, 3.3.2);
+- MX dot products (OCP MX v1.0): per 32-element block the products are summed exactly, then
+  the two block scales applied, and the block results accumulated in FP32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._kernels import _fpgemm
+from .._threads import resolve_threads
+from ..codec import decode, encode, packed, value_table
+from ..formats import FloatFormat, format as get_format
+from ..rounding import rounding_code
+
+ORDERS = {"sequential": 0, "reversed": 1, "pairwise": 2}
+ALIGNMENTS = ("truncate", "rne")
+EVENTS = ("overflow", "saturated", "absorbed")
+
+
+def _float_format(name, what: str) -> FloatFormat:
+    fmt = get_format(name)
+    if not isinstance(fmt, FloatFormat) or not fmt.signed or not fmt.has_zero:
+        raise ValueError(f"{what} must be a signed float format with a zero, got {fmt.name}")
+    return fmt
+
+
+@dataclass(frozen=True)
+class FloatAccumulator:
+    """How products are summed.
+
+    format, rounding, saturate: the accumulator's format and how each add (or each fused
+    group's normalization) rounds into it. order: of sequential adds. fused_group: 0 for
+    sequential adds, else G products per fused unit; fused_bits: B bits kept after
+    alignment; fused_align: "truncate" (toward zero) or "rne". promote_every: N_C products
+    per partial sum, added into an FP32 (round to nearest even) accumulator; 0: never.
+    """
+
+    format: str = "fp32"
+    rounding: str = "rne"
+    saturate: bool = False
+    order: str = "sequential"
+    fused_group: int = 0
+    fused_bits: int = 24
+    fused_align: str = "truncate"
+    promote_every: int = 0
+
+    def __post_init__(self):
+        fmt = _float_format(self.format, "accumulator format")
+        if fmt.storage_bits > 32 or fmt.mantissa_bits > 23 or fmt.emax > 127 or fmt.emin - fmt.mantissa_bits < -149:
+            raise ValueError(f"accumulator format must fit inside float32, got {fmt.name}")
+        code = rounding_code(self.rounding)
+        if code == rounding_code("stochastic"):
+            raise ValueError("stochastic rounding is not modelled in accumulators")
+        if not isinstance(self.saturate, bool):
+            raise TypeError("accumulator saturate must be True or False")
+        if not self.saturate and not (fmt.has_inf or fmt.has_nan):
+            raise ValueError(f"{fmt.name} has no Inf or NaN to overflow to: use saturate=True")
+        if self.order not in ORDERS:
+            raise ValueError(f"accumulator order must be one of {tuple(ORDERS)}, got {self.order!r}")
+        for name, lo, hi in (("fused_group", 0, 256), ("fused_bits", 2, 48), ("promote_every", 0, 1 << 30)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"accumulator {name} must be an integer in [{lo}, {hi}], got {v!r}")
+        if self.fused_align not in ALIGNMENTS:
+            raise ValueError(f"accumulator fused_align must be one of {ALIGNMENTS}, got {self.fused_align!r}")
+        if self.fused_group and self.order != "sequential":
+            raise ValueError("a fused unit sums its groups in sequence: order must be 'sequential'")
+        if self.promote_every and not self.fused_group:
+            raise ValueError("promote_every applies to the fused unit (set fused_group)")
+
+    def _kernel_format(self):
+        fmt = get_format(self.format)
+        table = np.empty(0) if fmt.storage_bits == 32 else value_table(fmt, "<f8")
+        return packed(fmt), rounding_code(self.rounding), self.saturate, table, float(fmt.max)
+
+
+def _operand(codes, fmt, what: str) -> np.ndarray:
+    """Exact values (float64) of codes in a float format of at most 16 bits."""
+    fmt = _float_format(fmt, f"{what}_format")
+    if fmt.storage_bits > 16:
+        raise ValueError(f"{what}_format must be a format of at most 16 bits, got {fmt.name}")
+    values = decode(np.asarray(codes), fmt, dtype=np.float64)
+    if values.ndim < 2:
+        raise ValueError(f"{what} must have at least 2 dimensions, got shape {values.shape}")
+    return values
+
+
+def _products_exact_in_float32(a_fmt: FloatFormat, b_fmt: FloatFormat) -> bool:
+    """Whether every product of the two formats is a float32 (normal or zero): significands
+    fit 24 bits and exponents stay in float32's normal range."""
+    lo = (a_fmt.emin - a_fmt.mantissa_bits) + (b_fmt.emin - b_fmt.mantissa_bits)
+    return (a_fmt.mantissa_bits + b_fmt.mantissa_bits + 2 <= 24 and lo >= -126
+            and a_fmt.emax + b_fmt.emax + 2 <= 127)
+
+
+def float_matmul(a, b, a_format, b_format, accumulator: FloatAccumulator | None = None,
+                 return_events: bool = False, num_threads: int | None = None):
+    """sum_k a[..., m, k] * b[..., k, n] of float codes, summed as `accumulator` does.
+
+    a, b: codes in a_format / b_format (any float format up to 16 bits). Returns the
+    accumulator's values as float64 (exact), and with return_events a dict of per-output
+    counts: overflow (to Inf/NaN), saturated, absorbed (addends lost entirely).
+    """
+    acc = FloatAccumulator() if accumulator is None else accumulator
+    if not isinstance(acc, FloatAccumulator):
+        raise TypeError(f"accumulator must be a FloatAccumulator, got {type(acc).__name__}")
+    av, bv = _operand(a, a_format, "a"), _operand(b, b_format, "b")
+    if av.shape[-1] != bv.shape[-2]:
+        raise ValueError(f"inner dimensions differ: a is {av.shape}, b is {bv.shape}")
+    try:
+        batch = np.broadcast_shapes(av.shape[:-2], bv.shape[:-2])
+    except ValueError:
+        raise ValueError(f"batch dimensions do not broadcast: a is {av.shape}, b is {bv.shape}") from None
+    threads = resolve_threads(num_threads)
+    m, n = av.shape[-2], bv.shape[-1]
+    av = np.broadcast_to(av, batch + av.shape[-2:])
+    bv = np.broadcast_to(bv, batch + bv.shape[-2:])
+    out = np.zeros(batch + (m, n), np.float64)
+    events = np.zeros(batch + (m, n, len(EVENTS)), np.int64)
+    fast = (not return_events and not acc.fused_group and acc.order == "sequential" and acc.rounding == "rne"
+            and get_format(acc.format).name == "fp32"
+            and _products_exact_in_float32(get_format(a_format), get_format(b_format)))
+    f, mode, sat, table, max_finite = acc._kernel_format()
+    for i in np.ndindex(*batch):
+        ai, bi = np.ascontiguousarray(av[i]), np.ascontiguousarray(bv[i])
+        if fast:
+            o32 = np.zeros((m, n), np.float32)
+            _fpgemm.sequential_f32(ai.astype(np.float32), bi.astype(np.float32), o32, threads)
+            out[i] = o32
+        elif acc.fused_group:
+            _fpgemm.fused(ai, bi, out[i], events[i], acc.fused_group, acc.fused_bits, acc.fused_align == "rne",
+                          f, mode, sat, table, max_finite, acc.promote_every, packed(get_format("fp32")), threads)
+        else:
+            _fpgemm.sequential(ai, bi, out[i], events[i], f, mode, sat, table, max_finite,
+                               ORDERS[acc.order], threads)
+    if return_events:
+        return out, {name: events[..., j] for j, name in enumerate(EVENTS)}
+    return out
+
+
+def convert_output(acc_values, fmt, scale=1.0, rounding: str = "rne", saturate: bool | None = None):
+    """Output codes: encode(float32(float32(acc) * float32(scale))), e.g. FP8 with a per-tensor scale."""
+    v = np.asarray(acc_values, np.float32) * np.float32(scale)
+    return encode(v, fmt, rounding=rounding, saturate=saturate)

@@ -1,0 +1,153 @@
+"""Floating-point datapaths: sequential, pairwise and fused accumulation against exact
+rational references, FP32 against numpy float32, and the Fasi et al. behaviours."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import qsim
+from qsim.datapaths import reference as ref
+from qsim.datapaths.floating import FloatAccumulator, float_matmul
+
+
+def random_codes(rng, fmt, shape, spread=4.0):
+    x = (rng.standard_normal(shape) * 2.0 ** rng.uniform(-spread, spread, shape)).astype(np.float32)
+    return qsim.encode(x, fmt, saturate=True)
+
+
+def exact_products(a, b, fa, fb, m, n):
+    av, bv = qsim.decode(a, fa, dtype=np.float64), qsim.decode(b, fb, dtype=np.float64)
+    return [Fraction(float(av[m, k])) * Fraction(float(bv[k, n])) for k in range(a.shape[1])]
+
+
+@pytest.mark.parametrize("fa,fb", [("e4m3", "e4m3"), ("e5m2", "e4m3"), ("fp16", "fp16"), ("fp4_e2m1", "fp6_e3m2")])
+def test_fp32_sequential_equals_numpy_float32_accumulate(fa, fb):
+    rng = np.random.default_rng(1)
+    a, b = random_codes(rng, fa, (5, 200)), random_codes(rng, fb, (200, 6))
+    av, bv = qsim.decode(a, fa, dtype=np.float64), qsim.decode(b, fb, dtype=np.float64)
+    products = (av[:, :, None] * bv[None, :, :]).astype(np.float32)      # exact in float32 here
+    want = np.add.accumulate(products, axis=1, dtype=np.float32)[:, -1, :]
+    for events in (False, True):                                          # fast path and generic kernel
+        got = float_matmul(a, b, fa, fb, return_events=events)
+        got = got[0] if events else got
+        np.testing.assert_array_equal(got, want.astype(np.float64))
+
+
+def test_bf16_products_outside_float32_use_the_exact_path():
+    """BF16 x BF16 products can leave float32's range: the generic kernel still rounds once."""
+    a = qsim.encode(np.array([[2.0 ** -100, 1.0]], np.float32), "bf16")
+    b = qsim.encode(np.array([[2.0 ** -40], [2.0 ** -126]], np.float32), "bf16")
+    # 2^-140 (below float32's normal range) + 2^-126: on float32's subnormal grid, exactly
+    assert float_matmul(a, b, "bf16", "bf16")[0, 0] == 2.0 ** -126 + 2.0 ** -140
+    a = qsim.encode(np.array([[2.0 ** 100, 2.0 ** 100]], np.float32), "bf16")
+    b = qsim.encode(np.array([[2.0 ** 30], [-(2.0 ** 30)]], np.float32), "bf16")
+    got, events = float_matmul(a, b, "bf16", "bf16", return_events=True)
+    assert np.isinf(got[0, 0]) and events["overflow"][0, 0] == 1      # 2^130 overflows FP32 first
+
+
+@pytest.mark.parametrize("acc", [
+    FloatAccumulator("fp16", "rne"), FloatAccumulator("bf16", "rtz"), FloatAccumulator("e5m2", "rne", saturate=True),
+    FloatAccumulator("fp32", "down"), FloatAccumulator("fp16", "rne", order="reversed"),
+    FloatAccumulator("bf16", "rne", order="pairwise"), FloatAccumulator("fp16", "up", order="pairwise"),
+])
+def test_sequential_and_pairwise_match_rational_reference(acc):
+    rng = np.random.default_rng(2)
+    a, b = random_codes(rng, "e4m3", (3, 37), 6), random_codes(rng, "e4m3", (37, 4), 6)
+    got, events = float_matmul(a, b, "e4m3", "e4m3", acc, return_events=True)
+    for m in range(3):
+        for n in range(4):
+            want = ref.float_sum(exact_products(a, b, "e4m3", "e4m3", m, n), acc.format, acc.rounding,
+                                 acc.saturate, acc.order)
+            assert got[m, n] == float(want), (m, n)
+
+
+@pytest.mark.parametrize("group,bits,align,rounding,promote", [
+    (32, 14, "truncate", "rtz", 128), (4, 24, "truncate", "rtz", 0), (8, 10, "rne", "rne", 0),
+    (16, 14, "truncate", "rne", 64), (1, 6, "truncate", "rtz", 0), (32, 30, "rne", "rne", 32),
+])
+def test_fused_unit_matches_rational_reference(group, bits, align, rounding, promote):
+    rng = np.random.default_rng(group * 100 + bits)
+    acc = FloatAccumulator("fp32", rounding, fused_group=group, fused_bits=bits, fused_align=align,
+                           promote_every=promote)
+    for spread in (2, 12):                                  # mild, then huge exponent spread
+        a, b = random_codes(rng, "e4m3", (3, 300), spread), random_codes(rng, "e5m2", (300, 3), spread)
+        a[0, ::2] = qsim.encode(-qsim.decode(a[0, 1::2], "e4m3"), "e4m3")   # cancellation
+        got = float_matmul(a, b, "e4m3", "e5m2", acc)
+        for m in range(3):
+            for n in range(3):
+                want = ref.fused_sum(exact_products(a, b, "e4m3", "e5m2", m, n), group, bits, align, "fp32",
+                                     rounding, False, promote)
+                assert got[m, n] == float(want), (spread, m, n)
+
+
+def fp16(rows):
+    return qsim.encode(np.array(rows, np.float32), "fp16")
+
+
+def test_fasi_behaviours_tell_the_models_apart():
+    """Exact products, truncation in alignment, one normalization (Fasi et al. 2021)."""
+    # exact products: 2^-12 * 2^-12 = 2^-24 is kept exactly, though it is below FP16's range
+    a, b = fp16([[1.0, 2.0 ** -12, 2.0 ** -12, 2.0 ** -12, 2.0 ** -12]]), fp16([[1.0]] + [[2.0 ** -12]] * 4)
+    seq, ev = float_matmul(a, b, "fp16", "fp16", return_events=True)
+    assert seq[0, 0] == 1.0 and ev["absorbed"][0, 0] == 4            # sequential FP32: each tie goes to even
+    wide = float_matmul(a, b, "fp16", "fp16", FloatAccumulator(fused_group=4, fused_bits=30, rounding="rne"))
+    assert wide[0, 0] == 1.0 + 2.0 ** -22                            # summed exactly, normalized once
+    narrow, ev = float_matmul(a, b, "fp16", "fp16", FloatAccumulator(fused_group=4, fused_bits=24, rounding="rtz"),
+                              return_events=True)
+    assert narrow[0, 0] == 1.0 and ev["absorbed"][0, 0] == 4         # shifted out by the alignment
+    # truncation, not rounding, in the alignment: (1 - 2^-11) * 2^-23 is 0.99.. of the last kept bit
+    a, b = fp16([[1.0, (1.0 - 2.0 ** -11) * 2.0 ** -11]]), fp16([[1.0], [2.0 ** -12]])
+    trunc = float_matmul(a, b, "fp16", "fp16", FloatAccumulator(fused_group=2, fused_bits=24, rounding="rne"))
+    rounded = float_matmul(a, b, "fp16", "fp16",
+                           FloatAccumulator(fused_group=2, fused_bits=24, fused_align="rne", rounding="rne"))
+    assert trunc[0, 0] == 1.0 and rounded[0, 0] == 1.0 + 2.0 ** -23
+    # one normalization: two addends of 0.625 ulp each; sequential FP32 rounds after each add
+    # (1 -> 1 + 1 ulp -> 1 + 2 ulp), the fused unit rounds the exact 1 + 1.25 ulp once
+    a, b = fp16([[1.0, 2.0 ** -12, 2.0 ** -12]]), fp16([[1.0], [1.25 * 2.0 ** -12], [1.25 * 2.0 ** -12]])
+    seq = float_matmul(a, b, "fp16", "fp16")
+    fused = float_matmul(a, b, "fp16", "fp16", FloatAccumulator(fused_group=3, fused_bits=40, rounding="rne"))
+    assert seq[0, 0] == 1.0 + 2.0 ** -22 and fused[0, 0] == 1.0 + 2.0 ** -23
+
+
+def test_inf_and_nan_propagate_and_are_counted():
+    a = qsim.encode(np.array([[np.inf, 1.0], [np.nan, 1.0], [60000.0, 60000.0]], np.float32), "fp16")
+    b = qsim.encode(np.array([[1.0], [2.0]], np.float32), "fp16")
+    for acc in (FloatAccumulator(), FloatAccumulator("fp16"), FloatAccumulator(fused_group=2, fused_bits=14)):
+        got, ev = float_matmul(a, b, "fp16", "fp16", acc, return_events=True)
+        assert np.isinf(got[0, 0]) and np.isnan(got[1, 0])
+    got, ev = float_matmul(a, b, "fp16", "fp16", FloatAccumulator("fp16"), return_events=True)
+    assert np.isinf(got[2, 0]) and ev["overflow"][2, 0] == 1
+    got, ev = float_matmul(a, b, "fp16", "fp16", FloatAccumulator("fp16", saturate=True), return_events=True)
+    assert got[2, 0] == 65504 and ev["saturated"][2, 0] >= 1
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_identical_at_any_thread_count(threads):
+    rng = np.random.default_rng(4)
+    a, b = random_codes(rng, "e4m3", (9, 130)), random_codes(rng, "e4m3", (130, 11))
+    for acc in (FloatAccumulator(), FloatAccumulator("bf16", order="pairwise"),
+                FloatAccumulator(fused_group=32, fused_bits=14, rounding="rtz", promote_every=128)):
+        np.testing.assert_array_equal(float_matmul(a, b, "e4m3", "e4m3", acc, num_threads=1),
+                                      float_matmul(a, b, "e4m3", "e4m3", acc, num_threads=threads))
+
+
+BAD = [
+    (lambda: FloatAccumulator("int8"), ValueError, "float format"),
+    (lambda: FloatAccumulator("fp32", "stochastic"), ValueError, "stochastic"),
+    (lambda: FloatAccumulator("fp4_e2m1"), ValueError, "saturate=True"),
+    (lambda: FloatAccumulator(fused_group=300), ValueError, "fused_group"),
+    (lambda: FloatAccumulator(fused_group=8, fused_bits=60), ValueError, "fused_bits"),
+    (lambda: FloatAccumulator(promote_every=128), ValueError, "fused"),
+    (lambda: FloatAccumulator(order="random"), ValueError, "order"),
+    (lambda: float_matmul(np.zeros((2, 3), np.uint8), np.zeros((4, 2), np.uint8), "e4m3", "e4m3"), ValueError, "inner"),
+    (lambda: float_matmul(np.zeros((2, 3), np.uint8), np.zeros((3, 2), np.uint8), "e4m3", "nope"), KeyError, "nope"),
+    (lambda: float_matmul(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.uint8), "e4m3", "e4m3"), TypeError, "integer"),
+    (lambda: float_matmul(np.zeros((2, 3), np.uint32), np.zeros((3, 2), np.uint8), "fp32", "e4m3"), ValueError, "16 bits"),
+]
+
+
+@pytest.mark.parametrize("call,exc,match", BAD)
+def test_bad_input_is_a_clear_error(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
