@@ -15,9 +15,13 @@ cdef extern from "_fpaccum.h" nogil:
     double qs_pow2(int e)
     uint64_t qs_dbits(double x)
     void qs_axpy_f32(float* acc, const float* b, float a, Py_ssize_t n)
+    int qs_group_products(const double* a, const double* b, double* p, Py_ssize_t g, int* special)
+    int64_t qs_group_align_sum(const double* p, Py_ssize_t g, double scale, int round_even, int64_t* absorbed)
+    void qs_axpy4_f32(float* c0, float* c1, float* c2, float* c3, const float* b, float a0, float a1,
+                      float a2, float a3, Py_ssize_t n)
 
 cdef enum:
-    TILE = 64
+    BLOCK = 16        # rows and columns per work item of the per-output kernels
     OVERFLOW = 0
     SATURATED = 1
     ABSORBED = 2
@@ -53,22 +57,28 @@ cdef inline double _add(double acc, double p, const acc_t* c, int64_t* ev) noexc
 def sequential_f32(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] out, int num_threads):
     """IEEE float32 sequential accumulation of exact float32 products (the fast path)."""
     cdef Py_ssize_t M = a.shape[0], K = a.shape[1], N = b.shape[1]
-    cdef Py_ssize_t tiles = (N + 255) // 256, item, m, n0, n, k
+    cdef Py_ssize_t tiles = (N + 255) // 256, blocks = (M + 3) // 4, item, m0, m, n0, n, k
     if M == 0 or N == 0:
         return
     with nogil:
-        for item in prange(M * tiles, num_threads=num_threads, schedule="static"):
-            m = item // tiles
+        for item in prange(blocks * tiles, num_threads=num_threads, schedule="static"):
+            m0 = (item // tiles) * 4
             n0 = (item % tiles) * 256
             n = min(256, N - n0)
-            for k in range(K):
-                qs_axpy_f32(&out[m, n0], &b[k, n0], a[m, k], n)
+            if m0 + 4 <= M:           # four rows share each load of b: a quarter of the traffic
+                for k in range(K):
+                    qs_axpy4_f32(&out[m0, n0], &out[m0 + 1, n0], &out[m0 + 2, n0], &out[m0 + 3, n0],
+                                 &b[k, n0], a[m0, k], a[m0 + 1, k], a[m0 + 2, k], a[m0 + 3, k], n)
+            else:
+                for m in range(m0, M):
+                    for k in range(K):
+                        qs_axpy_f32(&out[m, n0], &b[k, n0], a[m, k], n)
 
 
-def sequential(const double[:, ::1] a, const double[:, ::1] b, double[:, ::1] out, int64_t[:, :, ::1] events,
+def sequential(const double[:, ::1] a, const double[:, ::1] bt, double[:, ::1] out, int64_t[:, :, ::1] events,
                fmt_t f, int mode, bint sat, const double[::1] table, double max_finite, int order,
                int num_threads):
-    """out[m, n] = sum_k a[m, k] * b[k, n], each add rounded into the accumulator format.
+    """out[m, n] = sum_k a[m, k] * bt[n, k], each add rounded into the accumulator format.
     order: 0 sequential, 1 reversed, 2 pairwise tree. events[m, n, kind]."""
     cdef acc_t c
     c.f = f
@@ -76,7 +86,7 @@ def sequential(const double[:, ::1] a, const double[:, ::1] b, double[:, ::1] ou
     c.sat = sat
     c.table = &table[0] if table.shape[0] else NULL
     c.max_finite = max_finite
-    cdef Py_ssize_t M = a.shape[0], K = a.shape[1], N = b.shape[1], item, m, j, k, width, i
+    cdef Py_ssize_t M = a.shape[0], K = a.shape[1], N = bt.shape[0], item, m, j, k, width, i
     cdef double acc
     cdef double* tree
     if M == 0 or N == 0:
@@ -87,15 +97,15 @@ def sequential(const double[:, ::1] a, const double[:, ::1] b, double[:, ::1] ou
             j = item % N
             acc = 0.0
             if order == 2:
-                acc = _tree(a, b, m, j, &c, &events[m, j, 0])
+                acc = _tree(a, bt, m, j, &c, &events[m, j, 0])
             else:
                 for i in range(K):
                     k = K - 1 - i if order == 1 else i
-                    acc = _add(acc, a[m, k] * b[k, j], &c, &events[m, j, 0])
+                    acc = _add(acc, a[m, k] * bt[j, k], &c, &events[m, j, 0])
             out[m, j] = acc
 
 
-cdef double _tree(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t m, Py_ssize_t j,
+cdef double _tree(const double[:, ::1] a, const double[:, ::1] bt, Py_ssize_t m, Py_ssize_t j,
                   const acc_t* c, int64_t* ev) noexcept nogil:
     """Adder tree over the products, each node rounded into the accumulator format. Level by
     level in place, over a stack buffer of 512 nodes per pass and a sequential fold of passes."""
@@ -106,7 +116,7 @@ cdef double _tree(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t m, 
     while k0 < K:
         n = min(512, K - k0)
         for i in range(n):
-            level[i] = _round_into(a[m, k0 + i] * b[k0 + i, j], c, ev)
+            level[i] = _round_into(a[m, k0 + i] * bt[j, k0 + i], c, ev)
         width = n
         while width > 1:
             for i in range(width // 2):
@@ -119,7 +129,7 @@ cdef double _tree(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t m, 
     return total
 
 
-def fused(const double[:, ::1] a, const double[:, ::1] b, double[:, ::1] out, int64_t[:, :, ::1] events,
+def fused(const double[:, ::1] a, const double[:, ::1] bt, double[:, ::1] out, int64_t[:, :, ::1] events,
           int group, int bits, bint round_align, fmt_t f, int mode, bint sat, const double[::1] table,
           double max_finite, int promote_every, fmt_t outer, int num_threads):
     """Fused multi-term unit: each group of `group` products and the running sum are aligned
@@ -138,38 +148,35 @@ def fused(const double[:, ::1] a, const double[:, ::1] b, double[:, ::1] out, in
     o.sat = False
     o.table = NULL
     o.max_finite = 3.4028234663852886e38
-    cdef Py_ssize_t M = a.shape[0], N = b.shape[1], item, m, j
+    cdef Py_ssize_t M = a.shape[0], N = bt.shape[0], item, m, j, mb = (M + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t nb = (N + BLOCK - 1) // BLOCK
     if M == 0 or N == 0:
         return
-    with nogil:
-        for item in prange(M * N, num_threads=num_threads, schedule="static"):
-            m = item // N
-            j = item % N
-            out[m, j] = _fused_one(a, b, m, j, group, bits, round_align, &c, promote_every, &o,
-                                   &events[m, j, 0])
+    with nogil:                       # blocks of rows x columns: their operand rows stay in cache
+        for item in prange(mb * nb, num_threads=num_threads, schedule="static"):
+            for m in range((item // nb) * BLOCK, min(M, (item // nb + 1) * BLOCK)):
+                for j in range((item % nb) * BLOCK, min(N, (item % nb + 1) * BLOCK)):
+                    out[m, j] = _fused_one(a, bt, m, j, group, bits, round_align, &c, promote_every, &o,
+                                           &events[m, j, 0])
 
 
-cdef double _fused_one(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t m, Py_ssize_t j,
+cdef double _fused_one(const double[:, ::1] a, const double[:, ::1] bt, Py_ssize_t m, Py_ssize_t j,
                        int group, int bits, bint round_align, const acc_t* c, int promote_every,
                        const acc_t* o, int64_t* ev) noexcept nogil:
     cdef Py_ssize_t K = a.shape[1], k0 = 0, kk, g
     cdef double acc = 0.0, total = 0.0, p, scale
     cdef int emax, e, lsb
     cdef int64_t s
-    cdef bint special
+    cdef int special
     cdef double prods[256]
     while k0 < K:
         g = min(group, K - k0)
         if promote_every > 0:
             g = min(g, promote_every - k0 % promote_every)
-        emax = qs_exponent(acc)
-        special = acc - acc != 0
-        for kk in range(g):
-            p = a[m, k0 + kk] * b[k0 + kk, j]
-            prods[kk] = p
-            special = special or p - p != 0
-            e = qs_exponent(p)
-            emax = e if e > emax else emax
+        emax = qs_group_products(&a[m, k0], &bt[j, k0], &prods[0], g, &special)
+        e = qs_exponent(acc)
+        emax = e if e > emax else emax
+        special = special or acc - acc != 0
         if special:                       # Inf or NaN: IEEE arithmetic decides
             for kk in range(g):
                 acc = acc + prods[kk]
@@ -179,8 +186,7 @@ cdef double _fused_one(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_
             lsb = emax - bits + 1
             scale = qs_pow2(-lsb)
             s = _align(acc, scale, round_align, ev)
-            for kk in range(g):
-                s += _align(prods[kk], scale, round_align, ev)
+            s += qs_group_align_sum(&prods[0], g, scale, round_align, &ev[ABSORBED])
             acc = _round_into(<double>s * qs_pow2(lsb), c, ev)
         k0 += g
         if promote_every > 0 and (k0 % promote_every == 0 or k0 == K):

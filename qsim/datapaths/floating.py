@@ -132,17 +132,20 @@ def float_matmul(a, b, a_format, b_format, accumulator: FloatAccumulator | None 
             and get_format(acc.format).name == "fp32"
             and _products_exact_in_float32(get_format(a_format), get_format(b_format)))
     f, mode, sat, table, max_finite = acc._kernel_format()
+    if fast:                          # float32 values are exact here: no float64 detour
+        av = np.broadcast_to(av.astype(np.float32), batch + av.shape[-2:])
+        bv = np.broadcast_to(bv.astype(np.float32), batch + bv.shape[-2:])
     for i in np.ndindex(*batch):
         ai, bi = np.ascontiguousarray(av[i]), np.ascontiguousarray(bv[i])
         if fast:
             o32 = np.zeros((m, n), np.float32)
-            _fpgemm.sequential_f32(ai.astype(np.float32), bi.astype(np.float32), o32, threads)
+            _fpgemm.sequential_f32(ai, bi, o32, threads)
             out[i] = o32
         elif acc.fused_group:
-            _fpgemm.fused(ai, bi, out[i], events[i], acc.fused_group, acc.fused_bits, acc.fused_align == "rne",
+            _fpgemm.fused(ai, np.ascontiguousarray(bi.T), out[i], events[i], acc.fused_group, acc.fused_bits, acc.fused_align == "rne",
                           f, mode, sat, table, max_finite, acc.promote_every, packed(get_format("fp32")), threads)
         else:
-            _fpgemm.sequential(ai, bi, out[i], events[i], f, mode, sat, table, max_finite,
+            _fpgemm.sequential(ai, np.ascontiguousarray(bi.T), out[i], events[i], f, mode, sat, table, max_finite,
                                ORDERS[acc.order], threads)
     if return_events:
         return out, {name: events[..., j] for j, name in enumerate(EVENTS)}
@@ -153,3 +156,74 @@ def convert_output(acc_values, fmt, scale=1.0, rounding: str = "rne", saturate: 
     """Output codes: encode(float32(float32(acc) * float32(scale))), e.g. FP8 with a per-tensor scale."""
     v = np.asarray(acc_values, np.float32) * np.float32(scale)
     return encode(v, fmt, rounding=rounding, saturate=saturate)
+
+
+# -- MX (OCP Microscaling) dot products -----------------------------------------------------------
+def mx_matmul(a, b) -> np.ndarray:
+    """Product of MX operands per OCP MX v1.0: for each 32-element block the element products are
+    summed exactly, the two block scales applied (X_A * X_B * sum P_i Q_i), the result rounded to
+    FP32, and the blocks accumulated in FP32 in order. a: MXArray (M, K) with blocks along K
+    (axis 1); b: MXArray (K, N) with blocks along K (axis 0). Returns float64 holding FP32 values.
+    """
+    from ..quant.mx import MXArray
+    for name, x, axis in (("a", a, 1), ("b", b, 0)):
+        if not isinstance(x, MXArray):
+            raise TypeError(f"{name} must be an MXArray (qsim.mx_quantize), got {type(x).__name__}")
+        if x.elements.ndim != 2 or x.axis != axis:
+            raise ValueError(f"{name} must be 2-D with its blocks along K (axis {axis}), "
+                             f"got shape {x.elements.shape}, axis {x.axis}")
+    if a.elements.shape[1] != b.elements.shape[0]:
+        raise ValueError(f"inner dimensions differ: a is {a.elements.shape}, b is {b.elements.shape}")
+    if a.block_size != b.block_size:
+        raise ValueError(f"block sizes differ: {a.block_size} and {b.block_size}")
+    bs, k = a.block_size, a.elements.shape[1]
+    nb = -(-k // bs)
+    fa, fb = a.element_format, b.element_format
+    ua, ub = fa.emin - fa.mantissa_bits, fb.emin - fb.mantissa_bits     # value = integer * 2^u
+    top = (fa.max / 2.0 ** ua) * (fb.max / 2.0 ** ub) * bs
+    if top >= 2.0 ** 53:
+        raise ValueError(f"exact block sums of {fa.name} x {fb.name} need more than 53 bits; "
+                         "not modelled yet (E5M2 blocks)")
+    ia = decode(a.elements, fa, dtype=np.float64) / 2.0 ** ua           # exact integers
+    ib = decode(b.elements, fb, dtype=np.float64) / 2.0 ** ub
+    pad = nb * bs - k
+    ia = np.pad(ia, ((0, 0), (0, pad))).reshape(ia.shape[0], nb, bs).transpose(1, 0, 2)
+    ib = np.pad(ib, ((0, pad), (0, 0))).reshape(nb, bs, ib.shape[1])
+    sums = np.matmul(ia, ib)                       # exact: every partial sum is an integer < 2^53
+    ea = a.scales.astype(np.int64).T[:, :, None]   # (nb, M, 1) E8M0 codes
+    eb = b.scales.astype(np.int64)[:, None, :]     # (nb, 1, N)
+    blocks = np.ldexp(sums, (ea - 127) + (eb - 127) + ua + ub).astype(np.float32)   # one rounding
+    blocks[np.broadcast_to((ea == 255) | (eb == 255), blocks.shape)] = np.nan       # NaN scale
+    if nb == 0:
+        return np.zeros((a.elements.shape[0], b.elements.shape[1]))
+    return np.add.accumulate(blocks, axis=0, dtype=np.float32)[-1].astype(np.float64)
+
+
+# -- presets ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FloatDatapath:
+    """A floating-point kernel path: input formats (None: as given), the accumulator, and
+    block_size > 0 for MX operands (mx_matmul)."""
+
+    name: str
+    a_format: str | None
+    b_format: str | None
+    accumulator: FloatAccumulator = field(default_factory=FloatAccumulator)
+    block_size: int = 0
+    description: str = ""
+
+
+FLOAT_PRESETS = {p.name: p for p in (
+    FloatDatapath("fp32-sequential", None, None, FloatAccumulator(), description=(
+        "products exact, summed one by one in FP32 with round to nearest even (a CPU loop)")),
+    FloatDatapath("bf16-fp32acc", "bf16", "bf16", FloatAccumulator(), description=(
+        "BF16 inputs, exact products, FP32 sequential accumulation")),
+    FloatDatapath("h100-fp8-like", "e4m3", "e4m3",
+                  FloatAccumulator("fp32", "rtz", fused_group=32, fused_bits=14, promote_every=128), description=(
+        "E4M3 inputs; fused groups of 32 products aligned to the largest exponent keeping 14 bits "
+        "(truncated), normalized toward zero; partial sums promoted to FP32 every 128 (DeepSeek-V3 3.3.2)")),
+    FloatDatapath("mxfp8", "e4m3", "e4m3", block_size=32, description=(
+        "OCP MXFP8 (E4M3) blocks of 32: exact block dot products, scales applied, FP32 accumulation")),
+    FloatDatapath("mxfp4", "fp4_e2m1", "fp4_e2m1", block_size=32, description=(
+        "OCP MXFP4 (E2M1) blocks of 32: exact block dot products, scales applied, FP32 accumulation")),
+)}
