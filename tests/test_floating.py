@@ -151,3 +151,73 @@ BAD = [
 def test_bad_input_is_a_clear_error(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# -- MX dot products ------------------------------------------------------------------------------
+def mx_array(elements, scale_codes, fmt, axis):
+    from qsim.quant.mx import MXArray
+    return MXArray(np.asarray(elements), np.asarray(scale_codes, np.uint8), qsim.format(fmt), axis, 32)
+
+
+def test_mx_dot_product_hand_worked():
+    """OCP MX v1.0 6.2: Dot(A, B) = X_A * X_B * sum_i P_i * Q_i, per block, blocks summed in FP32."""
+    e4m3 = lambda v: qsim.encode(np.asarray(v, np.float32), "e4m3")
+    # one block: P_i = 1.5, Q_i = 2.0 (i < 32); X_A = 2^1 (code 128), X_B = 2^-3 (code 124)
+    a = mx_array(e4m3(np.full((1, 32), 1.5)), [[128]], "e4m3", 1)
+    b = mx_array(e4m3(np.full((32, 1), 2.0)), [[124]], "e4m3", 0)
+    from qsim.datapaths import mx_matmul
+    assert mx_matmul(a, b)[0, 0] == 2.0 * 2.0 ** -3 * 32 * 1.5 * 2.0          # = 24
+    # two blocks, FP4 elements: block 0 sums 32 * (0.5 * 6) = 96 at scales 2^0 * 2^0; block 1 sums
+    # 16 * (1 * -1) = -16 at scales 2^4 * 2^-2: 96 - 64 = 32
+    fp4 = lambda v: qsim.encode(np.asarray(v, np.float32), "fp4_e2m1")
+    ea = np.concatenate([np.full(32, 0.5), np.r_[np.ones(16), np.zeros(16)]]).reshape(1, 64)
+    eb = np.concatenate([np.full(32, 6.0), np.full(32, -1.0)]).reshape(64, 1)
+    a = mx_array(fp4(ea), [[127, 131]], "fp4_e2m1", 1)
+    b = mx_array(fp4(eb), [[127], [125]], "fp4_e2m1", 0)
+    assert mx_matmul(a, b)[0, 0] == 32.0
+    # a NaN scale (code 255) makes its block, and so the result, NaN
+    a = mx_array(fp4(ea), [[127, 255]], "fp4_e2m1", 1)
+    assert np.isnan(mx_matmul(a, b)[0, 0])
+
+
+def test_mx_matmul_equals_fp32_accumulation_of_exact_block_sums():
+    from qsim.datapaths import mx_matmul
+    rng = np.random.default_rng(9)
+    x, w = rng.normal(0, 1, (4, 100)).astype(np.float32), rng.normal(0, 1, (100, 3)).astype(np.float32)
+    for fmt in ("e4m3", "fp6_e2m3", "fp4_e2m1"):
+        a, b = qsim.mx_quantize(x, fmt, axis=1), qsim.mx_quantize(w, fmt, axis=0)
+        got = mx_matmul(a, b)
+        av, bv = a.decode(np.float64), b.decode(np.float64)
+        for m in range(4):
+            for n in range(3):
+                acc = np.float32(0)
+                for k0 in range(0, 100, 32):
+                    block = sum(Fraction(float(av[m, k])) * Fraction(float(bv[k, n])) for k in range(k0, min(100, k0 + 32)))
+                    acc = np.float32(acc + np.float32(float(block)))     # exact block, FP32 round, FP32 add
+                assert got[m, n] == acc
+
+
+def test_mx_matmul_bad_input():
+    from qsim.datapaths import mx_matmul
+    x = np.ones((2, 64), np.float32)
+    with pytest.raises(ValueError, match="axis 0"):
+        mx_matmul(qsim.mx_quantize(x, "e4m3", axis=1), qsim.mx_quantize(x, "e4m3", axis=1))
+    with pytest.raises(TypeError, match="MXArray"):
+        mx_matmul(x, x)
+    with pytest.raises(ValueError, match="E5M2"):
+        mx_matmul(qsim.mx_quantize(x, "e5m2", axis=1), qsim.mx_quantize(x.T.copy(), "e5m2", axis=0))
+
+
+def test_fake_quantization_differs_from_the_bit_exact_datapath():
+    """The usual emulation (decode, then float BLAS) is not what a 14-bit fused FP8 unit gives."""
+    from qsim.datapaths import FLOAT_PRESETS
+    rng = np.random.default_rng(10)
+    a = qsim.encode(rng.normal(0, 1, (64, 4096)).astype(np.float32), "e4m3")
+    b = qsim.encode(rng.normal(0, 1, (4096, 64)).astype(np.float32), "e4m3")
+    fake = qsim.decode(a, "e4m3") @ qsim.decode(b, "e4m3")                    # float32 BLAS
+    exact = qsim.decode(a, "e4m3", dtype=np.float64) @ qsim.decode(b, "e4m3", dtype=np.float64)
+    hopper = float_matmul(a, b, "e4m3", "e4m3", FLOAT_PRESETS["h100-fp8-like"].accumulator)
+    assert (hopper != fake).mean() > 0.5                                       # most outputs differ
+    rel = np.abs(hopper - exact) / np.abs(exact).max()
+    assert 1e-6 < rel.max() < 1e-2                                            # truncation error, bounded
+    assert np.abs(fake - exact).max() < np.abs(hopper - exact).max()

@@ -192,7 +192,8 @@ def mx_matmul(a, b) -> np.ndarray:
     sums = np.matmul(ia, ib)                       # exact: every partial sum is an integer < 2^53
     ea = a.scales.astype(np.int64).T[:, :, None]   # (nb, M, 1) E8M0 codes
     eb = b.scales.astype(np.int64)[:, None, :]     # (nb, 1, N)
-    blocks = np.ldexp(sums, (ea - 127) + (eb - 127) + ua + ub).astype(np.float32)   # one rounding
+    with np.errstate(over="ignore"):               # a block beyond FP32's range is +-Inf
+        blocks = np.ldexp(sums, (ea - 127) + (eb - 127) + ua + ub).astype(np.float32)   # one rounding
     blocks[np.broadcast_to((ea == 255) | (eb == 255), blocks.shape)] = np.nan       # NaN scale
     if nb == 0:
         return np.zeros((a.elements.shape[0], b.elements.shape[1]))
