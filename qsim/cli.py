@@ -41,7 +41,7 @@ def _cmd_encode(args) -> int:
 def _cmd_datapaths(args) -> int:
     import numpy as np
 
-    from .datapaths import PRESETS
+    from .datapaths import FLOAT_PRESETS, PRESETS
     from .datapaths.integer import requantize_accumulator
     from .formats import format as get_format
 
@@ -49,6 +49,14 @@ def _cmd_datapaths(args) -> int:
         acc = path.accumulator
         print(f"{name:<17} acc int{acc.bits} {acc.overflow}{' pair-sat16' if acc.pair_saturate16 else ''}, "
               f"requant {path.requant}, bias {path.bias}")
+        print(f"{'':<17} {path.description}")
+    for name, path in FLOAT_PRESETS.items():
+        acc = path.accumulator
+        unit = (f"fused G={acc.fused_group} B={acc.fused_bits} {acc.fused_align}" if acc.fused_group
+                else f"{acc.order} adds")
+        kind = f"MX blocks of {path.block_size}" if path.block_size else f"{unit} in {acc.format} {acc.rounding}"
+        print(f"{name:<17} inputs {path.a_format or 'any'} x {path.b_format or 'any'}, {kind}"
+              f"{f', promoted every {acc.promote_every}' if acc.promote_every else ''}")
         print(f"{'':<17} {path.description}")
     if args.ties:
         accs = np.arange(-7, 8)
@@ -90,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=None, help="seed for stochastic rounding")
     e.set_defaults(func=_cmd_encode)
 
-    d = sub.add_parser("datapaths", help="list the integer kernel presets (accumulator, requantization, bias)")
+    d = sub.add_parser("datapaths", help="list the kernel presets: integer (accumulator, requantization, bias) and floating point")
     d.add_argument("--ties", action="store_true", help="show how each preset rounds exact ties")
     d.add_argument("--multiplier", type=float, default=0.25,
                    help="requantization multiplier for --ties (default 0.25: odd multiples of 2 tie)")

@@ -221,3 +221,31 @@ def test_fake_quantization_differs_from_the_bit_exact_datapath():
     rel = np.abs(hopper - exact) / np.abs(exact).max()
     assert 1e-6 < rel.max() < 1e-2                                            # truncation error, bounded
     assert np.abs(fake - exact).max() < np.abs(hopper - exact).max()
+
+
+def test_float_conv_is_the_matmul_over_patches():
+    """Each conv output equals float_matmul of its patch (channel, kh, kw order) and weights."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    from qsim.datapaths import float_conv
+    rng = np.random.default_rng(11)
+    x = random_codes(rng, "e4m3", (2, 4, 6, 5))
+    w = random_codes(rng, "e4m3", (6, 2, 3, 2))
+    acc = FloatAccumulator("bf16", "rne")
+    got, events = float_conv(x, w, "e4m3", "e4m3", stride=(1, 2), padding=1, dilation=(2, 1), groups=2,
+                             accumulator=acc, return_events=True)
+    xv, wv = qsim.decode(x, "e4m3", dtype=np.float64), qsim.decode(w, "e4m3", dtype=np.float64)
+    exact = F.conv2d(torch.tensor(xv), torch.tensor(wv), stride=(1, 2), padding=1, dilation=(2, 1), groups=2).numpy()
+    assert got.shape == exact.shape and set(events) == {"overflow", "saturated", "absorbed"}
+    assert np.abs(got - exact).max() <= 2.0 ** -7 * np.abs(exact).max() * 4          # bf16 accumulation error
+    # output [0, 0, 0, 0]: group 0, padded patch rows -1..3 step 2, cols -1..0
+    patch = np.zeros((2, 3, 2), np.float64)
+    for c in range(2):
+        for i, r in enumerate((-1, 1, 3)):
+            for j, col in enumerate((-1, 0)):
+                if 0 <= r < 6 and 0 <= col < 5:
+                    patch[c, i, j] = xv[0, c, r, col]
+    codes = qsim.encode(patch.reshape(1, -1).astype(np.float32), "e4m3")
+    want = float_matmul(codes, w[0].reshape(-1, 1), "e4m3", "e4m3", acc)
+    assert got[0, 0, 0, 0] == want[0, 0]

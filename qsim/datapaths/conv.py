@@ -60,6 +60,29 @@ def im2col(x: np.ndarray, kernel: tuple[int, ...], x_zero: int, stride, pads, di
     return win[index]
 
 
+def conv_as_matmul(x: np.ndarray, w: np.ndarray, pad_value: int, stride, padding, dilation, groups: int,
+                   matmul) -> tuple[np.ndarray, ...]:
+    """A convolution as one matrix product per group over im2col patches.
+
+    matmul(cols (N, pixels, K), wk (K, g_out), g) returns a tuple of (N, pixels, g_out) arrays
+    (the values, then any per-output counters); each comes back as (N, C_out, *out_spatial).
+    """
+    stride, pads, dilation, out_shape = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    n, c_in = x.shape[:2]
+    c_out, kernel = w.shape[0], w.shape[2:]
+    g_in, g_out = c_in // groups, c_out // groups
+    dims = len(kernel)
+    cols = im2col(x, kernel, pad_value, stride, pads, dilation, out_shape)   # N, C, *out, *k
+    pixels, taps = int(np.prod(out_shape)), int(np.prod(kernel))
+    # (N, G, pixels, g_in * taps) with k ordered (channel, kernel row, kernel column)
+    cols = cols.reshape((n, groups, g_in) + tuple(out_shape) + tuple(kernel))
+    cols = np.moveaxis(cols, 2, 2 + dims).reshape(n, groups, pixels, g_in * taps)
+    wk = w.reshape(groups, g_out, g_in * taps).transpose(0, 2, 1)          # G, K, g_out
+    parts = [matmul(cols[:, g], wk[g], g) for g in range(groups)]
+    return tuple(np.moveaxis(np.concatenate([p[i] for p in parts], axis=-1), -1, 1).reshape((n, c_out) + tuple(out_shape))
+                 for i in range(len(parts[0])))
+
+
 def int_conv(x, w, x_zero=0, w_zero=0, stride=1, padding=0, dilation=1, groups: int = 1,
              accumulator: Accumulator | None = None, return_events: bool = False,
              num_threads: int | None = None):
@@ -73,34 +96,15 @@ def int_conv(x, w, x_zero=0, w_zero=0, stride=1, padding=0, dilation=1, groups: 
     for name, v in (("x", x), ("w", w)):
         if v.dtype.kind not in "ui":
             raise TypeError(f"{name} must be an integer array, got dtype {v.dtype}")
-    stride, pads, dilation, out_shape = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
-    zx = np.asarray(x_zero)
+    conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    zx, zw = np.asarray(x_zero), np.asarray(w_zero)
     if zx.ndim or zx.dtype.kind not in "ui":
         raise ValueError("x_zero must be one integer")
-    n, c_in = x.shape[:2]
-    c_out, kernel = w.shape[0], w.shape[2:]
-    g_in, g_out = c_in // groups, c_out // groups
-    cols = im2col(x, kernel, int(zx), stride, pads, dilation, out_shape)   # N, C, *out, *k
-    dims = len(kernel)
-    pixels = int(np.prod(out_shape))
-    taps = int(np.prod(kernel))
-    # (N, G, pixels, g_in * taps) with k ordered (channel, kernel row, kernel column)
-    cols = cols.reshape((n, groups, g_in) + tuple(out_shape) + tuple(kernel))
-    cols = np.moveaxis(cols, 2, 2 + dims).reshape(n, groups, pixels, g_in * taps)
-    wk = w.reshape(groups, g_out, g_in * taps).transpose(0, 2, 1)          # G, K, g_out
-    zw = np.asarray(w_zero)
-    zw = zw.reshape(groups, g_out) if zw.ndim else np.broadcast_to(zw, (groups, g_out))
-    if zw.ndim == 2 and np.asarray(w_zero).ndim and np.asarray(w_zero).shape != (c_out,):
+    c_out = w.shape[0]
+    if zw.ndim and zw.shape != (c_out,):
         raise ValueError(f"w_zero must be one integer or have shape ({c_out},)")
-    outs, events = [], []
-    for g in range(groups):
-        r = int_matmul(cols[:, g], wk[g], zx, zw[g], accumulator, return_events, num_threads)
-        outs.append(r[0] if return_events else r)
-        if return_events:
-            events.append(r[1])
-
-    def assemble(parts):     # list of (N, pixels, g_out) -> (N, C_out, *out)
-        y = np.concatenate(parts, axis=-1)
-        return np.moveaxis(y, -1, 1).reshape((n, c_out) + tuple(out_shape))
-
-    return (assemble(outs), assemble(events)) if return_events else assemble(outs)
+    zw = zw.reshape(groups, c_out // groups) if zw.ndim else np.broadcast_to(zw, (groups, c_out // groups))
+    out, events = conv_as_matmul(
+        x, w, int(zx), stride, padding, dilation, groups,
+        lambda cols, wk, g: int_matmul(cols, wk, zx, zw[g], accumulator, True, num_threads))
+    return (out, events) if return_events else out

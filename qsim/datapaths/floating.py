@@ -152,6 +152,23 @@ def float_matmul(a, b, a_format, b_format, accumulator: FloatAccumulator | None 
     return out
 
 
+def float_conv(x, w, x_format, w_format, stride=1, padding=0, dilation=1, groups: int = 1,
+               accumulator: FloatAccumulator | None = None, return_events: bool = False,
+               num_threads: int | None = None):
+    """Convolution of float codes (NC[H]W; w (C_out, C_in / groups, [kh,] kw)), each output a
+    dot product over (channel, kernel row, kernel column) summed as `accumulator` does.
+    Padding is +0. Returns float64 values (and the per-output counters with return_events)."""
+    from .conv import conv_as_matmul
+    x, w = np.asarray(x), np.asarray(w)
+    for name, v in (("x", x), ("w", w)):
+        if v.dtype.kind not in "ui":
+            raise TypeError(f"{name} must hold codes (an unsigned integer array), got dtype {v.dtype}")
+    parts = conv_as_matmul(x, w, 0, stride, padding, dilation, groups, lambda cols, wk, g: (
+        lambda r: (r[0], *r[1].values()))(float_matmul(cols, wk, x_format, w_format, accumulator, True, num_threads)))
+    out, events = parts[0], dict(zip(EVENTS, parts[1:]))
+    return (out, events) if return_events else out
+
+
 def convert_output(acc_values, fmt, scale=1.0, rounding: str = "rne", saturate: bool | None = None):
     """Output codes: encode(float32(float32(acc) * float32(scale))), e.g. FP8 with a per-tensor scale."""
     v = np.asarray(acc_values, np.float32) * np.float32(scale)
