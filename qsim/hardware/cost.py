@@ -1,0 +1,64 @@
+"""Throughput and traffic of a GEMM on a systolic array (SCALE-Sim v3 closed forms) and the
+roofline bound by memory. See ../shared/design/costmodel.md.
+
+GEMM A (M x K) times B (K x N) on an R x C array. Traffic is counted in words (one element
+of the operand); the caller scales by each operand's bits (plus MX scale bytes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+DATAFLOWS = ("output-stationary", "weight-stationary", "input-stationary")
+
+
+@dataclass(frozen=True)
+class ArrayCost:
+    folds: int
+    cycles: int
+    words_a: int          # SRAM reads of A
+    words_b: int          # SRAM reads of B
+    words_c: int          # SRAM writes (and partial-sum re-reads) of C
+
+
+def _check(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> None:
+    for name, v in (("M", m), ("K", k), ("N", n), ("rows", rows), ("cols", cols)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if dataflow not in DATAFLOWS:
+        raise ValueError(f"dataflow must be one of {DATAFLOWS}, got {dataflow!r}")
+
+
+def systolic_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> ArrayCost:
+    """Folds, compute cycles and SRAM traffic of one GEMM.
+
+    output stationary: folds = ceil(M/R) ceil(N/C), cycles = folds (R + C + K - 2) - 1
+    weight stationary: folds = ceil(K/R) ceil(N/C), cycles = folds (2R + C + M - 2) - 1
+    input stationary:  folds = ceil(K/R) ceil(M/C), cycles = folds (2R + C + N - 2) - 1
+    """
+    _check(m, k, n, rows, cols, dataflow)
+    r, c = rows, cols
+    if dataflow == "output-stationary":
+        folds = ceil(m / r) * ceil(n / c)
+        return ArrayCost(folds, folds * (r + c + k - 2) - 1, m * k * ceil(n / c), k * n * ceil(m / r), m * n)
+    if dataflow == "weight-stationary":
+        folds = ceil(k / r) * ceil(n / c)
+        return ArrayCost(folds, folds * (2 * r + c + m - 2) - 1, m * k * ceil(n / c), k * n, m * n * ceil(k / r))
+    folds = ceil(k / r) * ceil(m / c)
+    return ArrayCost(folds, folds * (2 * r + c + n - 2) - 1, m * k, k * n * ceil(m / c), m * n * ceil(k / r))
+
+
+def roofline_seconds(cycles: int, clock_hz: float, bytes_by_level: dict[str, float],
+                     bandwidth_by_level: dict[str, float]) -> tuple[float, str]:
+    """time = max(compute cycles / clock, bytes / bandwidth at each level), and which bound."""
+    if clock_hz <= 0:
+        raise ValueError("clock_hz must be > 0")
+    bounds = {"compute": cycles / clock_hz}
+    for level, nbytes in bytes_by_level.items():
+        bw = bandwidth_by_level.get(level)
+        if bw is None or bw <= 0:
+            raise ValueError(f"memory level {level!r} needs a bandwidth > 0")
+        bounds[level] = nbytes / bw
+    active = max(bounds, key=bounds.get)
+    return bounds[active], active
