@@ -70,6 +70,24 @@ def _cmd_datapaths(args) -> int:
     return 0
 
 
+def _cmd_hardware(args) -> int:
+    from .hardware import hardware_presets, load_hardware
+
+    if args.show:
+        hw = load_hardware(args.show)
+        print(hw)
+        return 0
+    print(f"{'name':<20} {'GEMM datapath':<34} {'array':>10} {'clock':>9} {'peak TMAC/s':>12}")
+    for name in hardware_presets():
+        hw = load_hardware(name)
+        d = hw.datapath
+        path = f"{d.preset} ({d.weights}x{d.activations}" + (f", acc{d.accumulator_bits}" if d.accumulator_bits else "") + ")"
+        print(f"{name:<20} {path:<34} {hw.array.rows:>4}x{hw.array.cols:<5} {hw.array.clock_hz / 1e9:>6.2f} GHz"
+              f" {hw.peak_macs_per_s / 1e12:>12.3f}")
+        print(f"{'':<20} {hw.description}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qsim",
@@ -103,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--multiplier", type=float, default=0.25,
                    help="requantization multiplier for --ties (default 0.25: odd multiples of 2 tie)")
     d.set_defaults(func=_cmd_datapaths)
+
+    h = sub.add_parser("hardware", help="list the hardware presets (qsim/hardware/presets/*.toml)",
+                       description="List the shipped hardware descriptions, or show one resolved.")
+    h.add_argument("--show", metavar="NAME_OR_TOML", help="load and print one preset or .toml file")
+    h.set_defaults(func=_cmd_hardware)
     return p
 
 

@@ -1,0 +1,234 @@
+"""Hardware descriptions: TOML in, frozen dataclasses out, validated on load. Every error
+names the key path (e.g. `array.rows`) and the file.
+
+A description has: the GEMM datapath (formats, accumulator and requantization by preset
+name from qsim.datapaths), the vector-unit format for other operations, the quantization
+scheme, the compute array, the memory levels and the energy table with its citations.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..formats import format as get_format
+from .cost import DATAFLOWS
+
+PRESET_DIR = Path(__file__).parent / "presets"
+GRANULARITIES = ("per-tensor", "per-channel", "per-group", "mx")
+
+
+class HardwareError(ValueError):
+    """A hardware description that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Datapath:
+    kind: str                 # "integer" or "float"
+    preset: str               # a qsim.datapaths preset
+    weights: str
+    activations: str
+    outputs: str
+    vector_format: str
+    accumulator_bits: int | None = None          # integer kind: overrides the preset's width
+    accumulator_overflow: str | None = None      # "wrap" or "saturate"
+
+    def resolve(self):
+        """The qsim.datapaths datapath this describes (IntDatapath or FloatDatapath)."""
+        from dataclasses import replace
+        from ..datapaths import any_datapath
+        path = any_datapath(self.preset)
+        if self.accumulator_bits is not None or self.accumulator_overflow is not None:
+            acc = replace(path.accumulator, bits=self.accumulator_bits or path.accumulator.bits,
+                          overflow=self.accumulator_overflow or path.accumulator.overflow)
+            path = replace(path, name=f"{path.name}+acc{acc.bits}{acc.overflow[0]}", accumulator=acc)
+        return path
+
+
+@dataclass(frozen=True)
+class Quantization:
+    weights: str
+    activations: str
+    symmetric_weights: bool
+    symmetric_activations: bool
+    group_size: int
+    mx_block: int
+
+
+@dataclass(frozen=True)
+class ComputeArray:
+    rows: int
+    cols: int
+    dataflow: str
+    clock_hz: float
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    name: str
+    size_bytes: int
+    bandwidth_bytes_per_s: float
+    energy_pj_per_byte: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Energy:
+    mac_pj: float
+    node_nm: int
+    calibration: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Hardware:
+    name: str
+    description: str
+    datapath: Datapath
+    quantization: Quantization
+    array: ComputeArray
+    memory: tuple[MemoryLevel, ...]
+    energy: Energy
+
+    @property
+    def peak_macs_per_s(self) -> float:
+        return self.array.rows * self.array.cols * self.array.clock_hz
+
+
+class _Table:
+    """Typed reads from one TOML table; errors carry the key path."""
+
+    def __init__(self, data, path: str, where: str):
+        if not isinstance(data, dict):
+            raise HardwareError(f"{where}: {path or 'the document'} must be a table")
+        self.data, self.path, self.where = data, path, where
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, kind, default=None, check=None, what: str = ""):
+        self.used.add(key)
+        if key not in self.data:
+            if default is None:
+                raise HardwareError(f"{self.where}: missing key {self._key(key)}")
+            return default
+        v = self.data[key]
+        ok = isinstance(v, kind) and not (isinstance(v, bool) and kind in (int, float, (int, float)))
+        if ok and check is not None:
+            ok = check(v)
+        if not ok:
+            raise HardwareError(f"{self.where}: {self._key(key)} must be {what or kind.__name__}, got {v!r}")
+        return v
+
+    def choice(self, key: str, choices, default=None):
+        return self.get(key, str, default, lambda v: v in choices, f"one of {', '.join(choices)}")
+
+
+    def fmt(self, key: str, default=None):
+        name = self.get(key, str, default)
+        try:
+            return get_format(name).name
+        except (KeyError, ValueError) as e:
+            raise HardwareError(f"{self.where}: {self._key(key)}: {e}") from None
+
+    def table(self, key: str):
+        self.used.add(key)
+        return _Table(self.data.get(key), self._key(key), self.where)
+
+    def done(self):
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise HardwareError(f"{self.where}: unknown key {self._key(unknown[0])}")
+
+
+def _positive(v) -> bool:
+    return v > 0
+
+
+def parse_hardware(text: str, where: str = "<string>") -> Hardware:
+    """A Hardware from TOML text; HardwareError (naming the key) if anything is off."""
+    from ..datapaths import FLOAT_PRESETS, PRESETS
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise HardwareError(f"{where}: malformed TOML: {e}") from None
+    top = _Table(doc, "", where)
+    name = top.get("name", str)
+    description = top.get("description", str, "")
+
+    d = top.table("datapath")
+    kind = d.choice("kind", ("integer", "float"))
+    presets = PRESETS if kind == "integer" else FLOAT_PRESETS
+    preset = d.choice("preset", tuple(presets))
+    bits = overflow = None
+    if kind == "integer":
+        bits = d.get("accumulator_bits", int, 0, lambda v: v == 0 or 8 <= v <= 64, "an integer from 8 to 64") or None
+        overflow = d.choice("accumulator_overflow", ("wrap", "saturate"), "") or None
+    datapath = Datapath(kind, preset, d.fmt("weights"), d.fmt("activations"), d.fmt("outputs"),
+                        d.fmt("vector_format", "fp32"), bits, overflow)
+    d.done()
+
+    q = top.table("quantization")
+    quant = Quantization(q.choice("weights", GRANULARITIES, "per-channel"),
+                         q.choice("activations", GRANULARITIES, "per-tensor"),
+                         q.get("symmetric_weights", bool, True), q.get("symmetric_activations", bool, False),
+                         q.get("group_size", int, 128, _positive, "a positive integer"),
+                         q.get("mx_block", int, 32, _positive, "a positive integer"))
+    q.done()
+
+    a = top.table("array")
+    array = ComputeArray(a.get("rows", int, check=_positive, what="a positive integer"),
+                         a.get("cols", int, check=_positive, what="a positive integer"),
+                         a.choice("dataflow", DATAFLOWS),
+                         float(a.get("clock_hz", (int, float), check=_positive, what="a positive number")))
+    a.done()
+
+    top.used.add("memory")
+    levels = doc.get("memory")
+    if not isinstance(levels, list) or not levels:
+        raise HardwareError(f"{where}: memory must be a non-empty array of tables ([[memory]])")
+    memory = []
+    for i, level in enumerate(levels):
+        m = _Table(level, f"memory[{i}]", where)
+        memory.append(MemoryLevel(m.get("name", str),
+                                  m.get("size_bytes", int, check=_positive, what="a positive integer"),
+                                  float(m.get("bandwidth_bytes_per_s", (int, float), check=_positive,
+                                              what="a positive number")),
+                                  float(m.get("energy_pj_per_byte", (int, float), check=lambda v: v >= 0,
+                                              what="a number >= 0")),
+                                  m.get("source", str, "")))
+        m.done()
+    names = [lv.name for lv in memory]
+    if len(set(names)) != len(names):
+        raise HardwareError(f"{where}: memory level names must be distinct, got {names}")
+
+    e = top.table("energy")
+    energy = Energy(float(e.get("mac_pj", (int, float), check=_positive, what="a positive number")),
+                    e.get("node_nm", int, 45, _positive, "a positive integer"),
+                    float(e.get("calibration", (int, float), 1.0, _positive, "a positive number")),
+                    e.get("source", str))
+    e.done()
+    top.done()
+    return Hardware(name, description, datapath, quant, array, tuple(memory), energy)
+
+
+def load_hardware(spec) -> Hardware:
+    """A Hardware from a preset name, a .toml path, or a Hardware."""
+    if isinstance(spec, Hardware):
+        return spec
+    path = Path(spec)
+    if path.suffix != ".toml":
+        path = PRESET_DIR / f"{spec}.toml"
+        if not path.exists():
+            raise HardwareError(f"unknown hardware {spec!r}; presets are {', '.join(hardware_presets())}")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise HardwareError(f"cannot read {path}: {e.strerror}") from None
+    return parse_hardware(text, str(path))
+
+
+def hardware_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
