@@ -43,3 +43,32 @@ def test_bad_arguments(args, match):
         systolic_gemm(*args)
     with pytest.raises(ValueError, match="bandwidth"):
         roofline_seconds(1, 1e9, {"dram": 1.0}, {})
+
+
+def test_gemm_layer_cost_by_hand():
+    from qsim.hardware import load_hardware
+    from qsim.hardware.cost import gemm_layer_cost
+    hw = load_hardware("edge-npu-int8")             # 16x16 WS, 500 MHz, sram 384 KiB, dram
+    c = gemm_layer_cost(hw, 64, 256, 128, "int8", "int8", "int8")
+    # WS: folds = ceil(256/16) * ceil(128/16) = 128; cycles = 128 * (32 + 16 + 64 - 2) - 1
+    assert c.cycles == 128 * 110 - 1 and c.macs == 64 * 256 * 128
+    sram = 64 * 256 * 8 + 256 * 128 + 64 * 128 * 16                  # words: A ceil(N/C), B, C ceil(K/R)
+    assert c.bytes_by_level["sram"] == sram
+    assert c.bytes_by_level["dram"] == 64 * 256 + 256 * 128 + 64 * 128  # each operand once: fits
+    assert c.energy_pj["mac"] == pytest.approx(c.macs * 0.30)
+    assert c.energy_pj["sram"] == pytest.approx(sram * 2.5) and c.energy_pj["dram"] == pytest.approx(c.bytes_by_level["dram"] * 250)
+    compute = c.cycles / 500e6
+    assert c.seconds == pytest.approx(max(compute, sram / 8e9, c.bytes_by_level["dram"] / 4e9))
+    assert c.utilization == pytest.approx(c.macs / (c.cycles * 256))
+
+
+def test_mx_and_sub_byte_formats_scale_the_bytes():
+    from qsim.hardware import load_hardware
+    from qsim.hardware.cost import element_bits, gemm_layer_cost
+    assert element_bits("fp4_e2m1", 32) == 4.25 and element_bits("int4") == 4 and element_bits("bf16") == 16
+    hw = load_hardware("mxfp4")
+    c4 = gemm_layer_cost(hw, 64, 64, 64, "fp4_e2m1", "fp4_e2m1", "bf16", mx_block=32)
+    hw8 = load_hardware("mxfp8")
+    c8 = gemm_layer_cost(hw8, 64, 64, 64, "e4m3", "e4m3", "bf16", mx_block=32)
+    a_b_words = 64 * 64 * 1 + 64 * 64 * 1                            # OS, one fold: A and B read once
+    assert c8.bytes_by_level["sram"] - c4.bytes_by_level["sram"] == pytest.approx(a_b_words * (8.25 - 4.25) / 8)

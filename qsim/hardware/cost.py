@@ -62,3 +62,56 @@ def roofline_seconds(cycles: int, clock_hz: float, bytes_by_level: dict[str, flo
         bounds[level] = nbytes / bw
     active = max(bounds, key=bounds.get)
     return bounds[active], active
+
+
+def element_bits(fmt_name: str, mx_block: int = 0) -> float:
+    """Storage bits per element, with an MX block's 8-bit E8M0 scale spread over its elements."""
+    from ..formats import format as get_format
+    bits = float(get_format(fmt_name).storage_bits)
+    return bits + (8.0 / mx_block if mx_block else 0.0)
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    macs: int
+    cycles: int
+    seconds: float
+    bound: str                        # "compute" or the memory level that limits
+    utilization: float                # MACs / (cycles * rows * cols)
+    bytes_by_level: dict
+    energy_pj: dict                   # "mac" and one term per memory level
+
+    @property
+    def energy_total_pj(self) -> float:
+        return sum(self.energy_pj.values())
+
+
+def gemm_layer_cost(hw, m: int, k: int, n: int, a_format: str, b_format: str, c_format: str,
+                    mx_block: int = 0) -> LayerCost:
+    """Cost of one GEMM (A: M x K activations, B: K x N weights, C: M x N) on `hw`.
+
+    The array's SRAM traffic (in words) is scaled by each operand's bits and charged to the
+    first memory level; each farther level sees every operand once when it fits half of the
+    nearer level (double buffering), else the nearer level's full traffic. Energy: MACs x
+    mac_pj x calibration, plus bytes x pJ/byte at each level.
+    """
+    arr = hw.array
+    c = systolic_gemm(m, k, n, arr.rows, arr.cols, arr.dataflow)
+    bits = (element_bits(a_format, mx_block), element_bits(b_format, mx_block), element_bits(c_format))
+    near = (c.words_a * bits[0] + c.words_b * bits[1] + c.words_c * bits[2]) / 8
+    sizes = (m * k * bits[0] / 8, k * n * bits[1] / 8, m * n * bits[2] / 8)
+    bytes_by_level = {}
+    traffic = near
+    for i, level in enumerate(hw.memory):
+        if i > 0:
+            nearer = hw.memory[i - 1].size_bytes / 2
+            traffic = sum(sizes) if all(s <= nearer for s in sizes) else traffic
+        bytes_by_level[level.name] = traffic
+    seconds, bound = roofline_seconds(c.cycles, arr.clock_hz, bytes_by_level,
+                                      {lv.name: lv.bandwidth_bytes_per_s for lv in hw.memory})
+    macs = m * k * n
+    energy = {"mac": macs * hw.energy.mac_pj * hw.energy.calibration}
+    for level in hw.memory:
+        energy[level.name] = bytes_by_level[level.name] * level.energy_pj_per_byte
+    return LayerCost(macs, c.cycles, seconds, bound, macs / (c.cycles * arr.rows * arr.cols),
+                     bytes_by_level, energy)
