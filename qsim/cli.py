@@ -88,6 +88,62 @@ def _cmd_hardware(args) -> int:
     return 0
 
 
+def _summary_rows(records) -> list[str]:
+    model = records[-1]
+    layers = [r for r in records if r["layer"] != "__model__"]
+    worst = min((r["sqnr_db"] for r in layers), default=float("nan"))
+    return [model["hardware"], f"{model['top1']:.4f}", f"{model['agreement_fp32']:.4f}", f"{worst:.1f}",
+            f"{model['energy_total_pj'] / 1e6:.3f}", f"{model['seconds'] * 1e6:.2f}",
+            str(model["overflow"]), str(model["saturated"])]
+
+
+_SUMMARY_HEAD = ["hardware", "top-1", "agree FP32", "min SQNR dB", "energy uJ", "time us", "overflow", "saturated"]
+
+
+def _markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(_SUMMARY_HEAD) + " |", "|" + "---|" * len(_SUMMARY_HEAD)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def _cmd_simulate(args) -> int:
+    from .io import write_records
+    from .sim import simulate
+
+    records = simulate(args.model, args.hardware, seed=args.seed)
+    path = write_records(records, args.out)
+    print(f"{'layer':<10} {'op':<7} {'SQNR dB':>8} {'cosine':>8} {'MACs':>9} {'cycles':>8} {'energy pJ':>11} bound")
+    for r in records[:-1]:
+        print(f"{r['layer']:<10} {r['op']:<7} {r['sqnr_db']:>8.1f} {r['cosine']:>8.5f} {r['macs']:>9} "
+              f"{r['cycles']:>8} {r['energy_total_pj']:>11.0f} {r.get('bound') or ''}")
+    print(_markdown([_summary_rows(records)]), end="")
+    print(f"records: {path}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from pathlib import Path
+
+    from .hardware import hardware_presets
+    from .io import write_records
+    from .sim import simulate
+
+    names = args.hardware.split(",") if args.hardware else hardware_presets()
+    rows = []
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
+        records = simulate(args.model, name, seed=args.seed)
+        write_records(records, args.out)
+        rows.append(_summary_rows(records))
+    table = _markdown(rows)
+    out = Path(args.out) / "summary.md"
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text(f"# {args.model}: precision comparison\n\n" + table)
+    tmp.replace(out)
+    print(table, end="")
+    print(f"records: {args.out}/part-*.parquet; summary: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qsim",
@@ -126,6 +182,26 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the shipped hardware descriptions, or show one resolved.")
     h.add_argument("--show", metavar="NAME_OR_TOML", help="load and print one preset or .toml file")
     h.set_defaults(func=_cmd_hardware)
+
+    from .sim.models import MODELS
+    s = sub.add_parser("simulate", help="run a model on one hardware description; per-layer error and cost",
+                       description="Run MODEL on HARDWARE layer by layer: bit-exact GEMMs through the hardware's "
+                                   "datapath, error against FP32, cycles, bytes and energy; appends one "
+                                   "Parquet file per run to OUT.")
+    s.add_argument("--model", default="digits-mlp", choices=sorted(MODELS), help="built-in workload")
+    s.add_argument("--hardware", default="edge-npu-int8", help="a preset (see `qsim hardware`) or a .toml file")
+    s.add_argument("--out", default="reports/runs", help="dataset directory for the Parquet records")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_simulate)
+
+    c = sub.add_parser("compare", help="run a model on several hardware presets into one dataset, with a summary",
+                       description="Run MODEL on every hardware preset (or --hardware a,b,...); writes the "
+                                   "records to OUT and a Markdown summary to OUT/summary.md.")
+    c.add_argument("--model", default="digits-mlp", choices=sorted(MODELS), help="built-in workload")
+    c.add_argument("--hardware", default="", help="comma-separated presets or .toml files (default: all presets)")
+    c.add_argument("--out", default="reports/compare", help="dataset directory")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=_cmd_compare)
     return p
 
 
@@ -137,6 +213,10 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.func(args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as e:    # bad input: a message, not a trace
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"qsim: error: {msg}", file=sys.stderr)
+        return 2
     except BrokenPipeError:       # output piped into `head` and closed early
         sys.stderr.close()
         return 0

@@ -1,0 +1,65 @@
+"""Simulation records as a Parquet dataset: one file per run in a directory, written to a
+temporary name and renamed, so a dataset never holds a half-written file and runs append by
+adding files. The column meanings and units travel in each file's metadata (SCHEMA).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SCHEMA = {
+    "run_id": "identifier of the run (one simulate call)",
+    "time_utc": "start of the run, ISO 8601 UTC",
+    "qsim_version": "qsim version that produced the row",
+    "config_hash": "hash of the resolved hardware description",
+    "seed": "random seed of the run",
+    "model": "workload name", "hardware": "hardware preset or file", "datapath": "resolved GEMM datapath",
+    "layer": "layer name, or __model__ for the whole-model row", "op": "layer type",
+    "M": "GEMM rows (batch)", "K": "GEMM inner dimension", "N": "GEMM columns (output features)",
+    "sqnr_db": "signal to quantization noise ratio of the layer output against FP32, dB",
+    "mse": "mean squared error against FP32", "max_abs_err": "largest absolute error against FP32",
+    "cosine": "cosine similarity to the FP32 output", "nan_count": "NaN outputs",
+    "overflow": "accumulator additions that wrapped, or overflowed to Inf/NaN",
+    "saturated": "accumulator additions that saturated",
+    "macs": "multiply-accumulates", "cycles": "array compute cycles (SCALE-Sim closed forms)",
+    "seconds": "roofline time: max(compute, bytes / bandwidth per memory level), s",
+    "bound": "what limits the time: compute or a memory level", "utilization": "MACs / (cycles x array size)",
+    "bytes_<level>": "bytes moved at that memory level (format-aware, MX scales included)",
+    "energy_mac_pj": "MAC energy x calibration, pJ", "energy_<level>_pj": "memory energy at that level, pJ",
+    "energy_total_pj": "sum of the energy terms, pJ",
+    "top1": "top-1 accuracy (model row)", "agreement_fp32": "fraction of predictions equal to FP32's (model row)",
+    "fp32_top1": "top-1 accuracy of the FP32 forward pass (model row)",
+}
+
+
+def write_records(records: list[dict], out_dir) -> Path:
+    """Write one run's records as out_dir/part-<run_id>.parquet, atomically."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    if not records:
+        raise ValueError("no records to write")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(pd.DataFrame(records), preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"qsim.schema": json.dumps(SCHEMA).encode()})
+    final = out / f"part-{records[0]['run_id']}.parquet"
+    tmp = out / f".{final.name}.tmp"
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final
+
+
+def read_records(out_dir):
+    """All runs in a dataset directory as one DataFrame."""
+    import pandas as pd
+    files = sorted(Path(out_dir).glob("part-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no qsim records (part-*.parquet) in {out_dir}")
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)

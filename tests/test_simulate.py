@@ -1,0 +1,92 @@
+"""The simulator on the built-in digits MLP: records, accuracy within tolerances, layer results
+against independent calculations, Parquet output, the command line and bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import qsim
+from qsim.datapaths import qlinear_matmul, quantize_bias
+from qsim.hardware import hardware_presets
+from qsim.io import SCHEMA, read_records, write_records
+from qsim.sim import load_model, simulate
+from qsim.sim.models import forward_fp32
+
+# top-1 on the 397 test digits (FP32: 0.9824); measured, with a tolerance of about 3 samples
+EXPECTED_TOP1 = {"edge-npu-int8": 0.982, "edge-npu-int8-acc16": 0.713, "h100-fp8": 0.987, "tpu-bf16": 0.982,
+                 "mi300-fp8fnuz": 0.982, "mxfp8": 0.980, "mxfp4": 0.977, "int4-weight-only": 0.980}
+
+
+@pytest.mark.parametrize("hardware", sorted(EXPECTED_TOP1))
+def test_end_to_end_accuracy(hardware):
+    records = simulate("digits-mlp", hardware)
+    model = records[-1]
+    assert model["layer"] == "__model__" and model["fp32_top1"] == pytest.approx(0.9824, abs=1e-4)
+    assert model["top1"] == pytest.approx(EXPECTED_TOP1[hardware], abs=0.008)
+    layers = records[:-1]
+    assert [r["layer"] for r in layers] == ["fc1", "relu1", "fc2"]
+    assert all(r["macs"] == r["M"] * r["K"] * r["N"] for r in layers if r["op"] == "Linear")
+    if hardware == "edge-npu-int8-acc16":
+        assert model["saturated"] > 0          # 16-bit accumulators really saturate on this model
+
+
+def test_first_int8_layer_equals_an_independent_calculation():
+    """fc1 on edge-npu-int8, rebuilt by hand from issue 1-2 pieces and compared bit for bit."""
+    work = load_model("digits-mlp")
+    layer = work.layers[0]
+    sx, zx = np.float32(1.0 / 255), -128                         # calibration range [0, 1] of the pixels
+    x = qsim.quantize_int(work.test, "int8", sx, zx)
+    wmax = np.abs(layer.weight).max(axis=0)
+    sw = np.maximum(np.where(wmax > 0, wmax, 1.0) / 127, np.abs(layer.bias) / (float(sx) * 2.0 ** 30)).astype(np.float32)
+    w = qsim.quantize_int(layer.weight, "int8", sw, 0, axis=1)
+    ref = forward_fp32(work.layers, work.calib)[0]
+    lo, hi = min(float(ref.min()), 0.0), max(float(ref.max()), 0.0)
+    sy = np.float32((hi - lo) / 255)
+    zy = int(np.clip(np.rint(-128 - lo / sy), -128, 127))
+    y = qlinear_matmul(x, sx, np.int8(zx), w, sw, np.int8(0), sy, np.int8(zy), quantize_bias(layer.bias, sx, sw),
+                       datapath="gemmlowp")
+    # the simulator's fc1 output, dequantized, must be these codes exactly
+    got = simulate("digits-mlp", "edge-npu-int8")[0]
+    want = qsim.dequantize_int(y, sy, zy)
+    err = want.astype(np.float64) - forward_fp32(work.layers, work.test)[0]
+    assert got["max_abs_err"] == pytest.approx(float(np.abs(err).max()), rel=1e-12)
+
+
+def test_records_round_trip_through_parquet(tmp_path):
+    records = simulate("digits-mlp", "mxfp4")
+    path = write_records(records, tmp_path)
+    assert path.name == f"part-{records[0]['run_id']}.parquet" and not list(tmp_path.glob(".*.tmp"))
+    write_records(simulate("digits-mlp", "h100-fp8"), tmp_path)                 # runs append
+    df = read_records(tmp_path)
+    assert len(df) == 2 * len(records) and set(df["hardware"]) == {"mxfp4", "h100-fp8"}
+    import pyarrow.parquet as pq
+    meta = pq.read_schema(path).metadata
+    assert b"qsim.schema" in meta
+    for column in df.columns:                    # every column is documented, per-level ones by pattern
+        assert column in SCHEMA or column.startswith("bytes_") or (column.startswith("energy_")
+                                                                  and column.endswith("_pj")), column
+
+
+def test_compare_command_writes_dataset_and_summary(tmp_path):
+    out = tmp_path / "cmp"
+    run = subprocess.run([sys.executable, "-P", "-m", "qsim.cli", "compare", "--hardware", "edge-npu-int8,mxfp4",
+                          "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "| edge-npu-int8 |" in run.stdout and (out / "summary.md").exists()
+    assert len(list(out.glob("part-*.parquet"))) == 2
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["simulate", "--hardware", "tpu-v9"], "unknown hardware 'tpu-v9'"),
+    (["simulate", "--model", "resnet"], "invalid choice"),
+    (["compare", "--hardware", "nope.toml"], "cannot read"),
+])
+def test_bad_command_line_input(argv, message):
+    run = subprocess.run([sys.executable, "-P", "-m", "qsim.cli", *argv], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and message in run.stderr
+
+
+def test_every_preset_simulates():
+    assert sorted(hardware_presets()) == sorted(EXPECTED_TOP1)
