@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run MODEL on HARDWARE layer by layer: bit-exact GEMMs through the hardware's "
                                    "datapath, error against FP32, cycles, bytes and energy; appends one "
                                    "Parquet file per run to OUT.")
-    s.add_argument("--model", default="digits-mlp", choices=sorted(MODELS), help="built-in workload")
+    s.add_argument("--model", default="digits-cnn", choices=sorted(MODELS), help="built-in workload")
     s.add_argument("--hardware", default="edge-npu-int8", help="a preset (see `qsim hardware`) or a .toml file")
     s.add_argument("--out", default="reports/runs", help="dataset directory for the Parquet records")
     s.add_argument("--seed", type=int, default=0)
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="run a model on several hardware presets into one dataset, with a summary",
                        description="Run MODEL on every hardware preset (or --hardware a,b,...); writes the "
                                    "records to OUT and a Markdown summary to OUT/summary.md.")
-    c.add_argument("--model", default="digits-mlp", choices=sorted(MODELS), help="built-in workload")
+    c.add_argument("--model", default="digits-cnn", choices=sorted(MODELS), help="built-in workload")
     c.add_argument("--hardware", default="", help="comma-separated presets or .toml files (default: all presets)")
     c.add_argument("--out", default="reports/compare", help="dataset directory")
     c.add_argument("--seed", type=int, default=0)

@@ -90,3 +90,36 @@ def test_bad_command_line_input(argv, message):
 
 def test_every_preset_simulates():
     assert sorted(hardware_presets()) == sorted(EXPECTED_TOP1)
+
+
+CNN_TOP1 = {"edge-npu-int8": 0.985, "edge-npu-int8-acc16": 0.474, "h100-fp8": 0.982, "tpu-bf16": 0.987,
+            "mi300-fp8fnuz": 0.985, "mxfp8": 0.987, "mxfp4": 0.899, "int4-weight-only": 0.970}
+
+
+@pytest.mark.parametrize("hardware", sorted(CNN_TOP1))
+def test_digits_cnn_end_to_end(hardware):
+    records = simulate("digits-cnn", hardware)
+    assert [r["op"] for r in records[:-1]] == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d",
+                                               "Flatten", "Linear"]
+    assert records[-1]["fp32_top1"] == pytest.approx(0.9874, abs=1e-4)
+    assert records[-1]["top1"] == pytest.approx(CNN_TOP1[hardware], abs=0.008)
+    conv1 = records[0]
+    assert (conv1["M"], conv1["K"], conv1["N"]) == (397 * 64, 9, 8)      # patches x (C_in kh kw) x C_out
+
+
+def test_cnn_fp32_forward_matches_torch():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+    work = load_model("digits-cnn")
+    c1, c2, fc = work.layers[0], work.layers[3], work.layers[7]
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10)).double()
+    with torch.no_grad():
+        for i, layer in ((0, c1), (3, c2)):
+            net[i].weight.copy_(torch.tensor(layer.weight))
+            net[i].bias.copy_(torch.tensor(layer.bias))
+        net[7].weight.copy_(torch.tensor(fc.weight.T))
+        net[7].bias.copy_(torch.tensor(fc.bias))
+        want = net(torch.tensor(work.test, dtype=torch.float64)).numpy()
+    got = forward_fp32(work.layers, work.test)[-1]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -20,8 +20,54 @@ class Linear:
 
 
 @dataclass(frozen=True)
+class Conv2d:
+    name: str
+    weight: np.ndarray        # (C_out, C_in, kh, kw) float32
+    bias: np.ndarray          # (C_out,) float32
+    stride: int = 1
+    padding: int = 0
+
+    def patches(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
+        """im2col: (N * out_h * out_w, C_in * kh * kw) patches of x (zero padded), and the
+        output shape; the GEMM with weight_matrix() is the convolution."""
+        from ..datapaths.conv import conv_geometry, im2col
+        stride, pads, dilation, out = conv_geometry(x.shape, self.weight.shape, self.stride, self.padding, 1, 1)
+        cols = im2col(x, self.weight.shape[2:], 0, stride, pads, dilation, out)      # N, C, oh, ow, kh, kw
+        n, c = x.shape[:2]
+        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * out[0] * out[1], -1)
+        return np.ascontiguousarray(cols), (n, self.weight.shape[0]) + out
+
+    def weight_matrix(self) -> np.ndarray:
+        return np.ascontiguousarray(self.weight.reshape(self.weight.shape[0], -1).T)
+
+    @staticmethod
+    def to_nchw(y: np.ndarray, shape: tuple) -> np.ndarray:
+        n, c, oh, ow = shape
+        return np.ascontiguousarray(y.reshape(n, oh, ow, c).transpose(0, 3, 1, 2))
+
+
+@dataclass(frozen=True)
 class ReLU:
     name: str
+
+
+@dataclass(frozen=True)
+class MaxPool2d:
+    name: str
+    size: int = 2
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n, c, h, w = x.shape
+        k = self.size
+        return x[:, :, :h // k * k, :w // k * k].reshape(n, c, h // k, k, w // k, k).max(axis=(3, 5))
+
+
+@dataclass(frozen=True)
+class Flatten:
+    name: str
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(x.shape[0], -1)
 
 
 @dataclass(frozen=True)
@@ -53,7 +99,17 @@ def _digits_mlp() -> Workload:
         raise ValueError(f"cannot load the digits model from {path}: {e}") from None
 
 
-MODELS = {"digits-mlp": _digits_mlp}
+def _digits_cnn() -> Workload:
+    mlp = _digits_mlp()
+    d = np.load(_models_dir() / "digits" / "digits.npz")
+    layers = (Conv2d("conv1", d["c1_w"], d["c1_b"], padding=1), ReLU("relu1"), MaxPool2d("pool1"),
+              Conv2d("conv2", d["c2_w"], d["c2_b"], padding=1), ReLU("relu2"), MaxPool2d("pool2"),
+              Flatten("flatten"), Linear("fc", d["fc_w"], d["fc_b"]))
+    image = lambda x: x.reshape(-1, 1, 8, 8)
+    return Workload("digits-cnn", layers, image(mlp.calib), image(mlp.test), mlp.labels)
+
+
+MODELS = {"digits-mlp": _digits_mlp, "digits-cnn": _digits_cnn}
 
 
 def load_model(name: str) -> Workload:
@@ -68,7 +124,12 @@ def forward_fp32(layers, x: np.ndarray) -> list[np.ndarray]:
     for layer in layers:
         if isinstance(layer, Linear):
             x = (x @ layer.weight + layer.bias).astype(np.float32)
-        else:
+        elif isinstance(layer, Conv2d):
+            cols, shape = layer.patches(x)
+            x = Conv2d.to_nchw((cols @ layer.weight_matrix() + layer.bias).astype(np.float32), shape)
+        elif isinstance(layer, ReLU):
             x = np.maximum(x, np.float32(0))
+        else:
+            x = layer(x)
         outs.append(x)
     return outs

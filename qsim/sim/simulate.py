@@ -22,7 +22,7 @@ from ..hardware import load_hardware
 from ..hardware.cost import gemm_layer_cost
 from ..quant.intquant import dequantize_int, quantize_int
 from ..quant.mx import mx_quantize
-from .models import Linear, forward_fp32, load_model
+from .models import Conv2d, Linear, ReLU, forward_fp32, load_model
 
 
 def _affine(lo: float, hi: float, fmt: IntFormat, symmetric: bool):
@@ -129,21 +129,28 @@ def simulate(model, hardware, seed: int = 0) -> list[dict]:
     records, x = [], work.test
     for i, layer in enumerate(work.layers):
         rec = dict(run, layer=layer.name, op=type(layer).__name__)
-        if isinstance(layer, Linear):
+        if isinstance(layer, (Linear, Conv2d)):
             y_range = (float(calib[i].min()), float(calib[i].max()))
             gemm = _int_gemm if isinstance(path, IntDatapath) else _float_gemm
-            y, counts = gemm(hw, path, layer, x, ranges_in[i], y_range)
-            k, n = layer.weight.shape
-            cost = gemm_layer_cost(hw, x.shape[0], k, n, hw.datapath.activations,
+            if isinstance(layer, Conv2d):                  # the convolution as a GEMM over patches
+                cols, shape = layer.patches(x)
+                matrix = Linear(layer.name, layer.weight_matrix(), layer.bias)
+                y, counts = gemm(hw, path, matrix, cols, ranges_in[i], y_range)
+                y, m = Conv2d.to_nchw(y, shape), cols.shape[0]
+                k, n = matrix.weight.shape
+            else:
+                y, counts = gemm(hw, path, layer, x, ranges_in[i], y_range)
+                m, (k, n) = x.shape[0], layer.weight.shape
+            cost = gemm_layer_cost(hw, m, k, n, hw.datapath.activations,
                                    hw.datapath.weights, hw.datapath.outputs,
                                    hw.quantization.mx_block if hw.quantization.weights == "mx" else 0)
-            rec.update(counts, M=x.shape[0], K=k, N=n, macs=cost.macs, cycles=cost.cycles, seconds=cost.seconds,
+            rec.update(counts, M=m, K=k, N=n, macs=cost.macs, cycles=cost.cycles, seconds=cost.seconds,
                        bound=cost.bound, utilization=cost.utilization,
                        **{f"bytes_{lv}": b for lv, b in cost.bytes_by_level.items()},
                        **{f"energy_{term}_pj": e for term, e in cost.energy_pj.items()},
                        energy_total_pj=cost.energy_total_pj)
-        else:
-            y = np.maximum(x, np.float32(0))                       # vector unit, FP32
+        else:                                              # vector unit, FP32: exact on these ops
+            y = np.maximum(x, np.float32(0)) if isinstance(layer, ReLU) else layer(x)
             rec.update(overflow=0, saturated=0, macs=0, cycles=0, seconds=0.0, energy_total_pj=0.0)
         rec.update(_metrics(ref[i], y))
         records.append(rec)
