@@ -109,7 +109,7 @@ def _cmd_simulate(args) -> int:
     from .io import write_records
     from .sim import simulate
 
-    records = simulate(args.model, args.hardware, seed=args.seed)
+    records = simulate(args.model, args.hardware, seed=args.seed, calibration=args.calibration)
     path = write_records(records, args.out)
     print(f"{'layer':<10} {'op':<7} {'SQNR dB':>8} {'cosine':>8} {'MACs':>9} {'cycles':>8} {'energy pJ':>11} bound")
     for r in records[:-1]:
@@ -131,7 +131,7 @@ def _cmd_compare(args) -> int:
     rows = []
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
-        records = simulate(args.model, name, seed=args.seed)
+        records = simulate(args.model, name, seed=args.seed, calibration=args.calibration)
         write_records(records, args.out)
         rows.append(_summary_rows(records))
     table = _markdown(rows)
@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hardware", default="edge-npu-int8", help="a preset (see `qsim hardware`) or a .toml file")
     s.add_argument("--out", default="reports/runs", help="dataset directory for the Parquet records")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--calibration", default="max", choices=["max", "percentile", "mse", "entropy"],
+                   help="how activation ranges are taken from the calibration split (default max)")
     s.set_defaults(func=_cmd_simulate)
 
     c = sub.add_parser("compare", help="run a model on several hardware presets into one dataset, with a summary",
@@ -201,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--hardware", default="", help="comma-separated presets or .toml files (default: all presets)")
     c.add_argument("--out", default="reports/compare", help="dataset directory")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--calibration", default="max", choices=["max", "percentile", "mse", "entropy"],
+                   help="how activation ranges are taken from the calibration split (default max)")
     c.set_defaults(func=_cmd_compare)
     return p
 

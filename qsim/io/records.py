@@ -15,6 +15,7 @@ SCHEMA = {
     "qsim_version": "qsim version that produced the row",
     "config_hash": "hash of the resolved hardware description",
     "seed": "random seed of the run",
+    "calibration": "calibration method of the tensor ranges",
     "model": "workload name", "hardware": "hardware preset or file", "datapath": "resolved GEMM datapath",
     "layer": "layer name, or __model__ for the whole-model row", "op": "layer type",
     "M": "GEMM rows (batch)", "K": "GEMM inner dimension", "N": "GEMM columns (output features)",

@@ -21,6 +21,7 @@ from ..formats import IntFormat, format as get_format
 from ..hardware import load_hardware
 from ..hardware.cost import gemm_layer_cost
 from ..quant.intquant import dequantize_int, quantize_int
+from ..quant.calibrate import calibrate
 from ..quant.mx import mx_quantize
 from .models import Conv2d, Linear, ReLU, forward_fp32, load_model
 
@@ -114,23 +115,26 @@ def config_hash(hw) -> str:
     return hashlib.sha256(repr(hw).encode()).hexdigest()[:16]
 
 
-def simulate(model, hardware, seed: int = 0) -> list[dict]:
-    """One record per layer plus one for the whole model ("layer" = "__model__")."""
+def simulate(model, hardware, seed: int = 0, calibration: str = "max") -> list[dict]:
+    """One record per layer plus one for the whole model ("layer" = "__model__").
+
+    calibration: how tensor ranges are taken from the calibration split (qsim.quant.calibrate:
+    max, percentile, mse, entropy)."""
     work = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware)
     path = hw.datapath.resolve()
     run = {"run_id": uuid.uuid4().hex[:12], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "qsim_version": __version__, "config_hash": config_hash(hw), "seed": seed,
-           "model": work.name, "hardware": hw.name, "datapath": path.name}
+           "model": work.name, "hardware": hw.name, "datapath": path.name, "calibration": calibration}
     ref = forward_fp32(work.layers, work.test)
     calib = forward_fp32(work.layers, work.calib)
-    ranges_in = [(float(work.calib.min()), float(work.calib.max()))] + \
-                [(float(c.min()), float(c.max())) for c in calib[:-1]]
+    ranges = [calibrate(t, calibration) for t in [work.calib] + calib]      # inputs, then each output
+    ranges_in = ranges[:-1]
     records, x = [], work.test
     for i, layer in enumerate(work.layers):
         rec = dict(run, layer=layer.name, op=type(layer).__name__)
         if isinstance(layer, (Linear, Conv2d)):
-            y_range = (float(calib[i].min()), float(calib[i].max()))
+            y_range = ranges[i + 1]
             gemm = _int_gemm if isinstance(path, IntDatapath) else _float_gemm
             if isinstance(layer, Conv2d):                  # the convolution as a GEMM over patches
                 cols, shape = layer.patches(x)
