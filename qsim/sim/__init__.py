@@ -1,6 +1,7 @@
 """Simulation of workloads on described hardware."""
 
 from .models import MODELS, load_model
+from .onnx_import import load_onnx, onnx_workload
 from .simulate import simulate
 
-__all__ = ["MODELS", "load_model", "simulate"]
+__all__ = ["MODELS", "load_model", "simulate", "load_onnx", "onnx_workload"]
