@@ -59,11 +59,13 @@ def _entropy_threshold(a: np.ndarray, top: float, levels: int, bins: int) -> flo
         p = hist[:i].copy()
         p[i - 1] += hist[i:].sum()                        # outliers fold into the last bin
         # Q: the first i bins merged into nlev groups, each spread evenly over its nonzero bins
-        q = np.zeros(i)
-        for chunk in np.array_split(np.arange(i), nlev):
-            nonzero = hist[chunk] != 0
-            if nonzero.any():
-                q[chunk[nonzero]] = hist[chunk].sum() / nonzero.sum()
+        sizes = np.full(nlev, i // nlev)
+        sizes[: i % nlev] += 1                            # as np.array_split divides i bins
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        nonzero = hist[:i] != 0
+        totals = np.add.reduceat(hist[:i], starts)
+        counts = np.add.reduceat(nonzero.astype(np.float64), starts)
+        q = np.repeat(np.divide(totals, counts, out=np.zeros_like(totals), where=counts > 0), sizes) * nonzero
         mask = p > 0
         if not (q[mask] > 0).all():
             continue
