@@ -123,3 +123,32 @@ def test_cnn_fp32_forward_matches_torch():
         want = net(torch.tensor(work.test, dtype=torch.float64)).numpy()
     got = forward_fp32(work.layers, work.test)[-1]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+MNIST1D_TOP1 = {"edge-npu-int8": 0.825, "edge-npu-int8-acc16": 0.818, "h100-fp8": 0.821, "tpu-bf16": 0.823,
+                "mi300-fp8fnuz": 0.814, "mxfp8": 0.816, "mxfp4": 0.733, "int4-weight-only": 0.774}
+
+
+@pytest.mark.parametrize("hardware", sorted(MNIST1D_TOP1))
+def test_mnist1d_cnn_end_to_end(hardware):
+    records = simulate("mnist1d-cnn", hardware)
+    assert [r["op"] for r in records[:-1]] == ["Conv1d", "ReLU", "Conv1d", "ReLU", "Flatten", "Linear"]
+    assert records[-1]["fp32_top1"] == pytest.approx(0.823, abs=1e-4)
+    assert records[-1]["top1"] == pytest.approx(MNIST1D_TOP1[hardware], abs=0.006)
+
+
+def test_mnist1d_fp32_forward_matches_torch():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+    work = load_model("mnist1d-cnn")
+    c1, c2, fc = work.layers[0], work.layers[2], work.layers[5]
+    net = nn.Sequential(nn.Conv1d(1, 16, 5, stride=2, padding=2), nn.ReLU(), nn.Conv1d(16, 32, 3, stride=2, padding=1),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(320, 10)).double()
+    with torch.no_grad():
+        for i, layer in ((0, c1), (2, c2)):
+            net[i].weight.copy_(torch.tensor(layer.weight))
+            net[i].bias.copy_(torch.tensor(layer.bias))
+        net[5].weight.copy_(torch.tensor(fc.weight.T))
+        net[5].bias.copy_(torch.tensor(fc.bias))
+        want = net(torch.tensor(work.test, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(forward_fp32(work.layers, work.test)[-1], want, rtol=1e-4, atol=1e-4)

@@ -22,28 +22,34 @@ class Linear:
 @dataclass(frozen=True)
 class Conv2d:
     name: str
-    weight: np.ndarray        # (C_out, C_in, kh, kw) float32
+    weight: np.ndarray        # (C_out, C_in, [kh,] kw) float32
     bias: np.ndarray          # (C_out,) float32
     stride: int = 1
     padding: int = 0
 
     def patches(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
-        """im2col: (N * out_h * out_w, C_in * kh * kw) patches of x (zero padded), and the
+        """im2col: (N * output positions, C_in * kernel taps) patches of x (zero padded), and the
         output shape; the GEMM with weight_matrix() is the convolution."""
         from ..datapaths.conv import conv_geometry, im2col
         stride, pads, dilation, out = conv_geometry(x.shape, self.weight.shape, self.stride, self.padding, 1, 1)
-        cols = im2col(x, self.weight.shape[2:], 0, stride, pads, dilation, out)      # N, C, oh, ow, kh, kw
-        n, c = x.shape[:2]
-        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * out[0] * out[1], -1)
-        return np.ascontiguousarray(cols), (n, self.weight.shape[0]) + out
+        cols = im2col(x, self.weight.shape[2:], 0, stride, pads, dilation, out)      # N, C, *out, *k
+        dims = len(out)
+        cols = np.moveaxis(cols, 1, 1 + dims)                                        # N, *out, C, *k
+        return np.ascontiguousarray(cols.reshape(x.shape[0] * int(np.prod(out)), -1)), \
+            (x.shape[0], self.weight.shape[0]) + tuple(out)
 
     def weight_matrix(self) -> np.ndarray:
         return np.ascontiguousarray(self.weight.reshape(self.weight.shape[0], -1).T)
 
     @staticmethod
     def to_nchw(y: np.ndarray, shape: tuple) -> np.ndarray:
-        n, c, oh, ow = shape
-        return np.ascontiguousarray(y.reshape(n, oh, ow, c).transpose(0, 3, 1, 2))
+        n, c, *out = shape
+        return np.ascontiguousarray(np.moveaxis(y.reshape(n, *out, c), -1, 1))
+
+
+@dataclass(frozen=True)
+class Conv1d(Conv2d):
+    """The same layer on (N, C, W) inputs with (C_out, C_in, kw) weights."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,19 @@ def _digits_cnn() -> Workload:
     return Workload("digits-cnn", layers, image(mlp.calib), image(mlp.test), mlp.labels)
 
 
-MODELS = {"digits-mlp": _digits_mlp, "digits-cnn": _digits_cnn}
+def _mnist1d_cnn() -> Workload:
+    path = _models_dir() / "mnist1d" / "mnist1d.npz"
+    try:
+        d = np.load(path)
+        layers = (Conv1d("conv1", d["c1_w"], d["c1_b"], stride=2, padding=2), ReLU("relu1"),
+                  Conv1d("conv2", d["c2_w"], d["c2_b"], stride=2, padding=1), ReLU("relu2"),
+                  Flatten("flatten"), Linear("fc", d["fc_w"], d["fc_b"]))
+        return Workload("mnist1d-cnn", layers, d["calib"], d["test"], d["labels"].astype(np.int64))
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"cannot load the MNIST-1D model from {path}: {e}") from None
+
+
+MODELS = {"digits-mlp": _digits_mlp, "digits-cnn": _digits_cnn, "mnist1d-cnn": _mnist1d_cnn}
 
 
 def load_model(name: str) -> Workload:
