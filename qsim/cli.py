@@ -74,8 +74,16 @@ def _cmd_hardware(args) -> int:
     from .hardware import hardware_presets, load_hardware
 
     if args.show:
+        from dataclasses import asdict
         hw = load_hardware(args.show)
-        print(hw)
+        print(f"{hw.name}: {hw.description}")
+        for section in ("datapath", "quantization", "array", "energy"):
+            print(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in asdict(getattr(hw, section)).items()
+                                              if v is not None))
+        for level in hw.memory:
+            print(f"  memory {level.name}: {level.size_bytes} B, {level.bandwidth_bytes_per_s:g} B/s, "
+                  f"{level.energy_pj_per_byte} pJ/B ({level.source})")
+        print(f"  resolved GEMM datapath: {hw.datapath.resolve()}")
         return 0
     print(f"{'name':<20} {'GEMM datapath':<34} {'array':>10} {'clock':>9} {'peak TMAC/s':>12}")
     for name in hardware_presets():

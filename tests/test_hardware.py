@@ -68,3 +68,13 @@ def test_unknown_preset_and_missing_file():
         load_hardware("tpu-v9")
     with pytest.raises(HardwareError, match="cannot read"):
         load_hardware("/nonexistent/x.toml")
+
+
+def test_hardware_command_lists_and_shows():
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-P", "-m", "qsim.cli", "hardware"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and all(name in run.stdout for name in PRESETS)
+    run = subprocess.run([sys.executable, "-P", "-m", "qsim.cli", "hardware", "--show", "edge-npu-int8-acc16"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "accumulator_bits=16" in run.stdout and "Horowitz" in run.stdout
