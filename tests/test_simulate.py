@@ -152,3 +152,20 @@ def test_mnist1d_fp32_forward_matches_torch():
         net[5].bias.copy_(torch.tensor(fc.bias))
         want = net(torch.tensor(work.test, dtype=torch.float64)).numpy()
     np.testing.assert_allclose(forward_fp32(work.layers, work.test)[-1], want, rtol=1e-4, atol=1e-4)
+
+
+def test_an_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+    records = simulate("digits-mlp", "edge-npu-int8")
+
+    def crash(table, where, *args, **kwargs):
+        with open(where, "wb") as f:
+            f.write(b"PAR1 half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pq, "write_table", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_records(records, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError, match="no qsim records"):
+        read_records(tmp_path)
