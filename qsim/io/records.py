@@ -32,6 +32,9 @@ SCHEMA = {
     "energy_total_pj": "sum of the energy terms, pJ",
     "top1": "top-1 accuracy (model row)", "agreement_fp32": "fraction of predictions equal to FP32's (model row)",
     "fp32_top1": "top-1 accuracy of the FP32 forward pass (model row)",
+    "cosine_mean": "mean cosine of the sentence embeddings to FP32's (MiniLM model row)",
+    "cosine_min": "smallest cosine of a sentence embedding to FP32's (MiniLM model row)",
+    "nn_agreement": "fraction of sentences whose nearest neighbour matches FP32's (MiniLM model row)",
 }
 
 

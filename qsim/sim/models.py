@@ -127,7 +127,12 @@ def _mnist1d_cnn() -> Workload:
         raise ValueError(f"cannot load the MNIST-1D model from {path}: {e}") from None
 
 
-MODELS = {"digits-mlp": _digits_mlp, "digits-cnn": _digits_cnn, "mnist1d-cnn": _mnist1d_cnn}
+def _minilm():
+    from .minilm import load_minilm
+    return load_minilm()
+
+
+MODELS = {"digits-mlp": _digits_mlp, "digits-cnn": _digits_cnn, "mnist1d-cnn": _mnist1d_cnn, "minilm": _minilm}
 
 
 def load_model(name: str) -> Workload:

@@ -16,7 +16,7 @@ import uuid
 import numpy as np
 
 from .. import __version__, decode, encode
-from ..datapaths import FloatDatapath, IntDatapath, float_matmul, mx_matmul, qlinear_matmul, quantize_bias
+from ..datapaths import FloatAccumulator, FloatDatapath, IntDatapath, float_matmul, mx_matmul, qlinear_matmul, quantize_bias
 from ..formats import IntFormat, format as get_format
 from ..hardware import load_hardware
 from ..hardware.cost import gemm_layer_cost
@@ -93,8 +93,12 @@ def _float_gemm(hw, path: FloatDatapath, layer: Linear, x, x_range, y_range):
             wfmt = d.activations
         xa, sa = _float_codes(x, d.activations, max(abs(x_range[0]), abs(x_range[1])), q.group_size)
         wa, sw = _float_codes(weight, wfmt, float(np.abs(weight).max()), q.group_size)
-        acc, events = float_matmul(xa, wa, d.activations, wfmt, path.accumulator, return_events=True)
-        counts = {"overflow": int(events["overflow"].sum()), "saturated": int(events["saturated"].sum())}
+        if path.accumulator == FloatAccumulator():        # plain FP32 adds: the fast kernel, Inf/NaN counted
+            acc = float_matmul(xa, wa, d.activations, wfmt, path.accumulator)
+            counts = {"overflow": int((~np.isfinite(acc)).sum()), "saturated": 0}
+        else:
+            acc, events = float_matmul(xa, wa, d.activations, wfmt, path.accumulator, return_events=True)
+            counts = {"overflow": int(events["overflow"].sum()), "saturated": int(events["saturated"].sum())}
         y = (acc.astype(np.float32) * (sa * sw)).astype(np.float32)
     y = y + layer.bias
     return decode(encode(y, out, saturate=True), out, dtype=np.float64).astype(np.float32), counts
@@ -111,6 +115,64 @@ def _metrics(ref: np.ndarray, got: np.ndarray) -> dict:
             "nan_count": int(np.isnan(got).sum())}
 
 
+def _run_gemm(hw, path, layer: Linear, x, x_range, y_range) -> tuple[np.ndarray, dict]:
+    """One GEMM through the hardware's datapath: its output and its record fields (counts, cost)."""
+    gemm = _int_gemm if isinstance(path, IntDatapath) else _float_gemm
+    y, counts = gemm(hw, path, layer, x, x_range, y_range)
+    (m, k), n = x.shape, layer.weight.shape[1]
+    cost = gemm_layer_cost(hw, m, k, n, hw.datapath.activations, hw.datapath.weights, hw.datapath.outputs,
+                           hw.quantization.mx_block if hw.quantization.weights == "mx" else 0)
+    return y, dict(counts, M=m, K=k, N=n, macs=cost.macs, cycles=cost.cycles, seconds=cost.seconds,
+                   bound=cost.bound, utilization=cost.utilization,
+                   **{f"bytes_{lv}": b for lv, b in cost.bytes_by_level.items()},
+                   **{f"energy_{term}_pj": e for term, e in cost.energy_pj.items()},
+                   energy_total_pj=cost.energy_total_pj)
+
+
+def _run_info(work_name: str, hw, path, seed: int, calibration: str) -> dict:
+    return {"run_id": uuid.uuid4().hex[:12], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "qsim_version": __version__, "config_hash": config_hash(hw), "seed": seed,
+            "model": work_name, "hardware": hw.name, "datapath": path.name, "calibration": calibration}
+
+
+def _totals(records) -> dict:
+    return {k: sum(r.get(k, 0) for r in records) for k in ("macs", "cycles", "seconds", "energy_total_pj",
+                                                         "overflow", "saturated")}
+
+
+def _simulate_minilm(work, hw, path, seed: int, calibration: str) -> list[dict]:
+    """MiniLM: its 36 Linear layers through the datapath; model row: embedding cosine to FP32
+    and nearest-neighbour agreement (each sentence's most similar other sentence)."""
+    run = _run_info(work.name, hw, path, seed, calibration)
+    seen: dict[str, list] = {}
+
+    def observe(name, x, w, b):
+        y = (x @ w + b).astype(np.float32)
+        seen.setdefault(name, []).append((x, y))
+        return y
+
+    work.forward(work.calib, observe)
+    ranges = {name: (calibrate(np.concatenate([x for x, _ in v]).ravel(), calibration),
+                     calibrate(np.concatenate([y for _, y in v]).ravel(), calibration)) for name, v in seen.items()}
+    seen.clear()
+    ref = work.forward(work.test, observe)
+    ref_out = {name: v[-1][1] for name, v in seen.items()}
+    records = []
+
+    def on_hardware(name, x, w, b):
+        y, fields = _run_gemm(hw, path, Linear(name, np.ascontiguousarray(w), b), x, *ranges[name])
+        records.append(dict(run, layer=name, op="Linear", **fields, **_metrics(ref_out[name], y)))
+        return y
+
+    emb = work.forward(work.test, on_hardware)
+    cos = (emb.astype(np.float64) * ref).sum(axis=1)
+    nearest = lambda e: np.argmax(e @ e.T - 2 * np.eye(len(e)), axis=1)
+    records.append(dict(run, layer="__model__", op="model", cosine_mean=float(cos.mean()), cosine_min=float(cos.min()),
+                        nn_agreement=float((nearest(emb) == nearest(ref)).mean()), **_totals(records),
+                        **_metrics(ref, emb)))
+    return records
+
+
 def config_hash(hw) -> str:
     return hashlib.sha256(repr(hw).encode()).hexdigest()[:16]
 
@@ -123,9 +185,9 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max") -> list[d
     work = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware)
     path = hw.datapath.resolve()
-    run = {"run_id": uuid.uuid4().hex[:12], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "qsim_version": __version__, "config_hash": config_hash(hw), "seed": seed,
-           "model": work.name, "hardware": hw.name, "datapath": path.name, "calibration": calibration}
+    if hasattr(work, "forward"):                          # a model with its own forward pass (MiniLM)
+        return _simulate_minilm(work, hw, path, seed, calibration)
+    run = _run_info(work.name, hw, path, seed, calibration)
     ref = forward_fp32(work.layers, work.test)
     calib = forward_fp32(work.layers, work.calib)
     ranges = [calibrate(t, calibration) for t in [work.calib] + calib]      # inputs, then each output
@@ -134,25 +196,14 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max") -> list[d
     for i, layer in enumerate(work.layers):
         rec = dict(run, layer=layer.name, op=type(layer).__name__)
         if isinstance(layer, (Linear, Conv2d)):
-            y_range = ranges[i + 1]
-            gemm = _int_gemm if isinstance(path, IntDatapath) else _float_gemm
             if isinstance(layer, Conv2d):                  # the convolution as a GEMM over patches
                 cols, shape = layer.patches(x)
-                matrix = Linear(layer.name, layer.weight_matrix(), layer.bias)
-                y, counts = gemm(hw, path, matrix, cols, ranges_in[i], y_range)
-                y, m = Conv2d.to_nchw(y, shape), cols.shape[0]
-                k, n = matrix.weight.shape
+                y, fields = _run_gemm(hw, path, Linear(layer.name, layer.weight_matrix(), layer.bias), cols,
+                                      ranges_in[i], ranges[i + 1])
+                y = Conv2d.to_nchw(y, shape)
             else:
-                y, counts = gemm(hw, path, layer, x, ranges_in[i], y_range)
-                m, (k, n) = x.shape[0], layer.weight.shape
-            cost = gemm_layer_cost(hw, m, k, n, hw.datapath.activations,
-                                   hw.datapath.weights, hw.datapath.outputs,
-                                   hw.quantization.mx_block if hw.quantization.weights == "mx" else 0)
-            rec.update(counts, M=m, K=k, N=n, macs=cost.macs, cycles=cost.cycles, seconds=cost.seconds,
-                       bound=cost.bound, utilization=cost.utilization,
-                       **{f"bytes_{lv}": b for lv, b in cost.bytes_by_level.items()},
-                       **{f"energy_{term}_pj": e for term, e in cost.energy_pj.items()},
-                       energy_total_pj=cost.energy_total_pj)
+                y, fields = _run_gemm(hw, path, layer, x, ranges_in[i], ranges[i + 1])
+            rec.update(fields)
         else:                                              # vector unit, FP32: exact on these ops
             y = np.maximum(x, np.float32(0)) if isinstance(layer, ReLU) else layer(x)
             rec.update(overflow=0, saturated=0, macs=0, cycles=0, seconds=0.0, energy_total_pj=0.0)
@@ -161,8 +212,7 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max") -> list[d
         x = y
     top1 = float((x.argmax(axis=1) == work.labels).mean())
     agree = float((x.argmax(axis=1) == ref[-1].argmax(axis=1)).mean())
-    total = {k: sum(r.get(k, 0) for r in records) for k in ("macs", "cycles", "seconds", "energy_total_pj",
-                                                             "overflow", "saturated")}
+    total = _totals(records)
     records.append(dict(run, layer="__model__", op="model", top1=top1, agreement_fp32=agree,
                         fp32_top1=float((ref[-1].argmax(axis=1) == work.labels).mean()), **total,
                         **_metrics(ref[-1], x)))
