@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels import _requant
+from .._threads import resolve_threads
+
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 SHIFT_ROUNDINGS = ("down", "rtz", "up", "half_up", "rne", "rna")
@@ -52,27 +55,9 @@ def quantize_multiplier(m, single_rounding: bool = False) -> tuple[np.ndarray, n
     return q, e
 
 
-# -- fixed-point building blocks (gemmlowp) -------------------------------------------------
+# -- fixed-point building blocks ---------------------------------------------------------------
 def _wrap32(x: np.ndarray) -> np.ndarray:
     return ((x.astype(np.int64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
-def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
-    """gemmlowp SRDHM: (a*b + nudge) / 2^31 truncated toward zero, nudge = 2^30 or 1 - 2^30;
-    INT32_MIN * INT32_MIN saturates to INT32_MAX."""
-    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-    ab = a * b
-    s = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = np.where(s >= 0, s >> 31, -((-s) >> 31))
-    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
-
-
-def rounding_divide_by_pot(x, exponent) -> np.ndarray:
-    """gemmlowp RoundingDivideByPOT: x / 2^exponent rounded half away from zero."""
-    x, exponent = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
-    mask = (np.int64(1) << exponent) - 1
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + ((x & mask) > threshold)
 
 
 def shift_round(x, n, rounding: str) -> np.ndarray:
@@ -102,11 +87,17 @@ def shift_round(x, n, rounding: str) -> np.ndarray:
 
 
 # -- the methods -----------------------------------------------------------------------------
-def _gemmlowp(acc, scales):
+def _gemmlowp(acc, scales, zero, lo, hi):
+    """gemmlowp / TFLite MultiplyByQuantizedMultiplier (compiled, cython_src/_requant.pyx): the
+    int32 left shift for m >= 1, SaturatingRoundingDoublingHighMul, RoundingDivideByPOT; the
+    zero point added in int32, then the clamp."""
     q, shift = quantize_multiplier(real_multiplier(*scales))
-    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
-    x = _wrap32(acc << left)                      # int32 multiply by 2^left, as the C code
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, q), right)
+    n = acc.shape[-1] if acc.ndim else 1
+    rows = np.ascontiguousarray(acc.reshape(-1, n))
+    out = np.empty(rows.shape, np.int64)
+    _requant.gemmlowp(rows, np.ascontiguousarray(np.broadcast_to(q, (n,))),
+                      np.ascontiguousarray(np.broadcast_to(shift, (n,))), zero, lo, hi, out, resolve_threads(None))
+    return out.reshape(acc.shape)
 
 
 def _tflite_single(acc, scales):
@@ -200,7 +191,7 @@ def _qnnpack(acc, scales, float_bias):
 
 METHODS = {
     # fixed point: (acc, scales) -> acc * m rounded, before the zero point and clamp
-    "gemmlowp": _gemmlowp,
+    "gemmlowp": None,
     "tflite-single": _tflite_single,
     "ruy-x86": _ruy_x86,
     "reference-double": _reference_double,
@@ -235,6 +226,8 @@ def requantize(acc, input_scale, weight_scale, output_scale, output_zero: int, l
         return _float32_rne(acc, float32_multiplier(*scales), output_zero, lo, hi)
     if method in FLOAT_BIAS_METHODS:
         return np.clip(METHODS[method](acc, scales, float_bias) + output_zero, lo, hi)
+    if method == "gemmlowp":
+        return _gemmlowp(acc, scales, output_zero, lo, hi)
     if method == "xnnpack":
         return _xnnpack(acc, float32_multiplier(*scales), output_zero, lo, hi, container)
     return np.clip(_wrap32(METHODS[method](acc, scales) + output_zero), lo, hi)
