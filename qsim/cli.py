@@ -158,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bit-accurate emulation of low-precision number formats and ML datapaths.",
         epilog="Examples:\n  qsim formats\n  qsim encode e4m3 0.1 463.9 464 465 1e9\n"
                "  qsim encode fp4_e2m1 --rounding stochastic --seed 1 0.3 0.3 0.3\n"
-               "  qsim datapaths --ties",
+               "  qsim datapaths --ties\n"
+               "  qsim hardware --show edge-npu-int8-acc16\n"
+               "  qsim simulate --model digits-cnn --hardware h100-fp8 --out reports/runs\n"
+               "  qsim compare --model mnist1d-cnn --calibration entropy --out reports/compare",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
