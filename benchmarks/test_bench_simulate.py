@@ -1,8 +1,6 @@
 """Issue 5 speed target: the digits CNN's whole test set under all 8 hardware presets, bit-exact,
 in under 30 s (the FP32 numpy forward pass alongside for scale)."""
 
-import pytest
-
 from qsim.hardware import hardware_presets
 from qsim.sim import load_model, simulate
 from qsim.sim.models import forward_fp32

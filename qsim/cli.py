@@ -64,8 +64,8 @@ def _cmd_datapaths(args) -> int:
               f"{' '.join(f'{v:g}' for v in accs * args.multiplier)}):")
         y8 = get_format("int8")
         for name, path in PRESETS.items():
-            y, _ = requantize_accumulator(accs.astype(np.int64), np.zeros(accs.shape, np.int64), None, np.float32(1),
-                           np.float32(args.multiplier), np.float32(1), 0, -128, 127, path, y8)
+            y, _ = requantize_accumulator(accs.astype(np.int64), None, None, np.float32(1),
+                                          np.float32(args.multiplier), np.float32(1), 0, -128, 127, path, y8)
             print(f"  {name:<17} {' '.join(f'{v:3d}' for v in y)}")
     return 0
 

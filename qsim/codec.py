@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._kernels import _floatcodec, _intcodec
+from ._kernels import _floatcodec
 from ._threads import resolve_threads
 from .formats import FloatFormat, IntFormat, format as get_format
 from .rounding import check_seed, rounding_code

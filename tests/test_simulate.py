@@ -107,22 +107,25 @@ def test_digits_cnn_end_to_end(hardware):
     assert (conv1["M"], conv1["K"], conv1["N"]) == (397 * 64, 9, 8)      # patches x (C_in kh kw) x C_out
 
 
-def test_cnn_fp32_forward_matches_torch():
+def assert_forward_matches_torch(work, net, slots):
+    """The float32 forward pass of `work` against torch in float64, with the weights of qsim
+    layer i copied into torch module j for each (i, j) in slots (Linear weights transposed)."""
     torch = pytest.importorskip("torch")
-    from torch import nn
-    work = load_model("digits-cnn")
-    c1, c2, fc = work.layers[0], work.layers[3], work.layers[7]
-    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
-                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10)).double()
+    net = net.double()
     with torch.no_grad():
-        for i, layer in ((0, c1), (3, c2)):
-            net[i].weight.copy_(torch.tensor(layer.weight))
-            net[i].bias.copy_(torch.tensor(layer.bias))
-        net[7].weight.copy_(torch.tensor(fc.weight.T))
-        net[7].bias.copy_(torch.tensor(fc.bias))
+        for i, j in slots:
+            layer = work.layers[i]
+            net[j].weight.copy_(torch.tensor(layer.weight.T if layer.weight.ndim == 2 else layer.weight))
+            net[j].bias.copy_(torch.tensor(layer.bias))
         want = net(torch.tensor(work.test, dtype=torch.float64)).numpy()
-    got = forward_fp32(work.layers, work.test)[-1]
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(forward_fp32(work.layers, work.test)[-1], want, rtol=1e-4, atol=1e-4)
+
+
+def test_cnn_fp32_forward_matches_torch():
+    nn = pytest.importorskip("torch.nn")
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10))
+    assert_forward_matches_torch(load_model("digits-cnn"), net, [(0, 0), (3, 3), (7, 7)])
 
 
 MNIST1D_TOP1 = {"edge-npu-int8": 0.825, "edge-npu-int8-acc16": 0.818, "h100-fp8": 0.821, "tpu-bf16": 0.823,
@@ -138,20 +141,10 @@ def test_mnist1d_cnn_end_to_end(hardware):
 
 
 def test_mnist1d_fp32_forward_matches_torch():
-    torch = pytest.importorskip("torch")
-    from torch import nn
-    work = load_model("mnist1d-cnn")
-    c1, c2, fc = work.layers[0], work.layers[2], work.layers[5]
+    nn = pytest.importorskip("torch.nn")
     net = nn.Sequential(nn.Conv1d(1, 16, 5, stride=2, padding=2), nn.ReLU(), nn.Conv1d(16, 32, 3, stride=2, padding=1),
-                        nn.ReLU(), nn.Flatten(), nn.Linear(320, 10)).double()
-    with torch.no_grad():
-        for i, layer in ((0, c1), (2, c2)):
-            net[i].weight.copy_(torch.tensor(layer.weight))
-            net[i].bias.copy_(torch.tensor(layer.bias))
-        net[5].weight.copy_(torch.tensor(fc.weight.T))
-        net[5].bias.copy_(torch.tensor(fc.bias))
-        want = net(torch.tensor(work.test, dtype=torch.float64)).numpy()
-    np.testing.assert_allclose(forward_fp32(work.layers, work.test)[-1], want, rtol=1e-4, atol=1e-4)
+                        nn.ReLU(), nn.Flatten(), nn.Linear(320, 10))
+    assert_forward_matches_torch(load_model("mnist1d-cnn"), net, [(0, 0), (2, 2), (5, 5)])
 
 
 def test_an_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
@@ -169,3 +162,12 @@ def test_an_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(FileNotFoundError, match="no qsim records"):
         read_records(tmp_path)
+
+
+def test_minilm_gelu_erf_is_accurate_to_2e_7():
+    """MiniLM's GELU uses Abramowitz & Stegun 7.1.26 for erf (error bound 1.5e-7)."""
+    from math import erf
+
+    from qsim.sim.minilm import _erf
+    x = np.linspace(-6, 6, 20001)
+    assert np.abs(_erf(x) - np.array([erf(v) for v in x])).max() < 2e-7

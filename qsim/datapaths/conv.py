@@ -104,7 +104,9 @@ def int_conv(x, w, x_zero=0, w_zero=0, stride=1, padding=0, dilation=1, groups: 
     if zw.ndim and zw.shape != (c_out,):
         raise ValueError(f"w_zero must be one integer or have shape ({c_out},)")
     zw = zw.reshape(groups, c_out // groups) if zw.ndim else np.broadcast_to(zw, (groups, c_out // groups))
-    out, events = conv_as_matmul(
-        x, w, int(zx), stride, padding, dilation, groups,
-        lambda cols, wk, g: int_matmul(cols, wk, zx, zw[g], accumulator, True, num_threads))
-    return (out, events) if return_events else out
+    def matmul(cols, wk, g):     # counting events needs the order-aware kernel: only on request
+        r = int_matmul(cols, wk, zx, zw[g], accumulator, return_events, num_threads)
+        return r if return_events else (r,)
+
+    parts = conv_as_matmul(x, w, int(zx), stride, padding, dilation, groups, matmul)
+    return parts if return_events else parts[0]

@@ -90,6 +90,11 @@ def _codes(x, fmt, what: str):
     return x, f
 
 
+def _output_format(y_format, input_fmt: IntFormat) -> IntFormat:
+    """The output format: as named, else 8 bits of the input's signedness."""
+    return _int_fmt(y_format, "int8" if input_fmt.signed else "uint8", "y_format")
+
+
 def _scale(s, what: str, size: int | None = None) -> np.ndarray:
     s = np.asarray(s, dtype=np.float32) if not isinstance(s, np.ndarray) or s.dtype != np.float32 else s
     if s.ndim > 1 or (s.ndim == 1 and (size is None or s.shape[0] != size)):
@@ -160,12 +165,14 @@ def quantize_bias(bias, x_scale, w_scale) -> np.ndarray:
 
 # -- the layers -------------------------------------------------------------------------------
 def requantize_accumulator(acc, events, bias, x_scale, w_scale, y_scale, y_zero, lo, hi, path: IntDatapath, yf: IntFormat):
-    """acc + bias in the accumulator, then requantization and the output clamp."""
+    """acc + bias in the accumulator, then requantization and the output clamp. events (or
+    None when not counted) gains the bias additions that wrapped or saturated."""
     accumulator = path.accumulator
     if bias is not None and path.bias == "int32":
         total = acc + bias
         fitted = accumulator.fit(total)
-        events = events + (fitted != total)
+        if events is not None:
+            events = events + (fitted != total)
         acc = fitted
     float_bias = bias if path.bias == "float" else None
     if path.requant == "shift":
@@ -186,7 +193,7 @@ def qlinear_matmul(a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero, bias
 
     a: (..., M, K) codes, b: (K, N) codes; b_scale and b_zero per tensor or per column (N,);
     bias int32 (N,) (or float for fbgemm datapaths). Formats default to int8/uint8 by dtype;
-    y_format defaults to a's. Returns y codes (int8/uint8), and per-output overflow event
+    y_format defaults to 8 bits of a's signedness. Returns y codes (int8/uint8), and per-output overflow event
     counts with return_events.
     """
     path = get_datapath(datapath)
@@ -195,12 +202,13 @@ def qlinear_matmul(a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero, bias
     if b.ndim != 2:
         raise ValueError(f"b must be 2-D (K, N), got shape {b.shape}")
     n = b.shape[1]
-    yf = _int_fmt(y_format, af.name if af.bits == 8 else ("uint8" if not af.signed else "int8"), "y_format")
+    yf = _output_format(y_format, af)
     sa, sb, sy = _scale(a_scale, "a_scale"), _scale(b_scale, "b_scale", n), _scale(y_scale, "y_scale")
     za, zb, zy = _zero(a_zero, af, "a_zero"), _zero(b_zero, bf, "b_zero", n), _zero(y_zero, yf, "y_zero")
     bias = _bias(bias, path, n)
     lo, hi = activation_range(activation, sy, int(zy), yf, path.requant)
-    acc, events = int_matmul(a, b, za, zb, path.accumulator, return_events=True, num_threads=num_threads)
+    acc = int_matmul(a, b, za, zb, path.accumulator, return_events=return_events, num_threads=num_threads)
+    acc, events = acc if return_events else (acc, None)
     y, events = requantize_accumulator(acc, events, bias, sa, sb, sy, int(zy), lo, hi, path, yf)
     y = y.astype(np.int8 if yf.signed else np.uint8)
     return (y, events) if return_events else y
@@ -218,15 +226,17 @@ def qlinear_conv(x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias=N
     if w.ndim not in (3, 4):
         raise ValueError(f"w must be (C_out, C_in/groups, [kh,] kw), got shape {w.shape}")
     c_out = w.shape[0]
-    yf = _int_fmt(y_format, xf.name if xf.bits == 8 else ("uint8" if not xf.signed else "int8"), "y_format")
+    yf = _output_format(y_format, xf)
     sx, sw, sy = _scale(x_scale, "x_scale"), _scale(w_scale, "w_scale", c_out), _scale(y_scale, "y_scale")
     zx, zw, zy = _zero(x_zero, xf, "x_zero"), _zero(w_zero, wf, "w_zero", c_out), _zero(y_zero, yf, "y_zero")
     bias = _bias(bias, path, c_out)
     lo, hi = activation_range(activation, sy, int(zy), yf, path.requant)
-    acc, events = int_conv(x, w, zx, zw, stride, padding, dilation, groups, path.accumulator,
-                           return_events=True, num_threads=num_threads)
+    acc = int_conv(x, w, zx, zw, stride, padding, dilation, groups, path.accumulator,
+                   return_events=return_events, num_threads=num_threads)
+    acc, events = acc if return_events else (acc, None)
     # channels last for per-channel requantization, then back
-    acc_last, ev_last = np.moveaxis(acc, 1, -1), np.moveaxis(events, 1, -1)
+    acc_last = np.moveaxis(acc, 1, -1)
+    ev_last = None if events is None else np.moveaxis(events, 1, -1)
     y, ev_last = requantize_accumulator(acc_last, ev_last, bias, sx, sw, sy, int(zy), lo, hi, path, yf)
     y = np.moveaxis(y, -1, 1).astype(np.int8 if yf.signed else np.uint8)
     return (y, np.moveaxis(ev_last, -1, 1)) if return_events else y

@@ -87,7 +87,24 @@ def shift_round(x, n, rounding: str) -> np.ndarray:
 
 
 # -- the methods -----------------------------------------------------------------------------
-def _gemmlowp(acc, scales, zero, lo, hi):
+# Each method maps (acc, scales, zero, lo, hi, float_bias, container) to output codes.
+def _fixed_point(rounded):
+    """A fixed-point method from its rounding of acc * m: the zero point joins in int32."""
+    def method(acc, scales, zero, lo, hi, float_bias, container):
+        return np.clip(_wrap32(rounded(acc, scales) + zero), lo, hi)
+    method.__doc__ = rounded.__doc__
+    return method
+
+
+def _pytorch(rounded):
+    """A PyTorch method (float bias) from its rounding of acc * m: CVTPS2DQ, then the clamp."""
+    def method(acc, scales, zero, lo, hi, float_bias, container):
+        return np.clip(rounded(acc, scales, float_bias) + zero, lo, hi)
+    method.__doc__ = rounded.__doc__
+    return method
+
+
+def _gemmlowp(acc, scales, zero, lo, hi, float_bias, container):
     """gemmlowp / TFLite MultiplyByQuantizedMultiplier (compiled, cython_src/_requant.pyx): the
     int32 left shift for m >= 1, SaturatingRoundingDoublingHighMul, RoundingDivideByPOT; the
     zero point added in int32, then the clamp."""
@@ -101,6 +118,7 @@ def _gemmlowp(acc, scales, zero, lo, hi):
 
 
 def _tflite_single(acc, scales):
+    """TFLite single rounding: (acc * q + 2^(30 - s)) >> (31 - s), ties toward +inf."""
     q, shift = quantize_multiplier(real_multiplier(*scales), single_rounding=True)
     total = 31 - shift
     return (acc * q + (np.int64(1) << (total - 1))) >> total
@@ -127,9 +145,10 @@ def _reference_double(acc, scales):
     return np.where((r >= 2.0 ** 31) | (r < -2.0 ** 31), INT32_MIN, r).astype(np.int64)
 
 
-def _float32_rne(acc, scale32, zero, lo, hi):
-    """round_half_even(clamp(float32(acc) * scale, lo - zero, hi - zero)) + zero, in float32."""
-    v = acc.astype(np.float32) * scale32
+def _float32_rne(acc, scales, zero, lo, hi, float_bias, container):
+    """MLAS: round_half_even(clamp(float32(acc) * scale, lo - zero, hi - zero)) + zero in
+    float32, scale = float32(float32(sx * sw) / sy)."""
+    v = acc.astype(np.float32) * float32_multiplier(*scales)
     v = np.clip(v, np.float32(lo - zero), np.float32(hi - zero))
     return np.rint(v).astype(np.int64) + zero
 
@@ -189,18 +208,24 @@ def _qnnpack(acc, scales, float_bias):
     return _cvtps2dq(acc.astype(np.float32) * scale)
 
 
+def _xnnpack(acc, scales, zero, lo, hi, float_bias, container):
+    """XNNPACK fully connected: only the upper bound is applied in float before CVTPS2DQ; the
+    zero point is added in int32, then saturation to the output type, then the lower bound."""
+    v = np.minimum(acc.astype(np.float32) * float32_multiplier(*scales), np.float32(hi - zero))
+    r = _wrap32(_cvtps2dq(v) + zero)
+    return np.maximum(np.clip(r, *container), lo)
+
+
 METHODS = {
-    # fixed point: (acc, scales) -> acc * m rounded, before the zero point and clamp
-    "gemmlowp": None,
-    "tflite-single": _tflite_single,
-    "ruy-x86": _ruy_x86,
-    "reference-double": _reference_double,
-    # float32, round half to even: scale = float32(float32(sx * sw) / sy)
-    "float32": None,
-    "xnnpack": None,
-    # PyTorch's kernels, which take a float bias: (acc, scales, float_bias) -> rounded value
-    "fbgemm": _fbgemm,
-    "qnnpack": _qnnpack,
+    "gemmlowp": _gemmlowp,
+    "tflite-single": _fixed_point(_tflite_single),
+    "ruy-x86": _fixed_point(_ruy_x86),
+    "reference-double": _fixed_point(_reference_double),
+    "float32": _float32_rne,
+    "xnnpack": _xnnpack,
+    # PyTorch's kernels take a float bias; the others an int32 bias already in acc
+    "fbgemm": _pytorch(_fbgemm),
+    "qnnpack": _pytorch(_qnnpack),
 }
 FLOAT_BIAS_METHODS = ("fbgemm", "qnnpack")
 
@@ -222,23 +247,7 @@ def requantize(acc, input_scale, weight_scale, output_scale, output_zero: int, l
     scales = (input_scale, weight_scale, output_scale)
     if float_bias is not None and method not in FLOAT_BIAS_METHODS:
         raise ValueError(f"requantization {method!r} takes an int32 bias in the accumulator, not a float bias")
-    if method == "float32":
-        return _float32_rne(acc, float32_multiplier(*scales), output_zero, lo, hi)
-    if method in FLOAT_BIAS_METHODS:
-        return np.clip(METHODS[method](acc, scales, float_bias) + output_zero, lo, hi)
-    if method == "gemmlowp":
-        return _gemmlowp(acc, scales, output_zero, lo, hi)
-    if method == "xnnpack":
-        return _xnnpack(acc, float32_multiplier(*scales), output_zero, lo, hi, container)
-    return np.clip(_wrap32(METHODS[method](acc, scales) + output_zero), lo, hi)
-
-
-def _xnnpack(acc, scale32, zero, lo, hi, container):
-    """XNNPACK fully connected: only the upper bound is applied in float before CVTPS2DQ; the
-    zero point is added in int32, then saturation to the output type, then the lower bound."""
-    v = np.minimum(acc.astype(np.float32) * scale32, np.float32(hi - zero))
-    r = _wrap32(_cvtps2dq(v) + zero)
-    return np.maximum(np.clip(r, *container), lo)
+    return METHODS[method](acc, scales, output_zero, lo, hi, float_bias, container)
 
 
 def requantize_shift(acc, shift, output_zero: int, lo: int, hi: int, rounding: str = "half_up") -> np.ndarray:

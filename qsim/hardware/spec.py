@@ -125,7 +125,6 @@ class _Table:
     def choice(self, key: str, choices, default=None):
         return self.get(key, str, default, lambda v: v in choices, f"one of {', '.join(choices)}")
 
-
     def fmt(self, key: str, default=None):
         name = self.get(key, str, default)
         try:

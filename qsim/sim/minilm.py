@@ -18,7 +18,7 @@ HEADS, EPS = 12, np.float32(1e-12)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    """erf to about 1e-7 absolute (Abramowitz and Stegun 7.1.26), vectorized in float64."""
+    """erf to 1.5e-7 absolute (Abramowitz and Stegun 7.1.26), vectorized in float64."""
     x = np.asarray(x, np.float64)
     t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))

@@ -62,9 +62,8 @@ def _int_gemm(hw, path: IntDatapath, layer: Linear, x, x_range, y_range):
     return dequantize_int(y, sy, zy), counts
 
 
-def _float_codes(x, fmt_name: str, calib_max: float, group_size: int):
-    """Codes of x in a float format with a per-tensor scale (int weights: per-group dequantized
-    values, then the activation format)."""
+def _float_codes(x, fmt_name: str, calib_max: float):
+    """Codes of x in a float format, with the per-tensor scale applied before encoding."""
     fmt = get_format(fmt_name)
     # 8-bit and narrower formats are scaled to their range; 16-bit floats (BF16, FP16) are not
     scale = np.float32(max(calib_max, 1e-30) / fmt.max) if fmt.storage_bits < 16 else np.float32(1)
@@ -84,15 +83,13 @@ def _float_gemm(hw, path: FloatDatapath, layer: Linear, x, x_range, y_range):
         wfmt = d.weights
         if isinstance(get_format(d.weights), IntFormat):          # weight-only integer: per group
             wi = get_format(d.weights)
-            groups = -(-weight.shape[0] // q.group_size)
-            gmax = np.array([np.abs(weight[g * q.group_size:(g + 1) * q.group_size]).max(axis=0)
-                             for g in range(groups)], np.float32)
-            scales = np.maximum(gmax, 1e-12) / np.float32(wi.qmax)
+            gmax = np.maximum.reduceat(np.abs(weight), np.arange(0, weight.shape[0], q.group_size), axis=0)
+            scales = (np.maximum(gmax, 1e-12) / wi.qmax).astype(np.float32)
             codes = quantize_int(weight, wi, scales, 0, axis=0, group_size=q.group_size)
             weight = dequantize_int(codes, scales, 0, axis=0, group_size=q.group_size)
             wfmt = d.activations
-        xa, sa = _float_codes(x, d.activations, max(abs(x_range[0]), abs(x_range[1])), q.group_size)
-        wa, sw = _float_codes(weight, wfmt, float(np.abs(weight).max()), q.group_size)
+        xa, sa = _float_codes(x, d.activations, max(abs(x_range[0]), abs(x_range[1])))
+        wa, sw = _float_codes(weight, wfmt, float(np.abs(weight).max()))
         if path.accumulator == FloatAccumulator():        # plain FP32 adds: the fast kernel, Inf/NaN counted
             acc = float_matmul(xa, wa, d.activations, wfmt, path.accumulator)
             counts = {"overflow": int((~np.isfinite(acc)).sum()), "saturated": 0}
