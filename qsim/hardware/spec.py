@@ -54,6 +54,7 @@ class Quantization:
     symmetric_activations: bool
     group_size: int
     mx_block: int
+    dynamic_activations: bool = False         # ranges from each input at run time, float output
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,16 @@ def _positive(v) -> bool:
 
 def parse_hardware(text: str, where: str = "<string>") -> Hardware:
     """A Hardware from TOML text; HardwareError (naming the key) if anything is off."""
-    from ..datapaths import FLOAT_PRESETS, PRESETS
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise HardwareError(f"{where}: malformed TOML: {e}") from None
+    return hardware_from_document(doc, where)
+
+
+def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
+    """A Hardware from a parsed TOML document (nested dicts), validated as parse_hardware."""
+    from ..datapaths import FLOAT_PRESETS, PRESETS
     top = _Table(doc, "", where)
     name = top.get("name", str)
     description = top.get("description", str, "")
@@ -174,7 +180,8 @@ def parse_hardware(text: str, where: str = "<string>") -> Hardware:
                          q.choice("activations", GRANULARITIES, "per-tensor"),
                          q.get("symmetric_weights", bool, True), q.get("symmetric_activations", bool, False),
                          q.get("group_size", int, 128, _positive, "a positive integer"),
-                         q.get("mx_block", int, 32, _positive, "a positive integer"))
+                         q.get("mx_block", int, 32, _positive, "a positive integer"),
+                         q.get("dynamic_activations", bool, False))
     q.done()
 
     a = top.table("array")
@@ -217,16 +224,49 @@ def load_hardware(spec) -> Hardware:
     """A Hardware from a preset name, a .toml path, or a Hardware."""
     if isinstance(spec, Hardware):
         return spec
+    return parse_hardware(*_read(spec))
+
+
+def hardware_document(spec) -> dict:
+    """The TOML document (nested dicts) of a preset name or .toml path."""
+    text, where = _read(spec)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise HardwareError(f"{where}: malformed TOML: {e}") from None
+
+
+def override_hardware(spec, overrides: dict, name: str | None = None) -> Hardware:
+    """A preset or .toml file with some keys replaced, validated as any description.
+
+    overrides maps dotted key paths to values, e.g. {"datapath.accumulator_bits": 16,
+    "quantization.weights": "per-tensor"}; `memory` levels are replaced whole."""
+    import copy
+    doc = copy.deepcopy(hardware_document(spec))
+    where = f"{spec} with overrides"
+    for key, value in overrides.items():
+        *tables, leaf = key.split(".")
+        node = doc
+        for t in tables:
+            node = node.get(t)
+            if not isinstance(node, dict):
+                raise HardwareError(f"{where}: override {key}: {t} is not a table of the description")
+        node[leaf] = value
+    if name is not None:
+        doc["name"] = name
+    return hardware_from_document(doc, where)
+
+
+def _read(spec) -> tuple[str, str]:
     path = Path(spec)
     if path.suffix != ".toml":
         path = PRESET_DIR / f"{spec}.toml"
         if not path.exists():
             raise HardwareError(f"unknown hardware {spec!r}; presets are {', '.join(hardware_presets())}")
     try:
-        text = path.read_text()
+        return path.read_text(), str(path)
     except OSError as e:
         raise HardwareError(f"cannot read {path}: {e.strerror}") from None
-    return parse_hardware(text, str(path))
 
 
 def hardware_presets() -> list[str]:

@@ -38,8 +38,9 @@ SCHEMA = {
 }
 
 
-def write_records(records: list[dict], out_dir) -> Path:
-    """Write one run's records as out_dir/part-<run_id>.parquet, atomically."""
+def write_records(records: list[dict], out_dir, hardware=None) -> Path:
+    """Write one run's records as out_dir/part-<run_id>.parquet, atomically; with the run's
+    Hardware, also its description as out_dir/hardware/<config_hash>.json (for reports)."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -49,6 +50,10 @@ def write_records(records: list[dict], out_dir) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(pd.DataFrame(records), preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"qsim.schema": json.dumps(SCHEMA).encode()})
+    if hardware is not None:
+        from dataclasses import asdict
+        _atomic_write(out / "hardware" / f"{records[0]['config_hash']}.json",
+                      json.dumps(asdict(hardware), indent=1).encode())
     final = out / f"part-{records[0]['run_id']}.parquet"
     tmp = out / f".{final.name}.tmp"
     try:
@@ -58,6 +63,17 @@ def write_records(records: list[dict], out_dir) -> Path:
         if tmp.exists():
             tmp.unlink()
     return final
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def read_records(out_dir):
