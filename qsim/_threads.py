@@ -6,7 +6,14 @@ rounding draws its bits from the element's index."""
 import os
 
 
-def resolve_threads(num_threads: int | None) -> int:
+# Below this much work (elements, or multiply-accumulates) one thread is faster: waking a team
+# costs more, and its spinning threads slow the BLAS threads of the surrounding numpy code.
+SMALL_WORK = 1 << 20
+
+
+def resolve_threads(num_threads: int | None, work: int | None = None) -> int:
+    if num_threads is None and work is not None and work < SMALL_WORK:
+        return 1
     if num_threads is None:
         env = os.environ.get("QSIM_NUM_THREADS")
         if env:

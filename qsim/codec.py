@@ -157,7 +157,7 @@ def encode(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: in
     fmt = get_format(fmt)
     mode = rounding_code(rounding)
     seed = check_seed(rounding, seed)
-    threads = resolve_threads(num_threads)
+    threads = resolve_threads(num_threads, np.size(x))
     if isinstance(fmt, IntFormat):
         if saturate is False:
             raise ValueError(f"{fmt.name}: integer encoding always saturates to [{fmt.qmin}, {fmt.qmax}]")
@@ -186,7 +186,7 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray
     integer type that holds them.
     """
     fmt = get_format(fmt)
-    threads = resolve_threads(num_threads)
+    threads = resolve_threads(num_threads, np.size(codes))
     arr = np.asarray(codes)
     if arr.dtype.kind not in "ui":
         raise TypeError(f"codes must be an unsigned or signed integer array, got dtype {arr.dtype}")
@@ -237,7 +237,7 @@ def quantize(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: 
         return decode(encode(arr, fmt, rounding, saturate, seed, num_threads), fmt).astype(arr.dtype)
     mode = rounding_code(rounding)
     seed = check_seed(rounding, seed)
-    threads = resolve_threads(num_threads)
+    threads = resolve_threads(num_threads, np.size(x))
     sat = _resolve_saturate(fmt, saturate)
     arr = float_input(x)
     if arr.dtype == np.float32 and not fits_float32(fmt):

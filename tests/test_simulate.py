@@ -16,7 +16,8 @@ from qsim.sim.models import forward_fp32
 
 # top-1 on the 397 test digits (FP32: 0.9824); measured, with a tolerance of about 3 samples
 EXPECTED_TOP1 = {"edge-npu-int8": 0.982, "edge-npu-int8-acc16": 0.713, "h100-fp8": 0.987, "tpu-bf16": 0.982,
-                 "mi300-fp8fnuz": 0.982, "mxfp8": 0.980, "mxfp4": 0.977, "int4-weight-only": 0.980}
+                 "mi300-fp8fnuz": 0.982, "mxfp8": 0.980, "mxfp4": 0.977, "int4-weight-only": 0.980,
+                 "fp32-reference": 0.9824}
 
 
 @pytest.mark.parametrize("hardware", sorted(EXPECTED_TOP1))
@@ -93,7 +94,8 @@ def test_every_preset_simulates():
 
 
 CNN_TOP1 = {"edge-npu-int8": 0.985, "edge-npu-int8-acc16": 0.474, "h100-fp8": 0.982, "tpu-bf16": 0.987,
-            "mi300-fp8fnuz": 0.985, "mxfp8": 0.987, "mxfp4": 0.899, "int4-weight-only": 0.970}
+            "mi300-fp8fnuz": 0.985, "mxfp8": 0.987, "mxfp4": 0.899, "int4-weight-only": 0.970,
+            "fp32-reference": 0.987}
 
 
 @pytest.mark.parametrize("hardware", sorted(CNN_TOP1))
@@ -168,6 +170,6 @@ def test_minilm_gelu_erf_is_accurate_to_2e_7():
     """MiniLM's GELU uses Abramowitz & Stegun 7.1.26 for erf (error bound 1.5e-7)."""
     from math import erf
 
-    from qsim.sim.minilm import _erf
+    from qsim.sim.models import _erf
     x = np.linspace(-6, 6, 20001)
     assert np.abs(_erf(x) - np.array([erf(v) for v in x])).max() < 2e-7

@@ -152,7 +152,7 @@ def int_matmul(a, b, a_zero=0, b_zero=0, accumulator: Accumulator | None = None,
     if za.ndim:
         raise ValueError("a_zero must be one integer")
     zb = _zero_point(b_zero, "b_zero", b.shape[-1])
-    threads = resolve_threads(num_threads)
+    threads = resolve_threads(num_threads, int(np.prod(batch)) * a.shape[-2] * a.shape[-1] * b.shape[-1])
 
     if acc.pair_saturate16:
         return _pair_saturated(a, b, za, zb, acc, batch, return_events, threads)

@@ -131,8 +131,8 @@ def float_matmul(a, b, a_format, b_format, accumulator: FloatAccumulator | None 
         batch = np.broadcast_shapes(av.shape[:-2], bv.shape[:-2])
     except ValueError:
         raise ValueError(f"batch dimensions do not broadcast: a is {av.shape}, b is {bv.shape}") from None
-    threads = resolve_threads(num_threads)
     m, n = av.shape[-2], bv.shape[-1]
+    threads = resolve_threads(num_threads, int(np.prod(batch)) * m * n * av.shape[-1])
     av = np.broadcast_to(av, batch + av.shape[-2:])
     bv = np.broadcast_to(bv, batch + bv.shape[-2:])
     out = np.zeros(batch + (m, n), np.float64)

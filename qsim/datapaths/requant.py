@@ -113,7 +113,7 @@ def _gemmlowp(acc, scales, zero, lo, hi, float_bias, container):
     rows = np.ascontiguousarray(acc.reshape(-1, n))
     out = np.empty(rows.shape, np.int64)
     _requant.gemmlowp(rows, np.ascontiguousarray(np.broadcast_to(q, (n,))),
-                      np.ascontiguousarray(np.broadcast_to(shift, (n,))), zero, lo, hi, out, resolve_threads(None))
+                      np.ascontiguousarray(np.broadcast_to(shift, (n,))), zero, lo, hi, out, resolve_threads(None, out.size))
     return out.reshape(acc.shape)
 
 

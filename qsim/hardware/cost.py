@@ -115,3 +115,18 @@ def gemm_layer_cost(hw, m: int, k: int, n: int, a_format: str, b_format: str, c_
         energy[level.name] = bytes_by_level[level.name] * level.energy_pj_per_byte
     return LayerCost(macs, c.cycles, seconds, bound, macs / (c.cycles * arr.rows * arr.cols),
                      bytes_by_level, energy)
+
+
+def vector_layer_cost(hw, elements_read: int, elements_written: int, fmt: str) -> LayerCost:
+    """Cost of an elementwise or reduction operation on the vector unit, modelled as one lane
+    per array column, one element per lane per cycle: cycles = ceil(max(read, written) / cols).
+    Operands and results cross the first memory level in `fmt`; no MAC energy."""
+    lanes = hw.array.cols
+    cycles = ceil(max(elements_read, elements_written) / lanes)
+    near = hw.memory[0]
+    nbytes = (elements_read + elements_written) * element_bits(fmt) / 8
+    seconds, bound = roofline_seconds(cycles, hw.array.clock_hz, {near.name: nbytes},
+                                      {near.name: near.bandwidth_bytes_per_s})
+    energy = {"mac": 0.0, **{lv.name: 0.0 for lv in hw.memory}, near.name: nbytes * near.energy_pj_per_byte}
+    return LayerCost(0, cycles, seconds, bound, 0.0, {lv.name: nbytes if lv is near else 0.0 for lv in hw.memory},
+                     energy)

@@ -183,6 +183,9 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
                          q.get("mx_block", int, 32, _positive, "a positive integer"),
                          q.get("dynamic_activations", bool, False))
     q.done()
+    if kind == "integer" and quant.weights not in ("per-channel", "per-tensor"):
+        raise HardwareError(f"{where}: quantization.weights = {quant.weights!r}: integer datapaths take "
+                            "per-channel or per-tensor weights (per-group and mx need a float datapath)")
 
     a = top.table("array")
     array = ComputeArray(a.get("rows", int, check=_positive, what="a positive integer"),

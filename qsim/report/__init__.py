@@ -1,0 +1,58 @@
+"""Reports of a simulation dataset: one self-contained HTML page (summary tables, accuracy
+versus energy with its Pareto frontier, per-layer SQNR heatmap, throughput and energy
+breakdown, overflow and saturation counts, hardware and format definitions) and a Markdown
+summary of the same tables.
+
+    from qsim.report import build_report
+    build_report("reports/compare", "reports/compare.html")    # also writes reports/compare.md
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .data import ModelResults, ReportData, load_report_data, pareto_optimal
+
+__all__ = ["build_report", "load_report_data", "pareto_optimal", "ReportData", "ModelResults"]
+
+
+def build_report(dataset_dir, html_path, markdown_path=None, title=None) -> tuple[Path, Path]:
+    """Write the HTML report of dataset_dir to html_path and its Markdown summary to
+    markdown_path (default: html_path with the suffix .md); returns both paths.
+
+    FileNotFoundError if the dataset directory or its records are missing; ValueError if the
+    records hold no model rows, or if both outputs would be the same file.
+    """
+    from .html import render_html
+    from .markdown import render_markdown
+
+    html_path = Path(html_path)
+    md_path = Path(markdown_path) if markdown_path is not None else html_path.with_suffix(".md")
+    if md_path.resolve() == html_path.resolve():
+        raise ValueError(f"the HTML and Markdown outputs are the same file: {html_path}")
+    data = load_report_data(dataset_dir)
+    title = title or f"qsim report: {Path(dataset_dir).resolve().name}"
+    write_atomic(html_path, render_html(data, title))
+    write_atomic(md_path, render_markdown(data, title, _relative(html_path, md_path)))
+    return html_path, md_path
+
+
+def _relative(target: Path, from_file: Path) -> str:
+    """target as a link from from_file's directory."""
+    return Path(os.path.relpath(target.resolve(), from_file.resolve().parent)).as_posix()
+
+
+def write_atomic(path, text: str) -> Path:
+    """Write text to path through a temporary file in the same directory and a rename, so a
+    reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a name of this process's own (not mkstemp, whose 0600 mode would survive the rename)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,243 @@
+"""From a dataset of simulation records to the tables a report shows: one summary row per
+(model, configuration), the per-layer SQNR grid, the energy terms, and the hardware and
+format definitions that were used.
+
+A configuration is the sweep's `config` label when the records carry one, else
+"<hardware> (<calibration>)". When several runs share a configuration, the latest (by
+time_utc) stands for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MODEL_ROW = "__model__"
+# datapath keys that name a format, and how the report calls each role
+FORMAT_ROLES = {"weights": "weights", "activations": "activations", "outputs": "outputs", "vector_format": "vector"}
+
+
+@dataclass
+class ModelResults:
+    """Everything the report shows for one model, configurations in the same order throughout."""
+    model: str
+    summary: pd.DataFrame          # one row per configuration (index: configuration)
+    sqnr: pd.DataFrame             # configurations x layers in model order, dB
+    energy_terms: pd.DataFrame     # configurations x terms (mac, then memory levels), µJ
+    memory_levels: list[str]
+    accuracy_label: str            # "top-1" or "mean cosine"
+    fp32_accuracy: float | None    # the FP32 forward pass on the same test set, when recorded
+    layer_events: pd.DataFrame     # layers with overflow or saturation: configuration, layer, counts
+
+
+@dataclass
+class ReportData:
+    dataset: Path
+    runs: int
+    models: list[ModelResults]
+    hardware: list[dict]                        # hardware descriptions, as stored with the dataset
+    unresolved: list[dict] = field(default_factory=list)   # runs whose description is not at hand
+    formats: list[dict] = field(default_factory=list)      # Format.describe() plus "used_as"
+
+
+def load_report_data(dataset_dir) -> ReportData:
+    """Read and shape a dataset directory; FileNotFoundError or ValueError naming the path."""
+    path = Path(dataset_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"dataset directory not found: {path}")
+    frame = read_dataset(path)
+    if "layer" not in frame or not (frame["layer"] == MODEL_ROW).any():
+        raise ValueError(f"{path}: no model rows (layer == {MODEL_ROW!r}); is this a qsim simulate dataset?")
+    frame = _with_configuration(frame)
+    frame = _latest_runs(frame)
+    models = [_model_results(name, rows) for name, rows in frame.groupby("model", sort=True)]
+    hardware, unresolved = _hardware_definitions(path, frame)
+    return ReportData(path, frame["run_id"].nunique(), models, hardware, unresolved, _formats_used(hardware))
+
+
+def read_dataset(path: Path) -> pd.DataFrame:
+    """The records of `qsim simulate`/`compare` (DIR/part-*.parquet) and of a sweep
+    (DIR/model=<model>/part-*.parquet) as one frame; columns missing from a file are NaN."""
+    import pyarrow.parquet as pq
+    files = sorted(path.glob("part-*.parquet")) + sorted(path.glob("model=*/part-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no qsim records (part-*.parquet or model=*/part-*.parquet) in {path}")
+    # file by file, without partition discovery: the model column comes from the records
+    return pd.concat([pq.read_table(f, partitioning=None).to_pandas() for f in files], ignore_index=True)
+
+
+def _with_configuration(frame: pd.DataFrame) -> pd.DataFrame:
+    fallback = frame["hardware"].astype(str) + " (" + frame["calibration"].fillna("?").astype(str) + ")"
+    label = frame["config"].where(frame["config"].notna(), fallback) if "config" in frame else fallback
+    return frame.assign(configuration=label.astype(str))
+
+
+def _latest_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Only the latest run of each (model, configuration); rows keep their order within a run."""
+    runs = frame[frame["layer"] == MODEL_ROW].sort_values("time_utc", kind="stable")
+    keep = runs.drop_duplicates(["model", "configuration"], keep="last")["run_id"]
+    return frame[frame["run_id"].isin(keep)]
+
+
+def _model_results(model: str, rows: pd.DataFrame) -> ModelResults:
+    runs = {config: group for config, group in rows.groupby("configuration", sort=True)}
+    model_rows = rows[rows["layer"] == MODEL_ROW].set_index("configuration").loc[list(runs)]
+    layer_rows = rows[rows["layer"] != MODEL_ROW]
+    levels = _suffixes(rows, r"bytes_(.+)")
+    terms = _suffixes(rows, r"energy_(.+)_pj", exclude="total")
+    summary = _summary(model_rows, runs, levels)
+    accuracy_label = "top-1" if summary["accuracy_is_top1"].all() else "mean cosine"
+    return ModelResults(model=model, summary=summary, sqnr=_sqnr_grid(layer_rows, list(runs)),
+                        energy_terms=_energy_terms(layer_rows, list(runs), terms, summary),
+                        memory_levels=levels, accuracy_label=accuracy_label,
+                        fp32_accuracy=_fp32_accuracy(model_rows), layer_events=_layer_events(layer_rows))
+
+
+def _suffixes(rows: pd.DataFrame, pattern: str, exclude: str = "") -> list[str]:
+    """The <name> of every column matching pattern that has a value in these rows (the frame
+    holds the columns of every model's hardware, e.g. memory levels)."""
+    found = [(m[1], m[0]) for m in (re.fullmatch(pattern, c) for c in rows.columns) if m]
+    return [name for name, column in found if name != exclude and rows[column].notna().any()]
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
+
+
+def _summary(model_rows: pd.DataFrame, runs: dict, levels: list[str]) -> pd.DataFrame:
+    top1 = _column(model_rows, "top1")
+    s = pd.DataFrame(index=model_rows.index)
+    for name in ("hardware", "datapath", "calibration", "run_id", "time_utc", "config_hash"):
+        s[name] = _column(model_rows, name)
+    s["accuracy"] = top1.where(top1.notna(), _column(model_rows, "cosine_mean"))
+    s["accuracy_is_top1"] = top1.notna()
+    s["agreement_fp32"] = _column(model_rows, "agreement_fp32")
+    s["nn_agreement"] = _column(model_rows, "nn_agreement")
+    s["min_sqnr_db"] = [_layer_min(runs[c], "sqnr_db") for c in s.index]
+    s["energy_uj"] = _column(model_rows, "energy_total_pj") / 1e6
+    s["cycles"] = _column(model_rows, "cycles")
+    s["seconds"] = _column(model_rows, "seconds")
+    # the batch is the rows (M) of the first fully connected layer: the test samples for the
+    # classifiers (a convolution's M counts output positions, so it is not used)
+    s["inferences"] = [_first_linear_rows(runs[c]) for c in s.index]
+    s["inferences_per_s"] = s["inferences"] / s["seconds"].where(s["seconds"] > 0)
+    s["time_per_inference_us"] = s["seconds"] / s["inferences"] * 1e6
+    s["energy_per_inference_uj"] = s["energy_uj"] / s["inferences"]
+    for level in levels:
+        s[f"bytes_{level}"] = [_layer_sum(runs[c], f"bytes_{level}") for c in s.index]
+    s["bytes_total"] = s[[f"bytes_{lv}" for lv in levels]].sum(axis=1, min_count=1) if levels else np.nan
+    for name in ("overflow", "saturated"):
+        s[name] = _column(model_rows, name)
+    s["nan_count"] = [_layer_sum(runs[c], "nan_count") for c in s.index]
+    s["pareto"] = pareto_optimal(s["energy_uj"].to_numpy(float), s["accuracy"].to_numpy(float))
+    return s
+
+
+def _layers(run: pd.DataFrame) -> pd.DataFrame:
+    return run[run["layer"] != MODEL_ROW]
+
+
+def _layer_min(run: pd.DataFrame, column: str) -> float:
+    values = _column(_layers(run), column).astype(float)
+    return float(values.min()) if values.notna().any() else np.nan
+
+
+def _layer_sum(run: pd.DataFrame, column: str) -> float:
+    values = _column(_layers(run), column).astype(float)
+    return float(values.sum()) if values.notna().any() else np.nan
+
+
+def _first_linear_rows(run: pd.DataFrame) -> float:
+    rows = _column(run, "M")[run["op"] == "Linear"].dropna()
+    return float(rows.iloc[0]) if len(rows) else np.nan
+
+
+def _fp32_accuracy(model_rows: pd.DataFrame) -> float | None:
+    values = _column(model_rows, "fp32_top1").dropna()
+    return float(values.iloc[0]) if len(values) else None
+
+
+def pareto_optimal(energy: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """True where no other point has energy <= and accuracy >= with one of them strictly better.
+    Points with a missing value are never optimal."""
+    ok = ~(np.isnan(energy) | np.isnan(accuracy))
+    optimal = np.zeros(len(energy), dtype=bool)
+    for i in np.flatnonzero(ok):
+        no_worse = ok & (energy <= energy[i]) & (accuracy >= accuracy[i])
+        better = (energy < energy[i]) | (accuracy > accuracy[i])
+        optimal[i] = not (no_worse & better).any()
+    return optimal
+
+
+def _sqnr_grid(layer_rows: pd.DataFrame, configs: list[str]) -> pd.DataFrame:
+    order = list(dict.fromkeys(layer_rows["layer"]))      # model order, as the simulator wrote it
+    grid = layer_rows.pivot_table(index="configuration", columns="layer", values="sqnr_db",
+                                  aggfunc="first", dropna=False)
+    return grid.reindex(index=configs, columns=order).astype(float)
+
+
+def _energy_terms(layer_rows: pd.DataFrame, configs: list[str], terms: list[str], summary) -> pd.DataFrame:
+    if not terms:               # records without a breakdown: the total is the only term
+        return summary[["energy_uj"]].rename(columns={"energy_uj": "total"})
+    columns = [f"energy_{t}_pj" for t in terms]
+    sums = layer_rows.groupby("configuration")[columns].sum(min_count=1).reindex(configs) / 1e6
+    return sums.set_axis(terms, axis=1)
+
+
+def _layer_events(layer_rows: pd.DataFrame) -> pd.DataFrame:
+    columns = ["configuration", "layer", "overflow", "saturated", "nan_count"]
+    events = layer_rows.reindex(columns=columns)
+    hit = events[["overflow", "saturated", "nan_count"]].fillna(0).sum(axis=1) > 0
+    return events[hit].reset_index(drop=True)
+
+
+def _hardware_definitions(path: Path, frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+    """Descriptions stored as hardware/<config_hash>.json; for runs without one, the shipped
+    preset of the same name when its hash proves it is the description that ran."""
+    runs = frame[frame["layer"] == MODEL_ROW].drop_duplicates("config_hash")
+    stored = {}
+    for file in sorted((path / "hardware").glob("*.json")):
+        stored[file.stem] = json.loads(file.read_text())
+    found, missing = [], []
+    for _, run in runs.iterrows():
+        hw = stored.get(run["config_hash"]) or _matching_preset(run["hardware"], run["config_hash"])
+        if hw is None:
+            missing.append({"hardware": run["hardware"], "datapath": run["datapath"],
+                            "config_hash": run["config_hash"]})
+        else:
+            found.append(dict(hw, config_hash=run["config_hash"]))
+    return found, missing
+
+
+def _matching_preset(name: str, wanted_hash: str) -> dict | None:
+    from dataclasses import asdict
+    try:
+        from ..hardware import load_hardware
+        from ..sim.simulate import config_hash
+        hw = load_hardware(name)
+    except Exception:         # not a preset (or the simulator moved it): report the name only
+        return None
+    return asdict(hw) if config_hash(hw) == wanted_hash else None
+
+
+def _formats_used(hardware: list[dict]) -> list[dict]:
+    from .. import format as get_format
+    used: dict[str, list] = {}
+    for hw in hardware:
+        for key, role in FORMAT_ROLES.items():
+            name = hw.get("datapath", {}).get(key)
+            if name and role not in used.setdefault(name, []):
+                used[name].append(role)
+    rows = []
+    for name, roles in sorted(used.items()):
+        try:
+            described = get_format(name).describe()
+        except (KeyError, ValueError):      # a format this qsim does not know: its name only
+            described = {"name": name}
+        rows.append(dict(described, used_as=", ".join(r for r in FORMAT_ROLES.values() if r in roles)))
+    return rows

@@ -1,0 +1,445 @@
+"""The report as one self-contained HTML page: inline CSS, inline SVG charts, and a few lines
+of inline script that only sort tables. Nothing is fetched, so the file works offline."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import svg
+from .data import ModelResults, ReportData
+from .svg import esc
+from .units import MISSING, count, fixed, frequency, is_missing, memory_size, number, rate
+
+HOW_TO_READ = (
+    "Each configuration is one point of the design space: a hardware description (datapath, number "
+    "formats, compute array, memory levels) with a calibration method, run on a model's test set; when a "
+    "configuration was run more than once, its latest run is shown. Accuracy is top-1 on the test set "
+    "(for embedding models, the mean cosine of the embeddings to FP32's). Energy, cycles and time are for "
+    "the whole test batch, from the simulator's cost model: array cycles in SCALE-Sim's closed forms, a "
+    "roofline time per layer (compute or the slowest memory level, layers one after another), and energy "
+    "= MACs × pJ per MAC + bytes × pJ per byte at each memory level. Throughput is the batch (the rows of "
+    "the first fully connected layer, i.e. the test samples) divided by that time. SQNR is the "
+    "signal-to-quantization-noise ratio of a layer's output against the FP32 forward pass; higher is "
+    "better, and 6 dB is about one bit. A configuration is Pareto-optimal when no other is at least as "
+    "accurate for at most the energy. Green cells hold the best value of a column; click a column header "
+    "to sort; hover over a chart mark for its exact value; – means no value."
+)
+
+
+def render_html(data: ReportData, title: str) -> str:
+    models = "".join(_model_section(m) for m in data.models)
+    contents = "".join(f'<li><a href="#{_slug(m.model)}">{esc(m.model)}</a></li>' for m in data.models)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{esc(title)}</title><style>{CSS}</style></head><body><main>'
+            f'<header><h1>{esc(title)}</h1><p class="meta">{esc(_provenance(data))}</p>'
+            f'<nav><ul>{contents}<li><a href="#hardware">Hardware</a></li>'
+            f'<li><a href="#formats">Number formats</a></li></ul></nav></header>'
+            f'<section id="how-to-read"><h2>How to read this report</h2><p>{esc(HOW_TO_READ)}</p></section>'
+            f'{models}{_hardware_section(data)}{_formats_section(data)}'
+            f'</main><script>{SORT_SCRIPT}</script></body></html>\n')
+
+
+def _provenance(data: ReportData) -> str:
+    times = [t for m in data.models for t in m.summary["time_utc"].dropna()]
+    span = f"runs from {min(times)} to {max(times)}" if times else "run times not recorded"
+    return f"Dataset {data.dataset} · {data.runs} runs shown · {span}"
+
+
+def _slug(text: str) -> str:
+    return "model-" + (re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unnamed")
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Column:
+    header: str                               # with its unit
+    value: Callable[[pd.Series], object]      # the raw value from a summary row
+    show: Callable[[object], str] = number    # its text
+    better: str | None = None                 # "max" or "min": highlight the best
+    numeric: bool = True
+    alarm: bool = False                       # a non-zero value is a warning (red)
+
+
+def table(rows: pd.DataFrame, columns: list[Column], cls: str = "sortable") -> str:
+    values = [[c.value(r) for c in columns] for _, r in rows.iterrows()]
+    best = [_best(c, [v[j] for v in values]) for j, c in enumerate(columns)]
+    head = "".join(f'<th scope="col" class="{"num" if c.numeric else "text"}">{esc(c.header)}</th>'
+                   for c in columns)
+    body = "".join("<tr>" + "".join(_cell(c, v, best[j] is not None and v == best[j])
+                                     for j, (c, v) in enumerate(zip(columns, row))) + "</tr>" for row in values)
+    return f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _best(column: Column, values: list):
+    """The best value of a column, if it has a direction and the values differ at all."""
+    if column.better is None:
+        return None
+    numbers = [float(v) for v in values if not is_missing(v)]
+    if len(set(numbers)) < 2:
+        return None
+    return max(numbers) if column.better == "max" else min(numbers)
+
+
+def _cell(column: Column, value, best: bool) -> str:
+    classes = ["num" if column.numeric else "text"] + (["best"] if best else [])
+    if column.alarm and not is_missing(value) and value > 0:
+        classes.append("warn")
+    sort_key = "" if is_missing(value) else (repr(float(value)) if column.numeric else str(value))
+    return f'<td class="{" ".join(classes)}" data-v="{esc(sort_key)}">{esc(column.show(value))}</td>'
+
+
+def _percent(v) -> str:
+    return fixed(v * 100, 2) if not is_missing(v) else MISSING
+
+
+def _kilobytes(v) -> str:
+    return number(v / 1e3) if not is_missing(v) else MISSING
+
+
+def _summary_columns(m: ModelResults) -> list[Column]:
+    s = m.summary
+    top1 = m.accuracy_label == "top-1"
+    columns = [Column("#", lambda r: r["rank"], count),
+               Column("configuration", lambda r: r.name, str, numeric=False),
+               Column("Pareto", lambda r: "★" if r["pareto"] else "", str, numeric=False)]
+    if not _labels_are_names(s):      # sweep labels: hardware and calibration are worth their columns
+        columns += [Column("hardware", lambda r: r["hardware"], _text, numeric=False),
+                    Column("calibration", lambda r: r["calibration"], _text, numeric=False)]
+    columns += [Column("datapath", lambda r: r["datapath"], _text, numeric=False),
+                Column("top-1 (%)" if top1 else "mean cosine", lambda r: r["accuracy"],
+                       _percent if top1 else (lambda v: fixed(v, 5)), "max")]
+    if s["agreement_fp32"].notna().any():
+        columns.append(Column("agrees with FP32 (%)", lambda r: r["agreement_fp32"], _percent, "max"))
+    if s["nn_agreement"].notna().any():
+        columns.append(Column("nearest neighbour as FP32's (%)", lambda r: r["nn_agreement"], _percent, "max"))
+    columns += [Column("worst layer SQNR (dB)", lambda r: r["min_sqnr_db"], lambda v: fixed(v, 1), "max"),
+                Column("energy, batch (µJ)", lambda r: r["energy_uj"], better="min"),
+                Column("energy / inference (µJ)", lambda r: r["energy_per_inference_uj"], better="min"),
+                Column("cycles", lambda r: r["cycles"], count, "min"),
+                Column("time / inference (µs)", lambda r: r["time_per_inference_us"], better="min"),
+                Column("throughput (inferences/s)", lambda r: r["inferences_per_s"], better="max"),
+                Column("data moved (kB)", lambda r: r["bytes_total"], _kilobytes, "min"),
+                Column("by memory level (kB)", lambda r: _by_level(r, m.memory_levels), str, numeric=False)]
+    return columns
+
+
+def _by_level(row: pd.Series, levels: list[str]) -> str:
+    """The traffic of each level this configuration has (hardware differ in their levels)."""
+    return " · ".join(f"{lv} {_kilobytes(row[f'bytes_{lv}'])}" for lv in levels if not is_missing(row[f"bytes_{lv}"]))
+
+
+def _labels_are_names(s: pd.DataFrame) -> bool:
+    """Whether every configuration is just "<hardware> (<calibration>)"."""
+    return all(config == f"{r['hardware']} ({r['calibration']})" for config, r in s.iterrows())
+
+
+def _text(v) -> str:
+    return MISSING if is_missing(v) else str(v)
+
+
+# --- one model ------------------------------------------------------------------------------------
+
+def _model_section(m: ModelResults) -> str:
+    slug = _slug(m.model)
+    summary = m.summary.assign(rank=np.arange(1, len(m.summary) + 1))
+    batch = summary["inferences"].dropna()
+    batch_note = (f"The test batch is {count(batch.iloc[0])} inferences." if len(batch) and batch.nunique() == 1
+                  else "")
+    return (f'<section class="model" id="{slug}"><h2>Model: {esc(m.model)}</h2>'
+            f'<h3 id="{slug}-summary">Summary</h3>'
+            f'<p class="note">{len(summary)} configurations. {esc(batch_note)} ★ marks the Pareto-optimal ones.</p>'
+            f'{table(summary, _summary_columns(m), cls="sortable summary")}'
+            f'<h3 id="{slug}-pareto">Accuracy versus energy</h3>{_pareto_figure(m, slug)}'
+            f'<h3 id="{slug}-sqnr">Per-layer SQNR</h3>{_sqnr_figure(m, slug)}'
+            f'<h3 id="{slug}-cost">Throughput and energy breakdown</h3>{_cost_figures(m, slug)}'
+            f'<h3 id="{slug}-events">Overflow and saturation</h3>{_events(m)}'
+            '</section>')
+
+
+def _figure(chart: str, caption: str) -> str:
+    return f'<figure>{chart}<figcaption>{esc(caption)}</figcaption></figure>'
+
+
+def _accuracy_text(m: ModelResults, v) -> str:
+    return f"{_percent(v)} %" if m.accuracy_label == "top-1" else fixed(v, 5)
+
+
+def _pareto_figure(m: ModelResults, slug: str) -> str:
+    top1 = m.accuracy_label == "top-1"
+    scale = 100 if top1 else 1
+    points = [svg.Point(config, r["energy_uj"], r["accuracy"] * scale, bool(r["pareto"]),
+                        f"{config}: {m.accuracy_label} {_accuracy_text(m, r['accuracy'])}, "
+                        f"{number(r['energy_uj'])} µJ{' (Pareto-optimal)' if r['pareto'] else ''}")
+              for config, r in m.summary.iterrows()]
+    reference = (m.fp32_accuracy * 100, f"FP32 {_percent(m.fp32_accuracy)} %") if top1 and m.fp32_accuracy else None
+    floor = focus_floor([p.y for p in points] + ([reference[0]] if reference else []))
+    chart = svg.pareto_scatter(points, "energy for the test batch (µJ)", "top-1 (%)" if top1 else "mean cosine",
+                               f"{slug}-pareto-chart", f"{m.model}: {m.accuracy_label} versus energy",
+                               reference=reference, y_floor=floor)
+    below = (f" Configurations far below the others (under {number(floor)}) sit on the floor of the "
+             "plot as triangles, labelled with their value." if floor is not None else "")
+    return _figure(chart, "Up and to the left is better. Filled points are Pareto-optimal and the line is "
+                          "their frontier: no configuration below or right of it is worth choosing on these "
+                          "two measures. The energy axis is logarithmic when the values span more than "
+                          "two decades." + below)
+
+
+def focus_floor(values: list[float]) -> float | None:
+    """A lower limit for the accuracy axis that leaves out far outliers (below the best by more
+    than ten times the best-to-median gap, and 5 % of the whole range), so the configurations
+    that compete near the top stay apart; None when no point is that far below."""
+    values = sorted(v for v in values if not is_missing(v))
+    if len(values) < 3:
+        return None
+    best, median, worst = values[-1], values[len(values) // 2], values[0]
+    floor = best - max(10 * (best - median), 0.05 * (best - worst))
+    return floor if floor > worst else None
+
+
+def _sqnr_figure(m: ModelResults, slug: str) -> str:
+    grid = m.sqnr
+    values = [[float(v) for v in row] for row in grid.to_numpy(float)]
+    chart = svg.heatmap(list(grid.index), [str(c) for c in grid.columns], values, f"{slug}-sqnr-chart",
+                        f"{m.model}: SQNR per layer (dB)", unit="dB", legend_label="SQNR (dB)")
+    return _figure(chart, "Rows are configurations, columns the layers in model order. Brighter is "
+                          "better (more signal per unit of quantization noise); a dark column shows where "
+                          "precision is lost, a dark row which configuration loses it.")
+
+
+def _cost_figures(m: ModelResults, slug: str) -> str:
+    s = m.summary
+    configs = list(s.index)
+    if s["inferences_per_s"].notna().any():
+        values, unit = s["inferences_per_s"], "inferences per second"
+        best = values.idxmax()
+    else:                     # no batch size recorded: the batch time is what can be compared
+        values, unit = s["seconds"] * 1e6, "time for the test batch (µs)"
+        best = values.idxmin() if values.notna().any() else None
+    throughput = svg.bars(configs, [float(v) for v in values], unit, f"{slug}-throughput-chart",
+                          f"{m.model}: throughput", best=None if best is None else configs.index(best))
+    terms = m.energy_terms
+    series = [(_term_name(t), [float(v) for v in terms[t]]) for t in terms.columns]
+    energy = svg.stacked_bars(configs, series, "energy for the test batch (µJ)", f"{slug}-energy-chart",
+                              f"{m.model}: energy by term")
+    return (_figure(throughput, "Roofline throughput of one array, layers run back to back; the best is "
+                                "highlighted.")
+            + _figure(energy, "Energy by term: the MACs and the bytes moved at each memory level. The "
+                              "number at the end of each bar is the total."))
+
+
+def _term_name(term: str) -> str:
+    return "MAC" if term == "mac" else term
+
+
+def _events(m: ModelResults) -> str:
+    s = m.summary
+    columns = [Column("configuration", lambda r: r.name, str, numeric=False),
+               Column("overflow (additions)", lambda r: r["overflow"], count, alarm=True),
+               Column("saturated (additions)", lambda r: r["saturated"], count, alarm=True),
+               Column("NaN outputs", lambda r: r["nan_count"], count, alarm=True),
+               Column("layers affected", lambda r: _affected_layers(m, r.name), str, numeric=False)]
+    quiet = s[["overflow", "saturated", "nan_count"]].fillna(0).to_numpy().sum() == 0
+    note = ("No configuration overflowed or saturated an accumulator, and no output was NaN." if quiet
+            else "Overflow counts accumulator additions that wrapped (integer) or overflowed to Inf/NaN "
+                 "(float); saturated counts additions clamped at the accumulator's limit. Non-zero counts "
+                 "are shown in red.")
+    return f'<p class="note">{esc(note)}</p>' + table(s, columns)
+
+
+def _affected_layers(m: ModelResults, config: str) -> str:
+    events = m.layer_events[m.layer_events["configuration"] == config]
+    parts = []
+    for _, e in events.iterrows():
+        what = [f"{count(e[k])} {label}" for k, label in
+                (("overflow", "overflow"), ("saturated", "saturated"), ("nan_count", "NaN"))
+                if not is_missing(e[k]) and e[k] > 0]
+        parts.append(f"{e['layer']} ({', '.join(what)})")
+    return "; ".join(parts)
+
+
+# --- definitions ----------------------------------------------------------------------------------
+
+def _hardware_section(data: ReportData) -> str:
+    cards = "".join(_hardware_card(hw) for hw in sorted(data.hardware, key=lambda h: (h["name"], h["config_hash"])))
+    parts = ['<section id="hardware"><h2>Hardware definitions</h2>',
+             f'<div class="cards">{cards}</div>' if cards else ""]
+    if data.unresolved:
+        parts.append('<p class="note">No stored description for these runs (the dataset has no '
+                     'hardware/&lt;config_hash&gt;.json for them and no shipped preset matches their hash); '
+                     'only their names are known.</p>')
+        columns = [Column(k, lambda r, k=k: r[k], _text, numeric=False) for k in ("hardware", "datapath", "config_hash")]
+        parts.append(table(pd.DataFrame(data.unresolved), columns, cls="sortable definitions"))
+    return "".join(parts) + "</section>"
+
+
+def _hardware_card(h: dict) -> str:
+    """One description: what its datapath computes, the array, the energy table, the memories."""
+    d, a, e = h["datapath"], h["array"], h.get("energy") or {}
+    facts = [("datapath", f'{d["kind"]} · {d["preset"]}'),
+             ("weights × activations → outputs", f'{d["weights"]} × {d["activations"]} → {d["outputs"]}'),
+             ("vector unit", d.get("vector_format")), ("accumulator", _accumulator(h)),
+             ("quantization", _quantization(h)),
+             ("array", f'{a["rows"]}×{a["cols"]} {a["dataflow"]} at {frequency(a["clock_hz"])}'),
+             ("peak", f'{number(a["rows"] * a["cols"] * a["clock_hz"] / 1e9)} GMAC/s'),
+             ("energy per MAC", _mac_energy(h)), ("energy source", e.get("source")),
+             ("config hash", h.get("config_hash"))]
+    rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(_text(v))}</td></tr>' for k, v in facts)
+    levels = pd.DataFrame(h.get("memory") or [])
+    memory = table(levels, _memory_columns(), cls="memory") if len(levels) else ""
+    return (f'<article class="card" id="hardware-{esc(h.get("config_hash", ""))}"><h3>{esc(h["name"])}</h3>'
+            f'<p class="note">{esc(h.get("description", ""))}</p><table class="facts">{rows}</table>'
+            f'{memory}</article>')
+
+
+def _accumulator(h) -> str:
+    d = h["datapath"]
+    if d["kind"] != "integer":
+        return "as the float datapath preset defines"
+    bits = f'int{int(d["accumulator_bits"])}' if not is_missing(d.get("accumulator_bits")) else "preset width"
+    return f'{bits}, {d.get("accumulator_overflow") or "preset overflow"}'
+
+
+def _quantization(h) -> str:
+    q = h.get("quantization") or {}
+    if not q:
+        return MISSING
+    sym = lambda flag: "symmetric" if flag else "affine"
+    text = (f'weights {q.get("weights")} {sym(q.get("symmetric_weights"))}, '
+            f'activations {q.get("activations")} {sym(q.get("symmetric_activations"))}')
+    if "mx" in (q.get("weights"), q.get("activations")):
+        text += f', MX block {q.get("mx_block")}'
+    if "per-group" in (q.get("weights"), q.get("activations")):
+        text += f', group {q.get("group_size")}'
+    return text
+
+
+def _mac_energy(h) -> str:
+    e = h.get("energy") or {}
+    if not e:
+        return MISSING
+    scaled = f' × {number(e["calibration"])}' if e.get("calibration", 1) != 1 else ""
+    return f'{number(e.get("mac_pj"))} pJ{scaled} at {e.get("node_nm", "?")} nm'
+
+
+def _memory_columns() -> list[Column]:
+    return [Column("memory level", lambda r: r["name"], str, numeric=False),
+            Column("size", lambda r: r["size_bytes"], memory_size),
+            Column("bandwidth", lambda r: r["bandwidth_bytes_per_s"], rate),
+            Column("energy (pJ/byte)", lambda r: r["energy_pj_per_byte"]),
+            Column("source", lambda r: r.get("source"), _text, numeric=False)]
+
+
+def _formats_section(data: ReportData) -> str:
+    head = '<section id="formats"><h2>Number formats</h2>'
+    if not data.formats:
+        return head + '<p class="note">No hardware description is at hand, so the formats are unknown.</p></section>'
+
+    def field(key):
+        return lambda r: r.get(key)
+
+    columns = [Column("format", lambda r: r["name"], str, numeric=False),
+               Column("used for", lambda r: r["used_as"], str, numeric=False),
+               Column("kind", lambda r: r.get("kind"), _text, numeric=False),
+               Column("bits", field("bits"), count), Column("exponent bits", field("e"), count),
+               Column("mantissa bits", field("m"), count), Column("bias", field("bias"), count),
+               Column("specials", lambda r: r.get("specials"), _text, numeric=False),
+               Column("max", field("max")), Column("min normal", field("min_normal")),
+               Column("min subnormal", field("min_subnormal")), Column("epsilon", field("epsilon"))]
+    note = ('<p class="note">Derived from each format\'s definition (qsim.format(name).describe()). '
+            'Specials: ieee has Inf and NaN; fn has NaN only; fnuz has one NaN and no negative zero; '
+            'none has neither. Integer formats list their largest code as max.</p>')
+    return head + note + table(pd.DataFrame(data.formats), columns, cls="sortable definitions") + "</section>"
+
+
+CSS = """
+:root { --ink: #1d2433; --muted: #5b6475; --line: #d9dde5; --accent: #0072B2; --best: #e3f2e6;
+        --warn: #b3261e; --panel: #f6f7f9; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--ink); background: #fff;
+       font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1440px; margin: 0 auto; padding: 24px 32px 64px; }
+h1 { font-size: 28px; margin: 0 0 4px; }
+h2 { font-size: 22px; margin: 40px 0 8px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+h3 { font-size: 17px; margin: 28px 0 8px; }
+p { max-width: 78ch; }
+.meta, .note, figcaption { color: var(--muted); font-size: 13.5px; }
+nav ul { list-style: none; padding: 0; margin: 8px 0 0; display: flex; flex-wrap: wrap; gap: 6px 18px; }
+nav a, a { color: var(--accent); text-decoration: none; }
+nav a:hover { text-decoration: underline; }
+#how-to-read p { background: var(--panel); padding: 12px 16px; border-left: 3px solid var(--accent); }
+.table-wrap { overflow-x: auto; margin: 8px 0 16px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 5px 9px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: var(--panel); font-weight: 600; text-align: left; white-space: nowrap; }
+th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
+tbody tr:hover { background: #f0f4fa; }
+td.best { background: var(--best); font-weight: 600; }
+table.summary td.text { white-space: nowrap; }
+table.summary td.text:last-child { white-space: normal; min-width: 18ch; }
+table.summary th.num { white-space: normal; min-width: 7ch; vertical-align: bottom; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 4px 16px 8px; }
+.card h3 { margin: 12px 0 2px; }
+.card .note { margin: 0 0 8px; }
+table.facts th { background: none; width: 34%; white-space: normal; font-weight: 500; color: var(--muted); }
+table.facts { width: 100%; margin-bottom: 8px; }
+table.memory td.text:last-child { color: var(--muted); font-size: 12.5px; }
+.sortable th { cursor: pointer; user-select: none; }
+.sortable th[aria-sort="ascending"]::after { content: " ▲"; font-size: 10px; }
+.sortable th[aria-sort="descending"]::after { content: " ▼"; font-size: 10px; }
+td.warn { color: var(--warn); font-weight: 600; }
+figure { margin: 8px 0 24px; overflow-x: auto; }
+figcaption { max-width: 78ch; margin-top: 4px; }
+svg.chart { display: block; max-width: none; font-family: inherit; }
+svg text { font-size: 12px; fill: var(--ink); }
+svg .tick { fill: var(--muted); font-size: 11px; }
+svg .axis-label { font-size: 12.5px; font-weight: 600; }
+svg .axis { stroke: #8a93a3; }
+svg .grid { stroke: #eceef2; }
+svg .frontier { fill: none; stroke: var(--accent); stroke-width: 2; }
+svg .point.optimal { fill: var(--accent); stroke: #fff; stroke-width: 1.5; }
+svg .point.dominated { fill: #fff; stroke: #8a93a3; stroke-width: 1.5; }
+svg .point-label { font-size: 11px; }
+svg .point-label.dominated { fill: var(--muted); }
+svg .floor { stroke: #c4c9d2; stroke-dasharray: 2 3; }
+svg .point-label.optimal { font-weight: 600; }
+svg .reference { stroke: #8a93a3; stroke-dasharray: 5 4; }
+svg .reference-label { fill: var(--muted); font-size: 11px; }
+svg .bar { fill: #a9c4de; }
+svg .bar.best { fill: var(--accent); }
+svg .cell-value { font-size: 11px; }
+svg .note { fill: var(--muted); }
+"""
+
+# Click a header to sort its table; numbers by value (data-v), missing values always last.
+SORT_SCRIPT = """
+(function () {
+  function key(cell) { return cell.getAttribute("data-v"); }
+  document.querySelectorAll("table.sortable th").forEach(function (th, _, all) {
+    th.addEventListener("click", function () {
+      var table = th.closest("table"), body = table.tBodies[0];
+      var column = Array.prototype.indexOf.call(th.parentNode.children, th);
+      var numeric = th.classList.contains("num");
+      var ascending = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = key(a.cells[column]), y = key(b.cells[column]);
+        if (x === "" || y === "") { return (x === "") - (y === ""); }
+        var order = numeric ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+})();
+"""

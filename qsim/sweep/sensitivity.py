@@ -1,0 +1,148 @@
+"""Per-layer sensitivity and partial quantization, after Wu et al. 2020, "Integer Quantization
+for Deep Learning Inference: Principles and Empirical Evaluation" (section 6.1):
+
+1. quantize one GEMM layer at a time, every other layer in FP32, and rank the layers by the
+   accuracy they lose (ties: the lower cosine of the model output to FP32's first, then layer
+   order);
+2. keep the k most sensitive layers in FP32 for k = 0, 1, 2, ... and record the accuracy of
+   each, stopping at the first k within target_drop of FP32 (or when every layer is kept).
+
+Accuracy is top-1 for classifiers, nearest-neighbour agreement with FP32 for MiniLM. Every run
+is a sweep point written to the output dataset, so an interrupted analysis resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..hardware import load_hardware
+from .run import _atomic_write, open_runner, part_path, run_points
+from .spec import make_point
+
+
+@dataclass(frozen=True)
+class LayerLoss:
+    layer: str
+    value: float                 # the metric with only this layer quantized
+    drop: float                  # reference - value
+    cosine: float                # model output vs FP32 (the tie-break)
+
+
+@dataclass(frozen=True)
+class PartialStep:
+    k: int
+    fp32_layers: tuple[str, ...]
+    value: float
+    drop: float
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    model: str
+    hardware: str
+    calibration: str
+    metric: str
+    reference: float             # the metric of the FP32 model
+    target_drop: float
+    ranking: tuple[LayerLoss, ...]      # most sensitive first
+    partial: tuple[PartialStep, ...]    # k = 0, 1, ... up to the first within target_drop
+
+    @property
+    def chosen(self) -> PartialStep:
+        return self.partial[-1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def markdown(self) -> str:
+        m = self.metric
+        lines = [f"# {self.model} on {self.hardware} ({self.calibration} calibration): layer sensitivity", "",
+                 f"FP32 {m}: {self.reference:.4f}. One layer quantized at a time, most sensitive first:", "",
+                 f"| rank | layer | {m} | drop | output cosine |", "|---|---|---|---|---|"]
+        lines += [f"| {i} | {r.layer} | {r.value:.4f} | {r.drop:+.4f} | {r.cosine:.6f} |"
+                  for i, r in enumerate(self.ranking, 1)]
+        lines += ["", f"Partial quantization: the k most sensitive layers kept in FP32 (target: drop <= "
+                      f"{self.target_drop:g}):", "", f"| k | kept in FP32 | {m} | drop |", "|---|---|---|---|"]
+        lines += [f"| {s.k} | {', '.join(s.fp32_layers) or '-'} | {s.value:.4f} | {s.drop:+.4f} |"
+                  for s in self.partial]
+        return "\n".join(lines) + "\n"
+
+
+def layer_sensitivity(model: str, hardware, calibration: str = "max", seed: int = 0, target_drop: float = 0.01,
+                      out_dir=None, workers: int | None = None, scheduler: str | None = None,
+                      progress: bool = False) -> Sensitivity:
+    """Rank model's GEMM layers by sensitivity on hardware and find the smallest FP32 set
+    meeting target_drop (see the module docstring). Records go to out_dir (default: a
+    temporary directory); the one-layer runs go to the workers in parallel."""
+    if not isinstance(target_drop, (int, float)) or isinstance(target_drop, bool) or not target_drop >= 0:
+        raise ValueError(f"target_drop must be a number >= 0, got {target_drop!r}")
+    if out_dir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return layer_sensitivity(model, hardware, calibration, seed, target_drop, tmp, workers, scheduler,
+                                     progress)
+    hw = load_hardware(hardware)
+    base = hardware if isinstance(hardware, str) else hw.name
+
+    def point(fp32_layers=(), label=None):
+        return make_point(model, hw, base, (), calibration, seed, fp32_layers, label)
+
+    with open_runner(workers, scheduler) as runner:
+        def outcome(points, desc):
+            summary = run_points(points, out_dir, runner, progress, desc)
+            if summary.failed:
+                p, err = summary.failed[0]
+                raise RuntimeError(f"sensitivity run {p.config!r} failed: {err}")
+            return [_model_row(out_dir, p) for p in points]
+
+        quantized = point()
+        full_row, = outcome([quantized], "all layers quantized")
+        layers = _gemm_layers(out_dir, quantized)
+        metric, reference = _metric(full_row)
+
+        alone = [point([other for other in layers if other != name], f"{hw.name} {calibration} only:{name}")
+                 for name in layers]
+        rows = outcome(alone, "one layer at a time")
+        losses = [LayerLoss(name, row[metric], reference - row[metric], row["cosine"]) for name, row in zip(layers, rows)]
+        ranking = sorted(losses, key=lambda r: (-r.drop, r.cosine, layers.index(r.layer)))
+
+        steps = [PartialStep(0, (), full_row[metric], reference - full_row[metric])]
+        while steps[-1].drop > target_drop and steps[-1].k < len(layers):
+            kept = tuple(r.layer for r in ranking[:steps[-1].k + 1])
+            row, = outcome([point(kept)], f"{len(kept)} kept in FP32")
+            steps.append(PartialStep(len(kept), kept, row[metric], reference - row[metric]))
+    return Sensitivity(model, hw.name, calibration, metric, reference, float(target_drop), tuple(ranking), tuple(steps))
+
+
+def write_sensitivity(result: Sensitivity, out_dir) -> tuple[Path, Path]:
+    """OUT/sensitivity.json and OUT/sensitivity.md, atomically."""
+    out = Path(out_dir)
+    paths = out / "sensitivity.json", out / "sensitivity.md"
+    _atomic_write(paths[0], lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=1)))
+    _atomic_write(paths[1], lambda tmp: tmp.write_text(result.markdown()))
+    return paths
+
+
+def _rows(out_dir, point) -> list[dict]:
+    import pyarrow.parquet as pq
+    return pq.read_table(part_path(out_dir, point), partitioning=None).to_pylist()
+
+
+def _model_row(out_dir, point) -> dict:
+    return next(r for r in _rows(out_dir, point) if r["layer"] == "__model__")
+
+
+def _gemm_layers(out_dir, point) -> list[str]:
+    layers = [r["layer"] for r in _rows(out_dir, point) if r.get("unit") == "gemm"]
+    if not layers:
+        raise ValueError(f"{point.model} has no GEMM layers to analyse")
+    return layers
+
+
+def _metric(model_row: dict) -> tuple[str, float]:
+    """The accuracy measure and its FP32 value."""
+    if model_row.get("top1") is not None and model_row.get("fp32_top1") is not None:
+        return "top1", model_row["fp32_top1"]
+    return "nn_agreement", 1.0                    # FP32 agrees with itself

@@ -1,0 +1,241 @@
+"""Sweeps: grid expansion and validation, the partitioned dataset, resuming after failures and
+kills, identical results on 1 worker, 2 workers and a Dask cluster, the command line, and
+per-layer sensitivity."""
+
+import argparse
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import qsim.sweep.run as sweep_run
+from qsim.sim import simulate
+from qsim.sweep import PointsFailed, SweepError, parse_sweep, read_sweep, run_sweep
+from qsim.sweep.cli import register
+from qsim.sweep.run import open_runner, part_path
+
+SMALL = """
+name = "small"
+models = ["digits-mlp"]
+calibration = ["max", "percentile"]
+[[hardware]]
+preset = "edge-npu-int8"
+[hardware.grid]
+"datapath.accumulator_bits" = [16, 32]
+"quantization.weights" = ["per-tensor", "per-channel"]
+[[hardware]]
+preset = "h100-fp8"
+"""
+
+
+def small(text=SMALL):
+    return parse_sweep(textwrap.dedent(text))
+
+
+def results(out):
+    """The result columns of a sweep dataset, in a fixed order (run_id and time vary by run)."""
+    df = read_sweep(out).drop(columns=["run_id", "time_utc"])
+    return df.sort_values(["point_id", "layer"]).reset_index(drop=True)
+
+
+def test_grid_expands_in_file_order_with_stable_ids():
+    sweep = small()
+    points = sweep.points
+    assert len(points) == (2 * 2 + 1) * 2
+    assert [p.config for p in points[:3]] == ["edge-npu-int8 acc16 per-tensor max",
+                                             "edge-npu-int8 acc16 per-tensor percentile",
+                                             "edge-npu-int8 acc16 per-channel max"]
+    assert points[-1].config == "h100-fp8 percentile" and points[-1].overrides == ()
+    first = points[0].hardware
+    assert first.datapath.accumulator_bits == 16 and first.quantization.weights == "per-tensor"
+    assert len({p.point_id for p in points}) == len(points)
+    assert [p.point_id for p in small().points] == [p.point_id for p in points]      # stable
+    reseeded = small(SMALL.replace('name = "small"', 'name = "other"\nseed = 1'))
+    assert not {p.point_id for p in reseeded.points} & {p.point_id for p in points}
+
+
+@pytest.mark.parametrize("change, key", [
+    (('name = "small"', 'name = "small"\nmodles = ["digits-mlp"]'), "unknown key modles"),
+    (('models = ["digits-mlp"]', 'models = ["resnet50"]'), "models: unknown 'resnet50'"),
+    (('models = ["digits-mlp"]', "models = []"), "models must be a non-empty list"),
+    (('calibration = ["max", "percentile"]', 'calibration = ["max", "kl"]'), "calibration: unknown 'kl'"),
+    (('name = "small"\n', ""), "missing key name"),
+    (('name = "small"', 'name = "small"\nseed = "zero"'), "seed must be an integer"),
+    (('preset = "h100-fp8"', 'preset = "h200-fp8"'), "hardware[1] (h200-fp8): unknown hardware 'h200-fp8'"),
+    (('preset = "h100-fp8"', 'presets = "h100-fp8"'), "unknown key hardware[1].presets"),
+    (('[16, 32]', '[]'), 'hardware[0].grid."datapath.accumulator_bits" must be a non-empty list'),
+    (('[16, 32]', '16'), 'hardware[0].grid."datapath.accumulator_bits" must be a non-empty list'),
+    (('[16, 32]', '[16, 4]'), "datapath.accumulator_bits must be an integer from 8 to 64"),
+    (('"datapath.accumulator_bits"', '"datapath.acumulator_bits"'), "unknown key datapath.acumulator_bits"),
+    (('"quantization.weights" = ["per-tensor", "per-channel"]', '"quantization.weights" = ["per-row"]'),
+     "quantization.weights must be one of"),
+])
+def test_spec_errors_name_the_key(change, key):
+    with pytest.raises(SweepError) as e:
+        small(SMALL.replace(*change))
+    assert key in str(e.value)
+
+
+def test_spec_errors_without_any_hardware_or_twice_the_same_point():
+    with pytest.raises(SweepError, match="missing key hardware"):
+        small('name = "x"\nmodels = ["digits-mlp"]')
+    with pytest.raises(SweepError, match="appears twice"):
+        small(SMALL + '[[hardware]]\npreset = "h100-fp8"\n')
+    with pytest.raises(SweepError, match="malformed TOML"):
+        small("name = ")
+
+
+def test_dataset_layout_manifest_and_columns(tmp_path):
+    sweep = small()
+    summary = run_sweep(sweep, tmp_path, workers=1, progress=False)
+    assert (summary.total, summary.ran, summary.skipped) == (10, 10, 0)
+    files = sorted(tmp_path.glob("model=digits-mlp/part-*.parquet"))
+    assert {f.name for f in files} == {f"part-{p.point_id}.parquet" for p in sweep.points}
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert [p["point_id"] for p in manifest["points"]] == [p.point_id for p in sweep.points]
+    assert manifest["spec"]["hardware"][0]["grid"]["datapath.accumulator_bits"] == [16, 32]
+    df = read_sweep(tmp_path)
+    assert {"config", "point_id", "model", "hardware", "layer", "overrides", "top1"} <= set(df.columns)
+    model_rows = df[df.layer == "__model__"]
+    assert model_rows.config.tolist() == [p.config for p in sweep.points]          # manifest order
+    assert json.loads(model_rows.overrides.iloc[0]) == {"datapath.accumulator_bits": 16,
+                                                        "quantization.weights": "per-tensor"}
+    for h in df.config_hash.unique():
+        assert json.loads((tmp_path / "hardware" / f"{h}.json").read_text())["name"] in ("edge-npu-int8", "h100-fp8")
+    acc16 = model_rows[model_rows.config.str.contains("acc16")]
+    assert (acc16.overflow > 0).all()                    # 16-bit accumulators wrap on this model
+
+
+def test_resume_skips_finished_points(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep_run, "simulate", lambda *a, **k: calls.append(a) or simulate(*a, **k))
+    sweep = small()
+    run_sweep(sweep, tmp_path, workers=1, progress=False)
+    assert len(calls) == len(sweep.points)
+    stamps = {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")}
+    summary = run_sweep(sweep, tmp_path, workers=1, progress=False)
+    assert len(calls) == len(sweep.points) and (summary.skipped, summary.ran) == (len(sweep.points), 0)
+    assert {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")} == stamps
+
+
+def test_a_failing_point_loses_nothing_else_and_a_rerun_finishes_it(tmp_path, monkeypatch):
+    sweep = small()
+    bad = sweep.points[3]
+
+    def flaky(model, hardware, **kw):
+        if hardware is bad.hardware and kw["calibration"] == bad.calibration:
+            raise FloatingPointError("simulated crash")
+        return simulate(model, hardware, **kw)
+
+    monkeypatch.setattr(sweep_run, "simulate", flaky)
+    with pytest.raises(PointsFailed, match="simulated crash") as e:
+        run_sweep(sweep, tmp_path, workers=1, progress=False)
+    assert (e.value.summary.ran, len(e.value.summary.failed)) == (len(sweep.points) - 1, 1)
+    assert not part_path(tmp_path, bad).exists()
+    monkeypatch.setattr(sweep_run, "simulate", simulate)
+    summary = run_sweep(sweep, tmp_path, workers=1, progress=False)
+    assert (summary.ran, summary.skipped) == (1, len(sweep.points) - 1)
+
+
+def test_a_killed_sweep_leaves_only_complete_files_and_resumes(tmp_path):
+    spec = tmp_path / "slow.toml"          # entropy calibration: slow enough to kill midway
+    spec.write_text(SMALL.replace('["max", "percentile"]', '["entropy", "mse"]'))
+    out = tmp_path / "out"
+    code = f"from qsim.sweep import run_sweep; run_sweep({str(spec)!r}, {str(out)!r}, workers=1, progress=False)"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("model=*/part-*.parquet"))) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finished = list(out.glob("model=*/part-*.parquet"))
+    assert 2 <= len(finished) < 10
+    for f in finished:
+        assert pq.read_table(f).num_rows == 4                 # 3 layers and the model row: complete
+    assert not [f for f in out.rglob("*") if f.is_file() and not f.name.startswith(".")
+                and f.suffix not in (".parquet", ".json")]
+    summary = run_sweep(spec, out, workers=1, progress=False)
+    assert (summary.skipped, summary.ran) == (len(finished), 10 - len(finished))
+    assert not list(out.rglob(".*.tmp")) and len(read_sweep(out)) == 10 * 4
+
+
+def test_results_identical_on_one_worker_two_workers_and_a_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    sweep = small()
+    run_sweep(sweep, tmp_path / "one", workers=1, progress=False)
+    run_sweep(sweep, tmp_path / "two", workers=2, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        run_sweep(sweep, tmp_path / "dask", scheduler=cluster.scheduler_address, progress=False)
+    one = results(tmp_path / "one")
+    assert len(one) == len(sweep.points) * 4
+    pd.testing.assert_frame_equal(one, results(tmp_path / "two"), check_exact=True)
+    pd.testing.assert_frame_equal(one, results(tmp_path / "dask"), check_exact=True)
+
+
+def test_runner_arguments_are_checked():
+    for workers in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers must be a positive integer"):
+            open_runner(workers)
+    with pytest.raises(ValueError, match="not both"):
+        open_runner(2, "tcp://127.0.0.1:8786")
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="qsim")
+    register(p.add_subparsers(dest="command"))
+    return p
+
+
+def test_command_line_runs_a_sweep_and_explains_itself(tmp_path, capsys):
+    spec = tmp_path / "small.toml"
+    spec.write_text(SMALL)
+    args = parser().parse_args(["sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"])
+    assert args.func(args) == 0
+    assert "10 points: 10 run, 0 already done" in capsys.readouterr().out
+    for command in ("sweep", "sensitivity"):
+        with pytest.raises(SystemExit):
+            parser().parse_args([command, "--help"])
+        assert "Examples:" in capsys.readouterr().out
+    spec.write_text(SMALL.replace("digits-mlp", "digits-mpl"))
+    args = parser().parse_args(["sweep", str(spec), "--out", str(tmp_path / "out")])
+    with pytest.raises(ValueError, match="models: unknown 'digits-mpl'"):
+        args.func(args)
+
+
+needs_fp32_layers = pytest.mark.skipif("fp32_layers" not in inspect.signature(simulate).parameters,
+                                       reason="simulate(fp32_layers=...) not available yet")
+
+
+@needs_fp32_layers
+@pytest.mark.parametrize("model", ["digits-mlp", "digits-cnn"])
+def test_sensitivity_ranks_layers_and_keeps_the_worst_in_fp32(model, tmp_path):
+    from qsim.sweep import layer_sensitivity
+    from qsim.sweep.sensitivity import write_sensitivity
+    result = layer_sensitivity(model, "edge-npu-int8-acc16", target_drop=0.01, out_dir=tmp_path, workers=1)
+    gemms = [r["layer"] for r in simulate(model, "edge-npu-int8-acc16") if r.get("unit") == "gemm"]
+    assert sorted(r.layer for r in result.ranking) == sorted(gemms)
+    drops = [r.drop for r in result.ranking]
+    assert drops == sorted(drops, reverse=True) and drops[0] > 0.05      # 16-bit accumulators hurt
+    steps = result.partial
+    assert [s.k for s in steps] == list(range(len(steps)))
+    assert steps[0].drop > 0.01 and steps[-1].drop <= 0.01                # acc16 costs > 1 point of top-1
+    assert all(s.drop > 0.01 for s in steps[:-1])
+    assert steps[-1].fp32_layers == tuple(r.layer for r in result.ranking[:steps[-1].k])
+    json_path, md_path = write_sensitivity(result, tmp_path)
+    assert json.loads(json_path.read_text())["metric"] == "top1" and "| rank | layer |" in md_path.read_text()
+    # every run is a point of the dataset: a second analysis only reads them back
+    stamps = {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")}
+    assert layer_sensitivity(model, "edge-npu-int8-acc16", out_dir=tmp_path, workers=1) == result
+    assert {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")} == stamps
