@@ -122,9 +122,9 @@ def _summary(model_rows: pd.DataFrame, runs: dict, levels: list[str]) -> pd.Data
     s["energy_uj"] = _column(model_rows, "energy_total_pj") / 1e6
     s["cycles"] = _column(model_rows, "cycles")
     s["seconds"] = _column(model_rows, "seconds")
-    # the batch is the rows (M) of the first fully connected layer: the test samples for the
-    # classifiers (a convolution's M counts output positions, so it is not used)
-    s["inferences"] = [_first_linear_rows(runs[c]) for c in s.index]
+    # a classifier's first fully connected layer has one row (M) per test sample (a convolution's
+    # M counts output positions); an embedding model's has one per token, so its count is unknown
+    s["inferences"] = [_first_linear_rows(runs[c]) if pd.notna(top1[c]) else np.nan for c in s.index]
     s["inferences_per_s"] = s["inferences"] / s["seconds"].where(s["seconds"] > 0)
     s["time_per_inference_us"] = s["seconds"] / s["inferences"] * 1e6
     s["energy_per_inference_uj"] = s["energy_uj"] / s["inferences"]

@@ -1,17 +1,21 @@
-"""Import a float ONNX model as a qsim layer sequence.
+"""Import a float ONNX model as a qsim layer graph.
 
-Supported: a chain of Gemm, MatMul (with a following Add of a constant bias), Conv (2-D, one
-group, square stride and symmetric padding), Relu, MaxPool (square, stride = kernel), Flatten.
-Anything else is an error that names the operators. Needs the `onnx` package.
+Supported operators: Gemm, MatMul (a constant right operand makes a Linear layer, an
+activation one a MatMul), Add (a constant added to a MatMul's output becomes its bias; two
+activations make an Add), Conv (1-D or 2-D, one group, equal strides and symmetric pads, no
+dilation), Relu, Gelu, Softmax and LayerNormalization (last axis), MaxPool (square,
+stride = kernel, no padding), GlobalAveragePool, Flatten. Anything else is an error that names
+the operators. The model has one float input; weights are initializers. Needs `onnx`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .models import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from .models import GELU, Add, AvgPool, Conv1d, Conv2d, Flatten, LayerNorm, Linear, MatMul, MaxPool2d, ReLU, Softmax
 
-SUPPORTED = ("Gemm", "MatMul", "Add", "Conv", "Relu", "MaxPool", "Flatten")
+SUPPORTED = ("Gemm", "MatMul", "Add", "Conv", "Relu", "Gelu", "Softmax", "LayerNormalization", "MaxPool",
+             "GlobalAveragePool", "Flatten")
 
 
 def _attrs(node) -> dict:
@@ -27,7 +31,7 @@ def onnx_workload(path, calib, test, labels=None):
 
 
 def load_onnx(path) -> tuple:
-    """The layers of a sequential float ONNX model (weights as initializers)."""
+    """The layers of a float ONNX model (weights as initializers), in the graph's node order."""
     try:
         import onnx
         from onnx import numpy_helper
@@ -43,39 +47,101 @@ def load_onnx(path) -> tuple:
         raise ValueError(f"{path}: unsupported ONNX operators: {', '.join(unsupported)} "
                          f"(supported: {', '.join(SUPPORTED)})")
     consts = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in graph.initializer}
-    layers = []
-    for i, node in enumerate(graph.node):
-        name, a = node.name or f"{node.op_type.lower()}{i}", _attrs(node)
-        if node.op_type == "Gemm":
-            w = consts[node.input[1]]
-            w = w.T if a.get("transB", 0) else w
-            if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
-                raise ValueError(f"{path}: Gemm {name} with transA, alpha or beta is not supported")
-            b = consts[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[1], np.float32)
-            layers.append(Linear(name, np.ascontiguousarray(w), b))
-        elif node.op_type == "MatMul":
-            layers.append(Linear(name, consts[node.input[1]], np.zeros(consts[node.input[1]].shape[1], np.float32)))
-        elif node.op_type == "Add":
-            prev = layers[-1] if layers else None
-            bias = next((consts[x] for x in node.input if x in consts), None)
-            if not isinstance(prev, Linear) or bias is None:
-                raise ValueError(f"{path}: Add {name} is supported only as the bias of a preceding MatMul")
-            layers[-1] = Linear(prev.name, prev.weight, prev.bias + bias.reshape(-1))
-        elif node.op_type == "Conv":
-            strides, pads = a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0])
-            if a.get("group", 1) != 1 or len(set(strides)) != 1 or len(set(pads)) != 1 or \
-                    any(d != 1 for d in a.get("dilations", [1, 1])):
-                raise ValueError(f"{path}: Conv {name}: only group 1, equal strides and pads, no dilation")
-            w = consts[node.input[1]]
-            b = consts[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
-            layers.append(Conv2d(name, w, b, stride=int(strides[0]), padding=int(pads[0])))
-        elif node.op_type == "Relu":
-            layers.append(ReLU(name))
-        elif node.op_type == "MaxPool":
-            k, s = a.get("kernel_shape", [2, 2]), a.get("strides", a.get("kernel_shape", [2, 2]))
-            if len(set(k)) != 1 or list(s) != list(k) or any(a.get("pads", [0])):
-                raise ValueError(f"{path}: MaxPool {name}: only square, non-overlapping, unpadded pooling")
-            layers.append(MaxPool2d(name, int(k[0])))
+    inputs = [i.name for i in graph.input if i.name not in consts]
+    if len(inputs) != 1:
+        raise ValueError(f"{path}: the model must have exactly one input, it has {len(inputs)}")
+    return _Importer(str(path), consts, inputs[0]).layers(graph.node)
+
+
+class _Importer:
+    def __init__(self, path: str, consts: dict, graph_input: str):
+        self.path, self.consts = path, consts
+        self.producer = {graph_input: "x"}           # ONNX tensor -> the qsim layer (or input) that makes it
+        self.out: list = []
+
+    def fail(self, node, name, why):
+        raise ValueError(f"{self.path}: {node.op_type} {name}: {why}")
+
+    def source(self, tensor: str, node, name) -> str:
+        if tensor not in self.producer:
+            self.fail(node, name, f"input {tensor!r} is neither the model input nor an earlier output")
+        return self.producer[tensor]
+
+    def add(self, layer_type, node, name, sources, *args, **kwargs):
+        layer = layer_type(name, *args, inputs=tuple(self.source(t, node, name) for t in sources), **kwargs)
+        self.out.append(layer)
+        self.producer[node.output[0]] = name
+
+    def layers(self, nodes) -> tuple:
+        for i, node in enumerate(nodes):
+            name = node.name or f"{node.op_type.lower()}{i}"
+            getattr(self, "_" + node.op_type)(node, name, _attrs(node))
+        return tuple(self.out)
+
+    def _Gemm(self, node, name, a):
+        w = self.consts.get(node.input[1])
+        if w is None or a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
+            self.fail(node, name, "only a constant B without transA, alpha or beta is supported")
+        w = w.T if a.get("transB", 0) else w
+        b = self.consts[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[1], np.float32)
+        self.add(Linear, node, name, node.input[:1], np.ascontiguousarray(w), b)
+
+    def _MatMul(self, node, name, a):
+        w = self.consts.get(node.input[1])
+        if w is not None:
+            self.add(Linear, node, name, node.input[:1], w, np.zeros(w.shape[1], np.float32))
         else:
-            layers.append(Flatten(name))
-    return tuple(layers)
+            self.add(MatMul, node, name, node.input[:2])
+
+    def _Add(self, node, name, a):
+        const = [t for t in node.input if t in self.consts]
+        if not const:
+            return self.add(Add, node, name, node.input)
+        other = next(t for t in node.input if t not in self.consts)
+        prev = self.out[-1] if self.out else None
+        if not isinstance(prev, Linear) or self.producer.get(other) != prev.name:
+            self.fail(node, name, "a constant is supported only as the bias of the MatMul just before")
+        self.out[-1] = Linear(prev.name, prev.weight, prev.bias + self.consts[const[0]].reshape(-1), inputs=prev.inputs)
+        self.producer[node.output[0]] = prev.name
+
+    def _Conv(self, node, name, a):
+        w = self.consts[node.input[1]]
+        dims = w.ndim - 2
+        strides, pads = a.get("strides", [1] * dims), a.get("pads", [0] * 2 * dims)
+        if a.get("group", 1) != 1 or len(set(strides)) != 1 or len(set(pads)) != 1 or \
+                any(d != 1 for d in a.get("dilations", [1] * dims)):
+            self.fail(node, name, "only group 1, equal strides and pads, no dilation")
+        b = self.consts[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
+        self.add(Conv2d if dims == 2 else Conv1d, node, name, node.input[:1], w, b,
+                 stride=int(strides[0]), padding=int(pads[0]))
+
+    def _Relu(self, node, name, a):
+        self.add(ReLU, node, name, node.input)
+
+    def _Gelu(self, node, name, a):
+        if a.get("approximate", b"none") not in (b"none", "none"):
+            self.fail(node, name, "only the exact (erf) form is supported")
+        self.add(GELU, node, name, node.input)
+
+    def _Softmax(self, node, name, a):
+        if a.get("axis", -1) != -1:
+            self.fail(node, name, "only axis -1 is supported")
+        self.add(Softmax, node, name, node.input)
+
+    def _LayerNormalization(self, node, name, a):
+        if a.get("axis", -1) != -1 or len(node.input) < 3:
+            self.fail(node, name, "only axis -1 with scale and bias is supported")
+        self.add(LayerNorm, node, name, node.input[:1], weight=self.consts[node.input[1]],
+                 bias=self.consts[node.input[2]], eps=float(a.get("epsilon", 1e-5)))
+
+    def _MaxPool(self, node, name, a):
+        k, s = a.get("kernel_shape", [2, 2]), a.get("strides", a.get("kernel_shape", [2, 2]))
+        if len(set(k)) != 1 or list(s) != list(k) or any(a.get("pads", [0])):
+            self.fail(node, name, "only square, non-overlapping, unpadded pooling")
+        self.add(MaxPool2d, node, name, node.input, size=int(k[0]))
+
+    def _GlobalAveragePool(self, node, name, a):
+        self.add(AvgPool, node, name, node.input)
+
+    def _Flatten(self, node, name, a):
+        self.add(Flatten, node, name, node.input)

@@ -1,0 +1,514 @@
+"""Comparing a kernel's outputs with a golden set, code by code.
+
+Outputs are compared as codes of the output format, so -0 vs +0 and NaN payloads count.
+The code distance of a mismatch is its distance in the format's value order (ULPs for floats,
+with -0 and +0 adjacent; the integer difference for integer formats); a NaN on either side has
+no distance. nan_equal=True makes any NaN code match any NaN code. `waive` marks positions
+where a kernel is documented to depart from the specification; they are counted, not failed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..formats import IntFormat, format as get_format
+from .store import Golden, GoldenError, load_golden, read_hex, to_codes, write_text_atomic
+
+HEX_SUFFIXES = (".hex", ".mem", ".memh", ".txt")
+
+
+# -- reading outputs ---------------------------------------------------------------------------
+def load_outputs(path, dtype=None, shape=None):
+    """Outputs from a file: .npy (an array), .npz (one array, or several by name: output names,
+    case names, or "<case>/<output>"), hex (.hex/.mem/.memh/.txt: codes), or raw binary, which
+    needs `dtype` (e.g. "uint8", "<f4"). `shape` reshapes a single array."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"outputs file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            out = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise GoldenError(f"{path}: not a readable .npy file ({e})") from None
+    elif suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                out = {k: z[k] for k in z.files}
+        except (ValueError, OSError) as e:
+            raise GoldenError(f"{path}: not a readable .npz file ({e})") from None
+        if len(out) == 1:
+            out = next(iter(out.values()))
+    elif suffix in HEX_SUFFIXES:
+        out = read_hex(path)
+    else:
+        if dtype is None:
+            raise GoldenError(f"{path}: raw binary outputs need a dtype (e.g. --dtype uint8); "
+                              f"or use .npy, .npz or a hex file ({', '.join(HEX_SUFFIXES)})")
+        dt = np.dtype(dtype)
+        size = path.stat().st_size
+        if size % dt.itemsize:
+            raise GoldenError(f"{path}: {size} bytes is not a whole number of {dt} values ({dt.itemsize} bytes each)")
+        out = np.fromfile(path, dtype=dt)
+    if shape is not None:
+        if isinstance(out, dict):
+            raise GoldenError(f"{path}: shape= applies to a single array, the file holds {sorted(out)}")
+        if int(np.prod(shape)) != out.size:
+            raise GoldenError(f"{path}: {out.size} values cannot take shape {tuple(shape)}")
+        out = out.reshape(shape)
+    return out
+
+
+def _pieces(golden: Golden, outputs) -> list[np.ndarray]:
+    """The outputs cut into the golden segments (one per output and case)."""
+    segs = golden.segments()
+    names = [c.name for c in golden.cases]
+    if isinstance(outputs, dict):
+        keyed = {f"{names[i]}/{o}": o for o, i, _, _ in segs}
+        if all(k in outputs for k in keyed):
+            got = [outputs[f"{names[i]}/{o}"] for o, i, _, _ in segs]
+        elif len(golden.outputs) == 1 and all(n in outputs for n in names):
+            got = [outputs[names[i]] for _, i, _, _ in segs]
+        elif all(o in outputs for o in golden.outputs):
+            got = []
+            for o in golden.outputs:
+                mine = [s for s in segs if s[0] == o]
+                got += _split(np.asarray(outputs[o]), mine, f"outputs[{o!r}]")
+            return got
+        else:
+            raise GoldenError(f"outputs hold keys {sorted(outputs)[:6]}; expected the output names "
+                              f"{golden.outputs}, the case names, or '<case>/<output>' keys")
+        for arr, (o, i, _, shape) in zip(got, segs):
+            if np.shape(arr) != tuple(shape):
+                raise GoldenError(f"outputs for case {names[i]!r} ({o}) have shape {np.shape(arr)}, "
+                                  f"the golden set expects {tuple(shape)}")
+        return [np.asarray(a) for a in got]
+    arr = np.asarray(outputs)
+    if len(segs) == 1 and arr.shape == tuple(segs[0][3]):
+        return [arr]
+    return _split(arr, segs, "outputs")
+
+
+def _split(arr: np.ndarray, segs, what: str) -> list[np.ndarray]:
+    total = sum(int(np.prod(s[3], dtype=np.int64)) for s in segs)
+    if arr.ndim != 1 or arr.size != total:
+        single = f" or shape {tuple(segs[0][3])}" if len(segs) == 1 else ""
+        raise GoldenError(f"{what} have shape {arr.shape} ({arr.size} values); the golden set expects "
+                          f"{total} values as a flat array{single}")
+    base = segs[0][2]
+    return [arr[off - base:off - base + int(np.prod(shape, dtype=np.int64))].reshape(shape)
+            for _, _, off, shape in segs]
+
+
+# -- code arithmetic --------------------------------------------------------------------------
+def _ordered(codes: np.ndarray, fmt) -> np.ndarray:
+    """Codes as integers in value order: two's complement values, or sign-magnitude floats
+    mapped so that -0 sits just below +0."""
+    c = codes.astype(np.int64)
+    if isinstance(fmt, IntFormat):
+        return np.where(fmt.signed & (c >= fmt.n_codes // 2), c - fmt.n_codes, c)
+    mag = c & fmt.magnitude_mask
+    neg = (c & fmt.sign_bit) != 0
+    return np.where(neg, -mag - int(fmt.has_negative_zero), mag)
+
+
+def _is_nan(codes: np.ndarray, fmt) -> np.ndarray:
+    from ..codec import decode
+    if not fmt.has_nan:
+        return np.zeros(codes.shape, bool)
+    return np.isnan(decode(codes.astype(np.uint64), fmt, dtype=np.float64))
+
+
+def _values(codes: np.ndarray, fmt) -> np.ndarray:
+    from ..codec import decode
+    if isinstance(fmt, IntFormat):
+        return _ordered(codes, fmt).astype(np.float64)
+    return decode(codes.astype(np.uint64), fmt, dtype=np.float64)
+
+
+def _bucket(d: int) -> str:
+    if d <= 2:
+        return str(d)
+    hi = 1 << (d - 1).bit_length()
+    return f"{hi // 2 + 1}-{hi}"
+
+
+# -- the result --------------------------------------------------------------------------------
+@dataclass
+class ValidationResult:
+    golden: Golden
+    source: str                  # where the outputs came from
+    expected: np.ndarray         # uint64 codes, the flat output stream
+    got: np.ndarray
+    match: np.ndarray            # per element, NaN classes merged when nan_equal
+    distance: np.ndarray         # code distance, -1 where a NaN is involved
+    nan_kind: np.ndarray         # 0 none, 1 NaN on one side, 2 NaN on both
+    waived: np.ndarray           # documented departures
+    nan_equal: bool
+
+    # -- counts --------------------------------------------------------------------------
+    @property
+    def total(self) -> int:
+        return int(self.expected.size)
+
+    @property
+    def mismatch_index(self) -> np.ndarray:
+        """Flat stream indices of the mismatches that are not waived."""
+        return np.flatnonzero(~self.match & ~self.waived)
+
+    @property
+    def mismatches(self) -> int:
+        return int(self.mismatch_index.size)
+
+    @property
+    def waived_mismatches(self) -> int:
+        return int(np.count_nonzero(~self.match & self.waived))
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == 0
+
+    @property
+    def histogram(self) -> dict[str, int]:
+        """Mismatches by code distance (power-of-two buckets), and NaN classes."""
+        counts: dict[str, int] = {}
+        idx = self.mismatch_index
+        for d in np.unique(self.distance[idx][self.distance[idx] > 0]):
+            key = _bucket(int(d))
+            counts[key] = counts.get(key, 0) + int(np.count_nonzero(self.distance[idx] == d))
+        for kind, label in ((1, "NaN vs number"), (2, "NaN vs other NaN code")):
+            n = int(np.count_nonzero(self.nan_kind[idx] == kind))
+            if n:
+                counts[label] = n
+        return counts
+
+    # -- locating ------------------------------------------------------------------------
+    def _segment_of(self, index: int):
+        for seg in self.golden.segments():
+            out, ci, off, shape = seg
+            size = int(np.prod(shape, dtype=np.int64))
+            if off <= index < off + size:
+                pos = tuple(int(p) for p in np.unravel_index(index - off, shape)) if shape else ()
+                return out, ci, pos
+        raise IndexError(index)
+
+    def first(self, n: int = 10) -> list[dict]:
+        """The first n mismatches: where (output, case, position), the codes and values on
+        both sides, the code distance and the inputs that produced the output."""
+        rows = []
+        for index in self.mismatch_index[:n]:
+            out, ci, pos = self._segment_of(int(index))
+            fmt = self.golden.output_format(out)
+            case = self.golden.cases[ci]
+            e, g = self.expected[index:index + 1], self.got[index:index + 1]
+            d = int(self.distance[index])
+            rows.append({
+                "index": int(index), "output": out, "case": case.name, "position": pos,
+                "expected": _hex(int(e[0]), fmt), "got": _hex(int(g[0]), fmt),
+                "expected_value": _show(_values(e, fmt)[0]), "got_value": _show(_values(g, fmt)[0]),
+                "distance": d if d >= 0 else None, "inputs": inputs_at(self.golden, case, out, pos),
+            })
+        return rows
+
+    def cases(self) -> list[dict]:
+        """Per output and case: values, mismatches, waived, largest code distance."""
+        rows = []
+        for out, ci, off, shape in self.golden.segments():
+            sl = slice(off, off + int(np.prod(shape, dtype=np.int64)))
+            bad = ~self.match[sl] & ~self.waived[sl]
+            dist = self.distance[sl][bad]
+            rows.append({"output": out, "case": self.golden.cases[ci].name, "kind": self.golden.cases[ci].kind,
+                         "values": sl.stop - sl.start, "mismatches": int(bad.sum()),
+                         "waived": int((~self.match[sl] & self.waived[sl]).sum()),
+                         "max_distance": (int(dist.max()) if dist.size and dist.max() >= 0 else
+                                          ("NaN" if dist.size else 0))})
+        return rows
+
+    # -- reports -------------------------------------------------------------------------
+    def _facts(self) -> list[tuple[str, str]]:
+        g, cfg = self.golden, self.golden.config
+        facts = [("op", g.op), ("outputs from", self.source),
+                 ("output format", ", ".join(f"{o}: {g.formats[o]}" for o in g.outputs))]
+        for key in ("datapath", "format", "rounding", "saturate", "seed"):
+            if cfg.get(key) is not None:
+                facts.append((key, str(cfg[key])))
+        if g.info.get("overflow"):
+            facts.append(("overflow", g.info["overflow"]))
+        facts += [("NaN codes", "any NaN matches any NaN" if self.nan_equal else "compared bit for bit"),
+                  ("result", f"{'PASS' if self.ok else 'FAIL'}: {self.mismatches} of {self.total} codes differ"
+                             + (f", {self.waived_mismatches} documented departures waived" if self.waived_mismatches else ""))]
+        return facts
+
+    def _first_rows(self, n: int) -> list[list[str]]:
+        return [[r["case"], r["output"], str(r["position"]), r["expected"], r["expected_value"], r["got"],
+                 r["got_value"], "NaN" if r["distance"] is None else str(r["distance"]),
+                 "; ".join(f"{k}={v}" for k, v in r["inputs"].items())] for r in self.first(n)]
+
+    _CASE_HEAD = ["output", "case", "kind", "values", "mismatches", "waived", "max distance"]
+    _FIRST_HEAD = ["case", "output", "position", "expected", "value", "got", "value", "distance", "inputs"]
+
+    def _case_rows(self) -> list[list[str]]:
+        return [[str(r[k]) for k in ("output", "case", "kind", "values", "mismatches", "waived", "max_distance")]
+                for r in self.cases()]
+
+    def table(self, n: int = 10) -> str:
+        """A plain-text summary for the terminal."""
+        lines = [f"{k:>14}: {v}" for k, v in self._facts()]
+        lines += ["", _text_table(self._CASE_HEAD, self._case_rows())]
+        if self.mismatches:
+            lines += ["", "code distance histogram:"] + [f"  {k:>22}: {v}" for k, v in self.histogram.items()]
+            lines += ["", f"first {min(n, self.mismatches)} mismatches:", _text_table(self._FIRST_HEAD, self._first_rows(n))]
+        return "\n".join(lines) + "\n"
+
+    def markdown(self, n: int = 20) -> str:
+        md = [f"# qsim validation: {self.golden.op}", "", _md_table(["", ""], self._facts()), "",
+              "## Cases", "", _md_table(self._CASE_HEAD, self._case_rows())]
+        if self.mismatches:
+            md += ["", "## Code distance of mismatches", "", _md_table(["distance", "count"], list(self.histogram.items())),
+                   "", f"## First {min(n, self.mismatches)} mismatches", "", _md_table(self._FIRST_HEAD, self._first_rows(n))]
+        return "\n".join(md) + "\n"
+
+    def html(self, n: int = 20) -> str:
+        """A self-contained HTML page (inline style, no external resources)."""
+        status = "pass" if self.ok else "fail"
+        parts = [f"<h1>qsim validation: {html.escape(self.golden.op)} <span class='{status}'>{status.upper()}</span></h1>",
+                 _html_table(["", ""], self._facts()), "<h2>Cases</h2>", _html_table(self._CASE_HEAD, self._case_rows())]
+        if self.mismatches:
+            parts += ["<h2>Code distance of mismatches</h2>", _html_table(["distance", "count"], list(self.histogram.items())),
+                      f"<h2>First {min(n, self.mismatches)} mismatches</h2>", _html_table(self._FIRST_HEAD, self._first_rows(n))]
+        style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
+                 "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-family:monospace}"
+                 "th{background:#f3f3f3}.pass{color:#fff;background:#2a7d2a;padding:0 .4em}"
+                 ".fail{color:#fff;background:#b22;padding:0 .4em}")
+        return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>qsim validation</title>"
+                f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+    def write_report(self, path) -> Path:
+        """Markdown (.md) or HTML (.html, .htm) report, written atomically."""
+        path = Path(path)
+        if path.suffix.lower() in (".html", ".htm"):
+            return write_text_atomic(path, self.html())
+        if path.suffix.lower() in (".md", ".markdown"):
+            return write_text_atomic(path, self.markdown())
+        raise ValueError(f"report {path}: use a .md or .html file name")
+
+    def to_parquet(self, path) -> Path:
+        """One row per compared code (index, output, case, position, codes, values, match,
+        waived, distance), the summary in the schema metadata; written atomically."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        path = Path(path)
+        cols = {k: [] for k in ("output", "case", "position", "expected_value", "got_value")}
+        for out, ci, off, shape in self.golden.segments():
+            size = int(np.prod(shape, dtype=np.int64))
+            fmt = self.golden.output_format(out)
+            cols["output"] += [out] * size
+            cols["case"] += [self.golden.cases[ci].name] * size
+            cols["position"] += [",".join(map(str, p)) for p in np.ndindex(*shape)] if shape else [""]
+            cols["expected_value"].append(_values(self.expected[off:off + size], fmt))
+            cols["got_value"].append(_values(self.got[off:off + size], fmt))
+        table = pa.table({
+            "index": np.arange(self.total, dtype=np.int64), "output": cols["output"], "case": cols["case"],
+            "position": cols["position"], "expected": self.expected, "got": self.got,
+            "expected_value": np.concatenate(cols["expected_value"]) if self.total else np.zeros(0),
+            "got_value": np.concatenate(cols["got_value"]) if self.total else np.zeros(0),
+            "match": self.match, "waived": self.waived,
+            "distance": pa.array(self.distance, mask=self.nan_kind > 0)})
+        summary = {"op": self.golden.op, "config": self.golden.config, "total": self.total,
+                   "mismatches": self.mismatches, "waived": self.waived_mismatches, "histogram": self.histogram,
+                   "nan_equal": self.nan_equal, "source": self.source}
+        table = table.replace_schema_metadata({b"qsim.validation": json.dumps(summary).encode()})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return path
+
+
+# -- inputs of a mismatch ------------------------------------------------------------------------
+def inputs_at(golden: Golden, case, output: str, pos: tuple) -> dict[str, str]:
+    """The inputs behind one output position: elementwise values where the input has the
+    output's shape, scalars, per-channel entries; a short summary for GEMM and convolution."""
+    shape = case.expected[output].shape
+    if golden.op == "gemm" and len(pos) >= 2:
+        return _gemm_context(golden, case, pos)
+    if golden.op == "conv" and len(pos) >= 3:
+        return _conv_context(golden, case, pos)
+    if golden.op == "mx" and output == "scales":
+        return _mx_block_context(golden, case, pos)
+    out = {}
+    for name, arr in case.inputs.items():
+        if arr.shape == shape:
+            out[name] = _show_array_value(golden, name, arr[pos])
+        elif arr.ndim == 0:
+            out[name] = _show_array_value(golden, name, arr[()])
+        elif arr.ndim == 1 and shape and arr.shape[0] == shape[-1]:
+            out[f"{name}[{pos[-1]}]"] = _show_array_value(golden, name, arr[pos[-1]])
+    return out
+
+
+def _range(arr) -> str:
+    return f"{arr.size} values in [{_show(arr.min())}, {_show(arr.max())}]" if arr.size else "empty"
+
+
+def _scalars(golden: Golden, case, channel: int) -> dict[str, str]:
+    out = {}
+    for name, arr in case.inputs.items():
+        if arr.ndim == 0:
+            out[name] = _show_array_value(golden, name, arr[()])
+        elif name in ("b_scale", "b_zero", "w_scale", "w_zero", "bias") and arr.ndim == 1:
+            out[f"{name}[{channel}]"] = _show_array_value(golden, name, arr[channel])
+    return out
+
+
+def _gemm_context(golden: Golden, case, pos) -> dict[str, str]:
+    m, n = pos[-2], pos[-1]
+    a, b = case.inputs["a"], case.inputs["b"]
+    row, col = a[..., m, :].reshape(-1), b[..., :, n].reshape(-1)
+    if golden.formats.get("a") and a.dtype.kind == "u" and "a_scales" in case.inputs:     # MX codes: show values
+        row, col = _values(row, get_format(golden.formats["a"])), _values(col, get_format(golden.formats["b"]))
+    return {"row": f"a[{m}, :] ({_range(row)})", "column": f"b[:, {n}] ({_range(col)})", "K": str(a.shape[-1]),
+            **_scalars(golden, case, n)}
+
+
+def _conv_context(golden: Golden, case, pos) -> dict[str, str]:
+    batch, co, spatial = pos[0], pos[1], pos[2:]
+    stride, pads = case.inputs["stride"], case.inputs["padding"]
+    start = tuple(int(o) * int(s) - int(p) for o, s, p in zip(spatial, stride, pads))
+    w = case.inputs["w"][co]
+    return {"window": f"x[{batch}, :, starting at {start} in the unpadded input]", "kernel": f"w[{co}] ({_range(w.reshape(-1))})",
+            "stride": str(tuple(stride.tolist())), "dilation": str(tuple(case.inputs["dilation"].tolist())),
+            "groups": str(int(case.inputs["groups"])), **_scalars(golden, case, co)}
+
+
+def _mx_block_context(golden: Golden, case, pos) -> dict[str, str]:
+    block = int(golden.info.get("block_size", 32))
+    x = case.inputs["x"]
+    lead, b = pos[:-1], pos[-1]
+    values = x[lead][b * block:(b + 1) * block].astype(np.float64)
+    finite = values[np.isfinite(values)]
+    return {"block": f"x[{', '.join(map(str, lead))}, {b * block}:{b * block + values.size}]",
+            "amax": _show(np.abs(finite).max() if finite.size else np.nan),
+            "non-finite": str(int(values.size - finite.size))}
+
+
+def _show(v) -> str:
+    v = float(v)
+    return repr(int(v)) if v.is_integer() and abs(v) < 2 ** 53 else repr(v)
+
+
+def _hex(code: int, fmt) -> str:
+    return f"0x{code:0{(fmt.storage_bits + 3) // 4}x}"
+
+
+def _show_array_value(golden: Golden, name: str, v) -> str:
+    fmt_name = golden.formats.get(name)
+    v = np.asarray(v)
+    if fmt_name:
+        fmt = get_format(fmt_name)
+        code = to_codes(v.reshape(1), fmt)[0:1]
+        return f"{_hex(int(code[0]), fmt)} ({_show(_values(code, fmt)[0])})"
+    if v.dtype.kind == "f":
+        bits = int(v.view(f"u{v.dtype.itemsize}"))
+        return f"{_show(v)} (0x{bits:0{2 * v.dtype.itemsize}x})"
+    return str(v.item())
+
+
+# -- tables -------------------------------------------------------------------------------------
+def _text_table(head, rows) -> str:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*map(str, r)) for r in rows])
+
+
+def _md_cell(v) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(head, rows) -> str:
+    lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows])
+
+
+def _html_table(head, rows) -> str:
+    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+# -- entry points -------------------------------------------------------------------------------
+def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, waive=None,
+            source: str = "codes") -> ValidationResult:
+    """A ValidationResult from the flat stream of output codes (uint64)."""
+    total = golden.total
+    expected = np.zeros(total, np.uint64)
+    match = np.zeros(total, bool)
+    distance = np.zeros(total, np.int64)
+    nan_kind = np.zeros(total, np.int8)
+    for out, ci, off, shape in golden.segments():
+        fmt = golden.output_format(out)
+        sl = slice(off, off + int(np.prod(shape, dtype=np.int64)))
+        e = to_codes(golden.cases[ci].expected[out].reshape(-1), fmt, f"golden {golden.cases[ci].name}/{out}")
+        g = got_codes[sl]
+        expected[sl] = e
+        en, gn = _is_nan(e, fmt), _is_nan(g, fmt)
+        nan_kind[sl] = en.astype(np.int8) + gn
+        match[sl] = (e == g) | (nan_equal & en & gn)
+        distance[sl] = np.where(en | gn, -1, np.abs(_ordered(e, fmt) - _ordered(g, fmt)))
+    nan_kind[match] = 0
+    distance[match] = 0
+    if waive is None:
+        waived = np.zeros(total, bool)
+    else:
+        waived = np.asarray(waive, bool).reshape(-1)
+        if waived.size != total:
+            raise ValueError(f"waive must mark {total} outputs, got {waived.size}")
+    return ValidationResult(golden, source, expected, got_codes, match, distance, nan_kind, waived, nan_equal)
+
+
+def validate(golden, outputs, *, dtype=None, shape=None, nan_equal: bool = False, waive=None) -> ValidationResult:
+    """Compare outputs with a golden set (a directory or a Golden).
+
+    outputs: a file (see load_outputs), an array (the flat output stream, or the expected
+    shape for a one-case set), or a dict of arrays by output name, case name or
+    "<case>/<output>". Values are read as codes of each output's format (see to_codes)."""
+    golden = load_golden(golden)
+    source = "array"
+    if isinstance(outputs, (str, os.PathLike)):
+        source = str(outputs)
+        outputs = load_outputs(outputs, dtype=dtype, shape=shape)
+    pieces = _pieces(golden, outputs)
+    codes = [to_codes(p.reshape(-1), golden.output_format(out), f"outputs {golden.cases[ci].name}/{out}")
+             for p, (out, ci, _, _) in zip(pieces, golden.segments())]
+    got = np.concatenate(codes) if codes else np.zeros(0, np.uint64)
+    return compare(golden, got, nan_equal=nan_equal, waive=waive, source=source)
+
+
+def validate_kernel(golden, kernel, *, nan_equal: bool = False, waive=None, name: str | None = None) -> ValidationResult:
+    """Run `kernel(inputs)` on every golden case (inputs: dict of the case's arrays, copies)
+    and compare. The kernel returns the output array, or a dict by output name."""
+    golden = load_golden(golden)
+    results = {}
+    for case in golden.cases:
+        out = kernel({k: v.copy() for k, v in case.inputs.items()})
+        if not isinstance(out, dict):
+            if len(golden.outputs) != 1:
+                raise GoldenError(f"the kernel must return a dict with {golden.outputs} for op {golden.op}")
+            out = {golden.outputs[0]: out}
+        for o in golden.outputs:
+            if o not in out:
+                raise GoldenError(f"the kernel returned no {o!r} for case {case.name!r}")
+            results[f"{case.name}/{o}"] = np.asarray(out[o])
+    result = validate(golden, results, nan_equal=nan_equal, waive=waive)
+    result.source = name or getattr(kernel, "__name__", "kernel")
+    return result
