@@ -1,4 +1,4 @@
-"""Issue 5 speed target: the digits CNN's whole test set under all 8 hardware presets, bit-exact,
+"""Issue 5 speed target: the digits CNN's whole test set under all hardware presets (9), bit-exact,
 in under 30 s (the FP32 numpy forward pass alongside for scale)."""
 
 from qsim.hardware import hardware_presets
@@ -10,9 +10,9 @@ def test_digits_cnn_all_presets(benchmark, mark_role):
     benchmark.group = "digits CNN, 397 test images"
     mark_role("qsim")
     presets = hardware_presets()
-    assert len(presets) == 8
+    assert len(presets) >= 8
     runs = benchmark.pedantic(lambda: [simulate("digits-cnn", hw) for hw in presets], rounds=3, iterations=1)
-    assert len(runs) == 8
+    assert len(runs) == len(presets)
 
 
 def test_digits_cnn_fp32_forward(benchmark, mark_role):

@@ -73,8 +73,10 @@ def read_dataset(path: Path) -> pd.DataFrame:
 
 def _with_configuration(frame: pd.DataFrame) -> pd.DataFrame:
     fallback = frame["hardware"].astype(str) + " (" + frame["calibration"].fillna("?").astype(str) + ")"
-    label = frame["config"].where(frame["config"].notna(), fallback) if "config" in frame else fallback
-    return frame.assign(configuration=label.astype(str))
+    if "config" not in frame:
+        return frame.assign(configuration=fallback)
+    labelled = frame["config"].fillna("").astype(str).str.strip() != ""
+    return frame.assign(configuration=frame["config"].astype(str).where(labelled, fallback))
 
 
 def _latest_runs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -202,7 +204,10 @@ def _hardware_definitions(path: Path, frame: pd.DataFrame) -> tuple[list[dict], 
     runs = frame[frame["layer"] == MODEL_ROW].drop_duplicates("config_hash")
     stored = {}
     for file in sorted((path / "hardware").glob("*.json")):
-        stored[file.stem] = json.loads(file.read_text())
+        try:
+            stored[file.stem] = json.loads(file.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{file}: not a hardware description (invalid JSON: {e})") from None
     found, missing = [], []
     for _, run in runs.iterrows():
         hw = stored.get(run["config_hash"]) or _matching_preset(run["hardware"], run["config_hash"])

@@ -13,18 +13,18 @@ import pandas as pd
 from . import svg
 from .data import ModelResults, ReportData
 from .svg import esc
-from .units import MISSING, count, fixed, frequency, is_missing, memory_size, number, rate
+from .units import MISSING, count, fixed, frequency, is_missing, memory_size, number, per_second, rate
 
 HOW_TO_READ = (
     "Each configuration is one point of the design space: a hardware description (datapath, number "
     "formats, compute array, memory levels) with a calibration method, run on a model's test set; when a "
     "configuration was run more than once, its latest run is shown. Accuracy is top-1 on the test set "
-    "(for embedding models, the mean cosine of the embeddings to FP32's). Energy, cycles and time are for "
-    "the whole test batch, from the simulator's cost model: array cycles in SCALE-Sim's closed forms, a "
+    "(for embedding models, the mean cosine of the embeddings to FP32's). Energy, cycles and time are for"
+    " the whole test batch, from the simulator's cost model: array cycles in SCALE-Sim's closed forms, a "
     "roofline time per layer (compute or the slowest memory level, layers one after another), and energy "
-    "= MACs × pJ per MAC + bytes × pJ per byte at each memory level. Throughput is the test samples (the rows of "
-    "a classifier's first fully connected layer) divided by that time; embedding models, whose sample "
-    "count the records do not hold, show the batch time instead. SQNR is the "
+    "= MACs × pJ per MAC + bytes × pJ per byte at each memory level. Throughput is the test samples (the "
+    "rows of a classifier's first fully connected layer) divided by that time; embedding models, whose "
+    "sample count the records do not hold, show the batch time instead. SQNR is the "
     "signal-to-quantization-noise ratio of a layer's output against the FP32 forward pass; higher is "
     "better, and 6 dB is about one bit. A configuration is Pareto-optimal when no other is at least as "
     "accurate for at most the energy. Green cells hold the best value of a column; click a column header "
@@ -121,12 +121,16 @@ def _summary_columns(m: ModelResults) -> list[Column]:
     if s["nn_agreement"].notna().any():
         columns.append(Column("nearest neighbour as FP32's (%)", lambda r: r["nn_agreement"], _percent, "max"))
     columns += [Column("worst layer SQNR (dB)", lambda r: r["min_sqnr_db"], lambda v: fixed(v, 1), "max"),
-                Column("energy, batch (µJ)", lambda r: r["energy_uj"], better="min"),
-                Column("energy / inference (µJ)", lambda r: r["energy_per_inference_uj"], better="min"),
-                Column("cycles", lambda r: r["cycles"], count, "min"),
-                Column("time / inference (µs)", lambda r: r["time_per_inference_us"], better="min"),
-                Column("throughput (inferences/s)", lambda r: r["inferences_per_s"], better="max"),
-                Column("data moved (kB)", lambda r: r["bytes_total"], _kilobytes, "min"),
+                Column("energy, batch (µJ)", lambda r: r["energy_uj"], better="min")]
+    if s["inferences"].notna().any():
+        columns += [Column("energy / inference (µJ)", lambda r: r["energy_per_inference_uj"], better="min"),
+                    Column("cycles", lambda r: r["cycles"], count, "min"),
+                    Column("time / inference (µs)", lambda r: r["time_per_inference_us"], better="min"),
+                    Column("throughput (inferences/s)", lambda r: r["inferences_per_s"], better="max")]
+    else:                     # the sample count is unknown: what can be compared is the batch
+        columns += [Column("cycles", lambda r: r["cycles"], count, "min"),
+                    Column("time, batch (µs)", lambda r: r["seconds"] * 1e6, better="min")]
+    columns += [Column("data moved (kB)", lambda r: r["bytes_total"], _kilobytes, "min"),
                 Column("by memory level (kB)", lambda r: _by_level(r, m.memory_levels), str, numeric=False)]
     return columns
 
@@ -283,12 +287,13 @@ def _hardware_section(data: ReportData) -> str:
 def _hardware_card(h: dict) -> str:
     """One description: what its datapath computes, the array, the energy table, the memories."""
     d, a, e = h["datapath"], h["array"], h.get("energy") or {}
-    facts = [("datapath", f'{d["kind"]} · {d["preset"]}'),
+    path = _resolved(d)
+    facts = [("datapath", f'{d["kind"]} · {d["preset"]}' + (f": {path.description}" if path else "")),
              ("weights × activations → outputs", f'{d["weights"]} × {d["activations"]} → {d["outputs"]}'),
-             ("vector unit", d.get("vector_format")), ("accumulator", _accumulator(h)),
+             ("vector unit", d.get("vector_format")), ("accumulator", _accumulator(d, path)),
              ("quantization", _quantization(h)),
              ("array", f'{a["rows"]}×{a["cols"]} {a["dataflow"]} at {frequency(a["clock_hz"])}'),
-             ("peak", f'{number(a["rows"] * a["cols"] * a["clock_hz"] / 1e9)} GMAC/s'),
+             ("peak", per_second(a["rows"] * a["cols"] * a["clock_hz"], "MAC/s")),
              ("energy per MAC", _mac_energy(h)), ("energy source", e.get("source")),
              ("config hash", h.get("config_hash"))]
     rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(_text(v))}</td></tr>' for k, v in facts)
@@ -299,12 +304,31 @@ def _hardware_card(h: dict) -> str:
             f'{memory}</article>')
 
 
-def _accumulator(h) -> str:
-    d = h["datapath"]
-    if d["kind"] != "integer":
-        return "as the float datapath preset defines"
-    bits = f'int{int(d["accumulator_bits"])}' if not is_missing(d.get("accumulator_bits")) else "preset width"
-    return f'{bits}, {d.get("accumulator_overflow") or "preset overflow"}'
+def _resolved(datapath: dict):
+    """The qsim datapath a stored description names (None if this qsim cannot build it)."""
+    from ..hardware.spec import Datapath
+    try:
+        return Datapath(**datapath).resolve()
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def _accumulator(d: dict, path) -> str:
+    """How the datapath sums products, from its resolved preset."""
+    if path is None:
+        bits = d.get("accumulator_bits")
+        return f'int{int(bits)}, {d.get("accumulator_overflow") or "preset overflow"}' if bits else MISSING
+    acc = path.accumulator
+    if d["kind"] == "integer":
+        return f"int{acc.bits}, {acc.overflow}" + (", pairs saturate to 16 bits" if acc.pair_saturate16 else "")
+    if getattr(path, "block_size", 0):
+        text = f"MX blocks of {path.block_size} summed exactly, then {acc.format}"
+    elif acc.fused_group:
+        text = (f"fused groups of {acc.fused_group} products, {acc.fused_bits} bits kept ({acc.fused_align}), "
+                f"into {acc.format} ({acc.rounding})")
+    else:
+        text = f"{acc.order} adds in {acc.format} ({acc.rounding})"
+    return text + (f", promoted to FP32 every {acc.promote_every}" if acc.promote_every else "")
 
 
 def _quantization(h) -> str:

@@ -7,16 +7,16 @@ from .data import ModelResults, ReportData
 from .units import MISSING, count, fixed, is_missing, number
 
 # (header, summary column, text, better)
-COLUMNS = [
-    ("worst layer SQNR (dB)", "min_sqnr_db", lambda v: fixed(v, 1), "max"),
-    ("energy, batch (µJ)", "energy_uj", number, "min"),
-    ("cycles", "cycles", count, "min"),
-    ("time / inference (µs)", "time_per_inference_us", number, "min"),
-    ("throughput (inferences/s)", "inferences_per_s", number, "max"),
-    ("data moved (kB)", "bytes_total", lambda v: number(v / 1e3) if not is_missing(v) else MISSING, "min"),
-    ("overflow", "overflow", count, None),
-    ("saturated", "saturated", count, None),
-]
+SQNR_AND_ENERGY = [("worst layer SQNR (dB)", "min_sqnr_db", lambda v: fixed(v, 1), "max"),
+                   ("energy, batch (µJ)", "energy_uj", number, "min"),
+                   ("cycles", "cycles", count, "min")]
+PER_INFERENCE = [("time / inference (µs)", "time_per_inference_us", number, "min"),
+                 ("throughput (inferences/s)", "inferences_per_s", number, "max")]
+PER_BATCH = [("time, batch (µs)", "batch_us", number, "min")]          # when the sample count is unknown
+TRAFFIC_AND_EVENTS = [("data moved (kB)", "bytes_total", lambda v: number(v / 1e3) if not is_missing(v) else MISSING,
+                       "min"),
+                      ("overflow", "overflow", count, None),
+                      ("saturated", "saturated", count, None)]
 
 
 def render_markdown(data: ReportData, title: str, html_name: str | None = None) -> str:
@@ -34,11 +34,12 @@ def render_markdown(data: ReportData, title: str, html_name: str | None = None) 
 
 
 def _table(m: ModelResults) -> list[str]:
-    s = m.summary
+    s = m.summary.assign(batch_us=m.summary["seconds"] * 1e6)
     top1 = m.accuracy_label == "top-1"
     accuracy = ("top-1 (%)" if top1 else "mean cosine", "accuracy",
                 (lambda v: fixed(v * 100, 2)) if top1 else (lambda v: fixed(v, 5)), "max")
-    columns = [accuracy] + COLUMNS
+    timing = PER_INFERENCE if s["inferences"].notna().any() else PER_BATCH
+    columns = [accuracy] + SQNR_AND_ENERGY + timing + TRAFFIC_AND_EVENTS
     header = ["configuration", "Pareto"] + [c[0] for c in columns]
     best = {key: _best(s[key], better) for _, key, _, better in columns}
     rows = []

@@ -168,7 +168,9 @@ def pareto_scatter(points: list[Point], x_label: str, y_label: str, chart_id: st
     if floor is not None:
         y = ys(floor)
         body.append(f'<line class="floor" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}"/>')
-        body.append(_text(left + 4, y + 14, f"▼ below {number(floor)}", cls="reference-label"))
+        note = f"▼ below {number(floor)}"
+        body.append(_text(left + 4, y + 14, note, cls="reference-label"))
+        lines += [(left, y - 2, right, y + 2), (left, y + 3, left + 8 + _text_width(note), y + 17)]
     placed = [_clamped(p, floor) for p in shown]
     steps = _staircase(sorted((p for p in placed if p.optimal), key=lambda p: p.x), xs, ys)
     if steps:

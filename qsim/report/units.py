@@ -76,5 +76,15 @@ def frequency(hz) -> str:
     return f"{number(hz)} Hz"
 
 
+def per_second(v, unit: str) -> str:
+    """A rate with an SI prefix: 138 TMAC/s."""
+    if is_missing(v):
+        return MISSING
+    for prefix, size in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= size:
+            return f"{number(v / size)} {prefix}{unit}"
+    return f"{number(v)} {unit}"
+
+
 def rate(bytes_per_s) -> str:
     return MISSING if is_missing(bytes_per_s) else f"{bytes_(bytes_per_s)}/s"

@@ -1,0 +1,367 @@
+"""Built-in adapters: real kernels (ONNX Runtime, PyTorch, ml_dtypes) run on golden inputs.
+
+Each Adapter names the golden configuration it should match (`golden_config`, the keyword
+arguments of make_golden) and says in `departs` where the real kernel departs from the
+specification. Where a departure is known and bounded, `departures(golden)` marks the
+affected outputs so validation waives them (counted, not failed). The peer packages are
+imported only when an adapter runs.
+
+    from qsim.golden import ADAPTERS, generate
+    adapter = ADAPTERS["ort-qlinear-matmul-u8s8"]
+    generate(out_dir=tmp, **adapter.golden_config)
+    result = adapter.validate(tmp)          # result.ok, result.markdown(), ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .store import Golden, load_golden
+
+
+@dataclass(frozen=True)
+class Adapter:
+    name: str
+    op: str
+    golden_config: dict = field(hash=False)         # make_golden(**golden_config) gives the matching set
+    departs: str                                    # where the kernel departs from the specification
+    kernel: Callable[[dict], object] = field(repr=False)
+    nan_equal: bool = False                         # NaN results compared as a class
+    waiver: Callable[[object], np.ndarray] | None = field(default=None, repr=False)   # case -> departing outputs
+    requires: tuple[str, ...] = ()
+
+    def run(self, inputs: dict):
+        """The kernel's outputs for one golden case's inputs."""
+        return self.kernel(inputs)
+
+    def departures(self, golden) -> np.ndarray | None:
+        """Outputs (flat stream) where the documented departure applies, or None."""
+        if self.waiver is None:
+            return None
+        golden = load_golden(golden)
+        return np.concatenate([self.waiver(c).reshape(-1) for c in golden.cases])
+
+    def validate(self, golden):
+        from .validate import validate_kernel
+        golden = load_golden(golden)
+        if golden.op != self.op:
+            raise ValueError(f"adapter {self.name} runs op {self.op}, the golden set is op {golden.op}")
+        return validate_kernel(golden, self.run, nan_equal=self.nan_equal, waive=self.departures(golden), name=self.name)
+
+
+# -- ONNX Runtime ------------------------------------------------------------------------------
+@cache
+def _ort_session(op: str, inputs: tuple, attrs: tuple, out_type: int, zero_init: int | None, cast_float: bool,
+                 out_rank: int):
+    """A one-node model (optionally followed by a Cast to float32), run on the CPU provider
+    with one thread. inputs: (name, numpy dtype str, rank); zero_init: the ONNX type of a
+    zero "zp" initializer appended as the last input (float8 zero points)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    graph_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(d)),
+                                                  [f"{n}_{i}" for i in range(r)]) for n, d, r in inputs]
+    names = [n for n, _, _ in inputs]
+    inits = []
+    if zero_init is not None:
+        names.append("zp")
+        inits.append(helper.make_tensor("zp", zero_init, [], [0]))
+    node_out = "q" if cast_float else "y"
+    nodes = [helper.make_node(op, names, [node_out], **{k: list(v) if isinstance(v, tuple) else v for k, v in attrs})]
+    if cast_float:
+        nodes.append(helper.make_node("Cast", ["q"], ["y"], to=TensorProto.FLOAT))
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT if cast_float else out_type,
+                                      [f"y_{i}" for i in range(out_rank)])
+    model = helper.make_model(helper.make_graph(nodes, op, graph_inputs, [y], initializer=inits),
+                              opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _ort_run(op: str, feeds: list, out_type: int, attrs: dict | None = None, zero_init=None, cast_float=False):
+    arrays = [(n, np.require(a, requirements="C")) for n, a in feeds]
+    key_attrs = tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple, np.ndarray)) else v)
+                             for k, v in (attrs or {}).items()))
+    session = _ort_session(op, tuple((n, a.dtype.str, a.ndim) for n, a in arrays), key_attrs, out_type,
+                           zero_init, cast_float, arrays[0][1].ndim)    # every op here keeps the first input's rank
+    return session.run(None, dict(arrays))[0]
+
+
+def _onnx_type(dtype) -> int:
+    from onnx import helper
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def _ort_quantize_int(inputs):
+    zp = inputs["zero_point"]
+    return _ort_run("QuantizeLinear", [("x", inputs["x"].astype(np.float32)), ("scale", inputs["scale"].astype(np.float32)),
+                                       ("zero_point", zp)], _onnx_type(zp.dtype))
+
+
+_FLOAT8_ONNX = {"e4m3": "FLOAT8E4M3FN", "e5m2": "FLOAT8E5M2", "e4m3fnuz": "FLOAT8E4M3FNUZ", "e5m2fnuz": "FLOAT8E5M2FNUZ"}
+# ONNX Runtime 1.32's non-saturating float8 conversion keeps a band past the overflow
+# threshold finite (E4M3FN: +-448) or NaN (E5M2: should be +-Inf); the ONNX reference follows the spec.
+_ORT_FLOAT8_BAND = {"e4m3": (480.0, 496.0), "e5m2": (61440.0, 65536.0)}
+
+
+def _ort_quantize_float8(fmt: str, saturate: int):
+    def kernel(inputs):
+        from onnx import TensorProto
+        t = getattr(TensorProto, _FLOAT8_ONNX[fmt])
+        scale = inputs.get("scale", np.array(1.0, np.float32)).astype(np.float32)
+        return _ort_run("QuantizeLinear", [("x", inputs["x"].astype(np.float32)), ("scale", scale)], t,
+                        {"saturate": saturate}, zero_init=t, cast_float=True)
+    return kernel
+
+
+def _ort_float8_waiver(fmt: str, saturate: int):
+    if saturate or fmt not in _ORT_FLOAT8_BAND:
+        return None
+    lo, hi = _ORT_FLOAT8_BAND[fmt]
+
+    def waiver(case):
+        x = inputs_scaled(case)
+        a = np.abs(x)
+        return (a >= lo) & (a < hi)
+    return waiver
+
+
+def inputs_scaled(case) -> np.ndarray:
+    """x / scale in float32, as ONNX QuantizeLinear computes it (encode cases)."""
+    x = case.inputs["x"].astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return x / case.inputs["scale"].astype(np.float32) if "scale" in case.inputs else x
+
+
+def _ort_qlinear_matmul(inputs):
+    i = inputs
+    return _ort_run("QLinearMatMul", [("a", i["a"]), ("a_scale", i["a_scale"]), ("a_zero", i["a_zero"]),
+                                      ("b", i["b"]), ("b_scale", i["b_scale"]), ("b_zero", i["b_zero"]),
+                                      ("y_scale", i["y_scale"]), ("y_zero", i["y_zero"])], _onnx_type(i["y_zero"].dtype))
+
+
+def _ort_qlinear_conv(inputs):
+    i = inputs
+    feeds = [("x", i["x"]), ("x_scale", i["x_scale"]), ("x_zero", i["x_zero"]), ("w", i["w"]),
+             ("w_scale", i["w_scale"]), ("w_zero", i["w_zero"]), ("y_scale", i["y_scale"]), ("y_zero", i["y_zero"])]
+    if "bias" in i:
+        feeds.append(("bias", i["bias"].astype(np.int32)))
+    attrs = {"strides": i["stride"].tolist(), "pads": i["padding"].tolist(), "dilations": i["dilation"].tolist(),
+             "group": int(i["groups"])}
+    return _ort_run("QLinearConv", feeds, _onnx_type(i["y_zero"].dtype), attrs)
+
+
+# -- PyTorch -----------------------------------------------------------------------------------
+_TORCH_TYPES = {"e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2", "e4m3fnuz": "float8_e4m3fnuz",
+                "e5m2fnuz": "float8_e5m2fnuz", "e8m0": "float8_e8m0fnu", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _torch_dtype(fmt: str):
+    import torch
+    return getattr(torch, _TORCH_TYPES[fmt])
+
+
+def _torch_cast(fmt: str):
+    def kernel(inputs):
+        import torch
+        t = torch.from_numpy(inputs["x"].astype(np.float32)).to(_torch_dtype(fmt))
+        raw = t.view(torch.uint8 if t.element_size() == 1 else torch.int16).numpy()
+        return raw.view(np.uint8 if t.element_size() == 1 else np.uint16)
+    return kernel
+
+
+def _torch_decode(fmt: str):
+    def kernel(inputs):
+        import torch
+        codes = inputs["codes"]
+        raw = torch.from_numpy(codes.view(np.int16) if codes.dtype == np.uint16 else codes)
+        return raw.view(_torch_dtype(fmt)).float().numpy()
+    return kernel
+
+
+def _has_vnni() -> bool:
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def _torch_linear(engine: str):
+    """quantized::linear: x uint8 (M, K), weights int8 given as (N, K) = golden b transposed."""
+    def kernel(inputs):
+        import warnings
+        import torch
+        i = inputs
+        old = torch.backends.quantized.engine
+        torch.backends.quantized.engine = engine
+        try:
+            with warnings.catch_warnings():           # quantized tensor creation is deprecated in torch 2.13
+                warnings.simplefilter("ignore")
+                x = torch._make_per_tensor_quantized_tensor(torch.from_numpy(np.ascontiguousarray(i["a"])),
+                                                            float(i["a_scale"]), int(i["a_zero"]))
+                w = torch.from_numpy(np.ascontiguousarray(i["b"].T))
+                if i["b_scale"].ndim == 0:
+                    wq = torch._make_per_tensor_quantized_tensor(w, float(i["b_scale"]), int(i["b_zero"]))
+                else:
+                    zero = np.broadcast_to(i["b_zero"].astype(np.int64), i["b_scale"].shape).copy()
+                    wq = torch._make_per_channel_quantized_tensor(
+                        w, torch.from_numpy(i["b_scale"].astype(np.float64)), torch.from_numpy(zero), 0)
+                bias = torch.from_numpy(i["bias"].astype(np.float32)) if "bias" in i else None
+                packed = torch.ops.quantized.linear_prepack(wq, bias)
+                y = torch.ops.quantized.linear(x, packed, float(i["y_scale"]), int(i["y_zero"]))
+        finally:
+            torch.backends.quantized.engine = old
+        return y.int_repr().numpy().copy()
+    return kernel
+
+
+# -- ml_dtypes -----------------------------------------------------------------------------------
+_ML_DTYPES = {"e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2", "e4m3fnuz": "float8_e4m3fnuz",
+              "e5m2fnuz": "float8_e5m2fnuz", "fp6_e2m3": "float6_e2m3fn", "fp6_e3m2": "float6_e3m2fn",
+              "fp4_e2m1": "float4_e2m1fn", "e8m0": "float8_e8m0fnu", "bf16": "bfloat16"}
+# the qsim options that reproduce ml_dtypes' astype (see shared/design/formats.md)
+_ML_DTYPES_MODE = {"e4m3": dict(saturate=False), "e5m2": dict(saturate=False), "e4m3fnuz": dict(saturate=False),
+                   "e5m2fnuz": dict(saturate=False), "fp6_e2m3": dict(saturate=True), "fp6_e3m2": dict(saturate=True),
+                   "fp4_e2m1": dict(saturate=True), "e8m0": dict(rounding="rna", saturate=False), "bf16": {}}
+
+
+def _ml_dtype(fmt: str):
+    import ml_dtypes
+    return np.dtype(getattr(ml_dtypes, _ML_DTYPES[fmt]))
+
+
+def _ml_dtypes_cast(fmt: str):
+    def kernel(inputs):
+        dtype = _ml_dtype(fmt)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = inputs["x"].astype(np.float32).astype(dtype)
+        return out.view(np.uint8 if dtype.itemsize == 1 else np.uint16)
+    return kernel
+
+
+def _ml_dtypes_decode(fmt: str):
+    def kernel(inputs):
+        return inputs["codes"].view(_ml_dtype(fmt)).astype(np.float32)
+    return kernel
+
+
+def _e8m0_waiver(case):
+    """ml_dtypes and torch round float32 subnormals in (2^-127, 1.5 * 2^-127) up to 2^-126."""
+    a = np.abs(case.inputs["x"].astype(np.float64))
+    return (a > 2.0 ** -127) & (a < 1.5 * 2.0 ** -127)
+
+
+# -- the registry -----------------------------------------------------------------------------------
+def _build() -> dict[str, Adapter]:
+    out: list[Adapter] = []
+    ort_pkgs = ("onnx", "onnxruntime")
+    for fmt, zero in (("int8", -3), ("uint8", 3)):
+        out.append(Adapter(
+            f"ort-quantize-linear-{fmt}", "encode",
+            {"op": "encode", "format": fmt, "rounding": "rne", "scale": 0.5, "zero_point": zero},
+            "ONNX QuantizeLinear to an integer: saturate(round_half_even(x / scale) + zero_point) with a true "
+            "float32 division; matches the spec. NaN gives the lowest code in ONNX Runtime (the golden set "
+            "holds no NaN: qsim refuses NaN for integer formats).",
+            _ort_quantize_int, requires=ort_pkgs))
+    for fmt in _FLOAT8_ONNX:
+        for sat in (1, 0):
+            band = _ORT_FLOAT8_BAND.get(fmt) if not sat else None
+            note = (f" Departure (ONNX Runtime 1.32, saturate=0): |x / scale| in [{band[0]:g}, {band[1]:g}) gives "
+                    f"{'+-448' if fmt == 'e4m3' else 'NaN'} instead of {'NaN' if fmt == 'e4m3' else '+-Inf'}; "
+                    "those outputs are waived." if band else "")
+            out.append(Adapter(
+                f"ort-quantize-linear-{fmt}-sat{sat}", "encode",
+                {"op": "encode", "format": fmt, "rounding": "rne", "saturate": bool(sat), "scale": 2.0},
+                f"ONNX QuantizeLinear to {_FLOAT8_ONNX[fmt]} with saturate={sat}: x / scale in float32, then "
+                f"round to nearest even; overflow and Inf {'clamp to +-max' if sat else 'give Inf or NaN'}. "
+                "Outputs come back through an exact Cast to float32 (the Python binding cannot return "
+                "float8), so NaN codes are compared as a class." + note,
+                _ort_quantize_float8(fmt, sat), nan_equal=True, waiver=_ort_float8_waiver(fmt, sat), requires=ort_pkgs))
+    combos = {"u8u8": ("uint8", "uint8"), "u8s8": ("uint8", "int8"), "s8s8": ("int8", "int8")}
+    for tag, (a, b) in combos.items():
+        out.append(Adapter(
+            f"ort-qlinear-matmul-{tag}", "gemm",
+            {"op": "gemm", "datapath": "onnxruntime-x86", "format": a, "weight_format": b, "bias": False},
+            "ONNX Runtime QLinearMatMul (MLAS, x86): int32 wrapping accumulator, float32 requantization "
+            "rne(clamp(float32(acc) * float32(float32(sa * sb) / sy))); matches onnxruntime-x86. QLinearMatMul "
+            "has no bias input (golden bias=False). Weights are fed as graph inputs; constant weights may "
+            "be pre-packed into another kernel.",
+            _ort_qlinear_matmul, requires=ort_pkgs))
+        out.append(Adapter(
+            f"ort-qlinear-conv-{tag}", "conv",
+            {"op": "conv", "datapath": "onnxruntime-x86", "format": a, "weight_format": b, "bias": True},
+            "ONNX Runtime QLinearConv (MLAS, x86): as QLinearMatMul, with an int32 bias added in the wrapping "
+            "accumulator; matches onnxruntime-x86. Departure not exercised here: with constant uint8 x "
+            "zero point and constant int8 weights whose zero points are 0 (MLAS ConvSym), ONNX Runtime sums "
+            "the raw products with int32 saturation; this adapter feeds weights as graph inputs.",
+            _ort_qlinear_conv, requires=ort_pkgs))
+    for fmt, sat in (("e4m3", True), ("e5m2", False), ("e4m3fnuz", False), ("e5m2fnuz", False), ("bf16", None), ("fp16", None)):
+        note = {"e4m3": "torch saturates E4M3FN: overflow and Inf give +-448 (golden saturate=True).",
+                "e5m2": "overflow gives +-Inf (saturate=False).",
+                "e4m3fnuz": "overflow, Inf and NaN give 0x80 (saturate=False).",
+                "e5m2fnuz": "overflow, Inf and NaN give 0x80 (saturate=False)."}.get(fmt, "IEEE round to nearest even.")
+        out.append(Adapter(
+            f"torch-cast-{fmt}", "encode",
+            {"op": "encode", "format": fmt, "rounding": "rne", "saturate": sat},
+            f"torch float32 .to({_TORCH_TYPES[fmt]}): round to nearest even; {note} NaN codes compared as a class.",
+            _torch_cast(fmt), nan_equal=True, requires=("torch",)))
+    for fmt in ("e4m3", "e5m2", "e4m3fnuz", "e5m2fnuz", "e8m0", "bf16", "fp16"):
+        out.append(Adapter(
+            f"torch-decode-{fmt}", "decode", {"op": "decode", "format": fmt},
+            f"torch {_TORCH_TYPES[fmt]} -> float32: exact; NaN payloads compared as a class.",
+            _torch_decode(fmt), nan_equal=True, requires=("torch",)))
+    vnni = _has_vnni()
+    out.append(Adapter(
+        "torch-quantized-linear-fbgemm", "gemm",
+        {"op": "gemm", "datapath": "fbgemm-vnni" if vnni else "fbgemm-avx2", "format": "uint8",
+         "weight_format": "int8", "output_format": "uint8", "bias": True},
+        "torch quantized::linear on fbgemm (quint8 x, qint8 weights (N, K) = golden b transposed, float "
+        "bias): float bias added to float32(acc), scaled in float32, ties to even. With AVX512-VNNI the "
+        "int32 sums are exact (wrapping) and match fbgemm-vnni; without it (VPMADDUBSW) u8 x s8 product "
+        "pairs saturate to int16 first, and the golden configuration is fbgemm-avx2. "
+        f"This machine: {'VNNI' if vnni else 'no VNNI'}.",
+        _torch_linear("fbgemm"), requires=("torch",)))
+    out.append(Adapter(
+        "torch-quantized-linear-qnnpack", "gemm",
+        {"op": "gemm", "datapath": "qnnpack", "format": "uint8", "weight_format": "int8", "output_format": "uint8",
+         "bias": True},
+        "torch quantized::linear on qnnpack: the float bias is quantized its own way, "
+        "rne(bias * float32(1 / float32(double(sw) * double(sx)))), then added in int32; scale "
+        "(sw * sx) * (1 / sy) in float32. Matches the qnnpack preset, not the ONNX rule.",
+        _torch_linear("qnnpack"), requires=("torch",)))
+    for fmt, mode in _ML_DTYPES_MODE.items():
+        quirk = fmt == "e8m0"
+        out.append(Adapter(
+            f"ml_dtypes-cast-{fmt}", "encode", {"op": "encode", "format": fmt, "rounding": "rne", **mode},
+            f"ml_dtypes float32.astype({_ML_DTYPES[fmt]}): "
+            + {"e8m0": "ties round up (half away from zero, golden rounding=rna); 0, negatives and overflow give "
+                       "NaN. Departure: float32 subnormals in (2^-127, 1.5 * 2^-127) round up to 2^-126 although "
+                       "2^-127 is nearer; those outputs are waived.",
+               "fp6_e2m3": "overflow and Inf clamp to +-max (no Inf/NaN codes).",
+               "fp6_e3m2": "overflow and Inf clamp to +-max (no Inf/NaN codes).",
+               "fp4_e2m1": "overflow and Inf clamp to +-max (no Inf/NaN codes).",
+               "bf16": "round to nearest even, subnormals kept."}.get(fmt, "non-saturating: overflow and Inf give "
+                                                                           "Inf or NaN.")
+            + " NaN codes compared as a class.",
+            _ml_dtypes_cast(fmt), nan_equal=True, waiver=_e8m0_waiver if quirk else None, requires=("ml_dtypes",)))
+        out.append(Adapter(
+            f"ml_dtypes-decode-{fmt}", "decode", {"op": "decode", "format": fmt},
+            f"ml_dtypes {_ML_DTYPES[fmt]} -> float32: exact; NaN payloads compared as a class.",
+            _ml_dtypes_decode(fmt), nan_equal=True, requires=("ml_dtypes",)))
+    return {a.name: a for a in out}
+
+
+ADAPTERS: dict[str, Adapter] = _build()
+
+
+def get_adapter(name: str) -> Adapter:
+    if name not in ADAPTERS:
+        raise KeyError(f"unknown adapter {name!r}; adapters: {', '.join(ADAPTERS)}")
+    return ADAPTERS[name]
