@@ -117,8 +117,10 @@ def _cmd_simulate(args) -> int:
     from .io import write_records
     from .sim import simulate
 
-    records = simulate(args.model, args.hardware, seed=args.seed, calibration=args.calibration)
-    path = write_records(records, args.out)
+    from .hardware import load_hardware
+    hw = load_hardware(args.hardware)
+    records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration)
+    path = write_records(records, args.out, hardware=hw)
     print(f"{'layer':<10} {'op':<7} {'SQNR dB':>8} {'cosine':>8} {'MACs':>9} {'cycles':>8} {'energy pJ':>11} bound")
     for r in records[:-1]:
         print(f"{r['layer']:<10} {r['op']:<7} {r['sqnr_db']:>8.1f} {r['cosine']:>8.5f} {r['macs']:>9} "
@@ -131,16 +133,18 @@ def _cmd_simulate(args) -> int:
 def _cmd_compare(args) -> int:
     from pathlib import Path
 
-    from .hardware import hardware_presets
+    from tqdm import tqdm
+
+    from .hardware import hardware_presets, load_hardware
     from .io import write_records
     from .sim import simulate
 
     names = args.hardware.split(",") if args.hardware else hardware_presets()
     rows = []
-    for i, name in enumerate(names, 1):
-        print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)
-        records = simulate(args.model, name, seed=args.seed, calibration=args.calibration)
-        write_records(records, args.out)
+    for name in tqdm(names, desc=f"{args.model}", unit="config", file=sys.stderr, disable=None):
+        hw = load_hardware(name)
+        records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration)
+        write_records(records, args.out, hardware=hw)
         rows.append(_summary_rows(records))
     table = _markdown(rows)
     out = Path(args.out) / "summary.md"
@@ -229,16 +233,13 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as e:    # bad input: a message, not a trace
+    except (ValueError, KeyError, TypeError, FileNotFoundError, ImportError) as e:    # bad input or a missing extra: a message
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"qsim: error: {msg}", file=sys.stderr)
         return 2
     except BrokenPipeError:       # output piped into `head` and closed early
         sys.stderr.close()
         return 0
-    except (ValueError, KeyError, TypeError) as exc:
-        print(f"qsim: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

@@ -359,7 +359,7 @@ def _gemm_int_cases(cfg, path, hw, rng):
         _ints(rng, af, (3, 40)), _ints(rng, bf, (40, 4)), p)
     ext, pos, neg = _extremes(af, bf)
     acc = path.accumulator
-    k = _overflow_k(acc.bits, abs(ext), max(abs(pos), abs(neg)))
+    k = _overflow_k(acc.bits, abs(ext), min(abs(w) for w in (pos, neg) if w))   # every nonzero column overflows
     if k is not None:
         a = np.full((2, k), ext, _container(af))
         a[1, -64:] = 0
@@ -417,7 +417,7 @@ def _conv_int_cases(cfg, path, hw, rng):
         _ints(rng, af, (1, 3, 9)), _ints(rng, bf, (2, 3, 3)), _geometry((2,), (1, 1), (1,), 1))
     ext, pos, neg = _extremes(af, bf)
     acc = path.accumulator
-    k = _overflow_k(acc.bits, abs(ext), max(abs(pos), abs(neg)))
+    k = _overflow_k(acc.bits, abs(ext), min(abs(w) for w in (pos, neg) if w))   # every nonzero column overflows
     if k is not None:
         x = np.full((1, k, 1, 1), ext, _container(af))
         w = np.stack([np.full(k, pos), np.full(k, neg)]).reshape(2, k, 1, 1).astype(_container(bf))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formats import IntFormat, format as get_format
+from ..formats import FloatFormat, IntFormat, format as get_format
 from .store import Golden, GoldenError, load_golden, read_hex, to_codes, write_text_atomic
 
 HEX_SUFFIXES = (".hex", ".mem", ".memh", ".txt")
@@ -375,8 +375,9 @@ def _gemm_context(golden: Golden, case, pos) -> dict[str, str]:
     m, n = pos[-2], pos[-1]
     a, b = case.inputs["a"], case.inputs["b"]
     row, col = a[..., m, :].reshape(-1), b[..., :, n].reshape(-1)
-    if golden.formats.get("a") and a.dtype.kind == "u" and "a_scales" in case.inputs:     # MX codes: show values
-        row, col = _values(row, get_format(golden.formats["a"])), _values(col, get_format(golden.formats["b"]))
+    fa, fb = get_format(golden.formats["a"]), get_format(golden.formats["b"])
+    if isinstance(fa, FloatFormat):                  # float codes: show values (MX: before the block scales)
+        row, col = _values(row, fa), _values(col, fb)
     return {"row": f"a[{m}, :] ({_range(row)})", "column": f"b[:, {n}] ({_range(col)})", "K": str(a.shape[-1]),
             **_scalars(golden, case, n)}
 
@@ -451,6 +452,9 @@ def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, w
             source: str = "codes") -> ValidationResult:
     """A ValidationResult from the flat stream of output codes (uint64)."""
     total = golden.total
+    got_codes = np.asarray(got_codes).reshape(-1)
+    if got_codes.size != total:
+        raise GoldenError(f"{got_codes.size} output codes; the golden set expects {total}")
     expected = np.zeros(total, np.uint64)
     match = np.zeros(total, bool)
     distance = np.zeros(total, np.int64)
@@ -459,7 +463,7 @@ def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, w
         fmt = golden.output_format(out)
         sl = slice(off, off + int(np.prod(shape, dtype=np.int64)))
         e = to_codes(golden.cases[ci].expected[out].reshape(-1), fmt, f"golden {golden.cases[ci].name}/{out}")
-        g = got_codes[sl]
+        g = to_codes(got_codes[sl], fmt, f"outputs {golden.cases[ci].name}/{out}")
         expected[sl] = e
         en, gn = _is_nan(e, fmt), _is_nan(g, fmt)
         nan_kind[sl] = en.astype(np.int8) + gn

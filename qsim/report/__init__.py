@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .data import ModelResults, ReportData, load_report_data, pareto_optimal
 
-__all__ = ["build_report", "load_report_data", "pareto_optimal", "ReportData", "ModelResults"]
+__all__ = ["build_report", "load_report_data", "pareto_optimal", "write_atomic", "ReportData", "ModelResults"]
 
 
 def build_report(dataset_dir, html_path, markdown_path=None, title=None) -> tuple[Path, Path]:

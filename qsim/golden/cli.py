@@ -1,0 +1,139 @@
+"""`qsim golden` and `qsim validate`: register(subparsers) adds both to an argparse parser.
+
+Bad input raises ValueError/KeyError/FileNotFoundError (the main CLI prints `qsim: error:`
+and exits 2); `validate` returns 1 when any code differs, 0 when all match.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+_GOLDEN_EXAMPLES = """\
+examples:
+  qsim golden encode --format e4m3 --saturate --out golden/e4m3
+  qsim golden encode --format uint8 --scale 0.5 --zero-point 3 --out golden/u8
+  qsim golden decode --format bf16 --out golden/bf16-decode
+  qsim golden gemm --datapath onnxruntime-x86 --format uint8 --weight-format int8 --no-bias --out golden/qgemm
+  qsim golden conv --datapath edge-npu-int8-acc16 --out golden/npu-conv
+  qsim golden requant --datapath gemmlowp --out golden/requant
+  qsim golden mx --datapath mxfp4 --out golden/mxfp4
+  qsim golden --adapter ort-qlinear-conv-u8s8 --out golden/ort-conv
+  qsim golden --list-adapters
+
+Writes DIR/golden.npz (every case's inputs, parameters and expected outputs), one
+DIR/<array>.hex per array for Verilog $readmemh (cases concatenated, one code per line)
+and DIR/manifest.json (configuration, seeds, formats, case shapes, sha256 of every file).
+"""
+
+_VALIDATE_EXAMPLES = """\
+examples:
+  qsim validate golden/e4m3 --outputs sim/y.hex
+  qsim validate golden/qgemm --outputs y.npy --report report.html --log log.parquet
+  qsim validate golden/e4m3 --outputs y.bin --dtype uint8 --nan-equal
+  qsim validate golden/ort-conv --adapter ort-qlinear-conv-u8s8
+
+OUTPUTS holds every output code in order: output by output, case by case, each case
+flattened in C order (as the expected DIR/<output>.hex). .npy, .npz (by output or case
+name), hex (.hex/.mem/.memh/.txt) or raw binary with --dtype. Exit status 1 if any code
+differs, 0 if all match.
+"""
+
+
+def _cmd_golden(args) -> int:
+    from .adapters import ADAPTERS, get_adapter
+    from .generate import generate
+    if args.list_adapters:
+        for a in ADAPTERS.values():
+            cfg = ", ".join(f"{k}={v}" for k, v in a.golden_config.items() if k != "op")
+            print(f"{a.name:<34} {a.op:<7} {cfg}")
+        return 0
+    if args.out is None:
+        raise ValueError("golden needs --out DIR")
+    if args.adapter:
+        if args.op:
+            raise ValueError("give either OP or --adapter, not both")
+        config = dict(get_adapter(args.adapter).golden_config)
+        config.update(seed=args.seed, **({"random": args.random} if args.random is not None else {}))
+    elif args.op is None:
+        raise ValueError("golden needs OP (encode, decode, gemm, conv, requant, mx) or --adapter NAME")
+    else:
+        config = dict(op=args.op, datapath=args.datapath, format=args.format, weight_format=args.weight_format,
+                      output_format=args.output_format, rounding=args.rounding, saturate=args.saturate,
+                      seed=args.seed, random=args.random, scale=args.scale, zero_point=args.zero_point,
+                      bias=not args.no_bias, block_size=args.block_size, scale_rule=args.scale_rule)
+    golden = generate(out_dir=args.out, **config)
+    directed = sum(c.kind == "directed" for c in golden.cases)
+    print(f"golden {golden.op}: {len(golden.cases)} cases ({directed} directed, {len(golden.cases) - directed} "
+          f"random), {golden.total} expected codes ({', '.join(f'{o}: {golden.formats[o]}' for o in golden.outputs)})")
+    print(f"written to {args.out}/ (golden.npz, manifest.json, "
+          f"{len(golden.cases[0].inputs) + len(golden.outputs)} .hex files)")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .adapters import get_adapter
+    from .validate import validate
+    if (args.outputs is None) == (args.adapter is None):
+        raise ValueError("validate needs exactly one of --outputs FILE or --adapter NAME")
+    shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else None
+    if args.adapter:
+        result = get_adapter(args.adapter).validate(args.golden_dir)
+    else:
+        result = validate(args.golden_dir, args.outputs, dtype=args.dtype, shape=shape, nan_equal=args.nan_equal)
+    print(result.table(args.show), end="")
+    if args.report:
+        print(f"report: {result.write_report(args.report)}")
+    if args.log:
+        print(f"log: {result.to_parquet(args.log)}")
+    return 0 if result.ok else 1
+
+
+def register(subparsers) -> None:
+    """Add the `golden` and `validate` subcommands to an argparse subparsers object."""
+    from ..rounding import ROUNDING_MODES
+    g = subparsers.add_parser(
+        "golden", help="write golden vectors (npz, $readmemh hex, manifest) for an operation",
+        description="Generate directed edge cases (ties, overflow boundaries, NaN, Inf, subnormals, -0, "
+                    "accumulator overflow) and seeded random cases for OP, with expected outputs from qsim.",
+        epilog=_GOLDEN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("op", nargs="?", help="encode (alias quantize), decode, gemm, conv, requant, mx")
+    g.add_argument("--out", metavar="DIR", help="output directory (replaced atomically if it holds a golden set)")
+    g.add_argument("--datapath", metavar="PRESET_OR_TOML",
+                   help="datapath preset (see `qsim datapaths`), hardware preset (see `qsim hardware`) or .toml; "
+                        "required for gemm, conv, requant")
+    g.add_argument("--format", help="element format (encode, decode, mx) or activation format (gemm, conv)")
+    g.add_argument("--weight-format", help="weight format for gemm and conv (default int8 / the datapath's)")
+    g.add_argument("--output-format", help="output format for integer gemm, conv, requant")
+    g.add_argument("--rounding", default="rne", help=f"encode and mx rounding: {', '.join(ROUNDING_MODES)} (default rne)")
+    sat = g.add_mutually_exclusive_group()
+    sat.add_argument("--saturate", dest="saturate", action="store_const", const=True, default=None,
+                     help="encode: overflow and Inf give +-max")
+    sat.add_argument("--no-saturate", dest="saturate", action="store_const", const=False,
+                     help="encode: overflow gives Inf or NaN")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random cases and of stochastic rounding (default 0)")
+    g.add_argument("--random", type=int, default=None, metavar="N",
+                   help="random values (encode, decode, requant, mx) or random cases (gemm, conv)")
+    g.add_argument("--scale", type=float, default=None, help="encode: divide x by this scale first (as QuantizeLinear)")
+    g.add_argument("--zero-point", type=int, default=0, help="encode to an integer format: the zero point")
+    g.add_argument("--no-bias", action="store_true", help="gemm, conv: no bias input")
+    g.add_argument("--block-size", type=int, default=None, help="mx: elements per block (default the datapath's, or 32)")
+    g.add_argument("--scale-rule", default="floor", choices=["floor", "rceil"], help="mx: shared-scale rule")
+    g.add_argument("--adapter", metavar="NAME", help="use a built-in adapter's golden configuration")
+    g.add_argument("--list-adapters", action="store_true", help="list the built-in adapters and their configurations")
+    g.set_defaults(func=_cmd_golden)
+
+    v = subparsers.add_parser(
+        "validate", help="compare kernel outputs with a golden directory, code by code",
+        description="Bit-exact comparison: mismatch count, code-distance (ULP) histogram, the first "
+                    "mismatches with their inputs, a per-case table; optional Markdown/HTML report and Parquet log.",
+        epilog=_VALIDATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("golden_dir", metavar="GOLDEN_DIR")
+    v.add_argument("--outputs", metavar="FILE", help="the kernel's outputs: .npy, .npz, hex, or raw with --dtype")
+    v.add_argument("--adapter", metavar="NAME", help="run a built-in adapter (onnxruntime, torch, ml_dtypes) instead")
+    v.add_argument("--dtype", help="dtype of a raw binary file, e.g. uint8, int8, <u2, float32")
+    v.add_argument("--shape", help="reshape the outputs, e.g. 4,8 (comma-separated)")
+    v.add_argument("--nan-equal", action="store_true", help="any NaN code matches any NaN code")
+    v.add_argument("--report", metavar="FILE", help="write a Markdown (.md) or HTML (.html) report")
+    v.add_argument("--log", metavar="FILE", help="write a Parquet log, one row per compared code")
+    v.add_argument("--show", type=int, default=10, metavar="N", help="mismatches to print (default 10)")
+    v.set_defaults(func=_cmd_validate)
