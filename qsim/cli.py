@@ -222,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "records to OUT and a Markdown summary to OUT/summary.md.")
     run_arguments(c, "", "comma-separated presets or .toml files (default: all presets)", "reports/compare")
     c.set_defaults(func=_cmd_compare)
+
+    from .golden.cli import register as register_golden
+    from .report.cli import register as register_report
+    from .sweep.cli import register as register_sweep
+    register_sweep(sub)
+    register_report(sub)
+    register_golden(sub)
     return p
 
 

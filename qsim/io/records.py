@@ -31,6 +31,7 @@ SCHEMA = {
     "bytes_<level>": "bytes moved at that memory level (format-aware, MX scales included)",
     "energy_mac_pj": "MAC energy x calibration, pJ", "energy_<level>_pj": "memory energy at that level, pJ",
     "energy_total_pj": "sum of the energy terms, pJ",
+    "samples": "inferences in the run: test inputs (model row)",
     "top1": "top-1 accuracy (model row)", "agreement_fp32": "fraction of predictions equal to FP32's (model row)",
     "fp32_top1": "top-1 accuracy of the FP32 forward pass (model row)",
     "cosine_mean": "mean cosine of the sentence embeddings to FP32's (MiniLM model row)",

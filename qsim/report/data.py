@@ -124,9 +124,7 @@ def _summary(model_rows: pd.DataFrame, runs: dict, levels: list[str]) -> pd.Data
     s["energy_uj"] = _column(model_rows, "energy_total_pj") / 1e6
     s["cycles"] = _column(model_rows, "cycles")
     s["seconds"] = _column(model_rows, "seconds")
-    # a classifier's first fully connected layer has one row (M) per test sample (a convolution's
-    # M counts output positions); an embedding model's has one per token, so its count is unknown
-    s["inferences"] = [_first_linear_rows(runs[c]) if pd.notna(top1[c]) else np.nan for c in s.index]
+    s["inferences"] = [_inferences(runs[c], pd.notna(top1[c])) for c in s.index]
     s["inferences_per_s"] = s["inferences"] / s["seconds"].where(s["seconds"] > 0)
     s["time_per_inference_us"] = s["seconds"] / s["inferences"] * 1e6
     s["energy_per_inference_uj"] = s["energy_uj"] / s["inferences"]
@@ -154,7 +152,14 @@ def _layer_sum(run: pd.DataFrame, column: str) -> float:
     return float(values.sum()) if values.notna().any() else np.nan
 
 
-def _first_linear_rows(run: pd.DataFrame) -> float:
+def _inferences(run: pd.DataFrame, classifier: bool) -> float:
+    """Inferences in the run: the model row's `samples`; in records without it, a classifier's
+    first Linear layer has one row (M) per sample (an embedding model's has one per token)."""
+    samples = _column(run, "samples").dropna()
+    if len(samples):
+        return float(samples.iloc[0])
+    if not classifier:
+        return np.nan
     rows = _column(run, "M")[run["op"] == "Linear"].dropna()
     return float(rows.iloc[0]) if len(rows) else np.nan
 

@@ -314,6 +314,6 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
 
     out = run_graph(work.layers, work.test, ex, record)
     totals = {k: sum(r[k] for r in records) for k in _TOTALS}
-    records.append(dict(run, layer="__model__", op="model", **_model_metrics(work, ref[-1], out), **totals,
+    records.append(dict(run, layer="__model__", op="model", samples=len(out), **_model_metrics(work, ref[-1], out), **totals,
                         **_metrics(ref[-1], out)))
     return records
