@@ -1,4 +1,5 @@
-"""How many threads the kernels use: explicit argument, else QSIM_NUM_THREADS, else all cores.
+"""How many threads the kernels use: explicit argument, else QSIM_NUM_THREADS, else all cores
+(one for small work).
 
 Results never depend on the number: kernels split work by output element and stochastic
 rounding draws its bits from the element's index."""
@@ -12,8 +13,8 @@ SMALL_WORK = 1 << 20
 
 
 def resolve_threads(num_threads: int | None, work: int | None = None) -> int:
-    if num_threads is None and work is not None and work < SMALL_WORK:
-        return 1
+    """The explicit argument, else QSIM_NUM_THREADS, else one thread for small work and all
+    cores otherwise."""
     if num_threads is None:
         env = os.environ.get("QSIM_NUM_THREADS")
         if env:
@@ -21,6 +22,8 @@ def resolve_threads(num_threads: int | None, work: int | None = None) -> int:
                 num_threads = int(env)
             except ValueError:
                 raise ValueError(f"QSIM_NUM_THREADS must be a positive integer, got {env!r}") from None
+        elif work is not None and work < SMALL_WORK:
+            return 1
         else:
             num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:

@@ -281,10 +281,12 @@ def _bias(rng, path, n: int, sa, sb, tie: bool = False) -> np.ndarray:
     return rng.integers(-40, 41, n).astype(np.int32) if tie else rng.integers(-4096, 4097, n).astype(np.int32)
 
 
-def _overflow_k(bits: int, a_mag: int, b_mag: int) -> int | None:
-    """A dot-product length whose sum of extreme products passes the accumulator's range."""
-    k = (1 << (bits - 1)) // max(1, a_mag * b_mag) + 64
-    return k if k <= 300_000 else None
+def _overflow_k(bits: int, a_mag: int, b_mag: int) -> tuple[int, int] | None:
+    """A dot-product length whose sum of extreme products passes the accumulator's range, and
+    the margin (products beyond the range)."""
+    base = (1 << (bits - 1)) // max(1, a_mag * b_mag)
+    margin = max(2, base // 64)
+    return (base + margin, margin) if base + margin <= 300_000 else None
 
 
 def _extremes(af: IntFormat, bf: IntFormat):
@@ -359,11 +361,14 @@ def _gemm_int_cases(cfg, path, hw, rng):
         _ints(rng, af, (3, 40)), _ints(rng, bf, (40, 4)), p)
     ext, pos, neg = _extremes(af, bf)
     acc = path.accumulator
-    k = _overflow_k(acc.bits, abs(ext), min(abs(w) for w in (pos, neg) if w))   # every nonzero column overflows
-    if k is not None:
+    sized = _overflow_k(acc.bits, abs(ext), min(abs(w) for w in (pos, neg) if w))   # every nonzero column overflows
+    if sized is not None:
+        k, margin = sized
         a = np.full((2, k), ext, _container(af))
-        a[1, -64:] = 0
-        b = np.stack([np.full(k, pos), np.full(k, neg), np.resize([pos, 0], k)], axis=1).astype(_container(bf))
+        a[1, k - margin // 2:] = 0                             # a second row, still out of range
+        # columns: largest positive products, largest negative ones, a quarter of them (in range)
+        control = np.where(np.arange(k) < k // 4, pos, 0)
+        b = np.stack([np.full(k, pos), np.full(k, neg), control], axis=1).astype(_container(bf))
         sa, sb = _f32(0.01), _f32(0.02)
         p = L.no_bias(L.params(3, False, scales=(sa, sb, _f32(sa * sb * 2.0 ** (acc.bits - 1) / 100))))
         p["a_zero"], p["b_zero"] = np.zeros_like(p["a_zero"]), np.zeros_like(p["b_zero"])
@@ -417,8 +422,9 @@ def _conv_int_cases(cfg, path, hw, rng):
         _ints(rng, af, (1, 3, 9)), _ints(rng, bf, (2, 3, 3)), _geometry((2,), (1, 1), (1,), 1))
     ext, pos, neg = _extremes(af, bf)
     acc = path.accumulator
-    k = _overflow_k(acc.bits, abs(ext), min(abs(w) for w in (pos, neg) if w))   # every nonzero column overflows
-    if k is not None:
+    sized = _overflow_k(acc.bits, abs(ext), min(abs(w) for w in (pos, neg) if w))
+    if sized is not None:
+        k = sized[0]
         x = np.full((1, k, 1, 1), ext, _container(af))
         w = np.stack([np.full(k, pos), np.full(k, neg)]).reshape(2, k, 1, 1).astype(_container(bf))
         sa, sb = _f32(0.01), _f32(0.02)

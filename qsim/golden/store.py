@@ -127,7 +127,7 @@ def _int_codes(arr: np.ndarray, fmt, where: str) -> np.ndarray:
     bad = (wide < fmt.qmin) | (wide > fmt.qmax) | (wide != np.round(wide)) if wide.size else np.zeros(0, bool)
     if np.any(bad):
         i = int(np.argmax(bad.reshape(-1)))
-        raise GoldenError(f"{where}: value {wide.reshape(-1)[i]!r} at index {i} is not an integer in "
+        raise GoldenError(f"{where}: value {wide.reshape(-1)[i].item()!r} at index {i} is not an integer in "
                           f"[{fmt.qmin}, {fmt.qmax}] of {fmt.name}")
     return (wide.astype(np.int64) & (fmt.n_codes - 1)).astype(np.uint64)
 
@@ -155,7 +155,7 @@ def _float_codes(arr: np.ndarray, fmt, where: str) -> np.ndarray:
     same = (back == x) & (np.signbit(back) == np.signbit(x)) | (np.isnan(back) & np.isnan(x))
     if not same.all():
         i = int(np.argmax(~same.reshape(-1)))
-        raise GoldenError(f"{where}: {x.reshape(-1)[i]!r} at index {i} is not a value of {fmt.name}; "
+        raise GoldenError(f"{where}: {float(x.reshape(-1)[i])!r} at index {i} is not a value of {fmt.name}; "
                           "give codes instead")
     return codes.astype(np.uint64)
 

@@ -31,6 +31,8 @@ def load_outputs(path, dtype=None, shape=None):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"outputs file {path} does not exist")
+    if path.is_dir():
+        raise GoldenError(f"{path} is a directory; give the file that holds the outputs")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:

@@ -1,0 +1,113 @@
+"""Every built-in adapter (real ONNX Runtime, PyTorch and ml_dtypes kernels) validated against
+the golden configuration it names; documented departures are present exactly where stated."""
+
+import argparse
+
+import ml_dtypes  # noqa: F401  (the peers are test requirements: fail loudly if missing)
+import numpy as np
+import onnxruntime  # noqa: F401
+import pytest
+import torch  # noqa: F401
+
+from qsim.golden import ADAPTERS, generate, get_adapter, load_golden, to_codes, validate
+from qsim.golden.cli import register
+
+EXPECTED_DEPARTURES = {"ort-quantize-linear-e4m3-sat0", "ort-quantize-linear-e5m2-sat0", "ml_dtypes-cast-e8m0"}
+
+
+@pytest.fixture(scope="module")
+def golden_dirs(tmp_path_factory):
+    """One golden directory per distinct adapter configuration."""
+    root = tmp_path_factory.mktemp("adapters")
+    dirs = {}
+    for adapter in ADAPTERS.values():
+        key = repr(sorted(adapter.golden_config.items()))
+        if key not in dirs:
+            dirs[key] = root / f"g{len(dirs)}"
+            generate(out_dir=dirs[key], **adapter.golden_config)
+    return lambda adapter: dirs[repr(sorted(adapter.golden_config.items()))]
+
+
+def test_the_required_adapters_exist():
+    names = set(ADAPTERS)
+    for required in ("ort-quantize-linear-e4m3-sat0", "ort-quantize-linear-e4m3-sat1", "ort-quantize-linear-uint8",
+                     "ort-qlinear-matmul-u8s8", "ort-qlinear-conv-u8s8", "torch-cast-e4m3", "torch-cast-e5m2",
+                     "torch-quantized-linear-fbgemm", "ml_dtypes-cast-e4m3", "ml_dtypes-cast-fp4_e2m1"):
+        assert required in names
+    for adapter in ADAPTERS.values():
+        assert adapter.golden_config["op"] == adapter.op
+        assert len(adapter.departs) > 40, adapter.name           # says what it matches and where it departs
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_adapter_matches_its_golden_configuration(name, golden_dirs):
+    adapter = ADAPTERS[name]
+    result = adapter.validate(golden_dirs(adapter))
+    assert result.ok, f"{name}: {result.mismatches} mismatches\n{result.table(5)}"
+    departures = adapter.departures(golden_dirs(adapter))
+    if name in EXPECTED_DEPARTURES:
+        # the documented departure is real (every marked output differs) and nothing else differs
+        assert departures.sum() > 0 and result.waived_mismatches == departures.sum(), name
+    else:
+        assert result.waived_mismatches == 0 and (departures is None or not departures.any()), name
+
+
+def test_without_the_waiver_the_departure_fails(golden_dirs):
+    adapter = ADAPTERS["ort-quantize-linear-e4m3-sat0"]
+    golden = load_golden(golden_dirs(adapter))
+    outputs = {f"{c.name}/y": np.asarray(adapter.run(c.inputs)) for c in golden.cases}
+    strict = validate(golden, outputs, nan_equal=True)
+    assert not strict.ok
+    rows = strict.first(10)
+    assert all(480 <= abs(float(r["inputs"]["x"].split()[0])) / 2 < 496 for r in rows)   # x / scale in the band
+    assert {r["got_value"] for r in rows} <= {"448", "-448"}
+
+
+def test_faults_in_a_real_kernel_output_are_caught_and_located(golden_dirs):
+    adapter = ADAPTERS["ort-qlinear-matmul-u8s8"]
+    golden = load_golden(golden_dirs(adapter))
+    outputs = {f"{c.name}/y": np.asarray(adapter.run(c.inputs)) for c in golden.cases}
+    assert validate(golden, outputs).ok
+    rng = np.random.default_rng(99)
+    names = [c.name for c in golden.cases]
+    for trial in range(100):
+        name = names[int(rng.integers(len(names)))]
+        faulty = {k: v.copy() for k, v in outputs.items()}
+        y = faulty[f"{name}/y"]
+        pos = tuple(int(rng.integers(n)) for n in y.shape)
+        y[pos] ^= np.uint8(1 << int(rng.integers(8)))
+        r = validate(golden, faulty)
+        assert r.mismatches == 1, trial
+        row = r.first(1)[0]
+        assert (row["case"], row["position"]) == (name, pos)
+        assert row["inputs"]["K"] == str(golden.cases[names.index(name)].inputs["a"].shape[1])
+
+
+def test_torch_cast_departs_from_ml_dtypes_on_e4m3_overflow(golden_dirs):
+    """torch saturates E4M3FN, ml_dtypes does not: each matches its own configuration only."""
+    torch_cast, ml_cast = ADAPTERS["torch-cast-e4m3"], ADAPTERS["ml_dtypes-cast-e4m3"]
+    assert torch_cast.golden_config["saturate"] is True and ml_cast.golden_config["saturate"] is False
+    wrong = torch_cast.validate(golden_dirs(ml_cast))
+    assert not wrong.ok and wrong.histogram.get("NaN vs number", 0) == wrong.mismatches
+
+
+def test_cli_validate_with_an_adapter(golden_dirs, capsys):
+    parser = argparse.ArgumentParser(prog="qsim")
+    register(parser.add_subparsers())
+    adapter = get_adapter("ort-qlinear-conv-u8s8")
+    args = parser.parse_args(["validate", str(golden_dirs(adapter)), "--adapter", adapter.name])
+    assert args.func(args) == 0
+    assert "PASS" in capsys.readouterr().out
+    args = parser.parse_args(["validate", str(golden_dirs(get_adapter("torch-cast-e4m3"))), "--adapter", adapter.name])
+    with pytest.raises(ValueError, match="runs op conv, the golden set is op encode"):
+        args.func(args)
+
+
+def test_adapter_outputs_read_as_codes(golden_dirs):
+    """float32 results of a float8 kernel and int8 results are read as exact codes."""
+    adapter = ADAPTERS["ort-quantize-linear-e5m2-sat1"]
+    golden = load_golden(golden_dirs(adapter))
+    case = golden.cases[0]
+    got = adapter.run(case.inputs)
+    assert got.dtype == np.float32
+    assert np.array_equal(to_codes(got, "e5m2"), case.expected["y"].astype(np.uint64))
