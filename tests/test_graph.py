@@ -3,7 +3,6 @@ forward pass layer for layer, quantized activation products and attention agains
 calculations, dynamic quantization, partial quantization, vector-unit format and cost."""
 
 import sys
-from dataclasses import replace
 from math import ceil
 
 import numpy as np
@@ -11,12 +10,12 @@ import pytest
 import torch
 
 import qsim
-from qsim.datapaths import int_matmul, qlinear_matmul
+from qsim.datapaths import qlinear_matmul
 from qsim.hardware import HardwareError, load_hardware, override_hardware
 from qsim.hardware.cost import vector_layer_cost
 from qsim.sim import load_model, simulate
 from qsim.sim.models import (GELU, Add, Attention, AvgPool, Flatten, L2Normalize, LayerNorm, Linear, MatMul, MeanPool,
-                             ReLU, Softmax, Workload, forward_fp32, run_graph)
+                             ReLU, Softmax, Workload, run_graph)
 
 sim = sys.modules["qsim.sim.simulate"]
 rng = np.random.default_rng(7)

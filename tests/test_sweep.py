@@ -5,7 +5,6 @@ per-layer sensitivity."""
 import argparse
 import inspect
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 
 import qsim.sweep.run as sweep_run
 from qsim.sim import simulate
-from qsim.sweep import PointsFailed, SweepError, parse_sweep, read_sweep, run_sweep
+from qsim.sweep import PointsFailed, SweepError, load_sweep, parse_sweep, read_sweep, run_sweep
 from qsim.sweep.cli import register
 from qsim.sweep.run import open_runner, part_path
 
@@ -69,6 +68,7 @@ def test_grid_expands_in_file_order_with_stable_ids():
     (('calibration = ["max", "percentile"]', 'calibration = ["max", "kl"]'), "calibration: unknown 'kl'"),
     (('name = "small"\n', ""), "missing key name"),
     (('name = "small"', 'name = "small"\nseed = "zero"'), "seed must be an integer"),
+    (('name = "small"', 'name = "small"\ndescription = 3'), "description must be a string"),
     (('preset = "h100-fp8"', 'preset = "h200-fp8"'), "hardware[1] (h200-fp8): unknown hardware 'h200-fp8'"),
     (('preset = "h100-fp8"', 'presets = "h100-fp8"'), "unknown key hardware[1].presets"),
     (('[16, 32]', '[]'), 'hardware[0].grid."datapath.accumulator_bits" must be a non-empty list'),
@@ -91,6 +91,18 @@ def test_spec_errors_without_any_hardware_or_twice_the_same_point():
         small(SMALL + '[[hardware]]\npreset = "h100-fp8"\n')
     with pytest.raises(SweepError, match="malformed TOML"):
         small("name = ")
+
+
+def test_hardware_files_are_found_next_to_the_sweep_file(tmp_path):
+    from qsim.hardware.spec import PRESET_DIR
+    (tmp_path / "hw").mkdir()
+    text = (PRESET_DIR / "edge-npu-int8.toml").read_text().replace('name = "edge-npu-int8"', 'name = "my-npu"')
+    (tmp_path / "hw" / "my-npu.toml").write_text(text)
+    (tmp_path / "sweep.toml").write_text('name = "f"\nmodels = ["digits-mlp"]\n'
+                                         '[[hardware]]\npreset = "hw/my-npu.toml"\n'
+                                         '[hardware.grid]\n"datapath.accumulator_bits" = [24]\n')
+    point, = load_sweep(tmp_path / "sweep.toml").points
+    assert point.config == "my-npu acc24 max" and point.hardware.datapath.accumulator_bits == 24
 
 
 def test_dataset_layout_manifest_and_columns(tmp_path):
@@ -145,20 +157,26 @@ def test_a_failing_point_loses_nothing_else_and_a_rerun_finishes_it(tmp_path, mo
     assert (summary.ran, summary.skipped) == (1, len(sweep.points) - 1)
 
 
-def test_a_killed_sweep_leaves_only_complete_files_and_resumes(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_sweep_leaves_only_complete_files_and_resumes(tmp_path, workers):
+    psutil = pytest.importorskip("psutil")
     spec = tmp_path / "slow.toml"          # entropy calibration: slow enough to kill midway
     spec.write_text(SMALL.replace('["max", "percentile"]', '["entropy", "mse"]'))
     out = tmp_path / "out"
-    code = f"from qsim.sweep import run_sweep; run_sweep({str(spec)!r}, {str(out)!r}, workers=1, progress=False)"
+    code = (f"from qsim.sweep import run_sweep; "
+            f"run_sweep({str(spec)!r}, {str(out)!r}, workers={workers}, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code])
     try:
         deadline = time.monotonic() + 60
         while len(list(out.glob("model=*/part-*.parquet"))) < 2 and time.monotonic() < deadline:
             assert proc.poll() is None, "the sweep ended before it could be killed"
             time.sleep(0.02)
+        helpers = psutil.Process(proc.pid).children(recursive=True)       # forkserver and pool workers
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    gone, alive = psutil.wait_procs(helpers, timeout=10)
+    assert not alive, "worker processes outlived the killed sweep"
     finished = list(out.glob("model=*/part-*.parquet"))
     assert 2 <= len(finished) < 10
     for f in finished:
@@ -239,3 +257,15 @@ def test_sensitivity_ranks_layers_and_keeps_the_worst_in_fp32(model, tmp_path):
     stamps = {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")}
     assert layer_sensitivity(model, "edge-npu-int8-acc16", out_dir=tmp_path, workers=1) == result
     assert {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")} == stamps
+
+
+def test_sensitivity_rejects_bad_input_before_running(tmp_path):
+    from qsim.sweep import layer_sensitivity
+    for kwargs, message in [({"model": "resnet"}, "unknown model 'resnet'"),
+                            ({"calibration": "kl"}, "unknown calibration 'kl'"),
+                            ({"hardware": "h200"}, "unknown hardware 'h200'"),
+                            ({"target_drop": -0.1}, "target_drop must be a number >= 0")]:
+        args = {"model": "digits-mlp", "hardware": "edge-npu-int8", **kwargs}
+        with pytest.raises(ValueError, match=message):
+            layer_sensitivity(out_dir=tmp_path, workers=1, **args)
+    assert not list(tmp_path.iterdir())

@@ -7,17 +7,19 @@
 Workers only compute; this process writes each point's file (temporary name, then rename) as
 soon as its result arrives, so the cluster needs no shared disk, a killed sweep leaves only
 complete files, and a re-run skips every point whose file exists. A point's file depends on
-the point alone, so results are the same whatever the number or kind of workers.
+the point alone, so results are the same whatever the number or kind of workers. A directory
+may gather the points of several specs (sweep.json describes the last); run one sweep at a
+time in it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
+import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,7 +59,9 @@ def run_sweep(sweep, out_dir, workers: int | None = None, scheduler: str | None 
     """Run every unfinished point of a sweep (a Sweep or a .toml path) into out_dir.
 
     workers: local processes (default: all cores); scheduler: a Dask scheduler address instead.
-    Raises PointsFailed, after writing everything else, if any point raised."""
+    Raises PointsFailed, after writing everything else, if any point raised. Worker processes
+    start by importing the main module, so a script that calls this with workers > 1 needs
+    the usual `if __name__ == "__main__":` guard."""
     if not isinstance(sweep, Sweep):
         sweep = load_sweep(sweep)
     out = Path(out_dir)
@@ -83,7 +87,7 @@ def run_points(points, out_dir, runner, progress: bool = True, desc: str = "swee
     with tqdm(total=len(points), initial=len(points) - len(pending), desc=desc, unit="point",
               file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
         for point, outcome in runner.outcomes(pending):
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, Exception):
                 failed.append((point, f"{type(outcome).__name__}: {outcome}"))
                 tqdm.write(f"failed: {point.config} on {point.model}: {outcome!r}", file=sys.stderr)
             else:
@@ -109,10 +113,7 @@ def _one_blas_thread():
     """BLAS sums a float32 product in an order that depends on its thread count (the FP32
     reference's last bits move); one thread everywhere, as Dask workers default to, keeps
     results identical on any worker."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                   # then only Dask workers (and OPENBLAS_NUM_THREADS=1) pin it
-        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=1, user_api="blas")
 
 
@@ -217,11 +218,11 @@ class LocalRunner:
         """(point, records or the exception it raised), in order of completion."""
         if self.workers == 1 or len(points) <= 1:
             for point in points:
-                yield point, _outcome(_call(compute_point, point))
+                yield point, _attempt(compute_point, point)
             return
         futures = {self._pool().submit(_compute_in_worker, p): p for p in points}
         for future in as_completed(futures):
-            yield futures.pop(future), _outcome(future)
+            yield futures.pop(future), _attempt(future.result)
 
     def _pool(self):
         if self.pool is None:
@@ -229,8 +230,22 @@ class LocalRunner:
             # forkserver, not fork: OpenMP kernels already run in this process do not survive a fork
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_end_with,
+                                            initargs=(os.getpid(),))
         return self.pool
+
+
+def _end_with(sweep_pid: int) -> None:
+    """Pool worker initializer: end when the sweep's process is gone (even killed by SIGKILL),
+    instead of waiting for work forever."""
+    def watch():
+        while True:
+            time.sleep(1)
+            try:
+                os.kill(sweep_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class DaskRunner:
@@ -254,23 +269,18 @@ class DaskRunner:
         except ImportError:
             raise ValueError("--scheduler needs Dask: pip install 'dask[distributed]'") from None
         if self.client is None:
-            self.client = Client(self.address)
+            try:
+                self.client = Client(self.address)
+            except OSError as e:
+                raise ValueError(f"cannot reach the Dask scheduler at {self.address}: {e}") from None
         futures = {self.client.submit(_compute_in_worker, p, pure=False): p for p in points}
         for future in dask_completed(futures):
-            yield futures.pop(future), _outcome(future)
+            yield futures.pop(future), _attempt(future.result)
 
 
-def _call(fn, *args) -> Future:
-    future = Future()
+def _attempt(fn, *args):
+    """fn's result, or the exception it raised: one failed point must not stop the others."""
     try:
-        future.set_result(fn(*args))
-    except Exception as e:
-        future.set_exception(e)
-    return future
-
-
-def _outcome(future):
-    try:
-        return future.result()
+        return fn(*args)
     except Exception as e:
         return e

@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..hardware import load_hardware
-from .run import _atomic_write, open_runner, part_path, run_points
+from ..quant.calibrate import METHODS as CALIBRATIONS
+from ..sim import MODELS
+from .run import PointsFailed, _atomic_write, open_runner, part_path, run_points
 from .spec import make_point
 
 
@@ -79,39 +81,42 @@ def layer_sensitivity(model: str, hardware, calibration: str = "max", seed: int 
     temporary directory); the one-layer runs go to the workers in parallel."""
     if not isinstance(target_drop, (int, float)) or isinstance(target_drop, bool) or not target_drop >= 0:
         raise ValueError(f"target_drop must be a number >= 0, got {target_drop!r}")
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; built-in models are {', '.join(MODELS)}")
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"unknown calibration {calibration!r}; choose one of {', '.join(CALIBRATIONS)}")
     if out_dir is None:
         with tempfile.TemporaryDirectory() as tmp:
             return layer_sensitivity(model, hardware, calibration, seed, target_drop, tmp, workers, scheduler,
                                      progress)
     hw = load_hardware(hardware)
-    base = hardware if isinstance(hardware, str) else hw.name
 
     def point(fp32_layers=(), label=None):
-        return make_point(model, hw, base, (), calibration, seed, fp32_layers, label)
+        return make_point(model, hw, (), calibration, seed, fp32_layers, label)
 
     with open_runner(workers, scheduler) as runner:
-        def outcome(points, desc):
+        def run(points, desc):
             summary = run_points(points, out_dir, runner, progress, desc)
             if summary.failed:
-                p, err = summary.failed[0]
-                raise RuntimeError(f"sensitivity run {p.config!r} failed: {err}")
+                raise PointsFailed(summary)
             return [_model_row(out_dir, p) for p in points]
 
         quantized = point()
-        full_row, = outcome([quantized], "all layers quantized")
+        full_row, = run([quantized], "all layers quantized")
         layers = _gemm_layers(out_dir, quantized)
         metric, reference = _metric(full_row)
 
         alone = [point([other for other in layers if other != name], f"{hw.name} {calibration} only:{name}")
                  for name in layers]
-        rows = outcome(alone, "one layer at a time")
-        losses = [LayerLoss(name, row[metric], reference - row[metric], row["cosine"]) for name, row in zip(layers, rows)]
+        rows = run(alone, "one layer at a time")
+        losses = [LayerLoss(name, row[metric], reference - row[metric], row["cosine"])
+                  for name, row in zip(layers, rows)]
         ranking = sorted(losses, key=lambda r: (-r.drop, r.cosine, layers.index(r.layer)))
 
         steps = [PartialStep(0, (), full_row[metric], reference - full_row[metric])]
         while steps[-1].drop > target_drop and steps[-1].k < len(layers):
             kept = tuple(r.layer for r in ranking[:steps[-1].k + 1])
-            row, = outcome([point(kept)], f"{len(kept)} kept in FP32")
+            row, = run([point(kept)], f"{len(kept)} kept in FP32")
             steps.append(PartialStep(len(kept), kept, row[metric], reference - row[metric]))
     return Sensitivity(model, hw.name, calibration, metric, reference, float(target_drop), tuple(ranking), tuple(steps))
 

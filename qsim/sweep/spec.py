@@ -63,7 +63,6 @@ class Point:
     """One simulation of a sweep: a model on one resolved hardware variant."""
     model: str
     hardware: Hardware                                 # overrides applied
-    base: str                                          # the preset name or .toml path it came from
     overrides: tuple[tuple[str, object], ...]
     calibration: str
     seed: int
@@ -78,10 +77,10 @@ class Point:
                 "config_hash": config_hash(self.hardware)}
 
 
-def make_point(model: str, hardware: Hardware, base: str, overrides=(), calibration: str = "max", seed: int = 0,
+def make_point(model: str, hardware: Hardware, overrides=(), calibration: str = "max", seed: int = 0,
                fp32_layers=(), label: str | None = None) -> Point:
     """A Point with its point_id and config label filled in."""
-    point = Point(model, hardware, base, tuple(overrides), calibration, seed, tuple(fp32_layers))
+    point = Point(model, hardware, tuple(overrides), calibration, seed, tuple(fp32_layers))
     text = json.dumps(point.describe(), sort_keys=True, default=str)
     point_id = hashlib.sha256(text.encode()).hexdigest()[:16]
     return replace(point, point_id=point_id, config=label or config_label(point))
@@ -145,7 +144,7 @@ def sweep_from_document(doc: dict, where: str = "<document>", base_dir=".") -> S
     if not isinstance(items, list) or not items:
         raise SweepError(f"{where}: hardware must be a non-empty array of tables ([[hardware]])")
     entries = tuple(_entry(item, i, where, Path(base_dir)) for i, item in enumerate(items))
-    sweep = Sweep(name, models, calibration, seed, entries, doc.get("description", ""), doc)
+    sweep = Sweep(name, models, calibration, seed, entries, _get(doc, "description", str, where, default=""), doc)
     return replace(sweep, points=_expand(sweep, where))
 
 
@@ -175,9 +174,9 @@ def _expand(sweep: Sweep, where: str) -> tuple[Point, ...]:
     variants = [v for i, entry in enumerate(sweep.hardware) for v in _variants(entry, i, where)]
     points, seen = [], {}
     for model in sweep.models:
-        for base, overrides, hw in variants:
+        for overrides, hw in variants:
             for calibration in sweep.calibration:
-                p = make_point(model, hw, base, overrides, calibration, sweep.seed)
+                p = make_point(model, hw, overrides, calibration, sweep.seed)
                 if p.point_id in seen:
                     raise SweepError(f"{where}: {p.config!r} on {model} appears twice "
                                      f"(same as {seen[p.point_id]!r}); remove one")
@@ -193,9 +192,9 @@ def _variants(entry: HardwareEntry, i: int, where: str):
         try:
             hw = override_hardware(entry.preset, dict(overrides))
         except HardwareError as e:
-            chosen = ", ".join(f"{k} = {v!r}" for k, v in overrides)
-            raise SweepError(f"{where}: hardware[{i}] ({entry.preset}{' with ' + chosen if chosen else ''}): {e}") from None
-        yield entry.preset, overrides, hw
+            chosen = "".join(f", {k} = {v!r}" for k, v in overrides)
+            raise SweepError(f"{where}: hardware[{i}] ({entry.preset}{chosen}): {e}") from None
+        yield overrides, hw
 
 
 def _get(table: dict, key: str, kind, where: str, default=None, prefix: str = ""):
