@@ -136,7 +136,7 @@ def _cmd_compare(args) -> int:
     from tqdm import tqdm
 
     from .hardware import hardware_presets, load_hardware
-    from .io import write_records
+    from .io import write_records, write_text_atomic
     from .sim import simulate
 
     names = args.hardware.split(",") if args.hardware else hardware_presets()
@@ -147,10 +147,7 @@ def _cmd_compare(args) -> int:
         write_records(records, args.out, hardware=hw)
         rows.append(_summary_rows(records))
     table = _markdown(rows)
-    out = Path(args.out) / "summary.md"
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text(f"# {args.model}: precision comparison\n\n" + table)
-    tmp.replace(out)
+    out = write_text_atomic(Path(args.out) / "summary.md", f"# {args.model}: precision comparison\n\n" + table)
     print(table, end="")
     print(f"records: {args.out}/part-*.parquet; summary: {out}")
     return 0

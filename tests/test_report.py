@@ -3,7 +3,6 @@ hand-made data, the Markdown summary, atomic writes, the command and bad input."
 
 import argparse
 import math
-import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -216,20 +215,6 @@ def test_missing_columns_and_cosine_models(tmp_path):
     html = build_report(tmp_path, tmp_path / "r.html")[0].read_text()
     assert ">mean cosine</th>" in html and "nearest neighbour" in html
     assert re.search(r'data-v="">–</td>', html)                  # x moved no recorded bytes
-
-
-def test_write_is_atomic(tmp_path, monkeypatch):
-    import qsim.report as report_module
-    target = tmp_path / "r.html"
-    report_module.write_atomic(target, "old")
-    assert target.read_text() == "old"
-
-    def fail(*args):
-        raise OSError("disk full")
-    monkeypatch.setattr(report_module.os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        report_module.write_atomic(target, "new")
-    assert target.read_text() == "old" and os.listdir(tmp_path) == ["r.html"]
 
 
 def test_no_temporary_files_are_left(report):

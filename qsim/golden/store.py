@@ -294,20 +294,6 @@ def write_golden(golden: Golden, out_dir) -> Path:
     return out
 
 
-def write_text_atomic(path, text: str) -> Path:
-    """Write a report file via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 # -- read -----------------------------------------------------------------------------------------
 def _manifest(root: Path) -> dict:
     path = root / MANIFEST

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..formats import FloatFormat, IntFormat, format as get_format
-from .store import Golden, GoldenError, load_golden, read_hex, to_codes, write_text_atomic
+from ..io import write_atomic, write_text_atomic
+from .store import Golden, GoldenError, load_golden, read_hex, to_codes
 
 HEX_SUFFIXES = (".hex", ".mem", ".memh", ".txt")
 
@@ -326,15 +327,7 @@ class ValidationResult:
                    "mismatches": self.mismatches, "waived": self.waived_mismatches, "histogram": self.histogram,
                    "nan_equal": self.nan_equal, "source": self.source}
         table = table.replace_schema_metadata({b"qsim.validation": json.dumps(summary).encode()})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return path
+        return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 # -- inputs of a mismatch ------------------------------------------------------------------------

@@ -6,8 +6,9 @@ adding files. The column meanings and units travel in each file's metadata (SCHE
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from .atomic import write_atomic, write_text_atomic
 
 SCHEMA = {
     "run_id": "identifier of the run (one simulate call)",
@@ -54,28 +55,8 @@ def write_records(records: list[dict], out_dir, hardware=None) -> Path:
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"qsim.schema": json.dumps(SCHEMA).encode()})
     if hardware is not None:
         from dataclasses import asdict
-        _atomic_write(out / "hardware" / f"{records[0]['config_hash']}.json",
-                      json.dumps(asdict(hardware), indent=1).encode())
-    final = out / f"part-{records[0]['run_id']}.parquet"
-    tmp = out / f".{final.name}.tmp"
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return final
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        write_text_atomic(out / "hardware" / f"{records[0]['config_hash']}.json", json.dumps(asdict(hardware), indent=1))
+    return write_atomic(out / f"part-{records[0]['run_id']}.parquet", lambda tmp: pq.write_table(table, tmp))
 
 
 def read_records(out_dir):

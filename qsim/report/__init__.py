@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..io import write_text_atomic
+
 from .data import ModelResults, ReportData, load_report_data, pareto_optimal
 
-__all__ = ["build_report", "load_report_data", "pareto_optimal", "write_atomic", "ReportData", "ModelResults"]
+__all__ = ["build_report", "load_report_data", "pareto_optimal", "ReportData", "ModelResults"]
 
 
 def build_report(dataset_dir, html_path, markdown_path=None, title=None) -> tuple[Path, Path]:
@@ -33,8 +35,8 @@ def build_report(dataset_dir, html_path, markdown_path=None, title=None) -> tupl
         raise ValueError(f"the HTML and Markdown outputs are the same file: {html_path}")
     data = load_report_data(dataset_dir)
     title = title or f"qsim report: {Path(dataset_dir).resolve().name}"
-    write_atomic(html_path, render_html(data, title))
-    write_atomic(md_path, render_markdown(data, title, _relative(html_path, md_path)))
+    write_text_atomic(html_path, render_html(data, title))
+    write_text_atomic(md_path, render_markdown(data, title, _relative(html_path, md_path)))
     return html_path, md_path
 
 
@@ -43,16 +45,3 @@ def _relative(target: Path, from_file: Path) -> str:
     return Path(os.path.relpath(target.resolve(), from_file.resolve().parent)).as_posix()
 
 
-def write_atomic(path, text: str) -> Path:
-    """Write text to path through a temporary file in the same directory and a rename, so a
-    reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a name of this process's own (not mkstemp, whose 0600 mode would survive the rename)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..io import SCHEMA
+from ..io import SCHEMA, write_atomic
 from ..sim import simulate
 from .spec import Point, Sweep, load_sweep
 
@@ -131,12 +131,12 @@ def write_point(records: list[dict], point: Point, out_dir) -> Path:
     out = Path(out_dir)
     sidecar = out / "hardware" / f"{records[0]['config_hash']}.json"
     if not sidecar.exists():
-        _atomic_write(sidecar, lambda tmp: tmp.write_text(json.dumps(asdict(point.hardware), indent=1)))
+        write_atomic(sidecar, lambda tmp: tmp.write_text(json.dumps(asdict(point.hardware), indent=1)))
     table = pa.Table.from_pandas(pd.DataFrame(records), preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            b"qsim.schema": json.dumps(SWEEP_SCHEMA).encode()})
     path = part_path(out, point)
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
     return path
 
 
@@ -146,7 +146,7 @@ def write_manifest(sweep: Sweep, out_dir) -> Path:
                 "spec": sweep.document,
                 "points": [{"point_id": p.point_id, "config": p.config, **p.describe()} for p in sweep.points]}
     path = Path(out_dir) / "sweep.json"
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1, default=str)))
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1, default=str)))
     return path
 
 
@@ -169,17 +169,6 @@ def _manifest_order(out: Path):
     except (OSError, ValueError, KeyError, TypeError):
         order = {}
     return lambda path: (order.get(path.stem.removeprefix("part-"), len(order)), str(path))
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _remove_temporaries(out: Path) -> None:

@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..hardware import load_hardware
+from ..io import write_text_atomic
 from ..quant.calibrate import METHODS as CALIBRATIONS
 from ..sim import MODELS
-from .run import PointsFailed, _atomic_write, open_runner, part_path, run_points
+from .run import PointsFailed, open_runner, part_path, run_points
 from .spec import make_point
 
 
@@ -125,8 +126,8 @@ def write_sensitivity(result: Sensitivity, out_dir) -> tuple[Path, Path]:
     """OUT/sensitivity.json and OUT/sensitivity.md, atomically."""
     out = Path(out_dir)
     paths = out / "sensitivity.json", out / "sensitivity.md"
-    _atomic_write(paths[0], lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=1)))
-    _atomic_write(paths[1], lambda tmp: tmp.write_text(result.markdown()))
+    write_text_atomic(paths[0], json.dumps(result.to_dict(), indent=1))
+    write_text_atomic(paths[1], result.markdown())
     return paths
 
 
