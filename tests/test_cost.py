@@ -2,7 +2,7 @@
 
 import pytest
 
-from qsim.hardware import roofline_seconds, systolic_gemm
+from qsim.hardware import load_hardware, roofline_seconds, systolic_gemm
 
 
 def test_output_stationary_by_hand():
@@ -46,7 +46,6 @@ def test_bad_arguments(args, match):
 
 
 def test_gemm_layer_cost_by_hand():
-    from qsim.hardware import load_hardware
     from qsim.hardware.cost import gemm_layer_cost
     hw = load_hardware("edge-npu-int8")             # 16x16 WS, 500 MHz, sram 384 KiB, dram
     c = gemm_layer_cost(hw, 64, 256, 128, "int8", "int8", "int8")
@@ -72,3 +71,17 @@ def test_mx_and_sub_byte_formats_scale_the_bytes():
     c8 = gemm_layer_cost(hw8, 64, 64, 64, "e4m3", "e4m3", "bf16", mx_block=32)
     a_b_words = 64 * 64 * 1 + 64 * 64 * 1                            # OS, one fold: A and B read once
     assert c8.bytes_by_level["sram"] - c4.bytes_by_level["sram"] == pytest.approx(a_b_words * (8.25 - 4.25) / 8)
+
+
+def test_mac_energy_follows_an_overridden_accumulator_width():
+    """mac_pj is quoted for the preset's accumulator; a different width moves the adder's share
+    by 0.1 pJ / 32 bits (Horowitz 45 nm), which lands on the table's int8_acc16 = 0.25 pJ."""
+    from qsim.hardware import override_hardware
+    from qsim.hardware.cost import gemm_layer_cost, mac_energy_pj
+    base = load_hardware("edge-npu-int8")                       # int8_acc32: 0.30 pJ
+    acc16 = override_hardware("edge-npu-int8", {"datapath.accumulator_bits": 16})
+    assert mac_energy_pj(base) == 0.30 and mac_energy_pj(acc16) == pytest.approx(0.30 - 16 * 0.1 / 32)
+    assert mac_energy_pj(acc16) == pytest.approx(mac_energy_pj(load_hardware("edge-npu-int8-acc16")))
+    cost = gemm_layer_cost(acc16, 4, 64, 8, "int8", "int8", "int8")
+    assert cost.energy_pj["mac"] == pytest.approx(4 * 64 * 8 * 0.25 * acc16.energy.calibration)
+    assert mac_energy_pj(load_hardware("h100-fp8")) == load_hardware("h100-fp8").energy.mac_pj

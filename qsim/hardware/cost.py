@@ -71,6 +71,13 @@ def element_bits(fmt_name: str, mx_block: int = 0) -> float:
     return bits + (8.0 / mx_block if mx_block else 0.0)
 
 
+def mac_energy_pj(hw) -> float:
+    """Energy of one MAC (before calibration): the description's mac_pj, its adder share moved
+    to the integer accumulator's actual width when that differs from the quoted one."""
+    bits = hw.datapath.resolve().accumulator.bits if hw.datapath.kind == "integer" else None
+    return hw.energy.mac_pj_at(bits)
+
+
 @dataclass(frozen=True)
 class LayerCost:
     macs: int
@@ -93,7 +100,7 @@ def gemm_layer_cost(hw, m: int, k: int, n: int, a_format: str, b_format: str, c_
     The array's SRAM traffic (in words) is scaled by each operand's bits and charged to the
     first memory level; each farther level sees every operand once when it fits half of the
     nearer level (double buffering), else the nearer level's full traffic. Energy: MACs x
-    mac_pj x calibration, plus bytes x pJ/byte at each level.
+    mac_energy_pj x calibration, plus bytes x pJ/byte at each level.
     """
     arr = hw.array
     c = systolic_gemm(m, k, n, arr.rows, arr.cols, arr.dataflow)
@@ -110,7 +117,7 @@ def gemm_layer_cost(hw, m: int, k: int, n: int, a_format: str, b_format: str, c_
     seconds, bound = roofline_seconds(c.cycles, arr.clock_hz, bytes_by_level,
                                       {lv.name: lv.bandwidth_bytes_per_s for lv in hw.memory})
     macs = m * k * n
-    energy = {"mac": macs * hw.energy.mac_pj * hw.energy.calibration}
+    energy = {"mac": macs * mac_energy_pj(hw) * hw.energy.calibration}
     for level in hw.memory:
         energy[level.name] = bytes_by_level[level.name] * level.energy_pj_per_byte
     return LayerCost(macs, c.cycles, seconds, bound, macs / (c.cycles * arr.rows * arr.cols),

@@ -74,12 +74,24 @@ class MemoryLevel:
     source: str
 
 
+# Horowitz ISSCC 2014, 45 nm: a 32-bit integer add costs 0.1 pJ; adders scale about linearly in width
+ADD_PJ_PER_BIT = 0.1 / 32
+
+
 @dataclass(frozen=True)
 class Energy:
     mac_pj: float
     node_nm: int
     calibration: float
     source: str
+    accumulator_bits: int | None = None     # integer datapaths: the accumulator width mac_pj is quoted for
+    add_pj_per_bit: float = ADD_PJ_PER_BIT  # what each accumulator bit more or less adds to a MAC
+
+    def mac_pj_at(self, accumulator_bits: int | None) -> float:
+        """MAC energy (before calibration) with an integer accumulator of that width."""
+        if accumulator_bits is None or self.accumulator_bits is None:
+            return self.mac_pj
+        return max(self.mac_pj + (accumulator_bits - self.accumulator_bits) * self.add_pj_per_bit, 0.0)
 
 
 @dataclass(frozen=True)
@@ -217,7 +229,9 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     energy = Energy(float(e.get("mac_pj", (int, float), check=_positive, what="a positive number")),
                     e.get("node_nm", int, 45, _positive, "a positive integer"),
                     float(e.get("calibration", (int, float), 1.0, _positive, "a positive number")),
-                    e.get("source", str))
+                    e.get("source", str),
+                    e.get("accumulator_bits", int, 0, lambda v: v == 0 or 8 <= v <= 64, "an integer from 8 to 64") or None,
+                    float(e.get("add_pj_per_bit", (int, float), ADD_PJ_PER_BIT, lambda v: v >= 0, "a number >= 0")))
     e.done()
     top.done()
     return Hardware(name, description, datapath, quant, array, tuple(memory), energy)
@@ -247,6 +261,10 @@ def override_hardware(spec, overrides: dict, name: str | None = None) -> Hardwar
     import copy
     doc = copy.deepcopy(hardware_document(spec))
     where = f"{spec} with overrides"
+    base = hardware_from_document(doc, str(spec))
+    if base.datapath.kind == "integer" and isinstance(doc.get("energy"), dict):
+        # mac_pj stays quoted for the base accumulator; a new width changes the adder's share
+        doc["energy"].setdefault("accumulator_bits", base.datapath.resolve().accumulator.bits)
     for key, value in overrides.items():
         *tables, leaf = key.split(".")
         node = doc
