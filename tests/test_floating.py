@@ -200,7 +200,7 @@ def test_mx_matmul_equals_fp32_accumulation_of_exact_block_sums():
 def test_mx_matmul_bad_input():
     from qsim.datapaths import mx_matmul
     x = np.ones((2, 64), np.float32)
-    with pytest.raises(ValueError, match="axis 0"):
+    with pytest.raises(ValueError, match="blocks along K \\(axis -2\\)"):
         mx_matmul(qsim.mx_quantize(x, "e4m3", axis=1), qsim.mx_quantize(x, "e4m3", axis=1))
     with pytest.raises(TypeError, match="MXArray"):
         mx_matmul(x, x)
@@ -249,3 +249,14 @@ def test_float_conv_is_the_matmul_over_patches():
     codes = qsim.encode(patch.reshape(1, -1).astype(np.float32), "e4m3")
     want = float_matmul(codes, w[0].reshape(-1, 1), "e4m3", "e4m3", acc)
     assert got[0, 0, 0, 0] == want[0, 0]
+
+
+def test_batched_mx_matmul_equals_matrix_by_matrix():
+    from qsim.datapaths import mx_matmul
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(3, 2, 5, 70)).astype(np.float32)
+    b = rng.normal(size=(2, 70, 4)).astype(np.float32)                 # broadcasts over the first axis
+    got = mx_matmul(qsim.mx_quantize(a, "fp4_e2m1", axis=-1), qsim.mx_quantize(b, "fp4_e2m1", axis=-2))
+    for i in np.ndindex(3, 2):
+        want = mx_matmul(qsim.mx_quantize(a[i], "fp4_e2m1", axis=1), qsim.mx_quantize(b[i[1]], "fp4_e2m1", axis=0))
+        np.testing.assert_array_equal(got[i], want)

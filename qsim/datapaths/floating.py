@@ -188,42 +188,46 @@ def convert_output(acc_values, fmt, scale=1.0, rounding: str = "rne", saturate: 
 def mx_matmul(a, b) -> np.ndarray:
     """Product of MX operands per OCP MX v1.0: for each 32-element block the element products are
     summed exactly, the two block scales applied (X_A * X_B * sum P_i Q_i), the result rounded to
-    FP32, and the blocks accumulated in FP32 in order. a: MXArray (M, K) with blocks along K
-    (axis 1); b: MXArray (K, N) with blocks along K (axis 0). Returns float64 holding FP32 values.
+    FP32, and the blocks accumulated in FP32 in order. a: MXArray (..., M, K) with blocks along K
+    (its last axis); b: MXArray (..., K, N) with blocks along K (its second-last axis); batch
+    dimensions broadcast. Returns float64 holding FP32 values.
     """
     from ..quant.mx import MXArray
-    for name, x, axis in (("a", a, 1), ("b", b, 0)):
+    for name, x, where in (("a", a, 1), ("b", b, 2)):
         if not isinstance(x, MXArray):
             raise TypeError(f"{name} must be an MXArray (qsim.mx_quantize), got {type(x).__name__}")
-        if x.elements.ndim != 2 or x.axis != axis:
-            raise ValueError(f"{name} must be 2-D with its blocks along K (axis {axis}), "
+        if x.elements.ndim < 2 or x.axis != x.elements.ndim - where:
+            raise ValueError(f"{name} must be at least 2-D with its blocks along K (axis {-where}), "
                              f"got shape {x.elements.shape}, axis {x.axis}")
-    if a.elements.shape[1] != b.elements.shape[0]:
+    if a.elements.shape[-1] != b.elements.shape[-2]:
         raise ValueError(f"inner dimensions differ: a is {a.elements.shape}, b is {b.elements.shape}")
     if a.block_size != b.block_size:
         raise ValueError(f"block sizes differ: {a.block_size} and {b.block_size}")
-    bs, k = a.block_size, a.elements.shape[1]
-    nb = -(-k // bs)
+    try:
+        batch = np.broadcast_shapes(a.elements.shape[:-2], b.elements.shape[:-2])
+    except ValueError:
+        raise ValueError(f"batch dimensions do not broadcast: a is {a.elements.shape}, "
+                         f"b is {b.elements.shape}") from None
+    bs, k = a.block_size, a.elements.shape[-1]
+    m, n, nb = a.elements.shape[-2], b.elements.shape[-1], -(-k // a.block_size)
+    if nb == 0:
+        return np.zeros(batch + (m, n))
     fa, fb = a.element_format, b.element_format
     ua, ub = fa.emin - fa.mantissa_bits, fb.emin - fb.mantissa_bits     # value = integer * 2^u
     top = (fa.max / 2.0 ** ua) * (fb.max / 2.0 ** ub) * bs
     if top >= 2.0 ** 53:
         raise ValueError(f"exact block sums of {fa.name} x {fb.name} need more than 53 bits; "
                          "not modelled yet (E5M2 blocks)")
-    ia = decode(a.elements, fa, dtype=np.float64) / 2.0 ** ua           # exact integers
-    ib = decode(b.elements, fb, dtype=np.float64) / 2.0 ** ub
-    pad = nb * bs - k
-    ia = np.pad(ia, ((0, 0), (0, pad))).reshape(ia.shape[0], nb, bs).transpose(1, 0, 2)
-    ib = np.pad(ib, ((0, pad), (0, 0))).reshape(nb, bs, ib.shape[1])
-    sums = np.matmul(ia, ib)                       # exact: every partial sum is an integer < 2^53
-    ea = a.scales.astype(np.int64).T[:, :, None]   # (nb, M, 1) E8M0 codes
-    eb = b.scales.astype(np.int64)[:, None, :]     # (nb, 1, N)
-    with np.errstate(over="ignore"):               # a block beyond FP32's range is +-Inf
-        blocks = np.ldexp(sums, (ea - 127) + (eb - 127) + ua + ub).astype(np.float32)   # one rounding
-    blocks[np.broadcast_to((ea == 255) | (eb == 255), blocks.shape)] = np.nan       # NaN scale
-    if nb == 0:
-        return np.zeros((a.elements.shape[0], b.elements.shape[1]))
-    return np.add.accumulate(blocks, axis=0, dtype=np.float32)[-1].astype(np.float64)
+    # Decoded values (element x 2^scale, NaN under a NaN scale) are exact in float64, and so is
+    # each block's sum of products: all are multiples of one power of two, below 2^53 of it.
+    va, vb = a.decode(np.float64), b.decode(np.float64)
+    total = None
+    for j in range(nb):                                # blocks in order, each rounded once to FP32
+        cols = slice(j * bs, (j + 1) * bs)
+        with np.errstate(over="ignore"):               # a block beyond FP32's range is +-Inf
+            block = np.matmul(va[..., cols], vb[..., cols, :]).astype(np.float32)
+        total = block if total is None else total + block
+    return total.astype(np.float64)
 
 
 # -- presets ---------------------------------------------------------------------------------------

@@ -201,14 +201,8 @@ class _OnHardware(FP32):
 
     def _mx_gemm(self, a, b, b_format):
         d, block = self.hw.datapath, self.path.block_size
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        a = np.broadcast_to(a, batch + a.shape[-2:])
-        b = np.broadcast_to(b, batch + b.shape[-2:])
-        y = np.empty(batch + (a.shape[-2], b.shape[-1]), np.float32)
-        for i in np.ndindex(*batch):
-            y[i] = mx_matmul(mx_quantize(np.ascontiguousarray(a[i]), d.activations, axis=1, block_size=block),
-                             mx_quantize(np.ascontiguousarray(b[i]), b_format, axis=0, block_size=block))
-        return y
+        return mx_matmul(mx_quantize(a, d.activations, axis=-1, block_size=block),
+                         mx_quantize(b, b_format, axis=-2, block_size=block)).astype(np.float32)
 
     def _weight_only(self, w):
         """Integer weights in groups of group_size along K, dequantized for the float datapath."""
