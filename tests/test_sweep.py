@@ -159,13 +159,13 @@ def test_a_failing_point_loses_nothing_else_and_a_rerun_finishes_it(tmp_path, mo
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_killed_sweep_leaves_only_complete_files_and_resumes(tmp_path, workers):
-    psutil = pytest.importorskip("psutil")
+    import psutil                          # comes with dask distributed (the test extra)
     spec = tmp_path / "slow.toml"          # entropy calibration: slow enough to kill midway
     spec.write_text(SMALL.replace('["max", "percentile"]', '["entropy", "mse"]'))
     out = tmp_path / "out"
     code = (f"from qsim.sweep import run_sweep; "
             f"run_sweep({str(spec)!r}, {str(out)!r}, workers={workers}, progress=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code])
+    proc = subprocess.Popen([sys.executable, "-P", "-c", code])
     try:
         deadline = time.monotonic() + 60
         while len(list(out.glob("model=*/part-*.parquet"))) < 2 and time.monotonic() < deadline:
