@@ -112,8 +112,9 @@ def _gemmlowp(acc, scales, zero, lo, hi, float_bias, container):
     n = acc.shape[-1] if acc.ndim else 1
     rows = np.ascontiguousarray(acc.reshape(-1, n))
     out = np.empty(rows.shape, np.int64)
-    _requant.gemmlowp(rows, np.ascontiguousarray(np.broadcast_to(q, (n,))),
-                      np.ascontiguousarray(np.broadcast_to(shift, (n,))), zero, lo, hi, out, resolve_threads(None, out.size))
+    shift = np.broadcast_to(shift, (n,)).astype(np.int64)
+    _requant.gemmlowp(rows, np.ascontiguousarray(np.broadcast_to(q, (n,)), np.int64), np.maximum(shift, 0),
+                      np.maximum(-shift, 0), zero, lo, hi, out, resolve_threads(None, out.size))
     return out.reshape(acc.shape)
 
 

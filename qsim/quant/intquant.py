@@ -95,8 +95,10 @@ def dequantize_int(q, scale, zero_point=0, axis: int | None = None, group_size: 
     z = np.asarray(zero_point, dtype=np.int64)
     if rows.n_params and (s.shape != rows.n_params or z.shape not in (rows.n_params, ())):
         raise ValueError(f"scale and zero_point must have shape {rows.n_params}, got {s.shape} and {z.shape}")
+    # codes of up to 16 bits minus a zero point are exact in float32: no int64 detour
+    wide = np.int64 if qa.itemsize > 2 or np.dtype(dtype).itemsize < 4 else dtype
     if rows.axis is None:
-        return ((qa.astype(np.int64) - z).astype(dtype) * s).astype(dtype)
+        return ((qa.astype(wide) - z.astype(wide)).astype(dtype) * s).astype(dtype)
     if rows.group_size is None:
         bshape = [1] * qa.ndim
         bshape[rows.axis] = -1
@@ -105,4 +107,4 @@ def dequantize_int(q, scale, zero_point=0, axis: int | None = None, group_size: 
         s = np.repeat(s, rows.group_size, axis=rows.axis).take(range(qa.shape[rows.axis]), axis=rows.axis)
         if z.ndim:
             z = np.repeat(z, rows.group_size, axis=rows.axis).take(range(qa.shape[rows.axis]), axis=rows.axis)
-    return ((qa.astype(np.int64) - z).astype(dtype) * s).astype(dtype)
+    return ((qa.astype(wide) - z.astype(wide)).astype(dtype) * s).astype(dtype)
