@@ -12,8 +12,8 @@ import pytest
 
 import qsim
 from qsim.datapaths import Accumulator, int_matmul
-from qsim.golden import (GoldenError, generate, load_golden, load_outputs, make_golden, read_hex, to_codes, validate,
-                         validate_kernel)
+from qsim.golden import (Adapter, Case, Golden, GoldenError, compare, generate, load_golden, load_outputs, make_golden,
+                         read_hex, validate, validate_kernel, write_golden)
 from qsim.golden.cli import register
 
 CONFIGS = {
@@ -42,7 +42,7 @@ def goldens(tmp_path_factory):
 
 def flat_expected(golden) -> np.ndarray:
     """The expected output codes (uint64), as the .hex files of the outputs hold them."""
-    return np.concatenate([to_codes(golden.stream(o), golden.formats[o]) for o in golden.outputs])
+    return np.concatenate([golden.codes(o) for o in golden.outputs])
 
 
 # -- generation and round trip --------------------------------------------------------------------
@@ -165,6 +165,14 @@ def test_gemm_accumulator_overflow_really_overflows(goldens):
     assert c.inputs["x"].shape[1] * 255 * 127 >= 2 ** 31
 
 
+def test_ties_of_narrow_unsigned_weights_sit_near_their_zero_points():
+    """uint4 weights: the tie cases keep weights near the middle of the range, not clipped to 15."""
+    for op, name, weights in (("gemm", "requant-ties", "b"), ("conv", "requant-ties", "w")):
+        c = case(make_golden(op, datapath="onnxruntime-x86", weight_format="uint4"), name)
+        w = c.inputs[weights].astype(int)
+        assert np.unique(w).size > 1 and np.all(np.abs(w - 8) <= 4), op
+
+
 def test_requant_ties_land_on_half(goldens):
     c = case(goldens["requant-gemmlowp"][0], "ties")
     m = float(c.inputs["x_scale"]) * float(c.inputs["w_scale"]) / float(c.inputs["y_scale"])
@@ -231,6 +239,15 @@ def test_corrupt_manifest_is_named(ort_copy):
         load_golden(ort_copy)
 
 
+def test_malformed_manifest_entries_are_named(ort_copy):
+    rewrite_manifest(ort_copy, lambda m: m["cases"][0].pop("shapes"))
+    with pytest.raises(GoldenError, match=r"manifest\.json: malformed \(KeyError: 'shapes'\)"):
+        load_golden(ort_copy)
+    rewrite_manifest(ort_copy, lambda m: m.update(cases="zero-points"))
+    with pytest.raises(GoldenError, match=r"manifest\.json: malformed \(TypeError"):
+        load_golden(ort_copy)
+
+
 def test_corrupt_npz_with_matching_hash_is_named(ort_copy):
     (ort_copy / "golden.npz").write_bytes(b"not a zip")
     import hashlib
@@ -279,6 +296,10 @@ def test_bad_output_files(goldens, tmp_path):
     bad_hex.write_text("@10\n7e\n")
     with pytest.raises(GoldenError, match="@address"):
         validate(path, bad_hex)
+    for word in ("-5", "1_0000_0000_0000_0000"):               # negative, wider than 64 bits
+        bad_hex.write_text(f"7e\n{word}\n")
+        with pytest.raises(GoldenError, match=f"y\\.hex line 2: '{word}' is not a code of at most 64 bits"):
+            read_hex(bad_hex)
     wide = good.astype(np.uint16)
     wide[3] = 0x17E
     with pytest.raises(GoldenError, match="0x17e at index 3 does not fit 8-bit e4m3"):
@@ -301,8 +322,10 @@ def test_output_file_kinds(goldens, tmp_path):
     single, spath = goldens["decode-fp16"]
     np.save(tmp_path / "decoded.npy", single.cases[0].expected["y"])        # float32 values, exact shape
     assert validate(spath, tmp_path / "decoded.npy").ok
-    arr = load_outputs(tmp_path / "flat.npy", shape=(2, -1 + 1 + flat_expected(golden).size // 2))
-    assert arr.shape[0] == 2
+    arr = load_outputs(tmp_path / "flat.npy", shape=(2, -1))
+    assert arr.shape == (2, flat_expected(golden).size // 2)
+    with pytest.raises(GoldenError, match="cannot take shape"):
+        load_outputs(tmp_path / "flat.npy", shape=(3, -1, 7))
 
 
 # -- comparison details ----------------------------------------------------------------------------
@@ -348,6 +371,17 @@ def test_waived_departures_are_counted_not_failed(goldens):
     assert r.ok and r.waived_mismatches == 1 and r.mismatches == 0
     with pytest.raises(ValueError, match="waive must mark"):
         validate(path, got, waive=waive[:-1])
+
+
+def test_compare_keeps_codes_of_signed_values(goldens):
+    """Signed int8 values given to compare are kept as codes, so reports show 0x80, not 0x-80."""
+    golden, _ = goldens["requant-gemmlowp"]
+    values = golden.stream("y").astype(np.int8)
+    i = int(np.flatnonzero(values != -128)[0])
+    values[i] = -128
+    r = compare(golden, values)
+    assert r.got.dtype == np.uint64 and r.mismatch_index.tolist() == [i]
+    assert r.first(1)[0]["got"] == "0x80" and r.first(1)[0]["got_value"] == "-128"
 
 
 # -- fault injection -----------------------------------------------------------------------------------
@@ -458,6 +492,23 @@ def test_write_replaces_golden_dirs_only(tmp_path):
     assert (other / "notes.txt").read_text() == "keep me"
 
 
+def test_write_refuses_an_array_whose_dtype_changes_between_cases(tmp_path):
+    """One .hex file has one width: int16 values after int8 ones would be cut to 2 hex digits."""
+    cases = [Case(f"c{i}", "directed", "", {"a": np.array([1 + 299 * i, 2], dtype)}, {"y": np.array([1], np.int8)})
+             for i, dtype in enumerate((np.int8, np.int16))]
+    golden = Golden("x", {}, {}, {"a": None, "y": None}, ["y"], cases)
+    with pytest.raises(GoldenError, match="case 'c1' holds a as int16, case 'c0' as int8"):
+        write_golden(golden, tmp_path / "g")
+    assert not any(tmp_path.iterdir())
+
+
+def test_adapter_names_a_missing_peer_package(goldens):
+    adapter = Adapter("needs-peer", "encode", {"op": "encode", "format": "e4m3"}, "a kernel from a missing package",
+                      lambda inputs: inputs["x"], requires=("qsim_no_such_package",))
+    with pytest.raises(ModuleNotFoundError, match="adapter needs-peer needs qsim_no_such_package"):
+        adapter.validate(goldens["encode-e4m3"][1])
+
+
 def test_interrupted_write_leaves_nothing_behind(tmp_path, monkeypatch):
     from qsim.golden import store
     out = tmp_path / "g"
@@ -543,6 +594,12 @@ def test_cli_errors_and_help(tmp_path, capsys):
         run_cli("validate", tmp_path)
     with pytest.raises(KeyError, match="unknown adapter"):
         run_cli("golden", "--adapter", "nope", "--out", tmp_path / "x")
+    with pytest.raises(ValueError, match=r"fixes the configuration.*\(got format, bias\)"):
+        run_cli("golden", "--adapter", "ort-qlinear-matmul-u8s8", "--format", "int8", "--no-bias",
+                "--out", tmp_path / "x")
+    with pytest.raises(ValueError, match="--nan-equal read an --outputs file"):
+        run_cli("validate", tmp_path, "--adapter", "torch-cast-e4m3", "--nan-equal")
+    assert not (tmp_path / "x").exists()
     assert run_cli("golden", "--list-adapters") == 0
     assert "ort-qlinear-matmul-u8s8" in capsys.readouterr().out
     for cmd in ("golden", "validate"):

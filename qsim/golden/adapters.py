@@ -14,6 +14,7 @@ imported only when an adapter runs.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from .store import load_golden
+from .validate import validate_kernel
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Adapter:
     kernel: Callable[[dict], object] = field(repr=False)
     nan_equal: bool = False                         # NaN results compared as a class
     waiver: Callable[[object], np.ndarray] | None = field(default=None, repr=False)   # case -> departing outputs
-    requires: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()                  # the peer packages the kernel imports
 
     def run(self, inputs: dict):
         """The kernel's outputs for one golden case's inputs."""
@@ -47,7 +49,9 @@ class Adapter:
         return np.concatenate([self.waiver(c).reshape(-1) for c in golden.cases])
 
     def validate(self, golden):
-        from .validate import validate_kernel
+        missing = [p for p in self.requires if importlib.util.find_spec(p) is None]
+        if missing:
+            raise ModuleNotFoundError(f"adapter {self.name} needs {', '.join(missing)}, which is not installed")
         golden = load_golden(golden)
         if golden.op != self.op:
             raise ValueError(f"adapter {self.name} runs op {self.op}, the golden set is op {golden.op}")
@@ -64,8 +68,8 @@ def _ort_session(op: str, inputs: tuple, attrs: tuple, out_type: int, zero_init:
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
-    graph_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(d)),
-                                                  [f"{n}_{i}" for i in range(r)]) for n, d, r in inputs]
+    graph_inputs = [helper.make_tensor_value_info(n, _onnx_type(d), [f"{n}_{i}" for i in range(r)])
+                    for n, d, r in inputs]
     names = [n for n, _, _ in inputs]
     inits = []
     if zero_init is not None:
@@ -128,13 +132,12 @@ def _ort_float8_waiver(fmt: str, saturate: int):
     lo, hi = _ORT_FLOAT8_BAND[fmt]
 
     def waiver(case):
-        x = inputs_scaled(case)
-        a = np.abs(x)
+        a = np.abs(_scaled_input(case))
         return (a >= lo) & (a < hi)
     return waiver
 
 
-def inputs_scaled(case) -> np.ndarray:
+def _scaled_input(case) -> np.ndarray:
     """x / scale in float32, as ONNX QuantizeLinear computes it (encode cases)."""
     x = case.inputs["x"].astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -160,13 +163,15 @@ def _ort_qlinear_conv(inputs):
 
 
 # -- PyTorch -----------------------------------------------------------------------------------
-_TORCH_TYPES = {"e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2", "e4m3fnuz": "float8_e4m3fnuz",
-                "e5m2fnuz": "float8_e5m2fnuz", "e8m0": "float8_e8m0fnu", "bf16": "bfloat16", "fp16": "float16"}
+# the dtype name of a qsim format in torch and in ml_dtypes (the two agree on the names)
+_DTYPE_NAMES = {"e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2", "e4m3fnuz": "float8_e4m3fnuz",
+                "e5m2fnuz": "float8_e5m2fnuz", "e8m0": "float8_e8m0fnu", "bf16": "bfloat16", "fp16": "float16",
+                "fp6_e2m3": "float6_e2m3fn", "fp6_e3m2": "float6_e3m2fn", "fp4_e2m1": "float4_e2m1fn"}
 
 
 def _torch_dtype(fmt: str):
     import torch
-    return getattr(torch, _TORCH_TYPES[fmt])
+    return getattr(torch, _DTYPE_NAMES[fmt])
 
 
 def _torch_cast(fmt: str):
@@ -223,9 +228,6 @@ def _torch_linear(engine: str):
 
 
 # -- ml_dtypes -----------------------------------------------------------------------------------
-_ML_DTYPES = {"e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2", "e4m3fnuz": "float8_e4m3fnuz",
-              "e5m2fnuz": "float8_e5m2fnuz", "fp6_e2m3": "float6_e2m3fn", "fp6_e3m2": "float6_e3m2fn",
-              "fp4_e2m1": "float4_e2m1fn", "e8m0": "float8_e8m0fnu", "bf16": "bfloat16"}
 # the qsim options that reproduce ml_dtypes' astype (see shared/design/formats.md)
 _ML_DTYPES_MODE = {"e4m3": dict(saturate=False), "e5m2": dict(saturate=False), "e4m3fnuz": dict(saturate=False),
                    "e5m2fnuz": dict(saturate=False), "fp6_e2m3": dict(saturate=True), "fp6_e3m2": dict(saturate=True),
@@ -234,7 +236,7 @@ _ML_DTYPES_MODE = {"e4m3": dict(saturate=False), "e5m2": dict(saturate=False), "
 
 def _ml_dtype(fmt: str):
     import ml_dtypes
-    return np.dtype(getattr(ml_dtypes, _ML_DTYPES[fmt]))
+    return np.dtype(getattr(ml_dtypes, _DTYPE_NAMES[fmt]))
 
 
 def _ml_dtypes_cast(fmt: str):
@@ -260,17 +262,33 @@ def _e8m0_waiver(case):
 
 
 # -- the registry -----------------------------------------------------------------------------------
-def _build() -> dict[str, Adapter]:
-    out: list[Adapter] = []
-    ort_pkgs = ("onnx", "onnxruntime")
-    for fmt, zero in (("int8", -3), ("uint8", 3)):
-        out.append(Adapter(
-            f"ort-quantize-linear-{fmt}", "encode",
-            {"op": "encode", "format": fmt, "rounding": "rne", "scale": 0.5, "zero_point": zero},
-            "ONNX QuantizeLinear to an integer: saturate(round_half_even(x / scale) + zero_point) with a true "
-            "float32 division; matches the spec. NaN gives the lowest code in ONNX Runtime (the golden set "
-            "holds no NaN: qsim refuses NaN for integer formats).",
-            _ort_quantize_int, requires=ort_pkgs))
+_ORT = ("onnx", "onnxruntime")
+_TORCH_CAST_NOTES = {"e4m3": "torch saturates E4M3FN: overflow and Inf give +-448 (golden saturate=True).",
+                     "e5m2": "overflow gives +-Inf (saturate=False).",
+                     "e4m3fnuz": "overflow, Inf and NaN give 0x80 (saturate=False).",
+                     "e5m2fnuz": "overflow, Inf and NaN give 0x80 (saturate=False)."}
+_CLAMPS = "overflow and Inf clamp to +-max (no Inf/NaN codes)."
+_ML_DTYPES_CAST_NOTES = {
+    "e8m0": "ties round up (half away from zero, golden rounding=rna); 0, negatives and overflow give NaN. "
+            "Departure: float32 subnormals in (2^-127, 1.5 * 2^-127) round up to 2^-126 although 2^-127 is "
+            "nearer; those outputs are waived.",
+    "fp6_e2m3": _CLAMPS, "fp6_e3m2": _CLAMPS, "fp4_e2m1": _CLAMPS, "bf16": "round to nearest even, subnormals kept."}
+
+
+def _decode_adapter(library: str, fmt: str, kernel, package: str) -> Adapter:
+    return Adapter(f"{library}-decode-{fmt}", "decode", {"op": "decode", "format": fmt},
+                   f"{library} {_DTYPE_NAMES[fmt]} -> float32: exact; NaN payloads compared as a class.",
+                   kernel, nan_equal=True, requires=(package,))
+
+
+def _ort_adapters() -> list[Adapter]:
+    out = [Adapter(
+        f"ort-quantize-linear-{fmt}", "encode",
+        {"op": "encode", "format": fmt, "rounding": "rne", "scale": 0.5, "zero_point": zero},
+        "ONNX QuantizeLinear to an integer: saturate(round_half_even(x / scale) + zero_point) with a true "
+        "float32 division; matches the spec. NaN gives the lowest code in ONNX Runtime (the golden set "
+        "holds no NaN: qsim refuses NaN for integer formats).",
+        _ort_quantize_int, requires=_ORT) for fmt, zero in (("int8", -3), ("uint8", 3))]
     for fmt in _FLOAT8_ONNX:
         for sat in (1, 0):
             band = _ORT_FLOAT8_BAND.get(fmt) if not sat else None
@@ -284,9 +302,8 @@ def _build() -> dict[str, Adapter]:
                 f"round to nearest even; overflow and Inf {'clamp to +-max' if sat else 'give Inf or NaN'}. "
                 "Outputs come back through an exact Cast to float32 (the Python binding cannot return "
                 "float8), so NaN codes are compared as a class." + note,
-                _ort_quantize_float8(fmt, sat), nan_equal=True, waiver=_ort_float8_waiver(fmt, sat), requires=ort_pkgs))
-    combos = {"u8u8": ("uint8", "uint8"), "u8s8": ("uint8", "int8"), "s8s8": ("int8", "int8")}
-    for tag, (a, b) in combos.items():
+                _ort_quantize_float8(fmt, sat), nan_equal=True, waiver=_ort_float8_waiver(fmt, sat), requires=_ORT))
+    for tag, (a, b) in {"u8u8": ("uint8", "uint8"), "u8s8": ("uint8", "int8"), "s8s8": ("int8", "int8")}.items():
         out.append(Adapter(
             f"ort-qlinear-matmul-{tag}", "gemm",
             {"op": "gemm", "datapath": "onnxruntime-x86", "format": a, "weight_format": b, "bias": False},
@@ -294,7 +311,7 @@ def _build() -> dict[str, Adapter]:
             "rne(clamp(float32(acc) * float32(float32(sa * sb) / sy))); matches onnxruntime-x86. QLinearMatMul "
             "has no bias input (golden bias=False). Weights are fed as graph inputs; constant weights may "
             "be pre-packed into another kernel.",
-            _ort_qlinear_matmul, requires=ort_pkgs))
+            _ort_qlinear_matmul, requires=_ORT))
         out.append(Adapter(
             f"ort-qlinear-conv-{tag}", "conv",
             {"op": "conv", "datapath": "onnxruntime-x86", "format": a, "weight_format": b, "bias": True},
@@ -302,22 +319,20 @@ def _build() -> dict[str, Adapter]:
             "accumulator; matches onnxruntime-x86. Departure not exercised here: with constant uint8 x "
             "zero point and constant int8 weights whose zero points are 0 (MLAS ConvSym), ONNX Runtime sums "
             "the raw products with int32 saturation; this adapter feeds weights as graph inputs.",
-            _ort_qlinear_conv, requires=ort_pkgs))
-    for fmt, sat in (("e4m3", True), ("e5m2", False), ("e4m3fnuz", False), ("e5m2fnuz", False), ("bf16", None), ("fp16", None)):
-        note = {"e4m3": "torch saturates E4M3FN: overflow and Inf give +-448 (golden saturate=True).",
-                "e5m2": "overflow gives +-Inf (saturate=False).",
-                "e4m3fnuz": "overflow, Inf and NaN give 0x80 (saturate=False).",
-                "e5m2fnuz": "overflow, Inf and NaN give 0x80 (saturate=False)."}.get(fmt, "IEEE round to nearest even.")
-        out.append(Adapter(
-            f"torch-cast-{fmt}", "encode",
-            {"op": "encode", "format": fmt, "rounding": "rne", "saturate": sat},
-            f"torch float32 .to({_TORCH_TYPES[fmt]}): round to nearest even; {note} NaN codes compared as a class.",
-            _torch_cast(fmt), nan_equal=True, requires=("torch",)))
-    for fmt in ("e4m3", "e5m2", "e4m3fnuz", "e5m2fnuz", "e8m0", "bf16", "fp16"):
-        out.append(Adapter(
-            f"torch-decode-{fmt}", "decode", {"op": "decode", "format": fmt},
-            f"torch {_TORCH_TYPES[fmt]} -> float32: exact; NaN payloads compared as a class.",
-            _torch_decode(fmt), nan_equal=True, requires=("torch",)))
+            _ort_qlinear_conv, requires=_ORT))
+    return out
+
+
+def _torch_adapters() -> list[Adapter]:
+    out = [Adapter(
+        f"torch-cast-{fmt}", "encode", {"op": "encode", "format": fmt, "rounding": "rne", "saturate": sat},
+        f"torch float32 .to({_DTYPE_NAMES[fmt]}): round to nearest even; "
+        f"{_TORCH_CAST_NOTES.get(fmt, 'IEEE round to nearest even.')} NaN codes compared as a class.",
+        _torch_cast(fmt), nan_equal=True, requires=("torch",))
+        for fmt, sat in (("e4m3", True), ("e5m2", False), ("e4m3fnuz", False), ("e5m2fnuz", False), ("bf16", None),
+                         ("fp16", None))]
+    out += [_decode_adapter("torch", fmt, _torch_decode(fmt), "torch")
+            for fmt in ("e4m3", "e5m2", "e4m3fnuz", "e5m2fnuz", "e8m0", "bf16", "fp16")]
     vnni = _has_vnni()
     out.append(Adapter(
         "torch-quantized-linear-fbgemm", "gemm",
@@ -337,29 +352,24 @@ def _build() -> dict[str, Adapter]:
         "rne(bias * float32(1 / float32(double(sw) * double(sx)))), then added in int32; scale "
         "(sw * sx) * (1 / sy) in float32. Matches the qnnpack preset, not the ONNX rule.",
         _torch_linear("qnnpack"), requires=("torch",)))
+    return out
+
+
+def _ml_dtypes_adapters() -> list[Adapter]:
+    out = []
     for fmt, mode in _ML_DTYPES_MODE.items():
-        quirk = fmt == "e8m0"
         out.append(Adapter(
             f"ml_dtypes-cast-{fmt}", "encode", {"op": "encode", "format": fmt, "rounding": "rne", **mode},
-            f"ml_dtypes float32.astype({_ML_DTYPES[fmt]}): "
-            + {"e8m0": "ties round up (half away from zero, golden rounding=rna); 0, negatives and overflow give "
-                       "NaN. Departure: float32 subnormals in (2^-127, 1.5 * 2^-127) round up to 2^-126 although "
-                       "2^-127 is nearer; those outputs are waived.",
-               "fp6_e2m3": "overflow and Inf clamp to +-max (no Inf/NaN codes).",
-               "fp6_e3m2": "overflow and Inf clamp to +-max (no Inf/NaN codes).",
-               "fp4_e2m1": "overflow and Inf clamp to +-max (no Inf/NaN codes).",
-               "bf16": "round to nearest even, subnormals kept."}.get(fmt, "non-saturating: overflow and Inf give "
-                                                                           "Inf or NaN.")
-            + " NaN codes compared as a class.",
-            _ml_dtypes_cast(fmt), nan_equal=True, waiver=_e8m0_waiver if quirk else None, requires=("ml_dtypes",)))
-        out.append(Adapter(
-            f"ml_dtypes-decode-{fmt}", "decode", {"op": "decode", "format": fmt},
-            f"ml_dtypes {_ML_DTYPES[fmt]} -> float32: exact; NaN payloads compared as a class.",
-            _ml_dtypes_decode(fmt), nan_equal=True, requires=("ml_dtypes",)))
-    return {a.name: a for a in out}
+            f"ml_dtypes float32.astype({_DTYPE_NAMES[fmt]}): "
+            f"{_ML_DTYPES_CAST_NOTES.get(fmt, 'non-saturating: overflow and Inf give Inf or NaN.')}"
+            " NaN codes compared as a class.",
+            _ml_dtypes_cast(fmt), nan_equal=True, waiver=_e8m0_waiver if fmt == "e8m0" else None,
+            requires=("ml_dtypes",)))
+        out.append(_decode_adapter("ml_dtypes", fmt, _ml_dtypes_decode(fmt), "ml_dtypes"))
+    return out
 
 
-ADAPTERS: dict[str, Adapter] = _build()
+ADAPTERS: dict[str, Adapter] = {a.name: a for a in _ort_adapters() + _torch_adapters() + _ml_dtypes_adapters()}
 
 
 def get_adapter(name: str) -> Adapter:

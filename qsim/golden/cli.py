@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..rounding import ROUNDING_MODES
+from .adapters import ADAPTERS, get_adapter
+from .generate import OPS, generate
+from .validate import validate
+
 _GOLDEN_EXAMPLES = """\
 examples:
   qsim golden encode --format e4m3 --saturate --out golden/e4m3
@@ -39,9 +44,16 @@ differs, 0 if all match.
 """
 
 
+# options that make up a golden configuration (None: not given, make_golden's default applies)
+_CONFIG_OPTIONS = ("datapath", "format", "weight_format", "output_format", "rounding", "saturate", "scale",
+                   "zero_point", "bias", "block_size", "scale_rule")
+
+
+def _given(args, names) -> dict:
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
 def _cmd_golden(args) -> int:
-    from .adapters import ADAPTERS, get_adapter
-    from .generate import generate
     if args.list_adapters:
         for a in ADAPTERS.values():
             cfg = ", ".join(f"{k}={v}" for k, v in a.golden_config.items() if k != "op")
@@ -49,18 +61,18 @@ def _cmd_golden(args) -> int:
         return 0
     if args.out is None:
         raise ValueError("golden needs --out DIR")
+    options, seeding = _given(args, _CONFIG_OPTIONS), _given(args, ("seed", "random"))
     if args.adapter:
         if args.op:
             raise ValueError("give either OP or --adapter, not both")
-        config = dict(get_adapter(args.adapter).golden_config)
-        config.update(seed=args.seed, **({"random": args.random} if args.random is not None else {}))
+        if options:
+            raise ValueError(f"--adapter {args.adapter} fixes the configuration; only --seed and --random may "
+                             f"change it (got {', '.join(options)})")
+        config = {**get_adapter(args.adapter).golden_config, **seeding}
     elif args.op is None:
-        raise ValueError("golden needs OP (encode, decode, gemm, conv, requant, mx) or --adapter NAME")
+        raise ValueError(f"golden needs OP ({', '.join(OPS)}) or --adapter NAME")
     else:
-        config = dict(op=args.op, datapath=args.datapath, format=args.format, weight_format=args.weight_format,
-                      output_format=args.output_format, rounding=args.rounding, saturate=args.saturate,
-                      seed=args.seed, random=args.random, scale=args.scale, zero_point=args.zero_point,
-                      bias=not args.no_bias, block_size=args.block_size, scale_rule=args.scale_rule)
+        config = {"op": args.op, **options, **seeding}
     golden = generate(out_dir=args.out, **config)
     directed = sum(c.kind == "directed" for c in golden.cases)
     print(f"golden {golden.op}: {len(golden.cases)} cases ({directed} directed, {len(golden.cases) - directed} "
@@ -71,10 +83,10 @@ def _cmd_golden(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .adapters import get_adapter
-    from .validate import validate
     if (args.outputs is None) == (args.adapter is None):
         raise ValueError("validate needs exactly one of --outputs FILE or --adapter NAME")
+    if args.adapter and (args.dtype or args.shape or args.nan_equal):
+        raise ValueError("--dtype, --shape and --nan-equal read an --outputs file; an --adapter sets its own")
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else None
     if args.adapter:
         result = get_adapter(args.adapter).validate(args.golden_dir)
@@ -90,7 +102,6 @@ def _cmd_validate(args) -> int:
 
 def register(subparsers) -> None:
     """Add the `golden` and `validate` subcommands to an argparse subparsers object."""
-    from ..rounding import ROUNDING_MODES
     g = subparsers.add_parser(
         "golden", help="write golden vectors (npz, $readmemh hex, manifest) for an operation",
         description="Generate directed edge cases (ties, overflow boundaries, NaN, Inf, subnormals, -0, "
@@ -104,20 +115,20 @@ def register(subparsers) -> None:
     g.add_argument("--format", help="element format (encode, decode, mx) or activation format (gemm, conv)")
     g.add_argument("--weight-format", help="weight format for gemm and conv (default int8 / the datapath's)")
     g.add_argument("--output-format", help="output format for integer gemm, conv, requant")
-    g.add_argument("--rounding", default="rne", help=f"encode and mx rounding: {', '.join(ROUNDING_MODES)} (default rne)")
+    g.add_argument("--rounding", help=f"encode and mx rounding: {', '.join(ROUNDING_MODES)} (default rne)")
     sat = g.add_mutually_exclusive_group()
-    sat.add_argument("--saturate", dest="saturate", action="store_const", const=True, default=None,
+    sat.add_argument("--saturate", dest="saturate", action="store_const", const=True,
                      help="encode: overflow and Inf give +-max")
     sat.add_argument("--no-saturate", dest="saturate", action="store_const", const=False,
                      help="encode: overflow gives Inf or NaN")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random cases and of stochastic rounding (default 0)")
-    g.add_argument("--random", type=int, default=None, metavar="N",
+    g.add_argument("--seed", type=int, help="seed of the random cases and of stochastic rounding (default 0)")
+    g.add_argument("--random", type=int, metavar="N",
                    help="random values (encode, decode, requant, mx) or random cases (gemm, conv)")
-    g.add_argument("--scale", type=float, default=None, help="encode: divide x by this scale first (as QuantizeLinear)")
-    g.add_argument("--zero-point", type=int, default=0, help="encode to an integer format: the zero point")
-    g.add_argument("--no-bias", action="store_true", help="gemm, conv: no bias input")
-    g.add_argument("--block-size", type=int, default=None, help="mx: elements per block (default the datapath's, or 32)")
-    g.add_argument("--scale-rule", default="floor", choices=["floor", "rceil"], help="mx: shared-scale rule")
+    g.add_argument("--scale", type=float, help="encode: divide x by this scale first (as QuantizeLinear)")
+    g.add_argument("--zero-point", type=int, help="encode to an integer format: the zero point (default 0)")
+    g.add_argument("--no-bias", dest="bias", action="store_const", const=False, help="gemm, conv: no bias input")
+    g.add_argument("--block-size", type=int, help="mx: elements per block (default the datapath's, or 32)")
+    g.add_argument("--scale-rule", choices=["floor", "rceil"], help="mx: shared-scale rule (default floor)")
     g.add_argument("--adapter", metavar="NAME", help="use a built-in adapter's golden configuration")
     g.add_argument("--list-adapters", action="store_true", help="list the built-in adapters and their configurations")
     g.set_defaults(func=_cmd_golden)

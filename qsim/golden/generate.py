@@ -12,7 +12,15 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..codec import code_dtype, decode, encode, fits_float32
+from ..datapaths import (FLOAT_PRESETS, PRESETS, IntDatapath, any_datapath, float_conv, float_matmul, mx_matmul,
+                         qlinear_conv, qlinear_matmul)
+from ..datapaths.integer import _int_fmt, _output_format, requantize_accumulator
 from ..formats import FloatFormat, IntFormat, format as get_format
+from ..hardware import hardware_presets, load_hardware
+from ..quant.intquant import container_dtype, quantize_int
+from ..quant.mx import MXArray, mx_quantize
+from ..rounding import rounding_code
 from .store import Case, Golden, write_golden
 
 OPS = ("encode", "decode", "gemm", "conv", "requant", "mx")
@@ -32,8 +40,6 @@ def canonical_op(op: str) -> str:
 def resolve_datapath(spec):
     """(datapath, hardware or None) from a datapath preset name, a hardware preset name or a
     hardware .toml path."""
-    from ..datapaths import FLOAT_PRESETS, PRESETS, any_datapath
-    from ..hardware import hardware_presets, load_hardware
     if spec is None:
         return None, None
     name = str(spec)
@@ -47,7 +53,6 @@ def resolve_datapath(spec):
 
 
 def _is_int_path(path) -> bool:
-    from ..datapaths import IntDatapath
     return isinstance(path, IntDatapath)
 
 
@@ -71,22 +76,20 @@ def _float_only(name: str | None, what: str, path_name: str) -> str | None:
 
 
 # -- small helpers ------------------------------------------------------------------------------
-def _container(fmt: IntFormat) -> np.dtype:
-    from ..quant.intquant import container_dtype
-    return container_dtype(fmt)
-
-
 def _ints(rng, fmt: IntFormat, shape, lo=None, hi=None) -> np.ndarray:
     lo = fmt.qmin if lo is None else max(lo, fmt.qmin)
     hi = fmt.qmax if hi is None else min(hi, fmt.qmax)
-    return np.asarray(rng.integers(lo, hi + 1, shape)).astype(_container(fmt))
+    return np.asarray(rng.integers(lo, hi + 1, shape)).astype(container_dtype(fmt))
+
+
+def _middle(fmt: IntFormat) -> int:
+    return 0 if fmt.signed else (fmt.qmax + 1) // 2
 
 
 def _zero(rng, fmt: IntFormat, n=None, narrow=False) -> np.ndarray:
     """A zero point: anywhere in range for activations; near the middle (narrow) for weights."""
     if narrow:
-        mid = 0 if fmt.signed else (fmt.qmax + 1) // 2
-        return _ints(rng, fmt, n if n else (), mid - 3, mid + 3)
+        return _ints(rng, fmt, n if n else (), _middle(fmt) - 3, _middle(fmt) + 3)
     return _ints(rng, fmt, n if n else ())
 
 
@@ -114,7 +117,6 @@ def _value(fmt, code: int) -> float:
 
 def _input_dtype(fmt) -> np.dtype:
     """float32 inputs where every value of the format and its midpoints are float32s."""
-    from ..codec import fits_float32
     ok = isinstance(fmt, IntFormat) or (fits_float32(fmt) and fmt.storage_bits < 32)
     return np.dtype(np.float32 if ok else np.float64)
 
@@ -137,7 +139,6 @@ def _sample(lo: int, hi: int, rng, limit: int, keep_ends: int = 8) -> np.ndarray
 def _adjacent_pairs(fmt: FloatFormat, rng, limit: int = 256):
     """(lo, hi) values of adjacent non-negative finite codes (codes ascend with value)."""
     codes = _sample(0, fmt.max_code_magnitude, rng, limit)
-    from ..codec import decode
     lo = decode(codes.astype(np.uint32), fmt, dtype=np.float64)
     hi = decode((codes + 1).astype(np.uint32), fmt, dtype=np.float64)
     return lo, hi
@@ -206,13 +207,11 @@ def _encode_int_values(fmt: IntFormat, zero: int, rng, n_random: int) -> list[tu
 
 
 def _encode_cases(cfg, rng) -> tuple[list[Case], dict, dict]:
-    from ..codec import encode
-    from ..quant.intquant import quantize_int
     fmt = get_format(cfg["format"])
     n = cfg["random"]
     if isinstance(fmt, IntFormat):
         scale = _f32(1.0 if cfg["scale"] is None else cfg["scale"])
-        zero = np.asarray(cfg["zero_point"], _container(fmt))
+        zero = np.asarray(cfg["zero_point"], container_dtype(fmt))
         cases = []
         for name, kind, desc, v in _encode_int_values(fmt, int(zero), rng, n):
             x = _f32(v * scale)
@@ -234,10 +233,9 @@ def _encode_cases(cfg, rng) -> tuple[list[Case], dict, dict]:
 
 # -- decode -----------------------------------------------------------------------------------------
 def _decode_cases(cfg, rng) -> tuple[list[Case], dict, dict]:
-    from ..codec import code_dtype, decode, fits_float32
     fmt = get_format(cfg["format"])
     if isinstance(fmt, IntFormat):
-        out_dtype = _container(fmt)
+        out_dtype = container_dtype(fmt)
         out_fmt = f"{'' if fmt.signed else 'u'}int{out_dtype.itemsize * 8}"
     elif fits_float32(fmt):
         out_fmt = "fp32"
@@ -265,7 +263,6 @@ def _decode_cases(cfg, rng) -> tuple[list[Case], dict, dict]:
 
 # -- integer GEMM and convolution -------------------------------------------------------------------
 def _int_formats(cfg, hw) -> tuple[IntFormat, IntFormat, IntFormat]:
-    from ..datapaths.integer import _int_fmt, _output_format
     a = _int_fmt(_pick(cfg["format"], hw and hw.datapath.activations, "uint8"), "", "format")
     b = _int_fmt(_pick(cfg["weight_format"], hw and hw.datapath.weights, "int8"), "", "weight_format")
     y = _output_format(_pick(cfg["output_format"], hw and hw.datapath.outputs), a)
@@ -321,12 +318,31 @@ class _IntLayer:
         return p
 
     def near_zero(self, shape, zero, fmt: IntFormat) -> np.ndarray:
-        return np.clip(self.rng.integers(-4, 5, shape) + int(zero), fmt.qmin, fmt.qmax).astype(_container(fmt))
+        return np.clip(self.rng.integers(-4, 5, shape) + int(zero), fmt.qmin, fmt.qmax).astype(container_dtype(fmt))
 
-    def no_bias(self, p: dict) -> dict:
-        if "bias" in p:
-            p["bias"] = np.zeros_like(p["bias"])
+    def small_weights(self, shape) -> np.ndarray:
+        """Weights near the middle of their range, where the weight zero points lie."""
+        return self.near_zero(shape, _middle(self.bf), self.bf)
+
+    def overflow(self) -> tuple[int, int, int, int, int] | None:
+        """(K, margin, activation code, positive and negative weight codes) of dot products in
+        which every nonzero weight column leaves the accumulator's range; None if K is too long."""
+        ext, pos, neg = _extremes(self.af, self.bf)
+        sized = _overflow_k(self.path.accumulator.bits, abs(ext), min(abs(w) for w in (pos, neg) if w))
+        return None if sized is None else (*sized, ext, pos, neg)
+
+    def overflow_params(self, n_out: int) -> dict:
+        """Zero points and bias 0, and an output scale at which the accumulator's range shows."""
+        sa, sb = _f32(0.01), _f32(0.02)
+        p = self.params(n_out, False, scales=(sa, sb, _f32(sa * sb * 2.0 ** (self.path.accumulator.bits - 1) / 100)))
+        for key in ("a_zero", "b_zero", "bias"):
+            if key in p:
+                p[key] = np.zeros_like(p[key])
         return p
+
+    def overflow_effect(self) -> str:
+        acc = self.path.accumulator
+        return f"the int{acc.bits} accumulator {'wraps' if acc.overflow == 'wrap' else 'saturates'}"
 
     def formats(self) -> dict:
         return {"a": self.af.name, "a_zero": self.af.name, "b": self.bf.name, "b_zero": self.bf.name,
@@ -334,58 +350,52 @@ class _IntLayer:
 
 
 def _gemm_int_cases(cfg, path, hw, rng):
-    from ..datapaths import qlinear_matmul
-    L = _IntLayer(cfg, path, hw, rng)
-    af, bf = L.af, L.bf
+    layer = _IntLayer(cfg, path, hw, rng)
+    af, bf = layer.af, layer.bf
     raw = []
 
     def add(name, kind, desc, a, b, p):
         raw.append((name, kind, desc, {"a": a, "b": b, **p}))
 
-    p = L.params(5, False)
+    p = layer.params(5, False)
     add("zero-points", "directed", "nonzero activation and weight zero points, per-tensor scales",
         _ints(rng, af, (3, 17)), _ints(rng, bf, (17, 5)), p)
-    p = L.params(6, True)
+    p = layer.params(6, True)
     add("per-channel", "directed", "per-column weight scales and zero points",
         _ints(rng, af, (4, 33)), _ints(rng, bf, (33, 6)), p)
-    p = L.params(7, False, tie=True)
-    a = L.near_zero((5, 9), p["a_zero"], af)
+    p = layer.params(7, False, tie=True)
+    a = layer.near_zero((5, 9), p["a_zero"], af)
     add("requant-ties", "directed", "power-of-two scales and small values: acc * m lands on exact .5 ties",
-        a, L.near_zero((9, 7), 0 if bf.signed else 128, bf), p)
-    p = L.params(4, True, tie=True)
+        a, layer.small_weights((9, 7)), p)
+    p = layer.params(4, True, tie=True)
     add("requant-ties-per-channel", "directed", "ties with per-column power-of-two weight scales",
-        L.near_zero((6, 11), p["a_zero"], af), L.near_zero((11, 4), 0 if bf.signed else 128, bf), p)
-    p = L.params(4, False)
+        layer.near_zero((6, 11), p["a_zero"], af), layer.small_weights((11, 4)), p)
+    p = layer.params(4, False)
     p["y_scale"] = _f32(p["a_scale"] * p["b_scale"] * 4)
     add("output-saturation", "directed", "a small output scale: results clamp at both ends of the output range",
         _ints(rng, af, (3, 40)), _ints(rng, bf, (40, 4)), p)
-    ext, pos, neg = _extremes(af, bf)
-    acc = path.accumulator
-    sized = _overflow_k(acc.bits, abs(ext), min(abs(w) for w in (pos, neg) if w))   # every nonzero column overflows
-    if sized is not None:
-        k, margin = sized
-        a = np.full((2, k), ext, _container(af))
+    overflow = layer.overflow()
+    if overflow is not None:
+        k, margin, ext, pos, neg = overflow
+        a = np.full((2, k), ext, container_dtype(af))
         a[1, k - margin // 2:] = 0                             # a second row, still out of range
         # columns: largest positive products, largest negative ones, a quarter of them (in range)
         control = np.where(np.arange(k) < k // 4, pos, 0)
-        b = np.stack([np.full(k, pos), np.full(k, neg), control], axis=1).astype(_container(bf))
-        sa, sb = _f32(0.01), _f32(0.02)
-        p = L.no_bias(L.params(3, False, scales=(sa, sb, _f32(sa * sb * 2.0 ** (acc.bits - 1) / 100))))
-        p["a_zero"], p["b_zero"] = np.zeros_like(p["a_zero"]), np.zeros_like(p["b_zero"])
-        add("accumulator-overflow", "directed", f"K={k} extreme products: the int{acc.bits} accumulator "
-            f"{'wraps' if acc.overflow == 'wrap' else 'saturates'}", a, b, p)
+        b = np.stack([np.full(k, pos), np.full(k, neg), control], axis=1).astype(container_dtype(bf))
+        add("accumulator-overflow", "directed", f"K={k} extreme products: {layer.overflow_effect()}", a, b,
+            layer.overflow_params(3))
     for i in range(cfg["random"]):
         m, k, n = (int(v) for v in rng.integers(1, [7, 200, 9]))
         per_channel = bool(rng.integers(0, 2))
         add(f"random-{i:03d}", "random", f"seeded {m}x{k} @ {k}x{n}, {'per-channel' if per_channel else 'per-tensor'}",
-            _ints(rng, af, (m, k)), _ints(rng, bf, (k, n)), L.params(n, per_channel))
+            _ints(rng, af, (m, k)), _ints(rng, bf, (k, n)), layer.params(n, per_channel))
     cases = []
     for name, kind, desc, x in raw:
         y = qlinear_matmul(x["a"], x["a_scale"], x["a_zero"], x["b"], x["b_scale"], x["b_zero"], x["y_scale"],
-                           x["y_zero"], x.get("bias"), datapath=path, a_format=af, b_format=bf, y_format=L.yf)
+                           x["y_zero"], x.get("bias"), datapath=path, a_format=af, b_format=bf, y_format=layer.yf)
         cases.append(Case(name, kind, desc, x, {"y": y}))
-    info = {"a_format": af.name, "b_format": bf.name, "y_format": L.yf.name}
-    return cases, L.formats(), info
+    info = {"a_format": af.name, "b_format": bf.name, "y_format": layer.yf.name}
+    return cases, layer.formats(), info
 
 
 def _geometry(stride, padding, dilation, groups) -> dict:
@@ -394,15 +404,14 @@ def _geometry(stride, padding, dilation, groups) -> dict:
 
 
 def _conv_int_cases(cfg, path, hw, rng):
-    from ..datapaths import qlinear_conv
-    L = _IntLayer(cfg, path, hw, rng)
-    af, bf = L.af, L.bf
+    layer = _IntLayer(cfg, path, hw, rng)
+    af, bf = layer.af, layer.bf
     raw = []
 
     def add(name, kind, desc, x, w, geometry, per_channel=False, tie=False):
-        p = L.params(w.shape[0], per_channel, tie)
+        p = layer.params(w.shape[0], per_channel, tie)
         if tie:
-            x = L.near_zero(x.shape, p["a_zero"], af)
+            x = layer.near_zero(x.shape, p["a_zero"], af)
         raw.append((name, kind, desc, {"x": x, "w": w, **p, **geometry}))
 
     add("padding-zero-point", "directed", "3x3 kernel, padding 1 holding a nonzero input zero point",
@@ -416,23 +425,18 @@ def _conv_int_cases(cfg, path, hw, rng):
     add("per-channel", "directed", "per-output-channel weight scales and zero points, batch 2",
         _ints(rng, af, (2, 3, 4, 4)), _ints(rng, bf, (5, 3, 2, 2)), _geometry((1, 1), (0, 0, 0, 0), (1, 1), 1), True)
     add("requant-ties", "directed", "power-of-two scales and small values: exact .5 ties",
-        _ints(rng, af, (1, 2, 5, 5)), L.near_zero((3, 2, 2, 2), 0 if bf.signed else 128, bf),
+        _ints(rng, af, (1, 2, 5, 5)), layer.small_weights((3, 2, 2, 2)),
         _geometry((1, 1), (0, 0, 0, 0), (1, 1), 1), tie=True)
     add("conv1d", "directed", "1-D convolution, stride 2",
         _ints(rng, af, (1, 3, 9)), _ints(rng, bf, (2, 3, 3)), _geometry((2,), (1, 1), (1,), 1))
-    ext, pos, neg = _extremes(af, bf)
-    acc = path.accumulator
-    sized = _overflow_k(acc.bits, abs(ext), min(abs(w) for w in (pos, neg) if w))
-    if sized is not None:
-        k = sized[0]
-        x = np.full((1, k, 1, 1), ext, _container(af))
-        w = np.stack([np.full(k, pos), np.full(k, neg)]).reshape(2, k, 1, 1).astype(_container(bf))
-        sa, sb = _f32(0.01), _f32(0.02)
-        p = L.no_bias(L.params(2, False, scales=(sa, sb, _f32(sa * sb * 2.0 ** (acc.bits - 1) / 100))))
-        p["a_zero"], p["b_zero"] = np.zeros_like(p["a_zero"]), np.zeros_like(p["b_zero"])
+    overflow = layer.overflow()
+    if overflow is not None:
+        k, _, ext, pos, neg = overflow
+        x = np.full((1, k, 1, 1), ext, container_dtype(af))
+        w = np.stack([np.full(k, pos), np.full(k, neg)]).reshape(2, k, 1, 1).astype(container_dtype(bf))
         raw.append(("accumulator-overflow", "directed", f"1x1 kernel over {k} channels of extreme products: "
-                    f"the int{acc.bits} accumulator {'wraps' if acc.overflow == 'wrap' else 'saturates'}",
-                    {"x": x, "w": w, **p, **_geometry((1, 1), (0, 0, 0, 0), (1, 1), 1)}))
+                    f"{layer.overflow_effect()}",
+                    {"x": x, "w": w, **layer.overflow_params(2), **_geometry((1, 1), (0, 0, 0, 0), (1, 1), 1)}))
     for i in range(cfg["random"]):
         c, groups = int(rng.integers(1, 4)) * 2, int(rng.choice([1, 2]))
         c_out = groups * int(rng.integers(1, 3))
@@ -447,12 +451,12 @@ def _conv_int_cases(cfg, path, hw, rng):
         y = qlinear_conv(x["x"], x["a_scale"], x["a_zero"], x["w"], x["b_scale"], x["b_zero"], x["y_scale"],
                          x["y_zero"], x.get("bias"), stride=tuple(x["stride"].tolist()),
                          padding=tuple(x["padding"].tolist()), dilation=tuple(x["dilation"].tolist()),
-                         groups=int(x["groups"]), datapath=path, x_format=af, w_format=bf, y_format=L.yf)
+                         groups=int(x["groups"]), datapath=path, x_format=af, w_format=bf, y_format=layer.yf)
         renamed = {_CONV_NAMES.get(k, k): v for k, v in x.items()}
         cases.append(Case(name, kind, desc, renamed, {"y": y}))
-    formats = {_CONV_NAMES.get(k, k): v for k, v in L.formats().items() if k not in ("a", "b")}
+    formats = {_CONV_NAMES.get(k, k): v for k, v in layer.formats().items() if k not in ("a", "b")}
     formats.update(x=af.name, w=bf.name)
-    return cases, formats, {"x_format": af.name, "w_format": bf.name, "y_format": L.yf.name}
+    return cases, formats, {"x_format": af.name, "w_format": bf.name, "y_format": layer.yf.name}
 
 
 _CONV_NAMES = {"a_scale": "x_scale", "a_zero": "x_zero", "b_scale": "w_scale", "b_zero": "w_zero"}
@@ -472,13 +476,11 @@ def _float_formats(cfg, path, hw):
 
 
 def _finite_codes(fmt: FloatFormat) -> np.ndarray:
-    from ..codec import decode
     codes = np.arange(fmt.n_codes)
     return codes[np.isfinite(decode(codes, fmt, dtype=np.float64))]
 
 
-def _float_codes(fmt, values) -> np.ndarray:
-    from ..codec import encode
+def _saturated_codes(fmt, values) -> np.ndarray:
     return encode(np.asarray(values, np.float64), fmt, saturate=True)
 
 
@@ -514,43 +516,36 @@ def _float_operands(fa, fb, rng) -> list[tuple]:
 
 
 def _gemm_float_cases(cfg, path, hw, rng):
-    from ..datapaths import float_matmul
     if path.block_size:
         return _gemm_mx_cases(cfg, path, rng)
     fa, fb = _float_formats(cfg, path, hw)
     ca, cb = _finite_codes(fa), _finite_codes(fb)
-    raw = [(n, "directed", d, _float_codes(fa, a), _float_codes(fb, b)) for n, d, a, b in _float_operands(fa, fb, rng)]
+    raw = [(n, "directed", d, _saturated_codes(fa, a), _saturated_codes(fb, b)) for n, d, a, b in _float_operands(fa, fb, rng)]
     for i in range(cfg["random"]):
         m, k, n = (int(v) for v in rng.integers(1, [6, 300, 6]))
         raw.append((f"random-{i:03d}", "random", f"seeded finite codes {m}x{k} @ {k}x{n}",
-                    rng.choice(ca, (m, k)).astype(_code_dtype(fa)), rng.choice(cb, (k, n)).astype(_code_dtype(fb))))
+                    rng.choice(ca, (m, k)).astype(code_dtype(fa)), rng.choice(cb, (k, n)).astype(code_dtype(fb))))
     cases = [Case(n, kind, d, {"a": a, "b": b},
                   {"y": float_matmul(a, b, fa, fb, path.accumulator).astype(np.float32)}) for n, kind, d, a, b in raw]
     return cases, {"a": fa.name, "b": fb.name, "y": "fp32"}, {"a_format": fa.name, "b_format": fb.name,
                                                              "y": "FP32 accumulator values"}
 
 
-def _code_dtype(fmt):
-    from ..codec import code_dtype
-    return code_dtype(fmt)
-
-
 def _conv_float_cases(cfg, path, hw, rng):
-    from ..datapaths import float_conv
     if path.block_size:
         raise ValueError(f"golden conv does not model MX datapaths ({path.name}); use op gemm or mx")
     fa, fb = _float_formats(cfg, path, hw)
     ca, cb = _finite_codes(fa), _finite_codes(fb)
 
     def codes(fmt, pool, shape):
-        return rng.choice(pool, shape).astype(_code_dtype(fmt))
+        return rng.choice(pool, shape).astype(code_dtype(fmt))
 
     raw = [("padding", "directed", "3x3 kernel, padding 1 (padded taps are +0)", codes(fa, ca, (1, 2, 4, 4)),
             codes(fb, cb, (3, 2, 3, 3)), _geometry((1, 1), (1, 1, 1, 1), (1, 1), 1)),
            ("stride", "directed", "strides (2, 2), asymmetric padding", codes(fa, ca, (1, 2, 7, 6)),
             codes(fb, cb, (2, 2, 3, 2)), _geometry((2, 2), (0, 1, 1, 0), (1, 1), 1)),
            ("large", "directed", "largest values: FP32 rounding (and overflow where the range allows)",
-            _float_codes(fa, np.full((1, 4, 3, 3), float(fa.max))), _float_codes(fb, np.full((2, 4, 3, 3), float(fb.max))),
+            _saturated_codes(fa, np.full((1, 4, 3, 3), float(fa.max))), _saturated_codes(fb, np.full((2, 4, 3, 3), float(fb.max))),
             _geometry((1, 1), (0, 0, 0, 0), (1, 1), 1))]
     for i in range(cfg["random"]):
         c, k = int(rng.integers(1, 4)), int(rng.integers(1, 4))
@@ -580,11 +575,10 @@ def _mx_rows(elem: FloatFormat, block: int, rng, n_random: int) -> list[tuple]:
     top = float(elem.max)
     scale_e = 2.0 ** rng.integers(-4, 5, 1)[0]
     emax_pow = 2.0 ** elem.emax
-    grid = np.unique(np.abs(_all_values(elem)))
+    grid = np.unique(np.abs(decode(_finite_codes(elem), elem, dtype=np.float64)))
     mids = (grid[:-1] + grid[1:]) / 2
     ties = np.concatenate([[emax_pow], mids[np.linspace(0, mids.size - 1, block - 1).astype(int)]]) * scale_e
-    ties[1::2] *= -1
-    ties[0] = emax_pow * scale_e                 # fixes the block scale at scale_e
+    ties[1::2] *= -1                             # ties[0] = 2^emax * scale_e fixes the block scale at scale_e
     f32 = np.finfo(np.float32)
     rows = [
         ("ties", "element midpoints in a block whose amax fixes the scale: round-to-nearest-even ties", ties),
@@ -609,14 +603,7 @@ def _mx_rows(elem: FloatFormat, block: int, rng, n_random: int) -> list[tuple]:
     return out
 
 
-def _all_values(fmt) -> np.ndarray:
-    from ..codec import decode
-    v = decode(np.arange(fmt.n_codes), fmt, dtype=np.float64)
-    return v[np.isfinite(v)]
-
-
 def _mx_cases(cfg, path, hw, rng):
-    from ..quant.mx import mx_quantize
     elem, block = _mx_element(cfg, path, hw)
     cases = []
     for name, kind, desc, x in _mx_rows(elem, block, rng, cfg["random"]):
@@ -630,8 +617,6 @@ def _mx_cases(cfg, path, hw, rng):
 
 
 def _gemm_mx_cases(cfg, path, rng):
-    from ..datapaths import mx_matmul
-    from ..quant.mx import MXArray, mx_quantize
     fa, fb, bs = get_format(path.a_format), get_format(path.b_format), path.block_size
 
     def operands(m, k, n, spread=0):
@@ -664,7 +649,6 @@ def _gemm_mx_cases(cfg, path, rng):
 
 # -- requantization ----------------------------------------------------------------------------------
 def _requant_cases(cfg, path, hw, rng):
-    from ..datapaths.integer import _output_format, requantize_accumulator
     yf = _output_format(_pick(cfg["output_format"], hw and hw.datapath.outputs, "int8"), get_format("int8"))
     acc = path.accumulator
     adt = np.int32 if acc.bits <= 32 else np.int64
@@ -692,7 +676,7 @@ def _requant_cases(cfg, path, hw, rng):
         a = np.clip(values, lo_acc, hi_acc).astype(adt).reshape(-1, 1)
         y, _ = requantize_accumulator(a.astype(np.int64), None, None, sx, sw, sy, int(zy), yf.qmin, yf.qmax, path, yf)
         inputs = {"acc": a, "x_scale": sx, "w_scale": sw, "y_scale": sy, "y_zero": zy}
-        cases.append(Case(name, kind, desc, inputs, {"y": y.astype(_container(yf))}))
+        cases.append(Case(name, kind, desc, inputs, {"y": y.astype(container_dtype(yf))}))
     # per-channel: one column per weight scale
     cols = np.stack([ties, ties + 1, -ties], axis=1).astype(adt)
     sw = _pow2(rng, -4, -2, 3)
@@ -700,33 +684,33 @@ def _requant_cases(cfg, path, hw, rng):
                                   yf.qmin, yf.qmax, path, yf)
     cases.append(Case("per-channel", "directed", "per-column power-of-two weight scales: ties in every column",
                       {"acc": cols, "x_scale": _f32(0.5), "w_scale": sw, "y_scale": _f32(1.0), "y_zero": zy},
-                      {"y": y.astype(_container(yf))}))
+                      {"y": y.astype(container_dtype(yf))}))
     return cases, {"acc": None, "y_zero": yf.name, "y": yf.name}, {"y_format": yf.name}
 
 
 # -- entry points ---------------------------------------------------------------------------------------
 def _config(op, datapath, format, weight_format, output_format, rounding, saturate, seed, random, scale,
             zero_point, bias, block_size, scale_rule) -> dict:
-    from ..rounding import rounding_code
-    rounding_code(rounding)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if random is None:
-        random = DEFAULT_RANDOM[op]
-    if isinstance(random, bool) or not isinstance(random, int) or random < 0:
-        raise ValueError(f"random must be a non-negative int, got {random!r}")
+    stochastic = rounding_code(rounding) == rounding_code("stochastic")      # also refuses unknown modes
+    _check_int("seed", seed, 0)
+    random = DEFAULT_RANDOM[op] if random is None else random
+    _check_int("random", random, 0)
     if scale is not None and not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be finite and > 0, got {scale!r}")
     if scale_rule not in ("floor", "rceil"):
         raise ValueError(f"scale_rule must be 'floor' or 'rceil', got {scale_rule!r}")
-    if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1):
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
-    stochastic = rounding_code(rounding) == rounding_code("stochastic")
+    if block_size is not None:
+        _check_int("block_size", block_size, 1)
     return {"op": op, "datapath": None if datapath is None else str(datapath),
             "format": _pick(format), "weight_format": _pick(weight_format), "output_format": _pick(output_format),
             "rounding": rounding, "saturate": saturate, "seed": seed, "rounding_seed": seed if stochastic else None,
             "random": random, "scale": None if scale is None else float(scale), "zero_point": int(zero_point),
             "bias": bool(bias), "block_size": block_size, "scale_rule": scale_rule}
+
+
+def _check_int(name: str, value, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name} must be a {'non-negative' if least == 0 else 'positive'} int, got {value!r}")
 
 
 def make_golden(op: str, *, datapath=None, format=None, weight_format=None, output_format=None,  # noqa: A002
@@ -748,6 +732,16 @@ def make_golden(op: str, *, datapath=None, format=None, weight_format=None, outp
     cfg = _config(op, datapath, format, weight_format, output_format, rounding, saturate, seed, random, scale,
                   zero_point, bias, block_size, scale_rule)
     path, hw = resolve_datapath(datapath)
+    _complete(op, cfg, path, hw)
+    cases, formats, info = _cases(op, cfg, path, hw, np.random.default_rng(cfg["seed"]))
+    info = {**info, "datapath": _describe(path), "hardware": hw.name if hw else None,
+            "overflow": _overflow_mode(op, cfg, path)}
+    return Golden(op, cfg, info, formats, list(cases[0].expected), cases)
+
+
+def _complete(op: str, cfg: dict, path, hw) -> None:
+    """Fill in what the datapath or the format decides (format, saturate), and refuse what
+    the op cannot take."""
     if op in ("encode", "decode") and cfg["format"] is None:
         cfg["format"] = _pick(hw and hw.datapath.activations, getattr(path, "a_format", None))
         if cfg["format"] is None:
@@ -755,26 +749,31 @@ def make_golden(op: str, *, datapath=None, format=None, weight_format=None, outp
     if op == "encode":
         fmt = get_format(cfg["format"])
         if isinstance(fmt, IntFormat):
-            if saturate is False:
+            if cfg["saturate"] is False:
                 raise ValueError(f"{fmt.name}: integer encoding always saturates")
             if not fmt.qmin <= cfg["zero_point"] <= fmt.qmax:
                 raise ValueError(f"zero_point {cfg['zero_point']} is outside [{fmt.qmin}, {fmt.qmax}] of {fmt.name}")
         else:                 # encode itself refuses saturate=False where there is no Inf/NaN
-            cfg["saturate"] = fmt.default_saturate if saturate is None else bool(saturate)
+            cfg["saturate"] = fmt.default_saturate if cfg["saturate"] is None else bool(cfg["saturate"])
     if op in ("gemm", "conv", "requant") and path is None:
         raise ValueError(f"{op} needs a datapath (--datapath): a datapath preset, hardware preset or .toml")
     if op == "requant" and not _is_int_path(path):
         raise ValueError(f"requant needs an integer datapath, {path.name} is floating point")
-    rng = np.random.default_rng(cfg["seed"])
-    build = {"encode": _encode_cases, "decode": _decode_cases, "mx": lambda c, r: _mx_cases(c, path, hw, r),
-             "requant": lambda c, r: _requant_cases(c, path, hw, r),
-             "gemm": lambda c, r: (_gemm_int_cases if _is_int_path(path) else _gemm_float_cases)(c, path, hw, r),
-             "conv": lambda c, r: (_conv_int_cases if _is_int_path(path) else _conv_float_cases)(c, path, hw, r)}[op]
-    cases, formats, info = build(cfg, rng)
-    info = {**info, "datapath": _describe(path), "hardware": hw.name if hw else None,
-            "overflow": _overflow_mode(op, cfg, path)}
-    outputs = [n for n in cases[0].expected]
-    return Golden(op, cfg, info, formats, outputs, cases)
+
+
+def _cases(op: str, cfg: dict, path, hw, rng) -> tuple[list[Case], dict, dict]:
+    """The cases of one op, the format of each array, and the facts the op resolved."""
+    if op == "encode":
+        return _encode_cases(cfg, rng)
+    if op == "decode":
+        return _decode_cases(cfg, rng)
+    if op == "mx":
+        return _mx_cases(cfg, path, hw, rng)
+    if op == "requant":
+        return _requant_cases(cfg, path, hw, rng)
+    if op == "gemm":
+        return (_gemm_int_cases if _is_int_path(path) else _gemm_float_cases)(cfg, path, hw, rng)
+    return (_conv_int_cases if _is_int_path(path) else _conv_float_cases)(cfg, path, hw, rng)
 
 
 def _overflow_mode(op: str, cfg: dict, path) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -27,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
+from ..codec import decode, encode
 from ..formats import FloatFormat, IntFormat, format as get_format
 
 MANIFEST = "manifest.json"
@@ -68,12 +71,12 @@ class Golden:
             for i, case in enumerate(self.cases):
                 shape = case.expected[name].shape
                 segs.append((name, i, offset, shape))
-                offset += int(np.prod(shape, dtype=np.int64))
+                offset += math.prod(shape)
         return segs
 
     @property
     def total(self) -> int:
-        return sum(int(np.prod(s[3], dtype=np.int64)) for s in self.segments())
+        return sum(case.expected[name].size for name in self.outputs for case in self.cases)
 
     def array(self, case: Case, name: str) -> np.ndarray:
         return case.expected[name] if name in case.expected else case.inputs[name]
@@ -83,12 +86,19 @@ class Golden:
         return np.concatenate([self.array(c, name).reshape(-1) for c in self.cases]) if self.cases \
             else np.zeros(0)
 
+    def codes(self, name: str) -> np.ndarray:
+        """One array's stream as it is in its .hex file: format codes, or the bits of its numpy type."""
+        return array_codes(self.stream(name), self.formats.get(name))
+
 
 # -- codes --------------------------------------------------------------------------------------
+def hex_digits(bits: int) -> int:
+    return (bits + 3) // 4
+
+
 def digits_of(fmt_name: str | None, dtype) -> int:
     """Hex digits per line: the format's storage width, else the numpy type's width."""
-    bits = get_format(fmt_name).storage_bits if fmt_name else np.dtype(dtype).itemsize * 8
-    return (bits + 3) // 4
+    return hex_digits(get_format(fmt_name).storage_bits if fmt_name else np.dtype(dtype).itemsize * 8)
 
 
 def to_codes(values, fmt, where: str = "outputs") -> np.ndarray:
@@ -143,14 +153,14 @@ def _same_layout(dtype: np.dtype, fmt) -> bool:
 
 def _float_codes(arr: np.ndarray, fmt, where: str) -> np.ndarray:
     """Codes of float values that must be exactly values of fmt (NaN to its NaN code)."""
-    from ..codec import decode, encode
     if not isinstance(fmt, FloatFormat):
         raise GoldenError(f"{where}: float values for the integer format {fmt.name}")
     x = arr.astype(np.float64)
     if not fmt.has_nan and np.isnan(x).any():
         i = int(np.argmax(np.isnan(x).reshape(-1)))
         raise GoldenError(f"{where}: NaN at index {i} is not a value of {fmt.name}")
-    codes = encode(x, fmt, saturate=not (fmt.has_inf or fmt.has_nan) or False)
+    # encode refuses saturate=False without Inf/NaN codes; saturated values fail the check below
+    codes = encode(x, fmt, saturate=not (fmt.has_inf or fmt.has_nan))
     back = decode(codes, fmt, dtype=np.float64)
     same = (back == x) & (np.signbit(back) == np.signbit(x)) | (np.isnan(back) & np.isnan(x))
     if not same.all():
@@ -166,8 +176,7 @@ def array_codes(arr: np.ndarray, fmt_name: str | None) -> np.ndarray:
         return to_codes(arr, fmt_name, "golden")
     if arr.dtype.kind == "b":
         return arr.astype(np.uint64)
-    bits = arr.view(f"u{arr.dtype.itemsize}") if arr.dtype.kind in "fi" else arr
-    return bits.astype(np.uint64)
+    return arr.view(f"u{arr.dtype.itemsize}").astype(np.uint64)
 
 
 # -- hex ------------------------------------------------------------------------------------------
@@ -194,11 +203,12 @@ def read_hex(path) -> np.ndarray:
             if token.startswith("@"):
                 raise GoldenError(f"{path.name} line {n}: @address lines are not supported; write codes in order")
             try:
-                words.append(int(token.replace("_", ""), 16))
+                word = int(token.replace("_", ""), 16)
             except ValueError:
                 raise GoldenError(f"{path.name} line {n}: {token!r} is not a hex number") from None
-    if any(w >= 1 << 64 for w in words):
-        raise GoldenError(f"{path.name}: a word is wider than 64 bits")
+            if not 0 <= word < 1 << 64:
+                raise GoldenError(f"{path.name} line {n}: {token!r} is not a code of at most 64 bits")
+            words.append(word)
     return np.array(words, dtype=np.uint64)
 
 
@@ -222,52 +232,54 @@ def _sha256(data: bytes) -> str:
 
 
 # -- write ----------------------------------------------------------------------------------------
-def _array_names(golden: Golden) -> list[str]:
-    first = golden.cases[0]
-    return list(first.inputs) + list(golden.outputs)
-
-
-def golden_files(golden: Golden) -> tuple[dict[str, bytes], dict]:
-    """The file contents of a golden directory and its manifest (without writing)."""
+def _check_cases(golden: Golden) -> list[str]:
+    """The array names, once every case has the same arrays, each of one dtype across cases
+    (a .hex file has one width)."""
     if not golden.cases:
         raise GoldenError("a golden set needs at least one case")
-    names = _array_names(golden)
+    first = golden.cases[0]
+    names = list(first.inputs) + list(golden.outputs)
     for case in golden.cases:
         have = list(case.inputs) + [o for o in golden.outputs if o in case.expected]
         if have != names:
             raise GoldenError(f"case {case.name!r} has arrays {have}, the others {names}")
+        for name in names:
+            dtype, want = golden.array(case, name).dtype, golden.array(first, name).dtype
+            if dtype != want:
+                raise GoldenError(f"case {case.name!r} holds {name} as {dtype}, case {first.name!r} as {want}")
+    return names
+
+
+def golden_files(golden: Golden) -> tuple[dict[str, bytes], dict]:
+    """The file contents of a golden directory and its manifest (without writing)."""
+    names = _check_cases(golden)
     files = {ARRAYS: _npz_bytes({f"{c.name}/{n}": golden.array(c, n) for c in golden.cases for n in names})}
-    arrays = {}
+    arrays, hex_entries = {}, {}
     for name in names:
         fmt, dtype = golden.formats.get(name), golden.array(golden.cases[0], name).dtype
-        codes = np.concatenate([array_codes(golden.array(c, name).reshape(-1), fmt) for c in golden.cases])
-        digits = digits_of(fmt, dtype)
+        codes, digits = golden.codes(name), digits_of(fmt, dtype)
         what = f"{fmt} codes" if fmt else f"{dtype} bits"
         files[f"{name}.hex"] = hex_text(codes, digits, f"qsim golden {golden.op}: {name}, {codes.size} "
                                         f"{what}, {digits} hex digits, cases concatenated (shapes in manifest.json)")
         arrays[name] = {"format": fmt, "dtype": dtype.str, "role": "output" if name in golden.outputs else "input",
                         "hex": f"{name}.hex", "digits": digits}
-    from .. import __version__
+        hex_entries[f"{name}.hex"] = {"shape": [int(codes.size)], "dtype": "hex", "digits": digits}
     manifest = {
         "qsim_golden": LAYOUT_VERSION, "qsim_version": __version__, "op": golden.op,
         "config": golden.config, "info": golden.info, "arrays": arrays, "outputs": golden.outputs,
         "total_outputs": golden.total,
         "cases": [{"name": c.name, "kind": c.kind, "description": c.description,
                    "shapes": {n: list(golden.array(c, n).shape) for n in names}} for c in golden.cases],
-        "files": {},
+        "files": {fname: {"sha256": _sha256(data), "bytes": len(data), **hex_entries.get(fname, {})}
+                  for fname, data in files.items()},
     }
-    for fname, data in files.items():
-        entry = {"sha256": _sha256(data), "bytes": len(data)}
-        if fname.endswith(".hex"):
-            name = fname[:-4]
-            entry.update(shape=[int(golden.stream(name).size)], dtype="hex", digits=arrays[name]["digits"])
-        manifest["files"][fname] = entry
     return files, manifest
 
 
 def write_golden(golden: Golden, out_dir) -> Path:
-    """Write the set into out_dir atomically (a temporary sibling renamed into place). An
-    existing out_dir is replaced only if it is empty or a golden directory."""
+    """Write the set into out_dir atomically (a temporary sibling renamed into place; a whole
+    directory, so not qsim.io.write_atomic). An existing out_dir is replaced only if it is empty
+    or a golden directory."""
     out = Path(out_dir)
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).exists())):
         raise GoldenError(f"{out} exists and is not a golden directory; refusing to replace it")
@@ -279,7 +291,7 @@ def write_golden(golden: Golden, out_dir) -> Path:
         for fname, data in files.items():
             (tmp / fname).write_bytes(data)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, 0o755)                     # mkdtemp's 0700 would survive the rename
         if out.exists():
             old = tmp.with_name(tmp.name + ".old")
             os.rename(out, old)
@@ -333,41 +345,51 @@ def load_golden(golden_dir, check_hex: bool = False) -> Golden:
         return golden_dir
     root = Path(golden_dir)
     manifest = _manifest(root)
-    if ARRAYS not in manifest["files"]:
-        raise GoldenError(f"{root / MANIFEST}: files lists no {ARRAYS}")
-    blobs = {f: _verified_bytes(root, f, e) for f, e in manifest["files"].items()}
     try:
-        with np.load(io.BytesIO(blobs[ARRAYS]), allow_pickle=False) as npz:
-            stored = {k: npz[k] for k in npz.files}
+        if ARRAYS not in manifest["files"]:
+            raise GoldenError(f"{root / MANIFEST}: files lists no {ARRAYS}")
+        blobs = {f: _verified_bytes(root, f, e) for f, e in manifest["files"].items()}
+        stored = _npz_arrays(root, blobs[ARRAYS])
+        outputs = list(manifest["outputs"])
+        formats = {n: a.get("format") for n, a in manifest["arrays"].items()}
+        cases = [_case(root, c, stored, outputs) for c in manifest["cases"]]
+        golden = Golden(manifest["op"], manifest["config"], manifest["info"], formats, outputs, cases)
+        if check_hex:
+            for name, spec in manifest["arrays"].items():
+                _check_hex(root, spec["hex"], blobs, golden.codes(name))
+    except (KeyError, TypeError, AttributeError) as e:       # a manifest edited into another shape
+        raise GoldenError(f"{root / MANIFEST}: malformed ({type(e).__name__}: {e})") from None
+    return golden
+
+
+def _npz_arrays(root: Path, data: bytes) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError) as e:
         raise GoldenError(f"{root / ARRAYS}: unreadable ({e})") from None
-    outputs = list(manifest["outputs"])
-    formats = {n: a.get("format") for n, a in manifest["arrays"].items()}
-    cases = []
-    for c in manifest["cases"]:
-        arrays = {}
-        for name, shape in c["shapes"].items():
-            key = f"{c['name']}/{name}"
-            if key not in stored:
-                raise GoldenError(f"{root / ARRAYS}: missing key {key!r}")
-            if list(stored[key].shape) != list(shape):
-                raise GoldenError(f"{root / ARRAYS}: key {key!r} has shape {tuple(stored[key].shape)}, "
-                                  f"{MANIFEST} says {tuple(shape)}")
-            arrays[name] = stored[key]
-        missing = [o for o in outputs if o not in arrays]
-        if missing:
-            raise GoldenError(f"{root / MANIFEST}: case {c['name']!r} has no expected {missing[0]!r}")
-        cases.append(Case(c["name"], c["kind"], c.get("description", ""),
-                          {n: a for n, a in arrays.items() if n not in outputs},
-                          {n: arrays[n] for n in outputs}))
-    golden = Golden(manifest["op"], manifest["config"], manifest["info"], formats, outputs, cases)
-    if check_hex:
-        for name, spec in manifest["arrays"].items():
-            fname = spec["hex"]
-            if fname not in blobs:
-                raise GoldenError(f"{root / MANIFEST}: files lists no {fname}")
-            got = read_hex(root / fname)
-            want = np.concatenate([array_codes(golden.array(c, name).reshape(-1), spec["format"]) for c in cases])
-            if not np.array_equal(got, want):
-                raise GoldenError(f"{root / fname}: content differs from {ARRAYS}")
-    return golden
+
+
+def _case(root: Path, entry: dict, stored: dict, outputs: list[str]) -> Case:
+    """One case of the manifest, its arrays checked against the stored keys and shapes."""
+    arrays = {}
+    for name, shape in entry["shapes"].items():
+        key = f"{entry['name']}/{name}"
+        if key not in stored:
+            raise GoldenError(f"{root / ARRAYS}: missing key {key!r}")
+        if list(stored[key].shape) != list(shape):
+            raise GoldenError(f"{root / ARRAYS}: key {key!r} has shape {tuple(stored[key].shape)}, "
+                              f"{MANIFEST} says {tuple(shape)}")
+        arrays[name] = stored[key]
+    missing = [o for o in outputs if o not in arrays]
+    if missing:
+        raise GoldenError(f"{root / MANIFEST}: case {entry['name']!r} has no expected {missing[0]!r}")
+    return Case(entry["name"], entry["kind"], entry.get("description", ""),
+                {n: a for n, a in arrays.items() if n not in outputs}, {n: arrays[n] for n in outputs})
+
+
+def _check_hex(root: Path, fname: str, blobs: dict, want: np.ndarray) -> None:
+    if fname not in blobs:
+        raise GoldenError(f"{root / MANIFEST}: files lists no {fname}")
+    if not np.array_equal(read_hex(root / fname), want):
+        raise GoldenError(f"{root / fname}: content differs from {ARRAYS}")

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..codec import decode
 from ..formats import FloatFormat, IntFormat, format as get_format
 from ..io import write_atomic, write_text_atomic
-from .store import Golden, GoldenError, load_golden, read_hex, to_codes
+from .store import Golden, GoldenError, hex_digits, load_golden, read_hex, to_codes
 
 HEX_SUFFIXES = (".hex", ".mem", ".memh", ".txt")
 
@@ -62,9 +64,10 @@ def load_outputs(path, dtype=None, shape=None):
     if shape is not None:
         if isinstance(out, dict):
             raise GoldenError(f"{path}: shape= applies to a single array, the file holds {sorted(out)}")
-        if int(np.prod(shape)) != out.size:
-            raise GoldenError(f"{path}: {out.size} values cannot take shape {tuple(shape)}")
-        out = out.reshape(shape)
+        try:
+            out = out.reshape(shape)
+        except ValueError:
+            raise GoldenError(f"{path}: {out.size} values cannot take shape {tuple(shape)}") from None
     return out
 
 
@@ -99,13 +102,13 @@ def _pieces(golden: Golden, outputs) -> list[np.ndarray]:
 
 
 def _split(arr: np.ndarray, segs, what: str) -> list[np.ndarray]:
-    total = sum(int(np.prod(s[3], dtype=np.int64)) for s in segs)
+    total = sum(math.prod(s[3]) for s in segs)
     if arr.ndim != 1 or arr.size != total:
         single = f" or shape {tuple(segs[0][3])}" if len(segs) == 1 else ""
         raise GoldenError(f"{what} have shape {arr.shape} ({arr.size} values); the golden set expects "
                           f"{total} values as a flat array{single}")
     base = segs[0][2]
-    return [arr[off - base:off - base + int(np.prod(shape, dtype=np.int64))].reshape(shape)
+    return [arr[off - base:off - base + math.prod(shape)].reshape(shape)
             for _, _, off, shape in segs]
 
 
@@ -122,14 +125,12 @@ def _ordered(codes: np.ndarray, fmt) -> np.ndarray:
 
 
 def _is_nan(codes: np.ndarray, fmt) -> np.ndarray:
-    from ..codec import decode
     if not fmt.has_nan:
         return np.zeros(codes.shape, bool)
     return np.isnan(decode(codes.astype(np.uint64), fmt, dtype=np.float64))
 
 
 def _values(codes: np.ndarray, fmt) -> np.ndarray:
-    from ..codec import decode
     if isinstance(fmt, IntFormat):
         return _ordered(codes, fmt).astype(np.float64)
     return decode(codes.astype(np.uint64), fmt, dtype=np.float64)
@@ -195,7 +196,7 @@ class ValidationResult:
     def _segment_of(self, index: int):
         for seg in self.golden.segments():
             out, ci, off, shape = seg
-            size = int(np.prod(shape, dtype=np.int64))
+            size = math.prod(shape)
             if off <= index < off + size:
                 pos = tuple(int(p) for p in np.unravel_index(index - off, shape)) if shape else ()
                 return out, ci, pos
@@ -223,7 +224,7 @@ class ValidationResult:
         """Per output and case: values, mismatches, waived, largest code distance."""
         rows = []
         for out, ci, off, shape in self.golden.segments():
-            sl = slice(off, off + int(np.prod(shape, dtype=np.int64)))
+            sl = slice(off, off + math.prod(shape))
             bad = ~self.match[sl] & ~self.waived[sl]
             dist = self.distance[sl][bad]
             rows.append({"output": out, "case": self.golden.cases[ci].name, "kind": self.golden.cases[ci].kind,
@@ -269,22 +270,27 @@ class ValidationResult:
             lines += ["", f"first {min(n, self.mismatches)} mismatches:", _text_table(self._FIRST_HEAD, self._first_rows(n))]
         return "\n".join(lines) + "\n"
 
-    def markdown(self, n: int = 20) -> str:
-        md = [f"# qsim validation: {self.golden.op}", "", _md_table(["", ""], self._facts()), "",
-              "## Cases", "", _md_table(self._CASE_HEAD, self._case_rows())]
+    def _sections(self, n: int) -> list[tuple[str, list[str], list]]:
+        """(title, head, rows) of the report sections after the facts."""
+        sections = [("Cases", self._CASE_HEAD, self._case_rows())]
         if self.mismatches:
-            md += ["", "## Code distance of mismatches", "", _md_table(["distance", "count"], list(self.histogram.items())),
-                   "", f"## First {min(n, self.mismatches)} mismatches", "", _md_table(self._FIRST_HEAD, self._first_rows(n))]
+            sections += [("Code distance of mismatches", ["distance", "count"], list(self.histogram.items())),
+                         (f"First {min(n, self.mismatches)} mismatches", self._FIRST_HEAD, self._first_rows(n))]
+        return sections
+
+    def markdown(self, n: int = 20) -> str:
+        md = [f"# qsim validation: {self.golden.op}", "", _md_table(["", ""], self._facts())]
+        for title, head, rows in self._sections(n):
+            md += ["", f"## {title}", "", _md_table(head, rows)]
         return "\n".join(md) + "\n"
 
     def html(self, n: int = 20) -> str:
         """A self-contained HTML page (inline style, no external resources)."""
         status = "pass" if self.ok else "fail"
         parts = [f"<h1>qsim validation: {html.escape(self.golden.op)} <span class='{status}'>{status.upper()}</span></h1>",
-                 _html_table(["", ""], self._facts()), "<h2>Cases</h2>", _html_table(self._CASE_HEAD, self._case_rows())]
-        if self.mismatches:
-            parts += ["<h2>Code distance of mismatches</h2>", _html_table(["distance", "count"], list(self.histogram.items())),
-                      f"<h2>First {min(n, self.mismatches)} mismatches</h2>", _html_table(self._FIRST_HEAD, self._first_rows(n))]
+                 _html_table(["", ""], self._facts())]
+        for title, head, rows in self._sections(n):
+            parts += [f"<h2>{html.escape(title)}</h2>", _html_table(head, rows)]
         style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
                  "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-family:monospace}"
                  "th{background:#f3f3f3}.pass{color:#fff;background:#2a7d2a;padding:0 .4em}"
@@ -309,7 +315,7 @@ class ValidationResult:
         path = Path(path)
         cols = {k: [] for k in ("output", "case", "position", "expected_value", "got_value")}
         for out, ci, off, shape in self.golden.segments():
-            size = int(np.prod(shape, dtype=np.int64))
+            size = math.prod(shape)
             fmt = self.golden.output_format(out)
             cols["output"] += [out] * size
             cols["case"] += [self.golden.cases[ci].name] * size
@@ -404,7 +410,7 @@ def _show(v) -> str:
 
 
 def _hex(code: int, fmt) -> str:
-    return f"0x{code:0{(fmt.storage_bits + 3) // 4}x}"
+    return f"0x{code:0{hex_digits(fmt.storage_bits)}x}"
 
 
 def _show_array_value(golden: Golden, name: str, v) -> str:
@@ -445,21 +451,23 @@ def _html_table(head, rows) -> str:
 # -- entry points -------------------------------------------------------------------------------
 def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, waive=None,
             source: str = "codes") -> ValidationResult:
-    """A ValidationResult from the flat stream of output codes (uint64)."""
+    """A ValidationResult from the flat stream of output codes (read as codes of each
+    output's format, see to_codes)."""
     total = golden.total
     got_codes = np.asarray(got_codes).reshape(-1)
     if got_codes.size != total:
         raise GoldenError(f"{got_codes.size} output codes; the golden set expects {total}")
     expected = np.zeros(total, np.uint64)
+    got = np.zeros(total, np.uint64)
     match = np.zeros(total, bool)
     distance = np.zeros(total, np.int64)
     nan_kind = np.zeros(total, np.int8)
     for out, ci, off, shape in golden.segments():
         fmt = golden.output_format(out)
-        sl = slice(off, off + int(np.prod(shape, dtype=np.int64)))
+        sl = slice(off, off + math.prod(shape))
         e = to_codes(golden.cases[ci].expected[out].reshape(-1), fmt, f"golden {golden.cases[ci].name}/{out}")
         g = to_codes(got_codes[sl], fmt, f"outputs {golden.cases[ci].name}/{out}")
-        expected[sl] = e
+        expected[sl], got[sl] = e, g
         en, gn = _is_nan(e, fmt), _is_nan(g, fmt)
         nan_kind[sl] = en.astype(np.int8) + gn
         match[sl] = (e == g) | (nan_equal & en & gn)
@@ -472,7 +480,7 @@ def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, w
         waived = np.asarray(waive, bool).reshape(-1)
         if waived.size != total:
             raise ValueError(f"waive must mark {total} outputs, got {waived.size}")
-    return ValidationResult(golden, source, expected, got_codes, match, distance, nan_kind, waived, nan_equal)
+    return ValidationResult(golden, source, expected, got, match, distance, nan_kind, waived, nan_equal)
 
 
 def validate(golden, outputs, *, dtype=None, shape=None, nan_equal: bool = False, waive=None) -> ValidationResult:
