@@ -28,7 +28,7 @@ def test_digits_cnn_24_configurations_on_2_workers(benchmark, mark_role, tmp_pat
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_dask_local_cluster_scaling(benchmark, mark_role, tmp_path_factory, workers):
-    distributed = pytest.importorskip("distributed")
+    import distributed                     # the test extra (qsim[dist]): a missing one fails, never skips
     benchmark.group = "digits CNN sweep, 24 points, Dask LocalCluster"
     if workers == 1:
         mark_role("peer", peer="the same LocalCluster sweep on 1 worker")

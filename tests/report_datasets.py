@@ -45,14 +45,17 @@ def write_sweep_layout(directory: Path) -> Path:
 
 
 def toy_run(run_id: str, hardware: str, top1: float | None, energy_pj: float, time_utc: str = "2025-01-01T00:00:00Z",
-            layers=(("fc1", 30.0), ("relu", 31.0), ("fc2", 20.0)), with_bytes: bool = True, **model_fields) -> list[dict]:
-    """A hand-made run of the model "toy": Linear layers of 10 samples, energy split evenly."""
+            layers=(("fc1", 30.0), ("relu", 31.0), ("fc2", 20.0)), with_bytes: bool = True, fp32_layers=(),
+            **model_fields) -> list[dict]:
+    """A hand-made run of the model "toy": Linear layers of 10 samples, energy split evenly;
+    the layers named in fp32_layers ran in FP32."""
     base = dict(run_id=run_id, time_utc=time_utc, qsim_version="test", config_hash=f"hash-{hardware}", seed=0,
                 model="toy", hardware=hardware, datapath="toy-path", calibration="max")
     rows = []
     for name, sqnr in layers:
         linear = name.startswith("fc")
-        row = dict(base, layer=name, op="Linear" if linear else "ReLU", M=10.0 if linear else None,
+        unit = "fp32" if name in fp32_layers else "gemm" if linear else "vector"
+        row = dict(base, layer=name, op="Linear" if linear else "ReLU", unit=unit, M=10.0 if linear else None,
                    sqnr_db=sqnr, overflow=0, saturated=3 if name == "fc2" else 0, nan_count=0,
                    macs=100, cycles=50, seconds=1e-6, energy_mac_pj=energy_pj / len(layers) / 2,
                    energy_sram_pj=energy_pj / len(layers) / 2, energy_total_pj=energy_pj / len(layers))

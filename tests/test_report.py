@@ -131,6 +131,44 @@ def test_heatmap_marks_missing_values():
     assert cells[4].find(f"{SVG}rect").get("fill") == svg.colour(1.0)    # +inf: the top colour
 
 
+def test_layers_kept_in_fp32_are_shown(tmp_path, report):
+    write_toy(tmp_path, [toy_run("a", "x", 0.8, 1e6), toy_run("b", "y", 0.9, 2e6, fp32_layers=("fc2", "fc1"))])
+    m = load_report_data(tmp_path).models[0]
+    assert m.summary["fp32_layers"].to_dict() == {"x (max)": "", "y (max)": "fc1, fc2"}      # model order
+    html_path, md_path = build_report(tmp_path, tmp_path / "r.html")
+    html = html_path.read_text()
+    assert ">kept in FP32</th>" in html and '<td class="text" data-v="fc1, fc2">fc1, fc2</td>' in html
+    heatmap = charts(html)["model-toy-sqnr-chart"]
+    marked = heatmap.findall(f".//{SVG}g[@class='cell marked']")
+    assert [c.find(f"{SVG}rect/{SVG}title").text for c in marked] == ["y (max) · fc1: 30 dB (kept in FP32)",
+                                                                       "y (max) · fc2: 20 dB (kept in FP32)"]
+    assert all(c.find(f"{SVG}rect[@class='mark']") is not None for c in marked)
+    assert len(heatmap.findall(f".//{SVG}g[@class='cell']")) == 4                          # the others: plain
+    assert "kept in FP32" in [t.text for t in heatmap.iter(f"{SVG}text")]                 # in the legend
+    lines = md_path.read_text().splitlines()
+    header, _, row_x, row_y = lines[lines.index("## toy") + 2:][:4]
+    assert header.startswith("| configuration | Pareto | kept in FP32 | top-1 (%) |")
+    assert row_x.startswith("| x (max) | ★ |  | 80.00 |")
+    assert row_y.startswith("| y (max) | ★ | fc1, fc2 | **90.00** |")
+    assert "kept in FP32" not in report[1] and "kept in FP32" not in report[2]   # no column when none is
+
+
+def test_infinite_values_show_and_sort(tmp_path):
+    # layers that are exact (an FP32 datapath) have an infinite SQNR; JavaScript's parseFloat
+    # reads "Infinity" but not Python's "inf", which left such rows unsortable
+    write_toy(tmp_path, [toy_run("a", "exact", 0.9, 1e6, layers=(("fc1", math.inf), ("fc2", math.inf))),
+                         toy_run("b", "lossy", 0.8, 1e6)])
+    html = build_report(tmp_path, tmp_path / "r.html")[0].read_text()
+    assert '<td class="num best" data-v="Infinity">∞</td>' in html           # worst layer SQNR of "exact"
+    assert ">inf<" not in html
+
+
+def test_fp32_accuracy_of_zero_is_still_drawn(tmp_path):
+    write_toy(tmp_path, [toy_run("a", "x", 0.0, 1e6, fp32_top1=0.0), toy_run("b", "y", 0.1, 2e6, fp32_top1=0.0)])
+    scatter = charts(build_report(tmp_path, tmp_path / "r.html")[0].read_text())["model-toy-pareto-chart"]
+    assert scatter.find(f".//{SVG}line[@class='reference']") is not None
+
+
 def test_other_charts(report):
     data, html, _, _ = report
     found = charts(html)
@@ -180,6 +218,8 @@ def test_markdown_path_option_and_default(tmp_path):
     html, md = build_report(tmp_path / "d", tmp_path / "r.html", markdown_path=tmp_path / "sub" / "s.md")
     assert md == tmp_path / "sub" / "s.md" and "(../r.html)" in md.read_text()
     assert build_report(tmp_path / "d", tmp_path / "q.html")[1] == tmp_path / "q.md"
+    _, md = build_report(tmp_path / "d", tmp_path / "my report.html")
+    assert "[my report.html](my%20report.html)" in md.read_text()       # a space would end the link
     with pytest.raises(ValueError, match="same file"):
         build_report(tmp_path / "d", tmp_path / "same.md", markdown_path=tmp_path / "same.md")
 

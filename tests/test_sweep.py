@@ -3,7 +3,6 @@ kills, identical results on 1 worker, 2 workers and a Dask cluster, the command 
 per-layer sensitivity."""
 
 import argparse
-import inspect
 import json
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import qsim.sweep.run as sweep_run
+from qsim.report import load_report_data
 from qsim.sim import simulate
 from qsim.sweep import PointsFailed, SweepError, load_sweep, parse_sweep, read_sweep, run_sweep
 from qsim.sweep.cli import register
@@ -65,6 +65,7 @@ def test_grid_expands_in_file_order_with_stable_ids():
     (('name = "small"', 'name = "small"\nmodles = ["digits-mlp"]'), "unknown key modles"),
     (('models = ["digits-mlp"]', 'models = ["resnet50"]'), "models: unknown 'resnet50'"),
     (('models = ["digits-mlp"]', "models = []"), "models must be a non-empty list"),
+    (('models = ["digits-mlp"]', 'models = [["digits-mlp"]]'), "models: unknown ['digits-mlp']"),
     (('calibration = ["max", "percentile"]', 'calibration = ["max", "kl"]'), "calibration: unknown 'kl'"),
     (('name = "small"\n', ""), "missing key name"),
     (('name = "small"', 'name = "small"\nseed = "zero"'), "seed must be an integer"),
@@ -133,9 +134,15 @@ def test_resume_skips_finished_points(tmp_path, monkeypatch):
     run_sweep(sweep, tmp_path, workers=1, progress=False)
     assert len(calls) == len(sweep.points)
     stamps = {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")}
+    # what a kill during an atomic write leaves: a re-run clears it
+    left_over = [tmp_path / ".sweep.json.1.tmp", tmp_path / "hardware" / ".h.json.1.tmp",
+                 tmp_path / "model=digits-mlp" / ".part-x.parquet.1.tmp"]
+    for f in left_over:
+        f.write_text("half")
     summary = run_sweep(sweep, tmp_path, workers=1, progress=False)
     assert len(calls) == len(sweep.points) and (summary.skipped, summary.ran) == (len(sweep.points), 0)
     assert {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")} == stamps
+    assert not any(f.exists() for f in left_over)
 
 
 def test_a_failing_point_loses_nothing_else_and_a_rerun_finishes_it(tmp_path, monkeypatch):
@@ -189,7 +196,7 @@ def test_a_killed_sweep_leaves_only_complete_files_and_resumes(tmp_path, workers
 
 
 def test_results_identical_on_one_worker_two_workers_and_a_dask_cluster(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed                     # the test extra (qsim[dist]): a missing one fails, never skips
     sweep = small()
     run_sweep(sweep, tmp_path / "one", workers=1, progress=False)
     run_sweep(sweep, tmp_path / "two", workers=2, progress=False)
@@ -232,11 +239,6 @@ def test_command_line_runs_a_sweep_and_explains_itself(tmp_path, capsys):
         args.func(args)
 
 
-needs_fp32_layers = pytest.mark.skipif("fp32_layers" not in inspect.signature(simulate).parameters,
-                                       reason="simulate(fp32_layers=...) not available yet")
-
-
-@needs_fp32_layers
 @pytest.mark.parametrize("model", ["digits-mlp", "digits-cnn"])
 def test_sensitivity_ranks_layers_and_keeps_the_worst_in_fp32(model, tmp_path):
     from qsim.sweep import layer_sensitivity
@@ -257,6 +259,12 @@ def test_sensitivity_ranks_layers_and_keeps_the_worst_in_fp32(model, tmp_path):
     stamps = {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")}
     assert layer_sensitivity(model, "edge-npu-int8-acc16", out_dir=tmp_path, workers=1) == result
     assert {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")} == stamps
+    # the report of the runs names the layers each kept in FP32, as the sweep recorded them
+    summary = load_report_data(tmp_path).models[0].summary
+    assert (summary["fp32_layers"] != "").any()
+    for row in read_sweep(tmp_path).query("layer == '__model__'").itertuples():
+        kept = [name for name in gemms if name in row.fp32_layers.split(",")]
+        assert summary.loc[row.config, "fp32_layers"] == ", ".join(kept)
 
 
 def test_sensitivity_rejects_bad_input_before_running(tmp_path):

@@ -1,6 +1,6 @@
 """From a dataset of simulation records to the tables a report shows: one summary row per
-(model, configuration), the per-layer SQNR grid, the energy terms, and the hardware and
-format definitions that were used.
+(model, configuration), the per-layer SQNR grid and the layers kept in FP32, the energy terms,
+and the hardware and format definitions that were used.
 
 A configuration is the sweep's `config` label when the records carry one, else
 "<hardware> (<calibration>)". When several runs share a configuration, the latest (by
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MODEL_ROW = "__model__"
+from ..sweep.run import MODEL_ROW, read_dataset
+
 # datapath keys that name a format, and how the report calls each role
 FORMAT_ROLES = {"weights": "weights", "activations": "activations", "outputs": "outputs", "vector_format": "vector"}
 
@@ -28,6 +29,7 @@ class ModelResults:
     model: str
     summary: pd.DataFrame          # one row per configuration (index: configuration)
     sqnr: pd.DataFrame             # configurations x layers in model order, dB
+    kept_fp32: pd.DataFrame        # the same grid: True where the layer ran in FP32 (partial quantization)
     energy_terms: pd.DataFrame     # configurations x terms (mac, then memory levels), µJ
     memory_levels: list[str]
     accuracy_label: str            # "top-1" or "mean cosine"
@@ -60,17 +62,6 @@ def load_report_data(dataset_dir) -> ReportData:
     return ReportData(path, frame["run_id"].nunique(), models, hardware, unresolved, _formats_used(hardware))
 
 
-def read_dataset(path: Path) -> pd.DataFrame:
-    """The records of `qsim simulate`/`compare` (DIR/part-*.parquet) and of a sweep
-    (DIR/model=<model>/part-*.parquet) as one frame; columns missing from a file are NaN."""
-    import pyarrow.parquet as pq
-    files = sorted(path.glob("part-*.parquet")) + sorted(path.glob("model=*/part-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no qsim records (part-*.parquet or model=*/part-*.parquet) in {path}")
-    # file by file, without partition discovery: the model column comes from the records
-    return pd.concat([pq.read_table(f, partitioning=None).to_pandas() for f in files], ignore_index=True)
-
-
 def _with_configuration(frame: pd.DataFrame) -> pd.DataFrame:
     fallback = frame["hardware"].astype(str) + " (" + frame["calibration"].fillna("?").astype(str) + ")"
     if "config" not in frame:
@@ -92,9 +83,11 @@ def _model_results(model: str, rows: pd.DataFrame) -> ModelResults:
     layer_rows = rows[rows["layer"] != MODEL_ROW]
     levels = _suffixes(rows, r"bytes_(.+)")
     terms = _suffixes(rows, r"energy_(.+)_pj", exclude="total")
-    summary = _summary(model_rows, runs, levels)
+    sqnr = _sqnr_grid(layer_rows, list(runs))
+    kept_fp32 = _kept_fp32(layer_rows, sqnr)
+    summary = _summary(model_rows, runs, levels, kept_fp32)
     accuracy_label = "top-1" if summary["accuracy_is_top1"].all() else "mean cosine"
-    return ModelResults(model=model, summary=summary, sqnr=_sqnr_grid(layer_rows, list(runs)),
+    return ModelResults(model=model, summary=summary, sqnr=sqnr, kept_fp32=kept_fp32,
                         energy_terms=_energy_terms(layer_rows, list(runs), terms, summary),
                         memory_levels=levels, accuracy_label=accuracy_label,
                         fp32_accuracy=_fp32_accuracy(model_rows), layer_events=_layer_events(layer_rows))
@@ -111,11 +104,12 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
 
 
-def _summary(model_rows: pd.DataFrame, runs: dict, levels: list[str]) -> pd.DataFrame:
+def _summary(model_rows: pd.DataFrame, runs: dict, levels: list[str], kept_fp32: pd.DataFrame) -> pd.DataFrame:
     top1 = _column(model_rows, "top1")
     s = pd.DataFrame(index=model_rows.index)
     for name in ("hardware", "datapath", "calibration", "run_id", "time_utc", "config_hash"):
         s[name] = _column(model_rows, name)
+    s["fp32_layers"] = [", ".join(kept_fp32.columns[kept_fp32.loc[c]]) for c in s.index]
     s["accuracy"] = top1.where(top1.notna(), _column(model_rows, "cosine_mean"))
     s["accuracy_is_top1"] = top1.notna()
     s["agreement_fp32"] = _column(model_rows, "agreement_fp32")
@@ -186,6 +180,15 @@ def _sqnr_grid(layer_rows: pd.DataFrame, configs: list[str]) -> pd.DataFrame:
     grid = layer_rows.pivot_table(index="configuration", columns="layer", values="sqnr_db",
                                   aggfunc="first", dropna=False)
     return grid.reindex(index=configs, columns=order).astype(float)
+
+
+def _kept_fp32(layer_rows: pd.DataFrame, sqnr: pd.DataFrame) -> pd.DataFrame:
+    """The SQNR grid's shape, True where the records say the layer ran in FP32 (unit "fp32")."""
+    kept = pd.DataFrame(False, index=sqnr.index, columns=sqnr.columns)
+    fp32 = layer_rows[_column(layer_rows, "unit") == "fp32"]
+    for config, layer in zip(fp32["configuration"], fp32["layer"]):
+        kept.loc[config, layer] = True
+    return kept
 
 
 def _energy_terms(layer_rows: pd.DataFrame, configs: list[str], terms: list[str], summary) -> pd.DataFrame:

@@ -3,17 +3,17 @@ of inline script that only sort tables. Nothing is fetched, so the file works of
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from . import svg
+from .columns import Column, accuracy_column, cells, event_columns, summary_columns
 from .data import ModelResults, ReportData
 from .svg import esc
-from .units import MISSING, count, fixed, frequency, is_missing, memory_size, number, per_second, rate
+from .units import MISSING, count, frequency, is_missing, memory_size, number, per_second, rate, text
 
 HOW_TO_READ = (
     "Each configuration is one point of the design space: a hardware description (datapath, number "
@@ -53,101 +53,27 @@ def _provenance(data: ReportData) -> str:
     return f"Dataset {data.dataset} · {data.runs} runs shown · {span}"
 
 
-def _slug(text: str) -> str:
-    return "model-" + (re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unnamed")
+def _slug(model: str) -> str:
+    return "model-" + (re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-") or "unnamed")
 
 
 # --- tables ---------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Column:
-    header: str                               # with its unit
-    value: Callable[[pd.Series], object]      # the raw value from a summary row
-    show: Callable[[object], str] = number    # its text
-    better: str | None = None                 # "max" or "min": highlight the best
-    numeric: bool = True
-    alarm: bool = False                       # a non-zero value is a warning (red)
-
-
 def table(rows: pd.DataFrame, columns: list[Column], cls: str = "sortable") -> str:
-    values = [[c.value(r) for c in columns] for _, r in rows.iterrows()]
-    best = [_best(c, [v[j] for v in values]) for j, c in enumerate(columns)]
     head = "".join(f'<th scope="col" class="{"num" if c.numeric else "text"}">{esc(c.header)}</th>'
                    for c in columns)
-    body = "".join("<tr>" + "".join(_cell(c, v, best[j] is not None and v == best[j])
-                                     for j, (c, v) in enumerate(zip(columns, row))) + "</tr>" for row in values)
+    body = "".join("<tr>" + "".join(_cell(c, v, best) for c, (v, best) in zip(columns, row)) + "</tr>"
+                   for row in cells(rows, columns))
     return f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def _best(column: Column, values: list):
-    """The best value of a column, if it has a direction and the values differ at all."""
-    if column.better is None:
-        return None
-    numbers = [float(v) for v in values if not is_missing(v)]
-    if len(set(numbers)) < 2:
-        return None
-    return max(numbers) if column.better == "max" else min(numbers)
 
 
 def _cell(column: Column, value, best: bool) -> str:
     classes = ["num" if column.numeric else "text"] + (["best"] if best else [])
     if column.alarm and not is_missing(value) and value > 0:
         classes.append("warn")
-    sort_key = "" if is_missing(value) else (repr(float(value)) if column.numeric else str(value))
+    # JSON spells infinities as JavaScript's parseFloat reads them (Python's repr does not)
+    sort_key = "" if is_missing(value) else (json.dumps(float(value)) if column.numeric else str(value))
     return f'<td class="{" ".join(classes)}" data-v="{esc(sort_key)}">{esc(column.show(value))}</td>'
-
-
-def _percent(v) -> str:
-    return fixed(v * 100, 2) if not is_missing(v) else MISSING
-
-
-def _kilobytes(v) -> str:
-    return number(v / 1e3) if not is_missing(v) else MISSING
-
-
-def _summary_columns(m: ModelResults) -> list[Column]:
-    s = m.summary
-    top1 = m.accuracy_label == "top-1"
-    columns = [Column("#", lambda r: r["rank"], count),
-               Column("configuration", lambda r: r.name, str, numeric=False),
-               Column("Pareto", lambda r: "★" if r["pareto"] else "", str, numeric=False)]
-    if not _labels_are_names(s):      # sweep labels: hardware and calibration are worth their columns
-        columns += [Column("hardware", lambda r: r["hardware"], _text, numeric=False),
-                    Column("calibration", lambda r: r["calibration"], _text, numeric=False)]
-    columns += [Column("datapath", lambda r: r["datapath"], _text, numeric=False),
-                Column("top-1 (%)" if top1 else "mean cosine", lambda r: r["accuracy"],
-                       _percent if top1 else (lambda v: fixed(v, 5)), "max")]
-    if s["agreement_fp32"].notna().any():
-        columns.append(Column("agrees with FP32 (%)", lambda r: r["agreement_fp32"], _percent, "max"))
-    if s["nn_agreement"].notna().any():
-        columns.append(Column("nearest neighbour as FP32's (%)", lambda r: r["nn_agreement"], _percent, "max"))
-    columns += [Column("worst layer SQNR (dB)", lambda r: r["min_sqnr_db"], lambda v: fixed(v, 1), "max"),
-                Column("energy, batch (µJ)", lambda r: r["energy_uj"], better="min")]
-    if s["inferences"].notna().any():
-        columns += [Column("energy / inference (µJ)", lambda r: r["energy_per_inference_uj"], better="min"),
-                    Column("cycles", lambda r: r["cycles"], count, "min"),
-                    Column("time / inference (µs)", lambda r: r["time_per_inference_us"], better="min"),
-                    Column("throughput (inferences/s)", lambda r: r["inferences_per_s"], better="max")]
-    else:                     # the sample count is unknown: what can be compared is the batch
-        columns += [Column("cycles", lambda r: r["cycles"], count, "min"),
-                    Column("time, batch (µs)", lambda r: r["seconds"] * 1e6, better="min")]
-    columns += [Column("data moved (kB)", lambda r: r["bytes_total"], _kilobytes, "min"),
-                Column("by memory level (kB)", lambda r: _by_level(r, m.memory_levels), str, numeric=False)]
-    return columns
-
-
-def _by_level(row: pd.Series, levels: list[str]) -> str:
-    """The traffic of each level this configuration has (hardware differ in their levels)."""
-    return " · ".join(f"{lv} {_kilobytes(row[f'bytes_{lv}'])}" for lv in levels if not is_missing(row[f"bytes_{lv}"]))
-
-
-def _labels_are_names(s: pd.DataFrame) -> bool:
-    """Whether every configuration is just "<hardware> (<calibration>)"."""
-    return all(config == f"{r['hardware']} ({r['calibration']})" for config, r in s.iterrows())
-
-
-def _text(v) -> str:
-    return MISSING if is_missing(v) else str(v)
 
 
 # --- one model ------------------------------------------------------------------------------------
@@ -161,7 +87,7 @@ def _model_section(m: ModelResults) -> str:
     return (f'<section class="model" id="{slug}"><h2>Model: {esc(m.model)}</h2>'
             f'<h3 id="{slug}-summary">Summary</h3>'
             f'<p class="note">{len(summary)} configurations. {esc(batch_note)} ★ marks the Pareto-optimal ones.</p>'
-            f'{table(summary, _summary_columns(m), cls="sortable summary")}'
+            f'{table(summary, summary_columns(m), cls="sortable summary")}'
             f'<h3 id="{slug}-pareto">Accuracy versus energy</h3>{_pareto_figure(m, slug)}'
             f'<h3 id="{slug}-sqnr">Per-layer SQNR</h3>{_sqnr_figure(m, slug)}'
             f'<h3 id="{slug}-cost">Throughput and energy breakdown</h3>{_cost_figures(m, slug)}'
@@ -173,20 +99,19 @@ def _figure(chart: str, caption: str) -> str:
     return f'<figure>{chart}<figcaption>{esc(caption)}</figcaption></figure>'
 
 
-def _accuracy_text(m: ModelResults, v) -> str:
-    return f"{_percent(v)} %" if m.accuracy_label == "top-1" else fixed(v, 5)
-
-
 def _pareto_figure(m: ModelResults, slug: str) -> str:
+    accuracy = accuracy_column(m)
     top1 = m.accuracy_label == "top-1"
-    scale = 100 if top1 else 1
+    scale, unit = (100, " %") if top1 else (1, "")
     points = [svg.Point(config, r["energy_uj"], r["accuracy"] * scale, bool(r["pareto"]),
-                        f"{config}: {m.accuracy_label} {_accuracy_text(m, r['accuracy'])}, "
+                        f"{config}: {m.accuracy_label} {accuracy.show(r['accuracy'])}{unit}, "
                         f"{number(r['energy_uj'])} µJ{' (Pareto-optimal)' if r['pareto'] else ''}")
               for config, r in m.summary.iterrows()]
-    reference = (m.fp32_accuracy * 100, f"FP32 {_percent(m.fp32_accuracy)} %") if top1 and m.fp32_accuracy else None
+    reference = None
+    if top1 and m.fp32_accuracy is not None:
+        reference = (m.fp32_accuracy * 100, f"FP32 {accuracy.show(m.fp32_accuracy)} %")
     floor = focus_floor([p.y for p in points] + ([reference[0]] if reference else []))
-    chart = svg.pareto_scatter(points, "energy for the test batch (µJ)", "top-1 (%)" if top1 else "mean cosine",
+    chart = svg.pareto_scatter(points, "energy for the test batch (µJ)", accuracy.header,
                                f"{slug}-pareto-chart", f"{m.model}: {m.accuracy_label} versus energy",
                                reference=reference, y_floor=floor)
     below = (f" Configurations far below the others (under {number(floor)}) sit on the floor of the "
@@ -212,11 +137,14 @@ def focus_floor(values: list[float]) -> float | None:
 def _sqnr_figure(m: ModelResults, slug: str) -> str:
     grid = m.sqnr
     values = [[float(v) for v in row] for row in grid.to_numpy(float)]
+    kept = m.kept_fp32.to_numpy().tolist()
     chart = svg.heatmap(list(grid.index), [str(c) for c in grid.columns], values, f"{slug}-sqnr-chart",
-                        f"{m.model}: SQNR per layer (dB)", unit="dB", legend_label="SQNR (dB)")
+                        f"{m.model}: SQNR per layer (dB)", unit="dB", legend_label="SQNR (dB)",
+                        marked=kept, mark_label="kept in FP32")
+    outlined = " Outlined cells are layers the configuration kept in FP32." if m.kept_fp32.any(axis=None) else ""
     return _figure(chart, "Rows are configurations, columns the layers in model order. Brighter is "
                           "better (more signal per unit of quantization noise); a dark column shows where "
-                          "precision is lost, a dark row which configuration loses it.")
+                          "precision is lost, a dark row which configuration loses it." + outlined)
 
 
 def _cost_figures(m: ModelResults, slug: str) -> str:
@@ -246,28 +174,12 @@ def _term_name(term: str) -> str:
 
 def _events(m: ModelResults) -> str:
     s = m.summary
-    columns = [Column("configuration", lambda r: r.name, str, numeric=False),
-               Column("overflow (additions)", lambda r: r["overflow"], count, alarm=True),
-               Column("saturated (additions)", lambda r: r["saturated"], count, alarm=True),
-               Column("NaN outputs", lambda r: r["nan_count"], count, alarm=True),
-               Column("layers affected", lambda r: _affected_layers(m, r.name), str, numeric=False)]
     quiet = s[["overflow", "saturated", "nan_count"]].fillna(0).to_numpy().sum() == 0
     note = ("No configuration overflowed or saturated an accumulator, and no output was NaN." if quiet
             else "Overflow counts accumulator additions that wrapped (integer) or overflowed to Inf/NaN "
                  "(float); saturated counts additions clamped at the accumulator's limit. Non-zero counts "
                  "are shown in red.")
-    return f'<p class="note">{esc(note)}</p>' + table(s, columns)
-
-
-def _affected_layers(m: ModelResults, config: str) -> str:
-    events = m.layer_events[m.layer_events["configuration"] == config]
-    parts = []
-    for _, e in events.iterrows():
-        what = [f"{count(e[k])} {label}" for k, label in
-                (("overflow", "overflow"), ("saturated", "saturated"), ("nan_count", "NaN"))
-                if not is_missing(e[k]) and e[k] > 0]
-        parts.append(f"{e['layer']} ({', '.join(what)})")
-    return "; ".join(parts)
+    return f'<p class="note">{esc(note)}</p>' + table(s, event_columns(m))
 
 
 # --- definitions ----------------------------------------------------------------------------------
@@ -280,7 +192,7 @@ def _hardware_section(data: ReportData) -> str:
         parts.append('<p class="note">No stored description for these runs (the dataset has no '
                      'hardware/&lt;config_hash&gt;.json for them and no shipped preset matches their hash); '
                      'only their names are known.</p>')
-        columns = [Column(k, lambda r, k=k: r[k], _text, numeric=False) for k in ("hardware", "datapath", "config_hash")]
+        columns = [Column(k, lambda r, k=k: r[k], text, numeric=False) for k in ("hardware", "datapath", "config_hash")]
         parts.append(table(pd.DataFrame(data.unresolved), columns, cls="sortable definitions"))
     return "".join(parts) + "</section>"
 
@@ -297,7 +209,7 @@ def _hardware_card(h: dict) -> str:
              ("peak", per_second(a["rows"] * a["cols"] * a["clock_hz"], "MAC/s")),
              ("energy per MAC", _mac_energy(h)), ("energy source", e.get("source")),
              ("config hash", h.get("config_hash"))]
-    rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(_text(v))}</td></tr>' for k, v in facts)
+    rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(text(v))}</td></tr>' for k, v in facts)
     levels = pd.DataFrame(h.get("memory") or [])
     memory = table(levels, _memory_columns(), cls="memory") if len(levels) else ""
     return (f'<article class="card" id="hardware-{esc(h.get("config_hash", ""))}"><h3>{esc(h["name"])}</h3>'
@@ -359,7 +271,7 @@ def _memory_columns() -> list[Column]:
             Column("size", lambda r: r["size_bytes"], memory_size),
             Column("bandwidth", lambda r: r["bandwidth_bytes_per_s"], rate),
             Column("energy (pJ/byte)", lambda r: r["energy_pj_per_byte"]),
-            Column("source", lambda r: r.get("source"), _text, numeric=False)]
+            Column("source", lambda r: r.get("source"), text, numeric=False)]
 
 
 def _formats_section(data: ReportData) -> str:
@@ -372,10 +284,10 @@ def _formats_section(data: ReportData) -> str:
 
     columns = [Column("format", lambda r: r["name"], str, numeric=False),
                Column("used for", lambda r: r["used_as"], str, numeric=False),
-               Column("kind", lambda r: r.get("kind"), _text, numeric=False),
+               Column("kind", lambda r: r.get("kind"), text, numeric=False),
                Column("bits", field("bits"), count), Column("exponent bits", field("e"), count),
                Column("mantissa bits", field("m"), count), Column("bias", field("bias"), count),
-               Column("specials", lambda r: r.get("specials"), _text, numeric=False),
+               Column("specials", lambda r: r.get("specials"), text, numeric=False),
                Column("max", field("max")), Column("min normal", field("min_normal")),
                Column("min subnormal", field("min_subnormal")), Column("epsilon", field("epsilon"))]
     note = ('<p class="note">Derived from each format\'s definition (qsim.format(name).describe()). '

@@ -20,6 +20,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
            "#b5de2b", "#fde725")
 MISSING_FILL = "#e4e4e4"
+MARK_STROKE = "#D55E00"      # vermilion: stands out on every viridis colour
 
 
 def esc(text) -> str:
@@ -261,9 +262,12 @@ def _ink(fill: str) -> str:
 
 
 def heatmap(rows: list[str], columns: list[str], values: list[list[float]], chart_id: str, title: str,
-            unit: str = "dB", legend_label: str = "") -> str:
+            unit: str = "dB", legend_label: str = "", marked: list[list[bool]] | None = None,
+            mark_label: str = "marked") -> str:
     """One cell per (row, column) coloured by value, with the value written in the cell when it
-    fits and always in the cell's <title>. Missing values are grey; +inf takes the top colour."""
+    fits and always in the cell's <title>. Missing values are grey; +inf takes the top colour.
+    Cells that are True in `marked` are outlined, and mark_label goes into their title and the legend."""
+    marked = marked or [[False] * len(columns) for _ in rows]
     finite = [v for row in values for v in row if not is_missing(v) and math.isfinite(v)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
     if hi == lo:
@@ -287,25 +291,38 @@ def heatmap(rows: list[str], columns: list[str], values: list[list[float]], char
         y = top + i * cell_h
         body.append(_text(left - 8, y + cell_h / 2 + 4, _fit(name, 36), "end", "row-label"))
         for j, v in enumerate(values[i]):
-            body.append(_cell(left + j * cell_w, y, cell_w, cell_h, v, lo, hi, f"{name} · {columns[j]}", unit))
-    body += _colour_legend(chart_id, left, grid_bottom + 30, lo, hi, legend_label or unit)
-    return _svg(chart_id, max(width, left + 360), height, title, body)
+            mark = mark_label if marked[i][j] else ""
+            body.append(_cell(left + j * cell_w, y, cell_w, cell_h, v, lo, hi, f"{name} · {columns[j]}", unit, mark))
+    legend_mark = mark_label if any(map(any, marked)) else ""
+    body += _colour_legend(chart_id, left, grid_bottom + 30, lo, hi, legend_label or unit, legend_mark)
+    legend_width = 400 + _text_width(legend_mark) if legend_mark else 360
+    return _svg(chart_id, max(width, left + legend_width), height, title, body)
 
 
-def _cell(x, y, w, h, v, lo, hi, where: str, unit: str) -> str:
+def _cell(x, y, w, h, v, lo, hi, where: str, unit: str, mark: str = "") -> str:
+    """A heatmap cell; with a mark (its description), outlined."""
     if is_missing(v):
         fill, text = MISSING_FILL, "–"
     else:
         fill = colour(1.0 if v == math.inf else (v - lo) / (hi - lo))
-        text = number(v, 3) if math.isfinite(v) else ("∞" if v > 0 else "−∞")
+        text = number(v, 3)
     shown = text if len(text) * CHAR_WIDTH <= w - 4 else ""
-    tip = f"{where}: {text} {unit}" if text != "–" else f"{where}: no value"
+    tip = (f"{where}: {text} {unit}" if text != "–" else f"{where}: no value") + (f" ({mark})" if mark else "")
     label = _text(x + w / 2, y + h / 2 + 4, shown, "middle", "cell-value", f' style="fill:{_ink(fill)}"')
-    return (f'<g class="cell"><rect x="{x:.1f}" y="{y:.1f}" width="{w - 1:.1f}" height="{h - 1:.1f}" '
-            f'fill="{fill}"><title>{esc(tip)}</title></rect>' + (label if shown else "") + "</g>")
+    outline = _outline(x + 1.5, y + 1.5, w - 4, h - 4) if mark else ""
+    return (f'<g class="{"cell marked" if mark else "cell"}"><rect x="{x:.1f}" y="{y:.1f}" width="{w - 1:.1f}" '
+            f'height="{h - 1:.1f}" fill="{fill}"><title>{esc(tip)}</title></rect>{outline}'
+            + (label if shown else "") + "</g>")
 
 
-def _colour_legend(chart_id: str, x: float, y: float, lo: float, hi: float, label: str) -> list[str]:
+def _outline(x: float, y: float, w: float, h: float) -> str:
+    # drawn over the fill, and transparent to the pointer so the cell's title still shows
+    return (f'<rect class="mark" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="none" '
+            f'stroke="{MARK_STROKE}" stroke-width="2.5" pointer-events="none"/>')
+
+
+def _colour_legend(chart_id: str, x: float, y: float, lo: float, hi: float, label: str,
+                   mark_label: str = "") -> list[str]:
     width = 260
     gradient = f"{chart_id}-scale"
     stops = "".join(f'<stop offset="{i / (len(VIRIDIS) - 1):.3f}" stop-color="{c}"/>' for i, c in enumerate(VIRIDIS))
@@ -318,6 +335,9 @@ def _colour_legend(chart_id: str, x: float, y: float, lo: float, hi: float, labe
     out.append(_text(x, y - 6, label, cls="axis-label"))
     out.append(f'<rect x="{x + width + 24:.1f}" y="{y:.1f}" width="12" height="12" fill="{MISSING_FILL}"/>')
     out.append(_text(x + width + 41, y + 10, "no value", cls="tick"))
+    if mark_label:
+        out.append(_outline(x + width + 112, y, 12, 12))
+        out.append(_text(x + width + 129, y + 10, mark_label, cls="tick"))
     return out
 
 

@@ -1,4 +1,5 @@
-"""Running a sweep's points, locally in parallel or on a Dask cluster, into a Parquet dataset:
+"""Running a sweep's points, locally in parallel or on a Dask cluster, into a Parquet dataset,
+and reading datasets back:
 
     OUT/sweep.json                               the spec and its points (written first)
     OUT/model=<model>/part-<point_id>.parquet    one file per finished point (hive-style partitions)
@@ -20,19 +21,24 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..io import SCHEMA, write_atomic
+from ..io import SCHEMA, write_atomic, write_text_atomic
 from ..sim import simulate
 from .spec import Point, Sweep, load_sweep
 
 SWEEP_SCHEMA = {**SCHEMA,
                 "config": "short label of the sweep point: hardware, overrides, calibration",
-                "point_id": "hash of the point's canonical description (model, hardware, overrides, calibration, seed)",
+                "point_id": "hash of the point's canonical description (model, hardware, overrides, calibration, seed, "
+                            "fp32_layers)",
                 "overrides": "the point's hardware overrides, JSON (dotted key: value)",
                 "fp32_layers": "layers the point keeps in FP32, comma-separated"}
+# the record files of a dataset: `qsim simulate`'s flat layout, then a sweep's model partitions
+RECORD_FILES = ("part-*.parquet", "model=*/part-*.parquet")
+MODEL_ROW = "__model__"              # the "layer" of a run's whole-model record (qsim.sim.simulate)
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ def write_point(records: list[dict], point: Point, out_dir) -> Path:
     out = Path(out_dir)
     sidecar = out / "hardware" / f"{records[0]['config_hash']}.json"
     if not sidecar.exists():
-        write_atomic(sidecar, lambda tmp: tmp.write_text(json.dumps(asdict(point.hardware), indent=1)))
+        write_text_atomic(sidecar, json.dumps(asdict(point.hardware), indent=1))
     table = pa.Table.from_pandas(pd.DataFrame(records), preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            b"qsim.schema": json.dumps(SWEEP_SCHEMA).encode()})
@@ -145,20 +151,27 @@ def write_manifest(sweep: Sweep, out_dir) -> Path:
     manifest = {"name": sweep.name, "description": sweep.description, "qsim_version": __version__,
                 "spec": sweep.document,
                 "points": [{"point_id": p.point_id, "config": p.config, **p.describe()} for p in sweep.points]}
-    path = Path(out_dir) / "sweep.json"
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1, default=str)))
-    return path
+    return write_text_atomic(Path(out_dir) / "sweep.json", json.dumps(manifest, indent=1, default=str))
 
 
 def read_sweep(out_dir):
-    """Every finished point of a sweep directory (all model partitions) as one DataFrame."""
+    """Every finished point of a sweep directory as one DataFrame, in the manifest's order."""
+    return read_dataset(out_dir, order=_manifest_order(Path(out_dir)))
+
+
+def read_dataset(directory, order=None):
+    """Every record file of a dataset directory (RECORD_FILES) as one DataFrame, in name order
+    or sorted by the key `order`; a column missing from a file is NaN in its rows.
+    FileNotFoundError if the directory holds no records."""
     import pandas as pd
     import pyarrow.parquet as pq
-    out = Path(out_dir)
-    files = sorted(out.glob("model=*/part-*.parquet"), key=_manifest_order(out))
+    directory = Path(directory)
+    files = [f for pattern in RECORD_FILES for f in sorted(directory.glob(pattern))]
     if not files:
-        raise FileNotFoundError(f"no sweep results (model=*/part-*.parquet) in {out_dir}")
-    # read file by file: the model column is in the records, not taken from the directory name
+        raise FileNotFoundError(f"no qsim records ({' or '.join(RECORD_FILES)}) in {directory}")
+    if order is not None:
+        files.sort(key=order)
+    # file by file, without partition discovery: the model column is in the records, not the path
     return pd.concat([pq.read_table(f, partitioning=None).to_pandas() for f in files], ignore_index=True)
 
 
@@ -172,8 +185,9 @@ def _manifest_order(out: Path):
 
 
 def _remove_temporaries(out: Path) -> None:
-    """Half-written files of a killed run (never visible as results, but clutter)."""
-    for tmp in [*out.glob("model=*/.part-*.tmp"), *out.glob("hardware/.*.tmp")]:
+    """Half-written files of a killed run (never visible as results, but clutter): sweep.json's,
+    the part files' and the hardware descriptions'."""
+    for tmp in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:
         tmp.unlink(missing_ok=True)
 
 
@@ -190,14 +204,11 @@ def open_runner(workers: int | None = None, scheduler: str | None = None):
     return LocalRunner(workers)
 
 
-class LocalRunner:
+class LocalRunner(AbstractContextManager):
     """One process per worker (none for a single worker: points run here, in order)."""
 
     def __init__(self, workers: int):
         self.workers, self.pool = workers, None
-
-    def __enter__(self):
-        return self
 
     def __exit__(self, kind, error, trace):
         if self.pool is not None:
@@ -237,14 +248,11 @@ def _end_with(sweep_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-class DaskRunner:
+class DaskRunner(AbstractContextManager):
     """Points as tasks on a Dask distributed cluster (connected on first use)."""
 
     def __init__(self, address: str):
         self.address, self.client = address, None
-
-    def __enter__(self):
-        return self
 
     def __exit__(self, kind, error, trace):
         if self.client is not None:

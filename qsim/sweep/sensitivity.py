@@ -22,7 +22,7 @@ from ..hardware import load_hardware
 from ..io import write_text_atomic
 from ..quant.calibrate import METHODS as CALIBRATIONS
 from ..sim import MODELS
-from .run import PointsFailed, open_runner, part_path, run_points
+from .run import MODEL_ROW, PointsFailed, open_runner, part_path, run_points
 from .spec import make_point
 
 
@@ -137,7 +137,7 @@ def _rows(out_dir, point) -> list[dict]:
 
 
 def _model_row(out_dir, point) -> dict:
-    return next(r for r in _rows(out_dir, point) if r["layer"] == "__model__")
+    return next(r for r in _rows(out_dir, point) if r["layer"] == MODEL_ROW)
 
 
 def _gemm_layers(out_dir, point) -> list[str]:

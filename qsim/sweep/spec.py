@@ -218,7 +218,7 @@ def _names(doc: dict, key: str, known, where: str, default=None) -> tuple[str, .
     if not isinstance(values, list) or not values:
         raise SweepError(f"{where}: {key} must be a non-empty list, got {values!r}")
     for v in values:
-        if v not in known:
+        if not isinstance(v, str) or v not in known:     # a str first: a list or table cannot be looked up
             raise SweepError(f"{where}: {key}: unknown {v!r}; choose from {', '.join(known)}")
     if len(set(values)) != len(values):
         raise SweepError(f"{where}: {key} lists a value twice: {values}")
