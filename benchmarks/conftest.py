@@ -22,7 +22,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for peer in peers:
             for b in ours:
                 ratio = peer.stats.min / b.stats.min
-                target = b.extra_info.get("target")
+                target = None if peer.extra_info.get("context") else b.extra_info.get("target")
                 verdict = "" if target is None else ("  meets target" if ratio >= target else f"  BELOW target {target}x")
                 lines.append(f"{group:<34} {b.name:<46} vs {peer.extra_info.get('peer', peer.name)}: "
                              f"{ratio:6.2f}x{verdict}")
@@ -47,8 +47,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture
 def mark_role(benchmark):
-    def mark(role, peer=None, target=None, elements=None, macs=None, gmacs_target=None):
+    def mark(role, peer=None, target=None, elements=None, macs=None, gmacs_target=None, context=False):
+        """context: a peer shown for scale only; targets are judged against the other peers."""
         benchmark.extra_info["role"] = role
+        if context:
+            benchmark.extra_info["context"] = True
         if peer:
             benchmark.extra_info["peer"] = peer
         if target is not None:

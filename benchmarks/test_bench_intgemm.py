@@ -61,7 +61,7 @@ def test_saturating_gemm_qsim(benchmark, mark_role, saturating_operands, threads
 def test_torch_fbgemm_linear(benchmark, mark_role, operands):
     torch = pytest.importorskip("torch")
     benchmark.group = "int8 GEMM 512^3, exact int32 wrap"
-    mark_role("peer", peer="torch fbgemm quantized::linear (context)", macs=MACS)
+    mark_role("peer", peer="torch fbgemm quantized::linear (context)", macs=MACS, context=True)
     a, b = operands
     torch.backends.quantized.engine = "fbgemm"
     x = torch.quantize_per_tensor(torch.from_numpy((a.astype(np.float32) + 128)), 1.0, 128, torch.quint8)
