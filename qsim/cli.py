@@ -97,15 +97,19 @@ def _cmd_hardware(args) -> int:
 
 
 def _summary_rows(records) -> list[str]:
+    """hardware, accuracy (top-1, or mean embedding cosine), agreement with FP32 (predictions,
+    or nearest neighbours), worst layer SQNR, energy, time, overflow, saturation."""
     model = records[-1]
     layers = [r for r in records if r["layer"] != "__model__"]
     worst = min((r["sqnr_db"] for r in layers), default=float("nan"))
-    return [model["hardware"], f"{model['top1']:.4f}", f"{model['agreement_fp32']:.4f}", f"{worst:.1f}",
+    accuracy, agreement = (("top1", "agreement_fp32") if "top1" in model else ("cosine_mean", "nn_agreement"))
+    return [model["hardware"], f"{model[accuracy]:.4f}", f"{model[agreement]:.4f}", f"{worst:.1f}",
             f"{model['energy_total_pj'] / 1e6:.3f}", f"{model['seconds'] * 1e6:.2f}",
             str(model["overflow"]), str(model["saturated"])]
 
 
-_SUMMARY_HEAD = ["hardware", "top-1", "agree FP32", "min SQNR dB", "energy uJ", "time us", "overflow", "saturated"]
+_SUMMARY_HEAD = ["hardware", "top-1 or cosine", "agree FP32", "min SQNR dB", "energy uJ", "time us", "overflow",
+                 "saturated"]
 
 
 def _markdown(rows: list[list[str]]) -> str:
@@ -114,17 +118,19 @@ def _markdown(rows: list[list[str]]) -> str:
 
 
 def _cmd_simulate(args) -> int:
+    from .hardware import load_hardware
     from .io import write_records
     from .sim import simulate
 
-    from .hardware import load_hardware
     hw = load_hardware(args.hardware)
     records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration)
     path = write_records(records, args.out, hardware=hw)
-    print(f"{'layer':<10} {'op':<7} {'SQNR dB':>8} {'cosine':>8} {'MACs':>9} {'cycles':>8} {'energy pJ':>11} bound")
+    name = max(len(r["layer"]) for r in records)
+    op = max(len(r["op"]) for r in records)
+    print(f"{'layer':<{name}} {'op':<{op}} {'SQNR dB':>8} {'cosine':>8} {'MACs':>11} {'cycles':>9} {'energy pJ':>12} bound")
     for r in records[:-1]:
-        print(f"{r['layer']:<10} {r['op']:<7} {r['sqnr_db']:>8.1f} {r['cosine']:>8.5f} {r['macs']:>9} "
-              f"{r['cycles']:>8} {r['energy_total_pj']:>11.0f} {r.get('bound') or ''}")
+        print(f"{r['layer']:<{name}} {r['op']:<{op}} {r['sqnr_db']:>8.1f} {r['cosine']:>8.5f} {r['macs']:>11} "
+              f"{r['cycles']:>9} {r['energy_total_pj']:>12.0f} {r.get('bound') or ''}")
     print(_markdown([_summary_rows(records)]), end="")
     print(f"records: {path}")
     return 0

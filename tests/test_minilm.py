@@ -42,3 +42,10 @@ def test_simulated_embeddings(minilm, hardware):
         assert model["saturated"] > 0
     if hardware == "fp32-reference":               # the FP32 datapath is the float32 forward pass, layer for layer
         assert all(r["max_abs_err"] == 0.0 for r in records)
+
+
+def test_command_line_simulates_an_embedding_model(tmp_path, capsys):
+    from qsim.cli import main
+    assert main(["simulate", "--model", "minilm", "--hardware", "tpu-bf16", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "l5.attn " in out and "| tpu-bf16 | 1.0000 |" in out          # mean embedding cosine to FP32
