@@ -117,13 +117,36 @@ def _markdown(rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
-def _cmd_simulate(args) -> int:
-    from .hardware import load_hardware
-    from .io import write_records
-    from .sim import simulate
+def _hardware(name: str, overrides: list[str]):
+    """A hardware description with --set KEY=VALUE overrides (VALUE parsed as a TOML value)."""
+    import tomllib
 
-    hw = load_hardware(args.hardware)
-    records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration)
+    from .hardware import load_hardware, override_hardware
+    if not overrides:
+        return load_hardware(name)
+    parsed = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            parsed[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed[key.strip()] = value.strip()          # a bare word: a string (format names, modes)
+    return override_hardware(name, parsed, name=f"{load_hardware(name).name} " + " ".join(overrides))
+
+
+def _simulate(args, hardware_name: str):
+    from .sim import simulate
+    hw = _hardware(hardware_name, args.overrides)
+    fp32_layers = [n for n in args.fp32_layers.split(",") if n]
+    return hw, simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
+
+
+def _cmd_simulate(args) -> int:
+    from .io import write_records
+
+    hw, records = _simulate(args, args.hardware)
     path = write_records(records, args.out, hardware=hw)
     name = max(len(r["layer"]) for r in records)
     op = max(len(r["op"]) for r in records)
@@ -141,15 +164,13 @@ def _cmd_compare(args) -> int:
 
     from tqdm import tqdm
 
-    from .hardware import hardware_presets, load_hardware
+    from .hardware import hardware_presets
     from .io import write_records, write_text_atomic
-    from .sim import simulate
 
     names = args.hardware.split(",") if args.hardware else hardware_presets()
     rows = []
     for name in tqdm(names, desc=f"{args.model}", unit="config", file=sys.stderr, disable=None):
-        hw = load_hardware(name)
-        records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration)
+        hw, records = _simulate(args, name)
         write_records(records, args.out, hardware=hw)
         rows.append(_summary_rows(records))
     table = _markdown(rows)
@@ -168,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  qsim datapaths --ties\n"
                "  qsim hardware --show edge-npu-int8-acc16\n"
                "  qsim simulate --model digits-cnn --hardware h100-fp8 --out reports/runs\n"
+               "  qsim simulate --hardware edge-npu-int8 --set datapath.accumulator_bits=20 --fp32-layers conv1\n"
                "  qsim compare --model mnist1d-cnn --calibration entropy --out reports/compare",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -212,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--calibration", default="max", choices=CALIBRATIONS,
                             help="how activation ranges are taken from the calibration split (default max)")
+        parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a key of the hardware description, VALUE as in TOML "
+                                 "(e.g. datapath.accumulator_bits=20, quantization.dynamic_activations=true); "
+                                 "repeatable")
+        parser.add_argument("--fp32-layers", default="", metavar="A,B",
+                            help="comma-separated layers kept in FP32 (partial quantization)")
 
     s = sub.add_parser("simulate", help="run a model on one hardware description; per-layer error and cost",
                        description="Run MODEL on HARDWARE layer by layer: bit-exact GEMMs through the hardware's "

@@ -173,3 +173,21 @@ def test_minilm_gelu_erf_is_accurate_to_2e_7():
     from qsim.sim.models import _erf
     x = np.linspace(-6, 6, 20001)
     assert np.abs(_erf(x) - np.array([erf(v) for v in x])).max() < 2e-7
+
+
+def test_command_line_overrides_and_partial_quantization(tmp_path, capsys):
+    """--set KEY=VALUE overrides the description as override_hardware does; --fp32-layers keeps
+    layers in FP32; a malformed --set is a clear error."""
+    from qsim.cli import main
+    from qsim.hardware import override_hardware
+    argv = ["simulate", "--model", "digits-mlp", "--out", str(tmp_path), "--set", "datapath.accumulator_bits=16",
+            "--set", "quantization.dynamic_activations=true", "--fp32-layers", "fc2"]
+    assert main(argv) == 0
+    got = read_records(tmp_path)
+    want = simulate("digits-mlp", override_hardware("edge-npu-int8", {"datapath.accumulator_bits": 16,
+                                                                      "quantization.dynamic_activations": True}),
+                    fp32_layers=["fc2"])
+    assert list(got["sqnr_db"]) == [r["sqnr_db"] for r in want]
+    assert list(got["unit"][:3]) == ["gemm", "vector", "fp32"]
+    assert main(["simulate", "--set", "nonsense", "--out", str(tmp_path)]) == 2
+    assert "--set takes KEY=VALUE" in capsys.readouterr().err
