@@ -25,6 +25,8 @@ CONFIGS = {
     "gemm-ort": dict(op="gemm", datapath="onnxruntime-x86", bias=False),
     "gemm-acc16-hardware": dict(op="gemm", datapath="edge-npu-int8-acc16"),
     "gemm-h100-fp8": dict(op="gemm", datapath="h100-fp8-like"),
+    "gemm-h100-fp8-hardware": dict(op="gemm", datapath="h100-fp8"),      # y and y_out (bf16)
+    "conv-mi300-hardware": dict(op="conv", datapath="mi300-fp8fnuz"),
     "gemm-mxfp4": dict(op="gemm", datapath="mxfp4"),
     "conv-fbgemm": dict(op="conv", datapath="fbgemm-vnni"),
     "conv-bf16": dict(op="conv", datapath="bf16-fp32acc"),
@@ -384,8 +386,109 @@ def test_compare_keeps_codes_of_signed_values(goldens):
     assert r.first(1)[0]["got"] == "0x80" and r.first(1)[0]["got_value"] == "-128"
 
 
+# -- the hardware's output conversion (float GEMM/conv) ---------------------------------------------------
+@pytest.mark.parametrize("name, hw_fmt, plain", [("gemm-h100-fp8-hardware", "bf16", "gemm-h100-fp8"),
+                                                 ("conv-mi300-hardware", "bf16", None)])
+def test_float_hardware_outputs_are_converted(goldens, name, hw_fmt, plain):
+    golden, path = goldens[name]
+    assert golden.outputs == ["y", "y_out"]
+    assert golden.formats["y"] == "fp32" and golden.formats["y_out"] == hw_fmt
+    conv = golden.info["output_conversion"]
+    assert conv["format"] == hw_fmt and conv["scale"] == 1.0 and conv["rounding"] == "rne" and conv["saturate"] is None
+    rounded = 0
+    for c in golden.cases:
+        y = c.expected["y"]
+        assert y.dtype == np.float32
+        # independent: float32(acc * 1.0), then an RNE encode to the output format (NaN stays NaN)
+        want = qsim.encode(np.float32(y.astype(np.float64) * 1.0), hw_fmt, rounding="rne")
+        assert c.expected["y_out"].dtype == np.uint16 and np.array_equal(c.expected["y_out"], want), c.name
+        back = qsim.decode(c.expected["y_out"], hw_fmt, dtype=np.float64)
+        finite = np.isfinite(y)
+        rounded += int(np.count_nonzero(back[finite] != y[finite]))
+        assert np.array_equal(np.isnan(back), np.isnan(y))
+    assert rounded > 0                                   # the conversion really rounds
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["outputs"] == ["y", "y_out"]
+    assert manifest["arrays"]["y_out"] == {"format": hw_fmt, "dtype": "<u2", "role": "output", "hex": "y_out.hex",
+                                           "digits": 4}
+    assert "convert_output" in manifest["info"]["y_out"] and manifest["info"]["y"] == "FP32 accumulator values"
+    assert np.array_equal(read_hex(path / "y_out.hex"), golden.codes("y_out"))
+    if plain:            # the datapath preset: no conversion, the same accumulator values
+        plain_golden = goldens[plain][0]
+        assert plain_golden.outputs == ["y"] and "output_conversion" not in plain_golden.info
+        assert [c.name for c in plain_golden.cases] == [c.name for c in golden.cases]
+        for a, b in zip(plain_golden.cases, golden.cases):
+            assert np.array_equal(a.expected["y"].view(np.uint32), b.expected["y"].view(np.uint32))
+
+
+def test_hardware_outputs_fp32_or_integer(tmp_path):
+    from qsim.hardware.spec import PRESET_DIR
+    text = (PRESET_DIR / "h100-fp8.toml").read_text()
+    assert 'outputs = "bf16"' in text
+    (tmp_path / "fp32.toml").write_text(text.replace('outputs = "bf16"', 'outputs = "fp32"'))
+    g = make_golden("gemm", datapath=str(tmp_path / "fp32.toml"), random=1)
+    assert g.outputs == ["y"] and "output_conversion" not in g.info
+    (tmp_path / "fp16.toml").write_text(text.replace('outputs = "bf16"', 'outputs = "fp16"'))
+    g = make_golden("conv", datapath=str(tmp_path / "fp16.toml"), random=1)
+    assert g.outputs == ["y", "y_out"] and g.formats["y_out"] == "fp16"
+    for c in g.cases:
+        assert np.array_equal(c.expected["y_out"], qsim.encode(c.expected["y"], "fp16"))
+    (tmp_path / "int8.toml").write_text(text.replace('outputs = "bf16"', 'outputs = "int8"'))
+    with pytest.raises(ValueError, match="datapath.outputs = int8 on a float datapath"):
+        make_golden("gemm", datapath=str(tmp_path / "int8.toml"))
+
+
+def test_converted_output_validates_alone_and_by_name(goldens, tmp_path, capsys):
+    golden, path = goldens["gemm-h100-fp8-hardware"]
+    # the hex file of y_out alone, with output= / --output
+    r = validate(path, path / "y_out.hex", output="y_out")
+    assert r.ok and r.total == golden.codes("y_out").size and r.not_compared == ("y",)
+    assert "not compared" in r.table() and "y_out: bf16" in r.table()
+    with pytest.raises(GoldenError, match="the golden set expects"):
+        validate(path, path / "y_out.hex")                # both outputs expected without --output
+    with pytest.raises(GoldenError, match=r"no output 'z'.*\['y', 'y_out'\]"):
+        validate(path, path / "y_out.hex", output="z")
+    # an .npz keyed by output name: both outputs, or y_out alone with --output
+    y = {o: np.concatenate([c.expected[o].reshape(-1) for c in golden.cases]) for o in golden.outputs}
+    np.savez(tmp_path / "both.npz", **y)
+    assert run_cli("validate", path, "--outputs", tmp_path / "both.npz") == 0
+    assert "y_out: bf16" in capsys.readouterr().out
+    np.savez(tmp_path / "out.npz", y_out=y["y_out"], other=np.zeros(1))
+    with pytest.raises(GoldenError, match="--output NAME"):
+        run_cli("validate", path, "--outputs", tmp_path / "out.npz")
+    assert run_cli("validate", path, "--outputs", tmp_path / "out.npz", "--output", "y_out") == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "not compared: y" in out
+    # bf16 values as float32 (a kernel's results) are read as exact codes
+    as_f32 = {f"{c.name}/y_out": qsim.decode(c.expected["y_out"], "bf16", dtype=np.float32) for c in golden.cases}
+    assert validate(path, as_f32, output="y_out", nan_equal=True).ok
+    # a fault in y_out is caught and located, with --output and without
+    bad = y["y_out"].copy()
+    i = int(np.flatnonzero(~np.isnan(qsim.decode(bad, "bf16")))[5])
+    bad[i] ^= np.uint16(1)
+    np.savez(tmp_path / "bad.npz", y=y["y"], y_out=bad)
+    assert run_cli("validate", path, "--outputs", tmp_path / "bad.npz") == 1
+    assert "FAIL: 1 of" in capsys.readouterr().out
+    r = validate(path, {"y_out": bad}, output="y_out")
+    assert r.mismatch_index.tolist() == [i] and r.first(1)[0]["output"] == "y_out" and r.first(1)[0]["distance"] == 1
+    r = validate(path, tmp_path / "bad.npz")
+    assert r.mismatch_index.tolist() == [y["y"].size + i] and r.first(1)[0]["output"] == "y_out"
+    # a kernel returning only y_out
+    by_name = {c.name: c.expected["y_out"] for c in golden.cases}
+
+    def kernel(inputs):
+        c = next(c for c in golden.cases if np.array_equal(c.inputs["a"], inputs["a"]) and
+                 np.array_equal(c.inputs["b"], inputs["b"]))
+        return {"y_out": by_name[c.name]}
+
+    assert validate_kernel(path, kernel, output="y_out").ok
+    with pytest.raises(GoldenError, match="returned no 'y'"):
+        validate_kernel(path, kernel)
+
+
 # -- fault injection -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["encode-e4m3", "gemm-ort", "mx-e4m3", "requant-gemmlowp", "decode-fp32"])
+@pytest.mark.parametrize("name", ["encode-e4m3", "gemm-ort", "mx-e4m3", "requant-gemmlowp", "decode-fp32",
+                                  "gemm-h100-fp8-hardware"])
 def test_single_bit_faults_are_caught_and_located(goldens, name):
     golden, path = goldens[name]
     golden = load_golden(path)
@@ -599,10 +702,14 @@ def test_cli_errors_and_help(tmp_path, capsys):
                 "--out", tmp_path / "x")
     with pytest.raises(ValueError, match="--nan-equal read an --outputs file"):
         run_cli("validate", tmp_path, "--adapter", "torch-cast-e4m3", "--nan-equal")
+    with pytest.raises(ValueError, match="--output selects outputs of an --outputs file"):
+        run_cli("validate", tmp_path, "--adapter", "torch-cast-e4m3", "--output", "y")
     assert not (tmp_path / "x").exists()
     assert run_cli("golden", "--list-adapters") == 0
     assert "ort-qlinear-matmul-u8s8" in capsys.readouterr().out
     for cmd in ("golden", "validate"):
         with pytest.raises(SystemExit):
             run_cli(cmd, "--help")
-        assert "examples:" in capsys.readouterr().out
+        text = capsys.readouterr().out
+        assert "examples:" in text
+        assert "y_out" in text and ("convert_output" in text if cmd == "golden" else "--output" in text)

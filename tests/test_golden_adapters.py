@@ -9,7 +9,7 @@ import onnxruntime  # noqa: F401
 import pytest
 import torch  # noqa: F401
 
-from qsim.golden import ADAPTERS, generate, get_adapter, load_golden, to_codes, validate
+from qsim.golden import ADAPTERS, GoldenError, generate, get_adapter, load_golden, to_codes, validate, validate_kernel
 from qsim.golden.cli import register
 
 EXPECTED_DEPARTURES = {"ort-quantize-linear-e4m3-sat0", "ort-quantize-linear-e5m2-sat0", "ml_dtypes-cast-e8m0"}
@@ -87,8 +87,41 @@ def test_torch_cast_departs_from_ml_dtypes_on_e4m3_overflow(golden_dirs):
     """torch saturates E4M3FN, ml_dtypes does not: each matches its own configuration only."""
     torch_cast, ml_cast = ADAPTERS["torch-cast-e4m3"], ADAPTERS["ml_dtypes-cast-e4m3"]
     assert torch_cast.golden_config["saturate"] is True and ml_cast.golden_config["saturate"] is False
-    wrong = torch_cast.validate(golden_dirs(ml_cast))
+    # Adapter.validate refuses the other configuration; the kernel run on it shows the departure
+    with pytest.raises(GoldenError, match="differs in saturate"):
+        torch_cast.validate(golden_dirs(ml_cast))
+    wrong = validate_kernel(golden_dirs(ml_cast), torch_cast.run, nan_equal=True)
     assert not wrong.ok and wrong.histogram.get("NaN vs number", 0) == wrong.mismatches
+
+
+def test_adapter_refuses_a_golden_set_of_another_configuration(golden_dirs, tmp_path, capsys):
+    """QLinearMatMul takes no bias: a gemm golden set made with a bias is refused, naming bias."""
+    adapter = get_adapter("ort-qlinear-matmul-u8s8")
+    assert adapter.config_differences(golden_dirs(adapter)) == []
+    parser = argparse.ArgumentParser(prog="qsim")
+    register(parser.add_subparsers())
+    out = tmp_path / "with-bias"
+    args = parser.parse_args(["golden", "gemm", "--datapath", "onnxruntime-x86", "--format", "uint8",
+                              "--weight-format", "int8", "--out", str(out)])
+    assert args.func(args) == 0
+    capsys.readouterr()
+    assert adapter.config_differences(out) == ["bias"]
+    args = parser.parse_args(["validate", str(out), "--adapter", adapter.name])
+    with pytest.raises(GoldenError, match=r"ort-qlinear-matmul-u8s8 .* differs in bias \(bias: adapter False, "
+                                          r"golden set True\)"):
+        args.func(args)
+    with pytest.raises(GoldenError, match="differs in bias"):
+        adapter.validate(out)
+    # several keys are all named; keys the adapter does not set (seed, random) may differ
+    generate(out_dir=tmp_path / "s8", op="gemm", datapath="onnxruntime-x86", format="int8", weight_format="uint8",
+             bias=False, seed=3, random=1)
+    with pytest.raises(GoldenError, match="differs in format, weight_format "):
+        adapter.validate(tmp_path / "s8")
+    generate(out_dir=tmp_path / "seeded", **{**adapter.golden_config, "seed": 11, "random": 2})
+    assert adapter.validate(tmp_path / "seeded").ok
+    # format names compare canonically; a key the adapter leaves None is not checked
+    alias = get_adapter("torch-cast-bf16")
+    assert alias.golden_config["saturate"] is None and alias.config_differences(golden_dirs(alias)) == []
 
 
 def test_cli_validate_with_an_adapter(golden_dirs, capsys):

@@ -14,8 +14,8 @@ Runtime, PyTorch and ml_dtypes are in ADAPTERS (qsim.golden.adapters); the comma
 from .adapters import ADAPTERS, Adapter, get_adapter
 from .generate import OPS, generate, make_golden, resolve_datapath
 from .store import Case, Golden, GoldenError, load_golden, read_hex, to_codes, write_golden
-from .validate import ValidationResult, compare, load_outputs, validate, validate_kernel
+from .validate import ValidationResult, compare, load_outputs, select_outputs, validate, validate_kernel
 
 __all__ = ["ADAPTERS", "Adapter", "get_adapter", "OPS", "generate", "make_golden", "resolve_datapath", "Case",
            "Golden", "GoldenError", "load_golden", "read_hex", "to_codes", "write_golden", "ValidationResult",
-           "compare", "load_outputs", "validate", "validate_kernel"]
+           "compare", "load_outputs", "select_outputs", "validate", "validate_kernel"]

@@ -22,7 +22,9 @@ from typing import Callable
 
 import numpy as np
 
-from .store import load_golden
+from ..formats import format as get_format
+from .generate import canonical_op
+from .store import GoldenError, load_golden
 from .validate import validate_kernel
 
 
@@ -48,14 +50,57 @@ class Adapter:
         golden = load_golden(golden)
         return np.concatenate([self.waiver(c).reshape(-1) for c in golden.cases])
 
+    def config_differences(self, golden) -> list[str]:
+        """The keys that the adapter's golden_config sets (not None) and the golden set's
+        configuration holds differently (format names compared canonically)."""
+        golden = load_golden(golden)
+        return [k for k, v in self.golden_config.items()
+                if v is not None and _norm(k, v) != _norm(k, golden.config.get(k))]
+
     def validate(self, golden):
+        """Run the kernel on a golden set and compare. Refuses (GoldenError) a set of another op,
+        or one whose configuration differs from golden_config in a key the adapter sets."""
         missing = [p for p in self.requires if importlib.util.find_spec(p) is None]
         if missing:
             raise ModuleNotFoundError(f"adapter {self.name} needs {', '.join(missing)}, which is not installed")
         golden = load_golden(golden)
         if golden.op != self.op:
             raise ValueError(f"adapter {self.name} runs op {self.op}, the golden set is op {golden.op}")
+        differing = self.config_differences(golden)
+        if differing:
+            values = "; ".join(f"{k}: adapter {_norm(k, self.golden_config[k])!r}, "
+                               f"golden set {_norm(k, golden.config.get(k))!r}" for k in differing)
+            raise GoldenError(
+                f"adapter {self.name} matches a golden set made with {_show_config(self.golden_config)}; this one "
+                f"differs in {', '.join(differing)} ({values}). Make a matching set with "
+                f"`qsim golden --adapter {self.name} --out DIR`")
         return validate_kernel(golden, self.run, nan_equal=self.nan_equal, waive=self.departures(golden), name=self.name)
+
+
+_FORMAT_KEYS = ("format", "weight_format", "output_format")
+
+
+def _norm(key: str, value):
+    """A configuration value as make_golden stores it: canonical format names, float scales."""
+    if value is None:
+        return None
+    if key in _FORMAT_KEYS:
+        try:
+            return get_format(value).name
+        except (KeyError, ValueError):
+            return value
+    if key == "op":
+        try:
+            return canonical_op(value)
+        except ValueError:
+            return value
+    if key == "scale" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _show_config(config: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in config.items())
 
 
 # -- ONNX Runtime ------------------------------------------------------------------------------

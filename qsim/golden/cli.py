@@ -20,6 +20,7 @@ examples:
   qsim golden decode --format bf16 --out golden/bf16-decode
   qsim golden gemm --datapath onnxruntime-x86 --format uint8 --weight-format int8 --no-bias --out golden/qgemm
   qsim golden conv --datapath edge-npu-int8-acc16 --out golden/npu-conv
+  qsim golden gemm --datapath h100-fp8 --out golden/h100-gemm
   qsim golden requant --datapath gemmlowp --out golden/requant
   qsim golden mx --datapath mxfp4 --out golden/mxfp4
   qsim golden --adapter ort-qlinear-conv-u8s8 --out golden/ort-conv
@@ -28,6 +29,16 @@ examples:
 Writes DIR/golden.npz (every case's inputs, parameters and expected outputs), one
 DIR/<array>.hex per array for Verilog $readmemh (cases concatenated, one code per line)
 and DIR/manifest.json (configuration, seeds, formats, case shapes, sha256 of every file).
+
+Float gemm/conv: y is the FP32 accumulator (fp32 codes). When --datapath names a hardware
+description (preset or .toml) of a float kind whose datapath.outputs is not fp32 (e.g.
+h100-fp8, mi300-fp8fnuz, tpu-bf16: bf16), the set has a second output y_out: the codes of
+y converted to that format as the hardware writes it, qsim.datapaths.convert_output(y, fmt,
+scale=1.0, rounding="rne", saturate=None) = encode(float32(y * 1.0)) with the format's
+default overflow (manifest info: y_out, output_conversion). A datapath preset
+(e.g. h100-fp8-like) has no output conversion: y only; so do the names mxfp4 and mxfp8,
+which are datapath presets first (give the hardware .toml for y_out). Validate one output
+alone with `qsim validate DIR --output y_out ...`.
 """
 
 _VALIDATE_EXAMPLES = """\
@@ -36,11 +47,15 @@ examples:
   qsim validate golden/qgemm --outputs y.npy --report report.html --log log.parquet
   qsim validate golden/e4m3 --outputs y.bin --dtype uint8 --nan-equal
   qsim validate golden/ort-conv --adapter ort-qlinear-conv-u8s8
+  qsim validate golden/h100-gemm --outputs y_out.hex --output y_out
+  qsim validate golden/h100-gemm --outputs out.npz        # keys y and y_out
 
 OUTPUTS holds every output code in order: output by output, case by case, each case
 flattened in C order (as the expected DIR/<output>.hex). .npy, .npz (by output or case
-name), hex (.hex/.mem/.memh/.txt) or raw binary with --dtype. Exit status 1 if any code
-differs, 0 if all match.
+name), hex (.hex/.mem/.memh/.txt) or raw binary with --dtype. --output NAME compares only
+that output (repeat for several), and OUTPUTS then holds only those. --adapter refuses a
+golden set whose configuration differs from the adapter's (`qsim golden --list-adapters`)
+in any key the adapter sets. Exit status 1 if any code differs, 0 if all match.
 """
 
 
@@ -87,11 +102,14 @@ def _cmd_validate(args) -> int:
         raise ValueError("validate needs exactly one of --outputs FILE or --adapter NAME")
     if args.adapter and (args.dtype or args.shape or args.nan_equal):
         raise ValueError("--dtype, --shape and --nan-equal read an --outputs file; an --adapter sets its own")
+    if args.adapter and args.output:
+        raise ValueError("--output selects outputs of an --outputs file; an --adapter compares every output")
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else None
     if args.adapter:
         result = get_adapter(args.adapter).validate(args.golden_dir)
     else:
-        result = validate(args.golden_dir, args.outputs, dtype=args.dtype, shape=shape, nan_equal=args.nan_equal)
+        result = validate(args.golden_dir, args.outputs, dtype=args.dtype, shape=shape, nan_equal=args.nan_equal,
+                          output=args.output)
     print(result.table(args.show), end="")
     if args.report:
         print(f"report: {result.write_report(args.report)}")
@@ -111,7 +129,8 @@ def register(subparsers) -> None:
     g.add_argument("--out", metavar="DIR", help="output directory (replaced atomically if it holds a golden set)")
     g.add_argument("--datapath", metavar="PRESET_OR_TOML",
                    help="datapath preset (see `qsim datapaths`), hardware preset (see `qsim hardware`) or .toml; "
-                        "required for gemm, conv, requant")
+                        "required for gemm, conv, requant. Float gemm/conv on hardware whose datapath.outputs "
+                        "is not fp32 also give y_out (see below)")
     g.add_argument("--format", help="element format (encode, decode, mx) or activation format (gemm, conv)")
     g.add_argument("--weight-format", help="weight format for gemm and conv (default int8 / the datapath's)")
     g.add_argument("--output-format", help="output format for integer gemm, conv, requant")
@@ -140,10 +159,13 @@ def register(subparsers) -> None:
         epilog=_VALIDATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("golden_dir", metavar="GOLDEN_DIR")
     v.add_argument("--outputs", metavar="FILE", help="the kernel's outputs: .npy, .npz, hex, or raw with --dtype")
-    v.add_argument("--adapter", metavar="NAME", help="run a built-in adapter (onnxruntime, torch, ml_dtypes) instead")
+    v.add_argument("--adapter", metavar="NAME", help="run a built-in adapter (onnxruntime, torch, ml_dtypes) instead; "
+                   "the golden set must have been made with its configuration")
     v.add_argument("--dtype", help="dtype of a raw binary file, e.g. uint8, int8, <u2, float32")
     v.add_argument("--shape", help="reshape the outputs, e.g. 4,8 (comma-separated)")
     v.add_argument("--nan-equal", action="store_true", help="any NaN code matches any NaN code")
+    v.add_argument("--output", action="append", metavar="NAME",
+                   help="compare only this golden output (repeatable), e.g. y_out; default: every output")
     v.add_argument("--report", metavar="FILE", help="write a Markdown (.md) or HTML (.html) report")
     v.add_argument("--log", metavar="FILE", help="write a Parquet log, one row per compared code")
     v.add_argument("--show", type=int, default=10, metavar="N", help="mismatches to print (default 10)")

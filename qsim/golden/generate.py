@@ -3,6 +3,8 @@ outputs computed by qsim's own kernels (proven bit-exact against real runtimes i
 
 Operations (OPS): encode (alias quantize), decode, gemm, conv, requant, mx. Every case holds
 its inputs and parameters as arrays; `make_golden(**golden.config)` regenerates the same set.
+Float gemm/conv on a hardware description that converts its outputs (datapath.outputs not
+fp32) carry y_out, the converted codes, beside y, the FP32 accumulator values.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from fractions import Fraction
 import numpy as np
 
 from ..codec import code_dtype, decode, encode, fits_float32
-from ..datapaths import (FLOAT_PRESETS, PRESETS, IntDatapath, any_datapath, float_conv, float_matmul, mx_matmul,
-                         qlinear_conv, qlinear_matmul)
+from ..datapaths import (FLOAT_PRESETS, PRESETS, IntDatapath, any_datapath, convert_output, float_conv,
+                         float_matmul, mx_matmul, qlinear_conv, qlinear_matmul)
 from ..datapaths.integer import _int_fmt, _output_format, requantize_accumulator
 from ..formats import FloatFormat, IntFormat, format as get_format
 from ..hardware import hardware_presets, load_hardware
@@ -289,7 +291,7 @@ def _overflow_k(bits: int, a_mag: int, b_mag: int) -> tuple[int, int] | None:
 def _extremes(af: IntFormat, bf: IntFormat):
     """The activation code farthest from 0, and weight codes giving the largest positive and
     negative products with it."""
-    a = af.qmin if af.signed and -af.qmin > af.qmax else af.qmax
+    a = af.qmin if af.signed and -af.qmin > af.qmax and bf.signed else af.qmax   # unsigned weights: a > 0
     pos = bf.qmax if a > 0 else bf.qmin
     neg = (bf.qmin if a > 0 else bf.qmax) if bf.signed else 0
     return a, pos, neg
@@ -561,6 +563,43 @@ def _conv_float_cases(cfg, path, hw, rng):
                                                              "y": "FP32 accumulator values"}
 
 
+# the hardware's output conversion of float GEMM/conv: y_out beside the FP32 accumulator y
+OUTPUT_CONVERSION = {"scale": 1.0, "rounding": "rne", "saturate": None}
+
+
+def _output_format_of(hw) -> FloatFormat | None:
+    """The format a float hardware description converts the FP32 accumulator to (its
+    datapath.outputs), or None when there is no conversion: no hardware description (a plain
+    datapath preset), or outputs = fp32."""
+    if hw is None or hw.datapath.kind != "float":
+        return None
+    fmt = get_format(hw.datapath.outputs)
+    if fmt == get_format("fp32"):
+        return None
+    if not isinstance(fmt, FloatFormat):
+        raise ValueError(f"hardware {hw.name}: datapath.outputs = {fmt.name} on a float datapath; golden float "
+                         "GEMM/conv convert the FP32 accumulator to a float output format only")
+    return fmt
+
+
+def _converted_output(cases, formats, info, hw):
+    """Add the output y_out to float GEMM/conv cases when the hardware converts its outputs:
+    codes of convert_output(y, datapath.outputs, scale=1.0, rounding="rne", saturate=None),
+    i.e. encode(float32(y * 1.0)) with the format's default overflow. y stays the FP32
+    accumulator values."""
+    fmt = _output_format_of(hw)
+    if fmt is None:
+        return cases, formats, info
+    for case in cases:
+        case.expected["y_out"] = convert_output(case.expected["y"], fmt, **OUTPUT_CONVERSION).astype(code_dtype(fmt))
+    conversion = {"format": fmt.name, **OUTPUT_CONVERSION,
+                  "saturate_resolved": bool(fmt.default_saturate), "from": f"hardware {hw.name} datapath.outputs"}
+    info = {**info, "y_out": f"{fmt.name} codes of y converted as the hardware's output: convert_output(y, "
+                             f"{fmt.name}, scale=1.0, rounding='rne', saturate=None) = encode(float32(y * 1.0))",
+            "output_conversion": conversion}
+    return cases, {**formats, "y_out": fmt.name}, info
+
+
 # -- MX -------------------------------------------------------------------------------------------------
 def _mx_element(cfg, path, hw) -> tuple[FloatFormat, int]:
     mx_path = path if getattr(path, "block_size", 0) else None
@@ -725,6 +764,9 @@ def make_golden(op: str, *, datapath=None, format=None, weight_format=None, outp
     layers. rounding, saturate: encode and mx. scale, zero_point: encode (zero_point for
     integer formats). bias: include a bias in gemm/conv (int32, or float for the PyTorch
     datapaths). random: random values (encode, decode, requant, mx) or cases (gemm, conv).
+    Float gemm/conv give y, the FP32 accumulator values; on a hardware description (preset
+    or .toml) whose datapath.outputs is not fp32 also y_out, the codes of
+    convert_output(y, outputs, scale=1.0, rounding="rne", saturate=None).
     rounding_seed is derived (the seed, for stochastic rounding); it is accepted so that
     make_golden(**golden.config) regenerates a stored set.
     """
@@ -771,9 +813,9 @@ def _cases(op: str, cfg: dict, path, hw, rng) -> tuple[list[Case], dict, dict]:
         return _mx_cases(cfg, path, hw, rng)
     if op == "requant":
         return _requant_cases(cfg, path, hw, rng)
-    if op == "gemm":
-        return (_gemm_int_cases if _is_int_path(path) else _gemm_float_cases)(cfg, path, hw, rng)
-    return (_conv_int_cases if _is_int_path(path) else _conv_float_cases)(cfg, path, hw, rng)
+    if _is_int_path(path):
+        return (_gemm_int_cases if op == "gemm" else _conv_int_cases)(cfg, path, hw, rng)
+    return _converted_output(*(_gemm_float_cases if op == "gemm" else _conv_float_cases)(cfg, path, hw, rng), hw)
 
 
 def _overflow_mode(op: str, cfg: dict, path) -> str | None:

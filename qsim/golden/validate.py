@@ -13,7 +13,7 @@ import html
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +89,8 @@ def _pieces(golden: Golden, outputs) -> list[np.ndarray]:
             return got
         else:
             raise GoldenError(f"outputs hold keys {sorted(outputs)[:6]}; expected the output names "
-                              f"{golden.outputs}, the case names, or '<case>/<output>' keys")
+                              f"{golden.outputs}, the case names, or '<case>/<output>' keys (to compare only "
+                              "some outputs, name them: output= in Python, --output NAME on the command line)")
         for arr, (o, i, _, shape) in zip(got, segs):
             if np.shape(arr) != tuple(shape):
                 raise GoldenError(f"outputs for case {names[i]!r} ({o}) have shape {np.shape(arr)}, "
@@ -155,6 +156,7 @@ class ValidationResult:
     nan_kind: np.ndarray         # 0 none, 1 NaN on one side, 2 NaN on both
     waived: np.ndarray           # documented departures
     nan_equal: bool
+    not_compared: tuple = ()     # outputs of the golden set left out (validate(..., output=...))
 
     # -- counts --------------------------------------------------------------------------
     @property
@@ -239,6 +241,8 @@ class ValidationResult:
         g, cfg = self.golden, self.golden.config
         facts = [("op", g.op), ("outputs from", self.source),
                  ("output format", ", ".join(f"{o}: {g.formats[o]}" for o in g.outputs))]
+        if self.not_compared:
+            facts.append(("not compared", ", ".join(self.not_compared)))
         for key in ("datapath", "format", "rounding", "saturate", "seed"):
             if cfg.get(key) is not None:
                 facts.append((key, str(cfg[key])))
@@ -331,7 +335,8 @@ class ValidationResult:
             "distance": pa.array(self.distance, mask=self.nan_kind > 0)})
         summary = {"op": self.golden.op, "config": self.golden.config, "total": self.total,
                    "mismatches": self.mismatches, "waived": self.waived_mismatches, "histogram": self.histogram,
-                   "nan_equal": self.nan_equal, "source": self.source}
+                   "nan_equal": self.nan_equal, "source": self.source, "outputs": self.golden.outputs,
+                   "not_compared": list(self.not_compared)}
         table = table.replace_schema_metadata({b"qsim.validation": json.dumps(summary).encode()})
         return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
@@ -449,6 +454,20 @@ def _html_table(head, rows) -> str:
 
 
 # -- entry points -------------------------------------------------------------------------------
+def select_outputs(golden: Golden, output) -> tuple[Golden, tuple]:
+    """The golden set restricted to the named outputs (a name or a list; None: all), in the
+    set's stream order, and the outputs left out."""
+    if output is None:
+        return golden, ()
+    names = [output] if isinstance(output, str) else list(output)
+    unknown = [n for n in names if n not in golden.outputs]
+    if unknown or not names:
+        raise GoldenError(f"no output {unknown[0] if unknown else '(none named)'!r} in the golden set; "
+                          f"its outputs are {golden.outputs}")
+    keep = [o for o in golden.outputs if o in names]
+    return replace(golden, outputs=keep), tuple(o for o in golden.outputs if o not in names)
+
+
 def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, waive=None,
             source: str = "codes") -> ValidationResult:
     """A ValidationResult from the flat stream of output codes (read as codes of each
@@ -483,13 +502,17 @@ def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, w
     return ValidationResult(golden, source, expected, got, match, distance, nan_kind, waived, nan_equal)
 
 
-def validate(golden, outputs, *, dtype=None, shape=None, nan_equal: bool = False, waive=None) -> ValidationResult:
+def validate(golden, outputs, *, dtype=None, shape=None, nan_equal: bool = False, waive=None,
+             output=None) -> ValidationResult:
     """Compare outputs with a golden set (a directory or a Golden).
 
     outputs: a file (see load_outputs), an array (the flat output stream, or the expected
     shape for a one-case set), or a dict of arrays by output name, case name or
-    "<case>/<output>". Values are read as codes of each output's format (see to_codes)."""
-    golden = load_golden(golden)
+    "<case>/<output>". Values are read as codes of each output's format (see to_codes).
+    output: compare only this output (or these, a list), e.g. "y_out" of a float GEMM on
+    hardware that converts its outputs; the stream then holds those outputs only, and waive
+    marks that stream. Default: every output."""
+    golden, skipped = select_outputs(load_golden(golden), output)
     source = "array"
     if isinstance(outputs, (str, os.PathLike)):
         source = str(outputs)
@@ -498,13 +521,17 @@ def validate(golden, outputs, *, dtype=None, shape=None, nan_equal: bool = False
     codes = [to_codes(p.reshape(-1), golden.output_format(out), f"outputs {golden.cases[ci].name}/{out}")
              for p, (out, ci, _, _) in zip(pieces, golden.segments())]
     got = np.concatenate(codes) if codes else np.zeros(0, np.uint64)
-    return compare(golden, got, nan_equal=nan_equal, waive=waive, source=source)
+    result = compare(golden, got, nan_equal=nan_equal, waive=waive, source=source)
+    result.not_compared = skipped
+    return result
 
 
-def validate_kernel(golden, kernel, *, nan_equal: bool = False, waive=None, name: str | None = None) -> ValidationResult:
+def validate_kernel(golden, kernel, *, nan_equal: bool = False, waive=None, name: str | None = None,
+                    output=None) -> ValidationResult:
     """Run `kernel(inputs)` on every golden case (inputs: dict of the case's arrays, copies)
-    and compare. The kernel returns the output array, or a dict by output name."""
-    golden = load_golden(golden)
+    and compare. The kernel returns the output array, or a dict by output name. output: as
+    in validate (only these outputs; the kernel may return just them)."""
+    golden, skipped = select_outputs(load_golden(golden), output)
     results = {}
     for case in golden.cases:
         out = kernel({k: v.copy() for k, v in case.inputs.items()})
@@ -518,4 +545,5 @@ def validate_kernel(golden, kernel, *, nan_equal: bool = False, waive=None, name
             results[f"{case.name}/{o}"] = np.asarray(out[o])
     result = validate(golden, results, nan_equal=nan_equal, waive=waive)
     result.source = name or getattr(kernel, "__name__", "kernel")
+    result.not_compared = skipped
     return result
