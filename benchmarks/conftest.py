@@ -49,17 +49,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 def mark_role(benchmark):
     def mark(role, peer=None, target=None, elements=None, macs=None, gmacs_target=None, context=False):
         """context: a peer shown for scale only; targets are judged against the other peers."""
-        benchmark.extra_info["role"] = role
-        if context:
-            benchmark.extra_info["context"] = True
-        if peer:
-            benchmark.extra_info["peer"] = peer
-        if target is not None:
-            benchmark.extra_info["target"] = target
-        if elements:
-            benchmark.extra_info["elements"] = elements
-        if macs:
-            benchmark.extra_info["macs"] = macs
-        if gmacs_target is not None:
-            benchmark.extra_info["gmacs_target"] = gmacs_target
+        info = dict(role=role, peer=peer, target=target, elements=elements, macs=macs,
+                    gmacs_target=gmacs_target, context=context or None)
+        benchmark.extra_info.update({k: v for k, v in info.items() if v is not None})
     return mark

@@ -100,7 +100,7 @@ def _summary_rows(records) -> list[str]:
     """hardware, accuracy (top-1, or mean embedding cosine), agreement with FP32 (predictions,
     or nearest neighbours), worst layer SQNR, energy, time, overflow, saturation."""
     model = records[-1]
-    layers = [r for r in records if r["layer"] != "__model__"]
+    layers = records[:-1]
     worst = min((r["sqnr_db"] for r in layers), default=float("nan"))
     accuracy, agreement = (("top1", "agreement_fp32") if "top1" in model else ("cosine_mean", "nn_agreement"))
     return [model["hardware"], f"{model[accuracy]:.4f}", f"{model[agreement]:.4f}", f"{worst:.1f}",

@@ -130,6 +130,17 @@ def _exact_product(a: np.ndarray, b: np.ndarray, za: np.ndarray, zb: np.ndarray,
     return total
 
 
+def matmul_batch(a_shape: tuple, b_shape: tuple) -> tuple:
+    """The broadcast batch shape of a (..., M, K) @ (..., K, N) product; ValueError if the inner
+    dimensions differ or the batch dimensions do not broadcast."""
+    if a_shape[-1] != b_shape[-2]:
+        raise ValueError(f"inner dimensions differ: a is {a_shape}, b is {b_shape}")
+    try:
+        return np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+    except ValueError:
+        raise ValueError(f"batch dimensions do not broadcast: a is {a_shape}, b is {b_shape}") from None
+
+
 def int_matmul(a, b, a_zero=0, b_zero=0, accumulator: Accumulator | None = None,
                return_events: bool = False, num_threads: int | None = None):
     """sum_k (a[..., m, k] - a_zero) * (b[..., k, n] - b_zero[n]) in `accumulator`, as int64.
@@ -142,12 +153,7 @@ def int_matmul(a, b, a_zero=0, b_zero=0, accumulator: Accumulator | None = None,
     if not isinstance(acc, Accumulator):
         raise TypeError(f"accumulator must be an Accumulator, got {type(acc).__name__}")
     a, b = _operand(a, "a"), _operand(b, "b")
-    if a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"inner dimensions differ: a is {a.shape}, b is {b.shape}")
-    try:
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(f"batch dimensions do not broadcast: a is {a.shape}, b is {b.shape}") from None
+    batch = matmul_batch(a.shape, b.shape)
     za = _zero_point(a_zero, "a_zero", 1)
     if za.ndim:
         raise ValueError("a_zero must be one integer")

@@ -22,6 +22,7 @@ from .._threads import resolve_threads
 from ..codec import decode, encode, packed, value_table
 from ..formats import FloatFormat, format as get_format
 from ..rounding import rounding_code
+from .accumulate import matmul_batch
 
 ORDERS = {"sequential": 0, "reversed": 1, "pairwise": 2}
 ALIGNMENTS = ("truncate", "rne")
@@ -125,12 +126,7 @@ def float_matmul(a, b, a_format, b_format, accumulator: FloatAccumulator | None 
     if not isinstance(acc, FloatAccumulator):
         raise TypeError(f"accumulator must be a FloatAccumulator, got {type(acc).__name__}")
     av, bv = _operand(a, a_format, "a"), _operand(b, b_format, "b")
-    if av.shape[-1] != bv.shape[-2]:
-        raise ValueError(f"inner dimensions differ: a is {av.shape}, b is {bv.shape}")
-    try:
-        batch = np.broadcast_shapes(av.shape[:-2], bv.shape[:-2])
-    except ValueError:
-        raise ValueError(f"batch dimensions do not broadcast: a is {av.shape}, b is {bv.shape}") from None
+    batch = matmul_batch(av.shape, bv.shape)
     m, n = av.shape[-2], bv.shape[-1]
     threads = resolve_threads(num_threads, int(np.prod(batch)) * m * n * av.shape[-1])
     av = np.broadcast_to(av, batch + av.shape[-2:])
@@ -199,15 +195,9 @@ def mx_matmul(a, b) -> np.ndarray:
         if x.elements.ndim < 2 or x.axis != x.elements.ndim - where:
             raise ValueError(f"{name} must be at least 2-D with its blocks along K (axis {-where}), "
                              f"got shape {x.elements.shape}, axis {x.axis}")
-    if a.elements.shape[-1] != b.elements.shape[-2]:
-        raise ValueError(f"inner dimensions differ: a is {a.elements.shape}, b is {b.elements.shape}")
+    batch = matmul_batch(a.elements.shape, b.elements.shape)
     if a.block_size != b.block_size:
         raise ValueError(f"block sizes differ: {a.block_size} and {b.block_size}")
-    try:
-        batch = np.broadcast_shapes(a.elements.shape[:-2], b.elements.shape[:-2])
-    except ValueError:
-        raise ValueError(f"batch dimensions do not broadcast: a is {a.elements.shape}, "
-                         f"b is {b.elements.shape}") from None
     bs, k = a.block_size, a.elements.shape[-1]
     m, n, nb = a.elements.shape[-2], b.elements.shape[-1], -(-k // a.block_size)
     if nb == 0:

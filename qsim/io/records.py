@@ -10,6 +10,9 @@ from pathlib import Path
 
 from .atomic import write_atomic, write_text_atomic
 
+MODEL_ROW = "__model__"              # the "layer" of a run's whole-model record
+RECORD_FILES = ("part-*.parquet", "model=*/part-*.parquet")
+
 SCHEMA = {
     "run_id": "identifier of the run (one simulate call)",
     "time_utc": "start of the run, ISO 8601 UTC",
@@ -59,10 +62,17 @@ def write_records(records: list[dict], out_dir, hardware=None) -> Path:
     return write_atomic(out / f"part-{records[0]['run_id']}.parquet", lambda tmp: pq.write_table(table, tmp))
 
 
-def read_records(out_dir):
-    """All runs in a dataset directory as one DataFrame."""
+def read_records(directory, order=None):
+    """Every record file of a dataset directory (RECORD_FILES: flat, or partitioned by model as
+    a sweep writes them) as one DataFrame, in name order or sorted by the key `order`; a column
+    missing from a file is NaN in its rows. FileNotFoundError if the directory holds no records."""
     import pandas as pd
-    files = sorted(Path(out_dir).glob("part-*.parquet"))
+    import pyarrow.parquet as pq
+    directory = Path(directory)
+    files = [f for pattern in RECORD_FILES for f in sorted(directory.glob(pattern))]
     if not files:
-        raise FileNotFoundError(f"no qsim records (part-*.parquet) in {out_dir}")
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        raise FileNotFoundError(f"no qsim records ({' or '.join(RECORD_FILES)}) in {directory}")
+    if order is not None:
+        files.sort(key=order)
+    # file by file, without partition discovery: the model column is in the records, not the path
+    return pd.concat([pq.read_table(f, partitioning=None).to_pandas() for f in files], ignore_index=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..sweep.run import MODEL_ROW, read_dataset
+from ..io import MODEL_ROW, read_records
 
 # datapath keys that name a format, and how the report calls each role
 FORMAT_ROLES = {"weights": "weights", "activations": "activations", "outputs": "outputs", "vector_format": "vector"}
@@ -52,7 +52,7 @@ def load_report_data(dataset_dir) -> ReportData:
     path = Path(dataset_dir)
     if not path.is_dir():
         raise FileNotFoundError(f"dataset directory not found: {path}")
-    frame = read_dataset(path)
+    frame = read_records(path)
     if "layer" not in frame or not (frame["layer"] == MODEL_ROW).any():
         raise ValueError(f"{path}: no model rows (layer == {MODEL_ROW!r}); is this a qsim simulate dataset?")
     frame = _with_configuration(frame)

@@ -7,6 +7,7 @@ bit-exact datapath, the others in its vector-unit format.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from math import sqrt
 from pathlib import Path
 
@@ -271,8 +272,15 @@ MODELS = {"digits-mlp": _digits_mlp, "digits-cnn": _digits_cnn, "mnist1d-cnn": _
 
 
 def load_model(name: str) -> Workload:
+    """A built-in workload. Loaded once per process: the simulator reuses a workload's
+    calibration and FP32 reference across hardware configurations (treat its arrays as read-only)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; built-in models are {', '.join(MODELS)}")
+    return _load(name)
+
+
+@lru_cache(maxsize=4)
+def _load(name: str) -> Workload:
     return MODELS[name]()
 
 

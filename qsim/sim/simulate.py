@@ -23,12 +23,13 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 
-from .. import __version__, decode, encode
+from .. import __version__, encode, quantize
 from ..datapaths import FloatAccumulator, IntDatapath, float_matmul, int_matmul, mx_matmul, quantize_bias
 from ..datapaths.integer import requantize_accumulator
 from ..formats import IntFormat, format as get_format
 from ..hardware import load_hardware
 from ..hardware.cost import gemm_layer_cost, vector_layer_cost
+from ..io import MODEL_ROW
 from ..quant.calibrate import calibrate
 from ..quant.intquant import dequantize_int, quantize_int
 from ..quant.mx import mx_quantize
@@ -119,7 +120,7 @@ class _OnHardware(FP32):
     def vector(self, y, reads):
         fmt = "fp32" if self._full_precision else self.hw.datapath.vector_format
         if fmt != "fp32":
-            y = decode(encode(y, fmt, saturate=True), fmt, dtype=np.float64).astype(np.float32)
+            y = quantize(y, fmt, saturate=True)
         self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(vector_layer_cost(self.hw, reads, y.size, fmt))))
         return y
 
@@ -154,10 +155,7 @@ class _OnHardware(FP32):
 
     def _weight_scales(self, w, bias, fmt: IntFormat, sa):
         """Weight scales and zero points, per output channel or per tensor."""
-        q = self.hw.quantization
-        if q.weights not in ("per-channel", "per-tensor"):
-            raise ValueError(f"integer datapaths take per-channel or per-tensor weights, not {q.weights} "
-                             "(quantization.weights)")
+        q = self.hw.quantization                       # per-channel or per-tensor: the description checks
         axis = 0 if q.weights == "per-channel" else None
         scale, zero = _affine(w.min(axis=axis), w.max(axis=axis), fmt, q.symmetric_weights)
         if bias is not None and self.path.bias == "int32" and q.symmetric_weights:
@@ -196,8 +194,7 @@ class _OnHardware(FP32):
             y = (acc.astype(np.float32) * (sa * sb).astype(np.float32)).astype(np.float32)
         if bias is not None:
             y = (y + bias).astype(np.float32)
-        out = d.outputs
-        return decode(encode(y, out, saturate=True), out, dtype=np.float64).astype(np.float32), counts
+        return (y if d.outputs == "fp32" else quantize(y, d.outputs, saturate=True)), counts
 
     def _mx_gemm(self, a, b, b_format):
         d, block = self.hw.datapath, self.path.block_size
@@ -308,6 +305,6 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
 
     out = run_graph(work.layers, work.test, ex, record)
     totals = {k: sum(r[k] for r in records) for k in _TOTALS}
-    records.append(dict(run, layer="__model__", op="model", samples=len(out), **_model_metrics(work, ref[-1], out), **totals,
+    records.append(dict(run, layer=MODEL_ROW, op="model", samples=len(out), **_model_metrics(work, ref[-1], out), **totals,
                         **_metrics(ref[-1], out)))
     return records

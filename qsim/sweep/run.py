@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..io import SCHEMA, write_atomic, write_text_atomic
+from ..io import SCHEMA, read_records, write_atomic, write_text_atomic
 from ..sim import simulate
 from .spec import Point, Sweep, load_sweep
 
@@ -37,8 +37,6 @@ SWEEP_SCHEMA = {**SCHEMA,
                 "overrides": "the point's hardware overrides, JSON (dotted key: value)",
                 "fp32_layers": "layers the point keeps in FP32, comma-separated"}
 # the record files of a dataset: `qsim simulate`'s flat layout, then a sweep's model partitions
-RECORD_FILES = ("part-*.parquet", "model=*/part-*.parquet")
-MODEL_ROW = "__model__"              # the "layer" of a run's whole-model record (qsim.sim.simulate)
 
 
 @dataclass(frozen=True)
@@ -156,23 +154,7 @@ def write_manifest(sweep: Sweep, out_dir) -> Path:
 
 def read_sweep(out_dir):
     """Every finished point of a sweep directory as one DataFrame, in the manifest's order."""
-    return read_dataset(out_dir, order=_manifest_order(Path(out_dir)))
-
-
-def read_dataset(directory, order=None):
-    """Every record file of a dataset directory (RECORD_FILES) as one DataFrame, in name order
-    or sorted by the key `order`; a column missing from a file is NaN in its rows.
-    FileNotFoundError if the directory holds no records."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-    directory = Path(directory)
-    files = [f for pattern in RECORD_FILES for f in sorted(directory.glob(pattern))]
-    if not files:
-        raise FileNotFoundError(f"no qsim records ({' or '.join(RECORD_FILES)}) in {directory}")
-    if order is not None:
-        files.sort(key=order)
-    # file by file, without partition discovery: the model column is in the records, not the path
-    return pd.concat([pq.read_table(f, partitioning=None).to_pandas() for f in files], ignore_index=True)
+    return read_records(out_dir, order=_manifest_order(Path(out_dir)))
 
 
 def _manifest_order(out: Path):

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..hardware import load_hardware
-from ..io import write_text_atomic
+from ..io import MODEL_ROW, write_text_atomic
 from ..quant.calibrate import METHODS as CALIBRATIONS
 from ..sim import MODELS
-from .run import MODEL_ROW, PointsFailed, open_runner, part_path, run_points
+from .run import PointsFailed, open_runner, part_path, run_points
 from .spec import make_point
 
 
