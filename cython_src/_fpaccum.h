@@ -46,6 +46,17 @@ static inline void qs_axpy4_f32(float* restrict c0, float* restrict c1, float* r
     }
 }
 
+/* Four rows of the FP32 reference product: c_r[j] += a_r * b[j] in double. Each product of two
+   float32 values is exact in double, so the sums are the same whether or not the compiler
+   contracts them into FMAs. */
+static inline void qs_axpy4_f64(double* restrict c0, double* restrict c1, double* restrict c2, double* restrict c3,
+                                const float* restrict b, double a0, double a1, double a2, double a3, ptrdiff_t n) {
+    for (ptrdiff_t j = 0; j < n; j++) {
+        double bj = (double)b[j];
+        c0[j] += a0 * bj; c1[j] += a1 * bj; c2[j] += a2 * bj; c3[j] += a3 * bj;
+    }
+}
+
 /* Products of one fused group (p[k] = a[k] * b[k], exact), their largest exponent (or a very
    small number if all are zero), and whether any is Inf or NaN. */
 static inline int qs_group_products(const double* restrict a, const double* restrict b, double* restrict p,

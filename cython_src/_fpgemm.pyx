@@ -19,6 +19,8 @@ cdef extern from "_fpaccum.h" nogil:
     int64_t qs_group_align_sum(const double* p, Py_ssize_t g, double scale, int round_even, int64_t* absorbed)
     void qs_axpy4_f32(float* c0, float* c1, float* c2, float* c3, const float* b, float a0, float a1,
                       float a2, float a3, Py_ssize_t n)
+    void qs_axpy4_f64(double* c0, double* c1, double* c2, double* c3, const float* b, double a0, double a1,
+                      double a2, double a3, Py_ssize_t n)
 
 cdef enum:
     BLOCK = 16        # rows and columns per work item of the per-output kernels
@@ -73,6 +75,37 @@ def sequential_f32(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] o
                 for m in range(m0, M):
                     for k in range(K):
                         qs_axpy_f32(&out[m, n0], &b[k, n0], a[m, k], n)
+
+
+def reference_f32(const float[:, :, ::1] a, const float[:, :, ::1] b, float[:, :, ::1] out, int num_threads):
+    """The FP32 reference product of each batch item, a[i] (M, K) @ b[i] (K, N): exact products
+    summed in double in k order, rounded once to float32. Work items are (batch item, 4 rows,
+    256 columns) and each output is summed inside one item, so results do not depend on the
+    thread count (nor, products being exact in double, on FMA contraction)."""
+    cdef Py_ssize_t B = a.shape[0], M = a.shape[1], N = b.shape[2]
+    cdef Py_ssize_t tiles = (N + 255) // 256, blocks = (M + 3) // 4, item
+    if B == 0 or M == 0 or N == 0:
+        return
+    with nogil:
+        for item in prange(B * blocks * tiles, num_threads=num_threads, schedule="static"):
+            _reference_item(a, b, out, item // (blocks * tiles), (item // tiles) % blocks * 4, (item % tiles) * 256)
+
+
+cdef void _reference_item(const float[:, :, ::1] a, const float[:, :, ::1] b, float[:, :, ::1] out,
+                          Py_ssize_t i, Py_ssize_t m0, Py_ssize_t n0) noexcept nogil:
+    cdef double acc[4][256]
+    cdef double a_r[4]
+    cdef Py_ssize_t K = a.shape[2], n = min(256, b.shape[2] - n0), rows = min(4, a.shape[1] - m0), r, j, k
+    for r in range(4):
+        for j in range(n):
+            acc[r][j] = 0.0
+    for k in range(K):                # four rows share each load of b
+        for r in range(4):
+            a_r[r] = a[i, m0 + r, k] if r < rows else 0.0
+        qs_axpy4_f64(&acc[0][0], &acc[1][0], &acc[2][0], &acc[3][0], &b[i, k, n0], a_r[0], a_r[1], a_r[2], a_r[3], n)
+    for r in range(rows):
+        for j in range(n):
+            out[i, m0 + r, n0 + j] = <float>acc[r][j]
 
 
 def sequential(const double[:, ::1] a, const double[:, ::1] bt, double[:, ::1] out, int64_t[:, :, ::1] events,

@@ -248,3 +248,25 @@ FLOAT_PRESETS = {p.name: p for p in (
     FloatDatapath("mxfp4", "fp4_e2m1", "fp4_e2m1", block_size=32, description=(
         "OCP MXFP4 (E2M1) blocks of 32: exact block dot products, scales applied, FP32 accumulation")),
 )}
+
+
+# -- the FP32 reference ---------------------------------------------------------------------------
+def fp32_matmul(a, b, num_threads: int | None = None) -> np.ndarray:
+    """a (..., M, K) @ b (..., K, N) of float32 values as qsim's FP32 reference computes it: exact
+    products summed in double in k order, rounded once to float32. Unlike a BLAS sgemm, whose
+    last bits depend on its thread count and kernels, the result is the same at any thread
+    count, on any entry point and machine (products are exact in double, so FMA or not)."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"fp32_matmul takes operands of at least 2 dimensions, got shapes {a.shape} and {b.shape}")
+    batch = matmul_batch(a.shape, b.shape)
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if b.ndim == 2:                   # one weight matrix: the batch folds into the rows
+        a3 = np.ascontiguousarray(a.reshape(1, -1, k))
+        b3 = np.ascontiguousarray(b.reshape(1, k, n))
+    else:
+        a3 = np.ascontiguousarray(np.broadcast_to(a, batch + (m, k)).reshape(-1, m, k))
+        b3 = np.ascontiguousarray(np.broadcast_to(b, batch + (k, n)).reshape(-1, k, n))
+    out = np.empty((a3.shape[0], a3.shape[1], n), np.float32)
+    _fpgemm.reference_f32(a3, b3, out, resolve_threads(num_threads, out.size * k))
+    return out.reshape(batch + (m, n))

@@ -15,16 +15,17 @@ import numpy as np
 
 
 class FP32:
-    """The float32 executor: every GEMM is a plain numpy float32 product, every vector result
-    kept as computed. Layers call gemm() for their products and vector() on their other results,
+    """The float32 executor: every GEMM is qsim's FP32 reference product (fp32_matmul: the same
+    bits at any thread count, unlike a BLAS sgemm), every vector result kept as computed. Layers call gemm() for their products and vector() on their other results,
     so a simulator can put them on hardware by providing its own executor."""
 
     layer = None                                  # the layer being run (set by run_graph)
 
     def gemm(self, key: str, a: np.ndarray, b: np.ndarray, bias=None, weight: bool = True) -> np.ndarray:
         """a (..., M, K) @ b (..., K, N) (+ bias); weight: b is a constant of the model."""
-        y = a @ b
-        return (y if bias is None else y + bias).astype(np.float32)
+        from ..datapaths import fp32_matmul
+        y = fp32_matmul(a, b)
+        return y if bias is None else (y + bias).astype(np.float32)
 
     def vector(self, y: np.ndarray, reads: int) -> np.ndarray:
         """A vector-unit result, having read `reads` elements."""

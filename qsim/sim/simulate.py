@@ -242,15 +242,20 @@ def _layer_fields(parts: list[dict], hw) -> dict:
     return dict(summed, **shape, bound=bound, utilization=utilization)
 
 
+def _dot(x: np.ndarray, y: np.ndarray) -> float:
+    """sum(x * y) by numpy's pairwise summation: unlike a BLAS dot, the same bits at any thread count."""
+    return float(np.sum(x * y))
+
+
 def _metrics(ref: np.ndarray, got: np.ndarray) -> dict:
     r, g = ref.astype(np.float64).ravel(), got.astype(np.float64).ravel()
     err = g - r
-    power, noise = float(r @ r), float(err @ err)
-    denom = float(np.sqrt(power * float(g @ g)))
+    power, noise = _dot(r, r), _dot(err, err)
+    denom = float(np.sqrt(power * _dot(g, g)))
     sqnr = float("nan") if np.isnan(noise) else (10 * np.log10(power / noise) if noise > 0 else float("inf"))
     return {"sqnr_db": sqnr,
             "mse": noise / max(err.size, 1), "max_abs_err": float(np.abs(err).max(initial=0.0)),
-            "cosine": float(r @ g) / denom if denom > 0 else 1.0,
+            "cosine": _dot(r, g) / denom if denom > 0 else 1.0,
             "nan_count": int(np.isnan(g).sum())}
 
 
@@ -263,7 +268,8 @@ def _model_metrics(work, ref: np.ndarray, out: np.ndarray) -> dict:
                 "fp32_top1": float((ref.argmax(axis=1) == work.labels).mean())}
     unit = lambda e: e.astype(np.float64) / np.linalg.norm(e, axis=1, keepdims=True)
     cos = (unit(out) * unit(ref)).sum(axis=1)
-    nearest = lambda e: np.argmax(e @ e.T - 2 * np.eye(len(e)), axis=1)
+    # einsum's own loops, not BLAS: the similarities (and so the argmax) are the same at any thread count
+    nearest = lambda e: np.argmax(np.einsum("id,jd->ij", e, e) - 2 * np.eye(len(e)), axis=1)
     return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
             "nn_agreement": float((nearest(out) == nearest(ref)).mean())}
 

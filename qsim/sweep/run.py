@@ -105,20 +105,11 @@ def run_points(points, out_dir, runner, progress: bool = True, desc: str = "swee
 def compute_point(point: Point) -> list[dict]:
     """The point's simulation records, with the sweep's columns added."""
     extra = {"fp32_layers": point.fp32_layers} if point.fp32_layers else {}
-    with _one_blas_thread():
-        records = simulate(point.model, point.hardware, seed=point.seed, calibration=point.calibration, **extra)
+    records = simulate(point.model, point.hardware, seed=point.seed, calibration=point.calibration, **extra)
     columns = {"config": point.config, "point_id": point.point_id,
                "overrides": json.dumps(dict(point.overrides), sort_keys=True, default=str),
                "fp32_layers": ",".join(point.fp32_layers)}
     return [dict(r, **columns) for r in records]
-
-
-def _one_blas_thread():
-    """BLAS sums a float32 product in an order that depends on its thread count (the FP32
-    reference's last bits move); one thread everywhere, as Dask workers default to, keeps
-    results identical on any worker."""
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _compute_in_worker(point: Point) -> list[dict]:
