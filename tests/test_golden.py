@@ -434,7 +434,7 @@ def test_hardware_outputs_fp32_or_integer(tmp_path):
     for c in g.cases:
         assert np.array_equal(c.expected["y_out"], qsim.encode(c.expected["y"], "fp16"))
     (tmp_path / "int8.toml").write_text(text.replace('outputs = "bf16"', 'outputs = "int8"'))
-    with pytest.raises(ValueError, match="datapath.outputs = int8 on a float datapath"):
+    with pytest.raises(ValueError, match="datapath.outputs = 'int8': a float datapath takes float formats"):
         make_golden("gemm", datapath=str(tmp_path / "int8.toml"))
 
 

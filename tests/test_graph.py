@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import qsim
-from qsim.datapaths import qlinear_matmul
+from qsim.datapaths import fp32_matmul, qlinear_matmul
 from qsim.hardware import HardwareError, load_hardware, override_hardware
 from qsim.hardware.cost import vector_layer_cost
 from qsim.sim import load_model, simulate
@@ -61,7 +61,8 @@ def test_graph_reads_named_inputs_and_reports_a_missing_one():
     b = rng.normal(size=(2, 5, 4)).astype(np.float32)
     out = run_graph((MatMul("mm", transpose_b=True, inputs=("a", "b")), Add("add", inputs=("mm", "mm"))),
                     {"a": a, "b": b})
-    np.testing.assert_array_equal(out, (a @ b.transpose(0, 2, 1)) * 2)
+    # the FP32 executor's product is qsim's reference (tests/test_determinism.py checks it against its definition)
+    np.testing.assert_array_equal(out, fp32_matmul(a, b.transpose(0, 2, 1)) * 2)
     with pytest.raises(ValueError, match="'nowhere'"):
         run_graph((ReLU("r", inputs=("nowhere",)),), {"x": a})
 
@@ -131,7 +132,7 @@ def test_dynamic_int8_equals_matmul_integer_to_float():
     """Dynamic quantization: the input range is taken from the input itself and the int32
     accumulator is scaled to float32 and the float bias added (ONNX Runtime's
     DynamicQuantizeLinear + MatMulIntegerToFloat)."""
-    hw = override_hardware("edge-npu-int8", {"quantization.dynamic_activations": True})
+    hw = override_hardware("edge-npu-int8", {"quantization.dynamic_activations": True, "datapath.outputs": "fp32"})
     x = rng.normal(size=(6, 30)).astype(np.float32) * 3
     w = rng.normal(size=(30, 5)).astype(np.float32)
     bias = rng.normal(size=5).astype(np.float32)

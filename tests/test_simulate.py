@@ -181,11 +181,12 @@ def test_command_line_overrides_and_partial_quantization(tmp_path, capsys):
     from qsim.cli import main
     from qsim.hardware import override_hardware
     argv = ["simulate", "--model", "digits-mlp", "--out", str(tmp_path), "--set", "datapath.accumulator_bits=16",
-            "--set", "quantization.dynamic_activations=true", "--fp32-layers", "fc2"]
+            "--set", "quantization.dynamic_activations=true", "--set", "datapath.outputs=fp32", "--fp32-layers", "fc2"]
     assert main(argv) == 0
     got = read_records(tmp_path)
     want = simulate("digits-mlp", override_hardware("edge-npu-int8", {"datapath.accumulator_bits": 16,
-                                                                      "quantization.dynamic_activations": True}),
+                                                                      "quantization.dynamic_activations": True,
+                                                                      "datapath.outputs": "fp32"}),
                     fp32_layers=["fc2"])
     assert list(got["sqnr_db"]) == [r["sqnr_db"] for r in want]
     assert list(got["unit"][:3]) == ["gemm", "vector", "fp32"]

@@ -104,6 +104,16 @@ class Hardware:
     memory: tuple[MemoryLevel, ...]
     energy: Energy
 
+    def resolve_datapath(self):
+        """The qsim.datapaths datapath this hardware runs: its preset with the described
+        accumulator and, on MX datapaths, quantization.mx_block as the block size."""
+        from dataclasses import replace
+        path = self.datapath.resolve()
+        if getattr(path, "block_size", 0) and path.block_size != self.quantization.mx_block:
+            block = self.quantization.mx_block
+            path = replace(path, name=f"{path.name}+block{block}", block_size=block)
+        return path
+
     @property
     def peak_macs_per_s(self) -> float:
         return self.array.rows * self.array.cols * self.array.clock_hz
@@ -121,10 +131,11 @@ class _Table:
     def _key(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
-    def get(self, key: str, kind, default=None, check=None, what: str = ""):
+    def get(self, key: str, kind, default=None, check=None, what: str = "", required: bool = True):
+        """The value of key, checked; absent: default, or an error if required and default is None."""
         self.used.add(key)
         if key not in self.data:
-            if default is None:
+            if default is None and required:
                 raise HardwareError(f"{self.where}: missing key {self._key(key)}")
             return default
         v = self.data[key]
@@ -135,8 +146,15 @@ class _Table:
             raise HardwareError(f"{self.where}: {self._key(key)} must be {what or kind.__name__}, got {v!r}")
         return v
 
-    def choice(self, key: str, choices, default=None):
-        return self.get(key, str, default, lambda v: v in choices, f"one of {', '.join(choices)}")
+    def choice(self, key: str, choices, default=None, required: bool = True):
+        return self.get(key, str, default, lambda v: v in choices, f"one of {', '.join(choices)}", required)
+
+    def given(self, key: str) -> bool:
+        return key in self.data
+
+    def error(self, key: str, value, message: str) -> HardwareError:
+        given = "" if key in self.data else " (the default)"
+        return HardwareError(f"{self.where}: {self._key(key)} = {value!r}{given}: {message}")
 
     def fmt(self, key: str, default=None):
         name = self.get(key, str, default)
@@ -181,23 +199,23 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     preset = d.choice("preset", tuple(presets))
     bits = overflow = None
     if kind == "integer":
-        bits = d.get("accumulator_bits", int, 0, lambda v: v == 0 or 8 <= v <= 64, "an integer from 8 to 64") or None
-        overflow = d.choice("accumulator_overflow", ("wrap", "saturate"), "") or None
+        bits = d.get("accumulator_bits", int, None, lambda v: 8 <= v <= 64, "an integer from 8 to 64", required=False)
+        overflow = d.choice("accumulator_overflow", ("wrap", "saturate"), None, required=False)
     datapath = Datapath(kind, preset, d.fmt("weights"), d.fmt("activations"), d.fmt("outputs"),
                         d.fmt("vector_format", "fp32"), bits, overflow)
-    d.done()
-
+    path = presets[preset]
     q = top.table("quantization")
     quant = Quantization(q.choice("weights", GRANULARITIES, "per-channel"),
-                         q.choice("activations", GRANULARITIES, "per-tensor"),
-                         q.get("symmetric_weights", bool, True), q.get("symmetric_activations", bool, False),
+                         q.choice("activations", GRANULARITIES, "mx" if getattr(path, "block_size", 0) else "per-tensor"),
+                         q.get("symmetric_weights", bool, True),
+                         q.get("symmetric_activations", bool, kind == "float"),
                          q.get("group_size", int, 128, _positive, "a positive integer"),
-                         q.get("mx_block", int, 32, _positive, "a positive integer"),
+                         q.get("mx_block", int, getattr(path, "block_size", 0) or 32, _positive, "a positive integer"),
                          q.get("dynamic_activations", bool, False))
     q.done()
-    if kind == "integer" and quant.weights not in ("per-channel", "per-tensor"):
-        raise HardwareError(f"{where}: quantization.weights = {quant.weights!r}: integer datapaths take "
-                            "per-channel or per-tensor weights (per-group and mx need a float datapath)")
+    _check_datapath(datapath, path, d)
+    _check_quantization(datapath, quant, path, q)
+    d.done()
 
     a = top.table("array")
     array = ComputeArray(a.get("rows", int, check=_positive, what="a positive integer"),
@@ -230,11 +248,65 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
                     e.get("node_nm", int, 45, _positive, "a positive integer"),
                     float(e.get("calibration", (int, float), 1.0, _positive, "a positive number")),
                     e.get("source", str),
-                    e.get("accumulator_bits", int, 0, lambda v: v == 0 or 8 <= v <= 64, "an integer from 8 to 64") or None,
+                    e.get("accumulator_bits", int, None, lambda v: 8 <= v <= 64, "an integer from 8 to 64", required=False),
                     float(e.get("add_pj_per_bit", (int, float), ADD_PJ_PER_BIT, lambda v: v >= 0, "a number >= 0")))
     e.done()
     top.done()
     return Hardware(name, description, datapath, quant, array, tuple(memory), energy)
+
+
+def _check_datapath(d: Datapath, path, t: _Table) -> None:
+    """The formats are of the kind the datapath computes in, and those its preset names."""
+    from ..formats import FloatFormat, IntFormat
+    kinds = {"weights": d.weights, "activations": d.activations, "outputs": d.outputs}
+    if d.kind == "integer":
+        for key, name in kinds.items():
+            if key != "outputs" and not isinstance(get_format(name), IntFormat):
+                raise t.error(key, name, "an integer datapath takes integer formats (int8, uint8, int4, ...)")
+    else:
+        for key in ("activations", "outputs"):
+            if not isinstance(get_format(kinds[key]), FloatFormat):
+                raise t.error(key, kinds[key], "a float datapath takes float formats (integer weights are weight-only groups)")
+        for key, want in (("activations", path.a_format),
+                          ("weights", path.b_format if isinstance(get_format(d.weights), FloatFormat) else None)):
+            if want is not None and get_format(kinds[key]).name != get_format(want).name:
+                raise t.error(key, kinds[key], f"datapath preset {path.name} computes on {want}; "
+                                   f"choose a preset for {kinds[key]} (qsim datapaths lists them)")
+    if not isinstance(get_format(d.vector_format), FloatFormat):
+        raise t.error("vector_format", d.vector_format, "the vector unit computes in a float format")
+
+
+def _check_quantization(d: Datapath, q: Quantization, path, t: _Table) -> None:
+    """Every setting the simulator would not honour is refused, so that a description (or a
+    sweep over it) never carries a key with no effect."""
+    from ..formats import FloatFormat, IntFormat
+    mx, integer = bool(getattr(path, "block_size", 0)), d.kind == "integer"
+    int_weights = isinstance(get_format(d.weights), IntFormat)
+    weight_choices = (("mx",) if mx else ("per-channel", "per-tensor") if integer or not int_weights
+                      else ("per-group",))
+    if q.weights not in weight_choices:
+        raise t.error("weights", q.weights, f"this datapath takes {' or '.join(weight_choices)} weights"
+                                 + ("" if integer or mx else " (per-group is for integer weight-only groups)"))
+    activation_choice = "mx" if mx else "per-tensor"
+    if q.activations != activation_choice:
+        raise t.error("activations", q.activations, f"this datapath takes {activation_choice} activations")
+    if not integer:
+        for key in ("symmetric_activations", "symmetric_weights"):
+            if not getattr(q, key):
+                raise t.error(key, False, "float and MX formats are symmetric (no zero point): only true")
+    if t.given("group_size") and q.weights != "per-group":
+        raise t.error("group_size", q.group_size, "applies to per-group weights only")
+    if t.given("mx_block") and not mx:
+        raise t.error("mx_block", q.mx_block, "applies to MX datapaths only")
+    if q.dynamic_activations and mx:
+        raise t.error("dynamic_activations", True, "MX block scales always come from the data")
+    if integer and not q.dynamic_activations and not isinstance(get_format(d.outputs), IntFormat):
+        raise HardwareError(f"{t.where}: datapath.outputs = {d.outputs!r}: static integer datapaths requantize "
+                            "to an integer output format")
+    if integer and q.dynamic_activations and not isinstance(get_format(d.outputs), FloatFormat):
+        raise HardwareError(f"{t.where}: datapath.outputs = {d.outputs!r}: with dynamic activations the "
+                            "accumulator is scaled to float (as MatMulIntegerToFloat): set datapath.outputs to "
+                            "a float format such as fp32")
 
 
 def load_hardware(spec) -> Hardware:

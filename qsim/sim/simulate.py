@@ -144,6 +144,7 @@ class _OnHardware(FP32):
         if q.dynamic_activations:             # the accumulator scaled to float32, then the float bias
             y = acc.astype(np.float32) * (sa * sb).astype(np.float32)
             y = y if bias is None else (y + bias).astype(np.float32)
+            y = y if d.outputs == "fp32" else quantize(y, d.outputs, saturate=True)
         else:
             sy, zy = _affine(*self.ranges[key]["y"], yf, q.symmetric_activations)
             qbias = None if bias is None else bias if path.bias == "float" else quantize_bias(bias, sa, sb)
@@ -294,7 +295,7 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
     max, percentile, mse, entropy). fp32_layers: names of layers kept in FP32."""
     work = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware)
-    path = hw.datapath.resolve()
+    path = hw.resolve_datapath()
     unknown = set(fp32_layers) - {layer.name for layer in work.layers}
     if unknown:
         raise ValueError(f"fp32_layers names layers {sorted(unknown)} that {work.name} does not have")
