@@ -1,5 +1,5 @@
 """A slow, exact scalar reference for the codecs, written from the format rules
-(/work/shared/design/formats.md and qsim.formats.spec), not from the kernels.
+(docs/design/formats.md and qsim.formats.spec), not from the kernels.
 
 Every value is a ``fractions.Fraction``, so there is no hidden floating-point rounding. The
 tests run the compiled kernels against these functions; nothing on a hot path calls them.

@@ -1,5 +1,5 @@
 """Slow scalar reference for the integer datapath, written from the rules in
-../shared/design/requant.md with Python integers (and Python doubles rounded to float32
+docs/design/requant.md with Python integers (and Python doubles rounded to float32
 through struct, one correctly rounded operation at a time). Tests hold the array code to it.
 """
 

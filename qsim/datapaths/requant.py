@@ -3,7 +3,7 @@
 Every method computes y = clamp(round(acc * m) + y_zero, lo, hi) with m = sx * sw / sy, but
 in its own arithmetic: fixed point (gemmlowp, TFLite, ruy) or float32 (MLAS, XNNPACK, fbgemm,
 qnnpack), with its own rounding of ties and its own order of float operations. Random data
-rarely shows the differences; ties (power-of-two scales) do. See ../shared/design/requant.md.
+rarely shows the differences; ties (power-of-two scales) do. See docs/design/requant.md.
 """
 
 from __future__ import annotations

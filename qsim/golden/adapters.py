@@ -273,7 +273,7 @@ def _torch_linear(engine: str):
 
 
 # -- ml_dtypes -----------------------------------------------------------------------------------
-# the qsim options that reproduce ml_dtypes' astype (see shared/design/formats.md)
+# the qsim options that reproduce ml_dtypes' astype (see docs/design/formats.md)
 _ML_DTYPES_MODE = {"e4m3": dict(saturate=False), "e5m2": dict(saturate=False), "e4m3fnuz": dict(saturate=False),
                    "e5m2fnuz": dict(saturate=False), "fp6_e2m3": dict(saturate=True), "fp6_e3m2": dict(saturate=True),
                    "fp4_e2m1": dict(saturate=True), "e8m0": dict(rounding="rna", saturate=False), "bf16": {}}

@@ -1,5 +1,5 @@
 """Throughput and traffic of a GEMM on a systolic array (SCALE-Sim v3 closed forms) and the
-roofline bound by memory. See ../shared/design/costmodel.md.
+roofline bound by memory. See docs/design/costmodel.md.
 
 GEMM A (M x K) times B (K x N) on an R x C array. Traffic is counted in words (one element
 of the operand); the caller scales by each operand's bits (plus MX scale bytes).
