@@ -7,15 +7,18 @@
     validate_kernel("golden/e4m3", lambda inputs: my_cast(inputs["x"]))
 
 Operations: encode (quantize), decode, gemm, conv, requant, mx. Built-in adapters for ONNX
-Runtime, PyTorch and ml_dtypes are in ADAPTERS (qsim.golden.adapters); the command line is
-`qsim golden` and `qsim validate` (qsim.golden.cli.register).
+Runtime, PyTorch and ml_dtypes are in ADAPTERS (qsim.golden.adapters), each with its known
+departures from the specification as classifiers (Departure): adapter.validate(dir) waives only
+mismatches that a known departure explains and reports which departures were seen
+(result.departure_summary(), result.waived_rows()); waivers=False fails them all. The command
+line is `qsim golden` and `qsim validate` (qsim.golden.cli.register).
 """
 
 from .adapters import ADAPTERS, Adapter, get_adapter
 from .generate import OPS, generate, make_golden, resolve_datapath
 from .store import Case, Golden, GoldenError, load_golden, read_hex, to_codes, write_golden
-from .validate import ValidationResult, compare, load_outputs, select_outputs, validate, validate_kernel
+from .validate import Departure, ValidationResult, compare, load_outputs, select_outputs, validate, validate_kernel
 
-__all__ = ["ADAPTERS", "Adapter", "get_adapter", "OPS", "generate", "make_golden", "resolve_datapath", "Case",
+__all__ = ["ADAPTERS", "Adapter", "Departure", "get_adapter", "OPS", "generate", "make_golden", "resolve_datapath", "Case",
            "Golden", "GoldenError", "load_golden", "read_hex", "to_codes", "write_golden", "ValidationResult",
            "compare", "load_outputs", "select_outputs", "validate", "validate_kernel"]

@@ -1,31 +1,37 @@
 """Built-in adapters: real kernels (ONNX Runtime, PyTorch, ml_dtypes) run on golden inputs.
 
 Each Adapter names the golden configuration it should match (`golden_config`, the keyword
-arguments of make_golden) and says in `departs` where the real kernel departs from the
-specification. Where a departure is known and bounded, `departures(golden)` marks the
-affected outputs so validation waives them (counted, not failed). The peer packages are
-imported only when an adapter runs.
+arguments of make_golden), says in `departs` what the real kernel computes, and lists in
+`departures` the known ways a peer departs from the specification, each a classifier
+(validate.Departure): which golden outputs are in its domain, and whether it explains a
+mismatch. Whether a departure shows is measured on the installed peer, never assumed: a
+mismatch is waived only if a known departure explains it, and the result reports each
+departure as seen, not seen or not exercised. The peer packages are imported only when an
+adapter runs.
 
     from qsim.golden import ADAPTERS, generate
     adapter = ADAPTERS["ort-qlinear-matmul-u8s8"]
     generate(out_dir=tmp, **adapter.golden_config)
-    result = adapter.validate(tmp)          # result.ok, result.markdown(), ...
+    result = adapter.validate(tmp)          # result.ok, result.departure_summary(), result.markdown(), ...
 """
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ..codec import decode
+from ..datapaths import Accumulator, qlinear_conv
+from ..datapaths.integer import PRESETS
 from ..formats import format as get_format
 from .generate import canonical_op
 from .store import GoldenError, load_golden
-from .validate import validate_kernel
+from .validate import Departure, validate_kernel
 
 
 @dataclass(frozen=True)
@@ -33,22 +39,15 @@ class Adapter:
     name: str
     op: str
     golden_config: dict = field(hash=False)         # make_golden(**golden_config) gives the matching set
-    departs: str                                    # where the kernel departs from the specification
+    departs: str                                    # what the kernel computes, against the specification
     kernel: Callable[[dict], object] = field(repr=False)
     nan_equal: bool = False                         # NaN results compared as a class
-    waiver: Callable[[object], np.ndarray] | None = field(default=None, repr=False)   # case -> departing outputs
+    departures: tuple[Departure, ...] = ()          # known departures, classified on every run
     requires: tuple[str, ...] = ()                  # the peer packages the kernel imports
 
     def run(self, inputs: dict):
         """The kernel's outputs for one golden case's inputs."""
         return self.kernel(inputs)
-
-    def departures(self, golden) -> np.ndarray | None:
-        """Outputs (flat stream) where the documented departure applies, or None."""
-        if self.waiver is None:
-            return None
-        golden = load_golden(golden)
-        return np.concatenate([self.waiver(c).reshape(-1) for c in golden.cases])
 
     def config_differences(self, golden) -> list[str]:
         """The keys that the adapter's golden_config sets (not None) and the golden set's
@@ -57,9 +56,11 @@ class Adapter:
         return [k for k, v in self.golden_config.items()
                 if v is not None and _norm(k, v) != _norm(k, golden.config.get(k))]
 
-    def validate(self, golden):
-        """Run the kernel on a golden set and compare. Refuses (GoldenError) a set of another op,
-        or one whose configuration differs from golden_config in a key the adapter sets."""
+    def validate(self, golden, *, waivers: bool = True):
+        """Run the kernel on a golden set and compare, classifying every mismatch by the known
+        departures (explained ones are waived; waivers=False: every mismatch fails). Refuses
+        (GoldenError) a set of another op, or one whose configuration differs from
+        golden_config in a key the adapter sets."""
         missing = [p for p in self.requires if importlib.util.find_spec(p) is None]
         if missing:
             raise ModuleNotFoundError(f"adapter {self.name} needs {', '.join(missing)}, which is not installed")
@@ -74,7 +75,8 @@ class Adapter:
                 f"adapter {self.name} matches a golden set made with {_show_config(self.golden_config)}; this one "
                 f"differs in {', '.join(differing)} ({values}). Make a matching set with "
                 f"`qsim golden --adapter {self.name} --out DIR`")
-        return validate_kernel(golden, self.run, nan_equal=self.nan_equal, waive=self.departures(golden), name=self.name)
+        return validate_kernel(golden, self.run, nan_equal=self.nan_equal, name=self.name,
+                               departures=self.departures, waivers=waivers)
 
 
 _FORMAT_KEYS = ("format", "weight_format", "output_format")
@@ -156,9 +158,6 @@ def _ort_quantize_int(inputs):
 
 
 _FLOAT8_ONNX = {"e4m3": "FLOAT8E4M3FN", "e5m2": "FLOAT8E5M2", "e4m3fnuz": "FLOAT8E4M3FNUZ", "e5m2fnuz": "FLOAT8E5M2FNUZ"}
-# ONNX Runtime 1.32's non-saturating float8 conversion keeps a band past the overflow
-# threshold finite (E4M3FN: +-448) or NaN (E5M2: should be +-Inf); the ONNX reference follows the spec.
-_ORT_FLOAT8_BAND = {"e4m3": (480.0, 496.0), "e5m2": (61440.0, 65536.0)}
 
 
 def _ort_quantize_float8(fmt: str, saturate: int):
@@ -171,15 +170,34 @@ def _ort_quantize_float8(fmt: str, saturate: int):
     return kernel
 
 
-def _ort_float8_waiver(fmt: str, saturate: int):
-    if saturate or fmt not in _ORT_FLOAT8_BAND:
-        return None
-    lo, hi = _ORT_FLOAT8_BAND[fmt]
+def _ort_float8_band(fmt: str, lo: float, hi: float, spec_gives: str, peer_gives: str) -> Departure:
+    """ONNX Runtime's non-saturating float8 conversion (seen in 1.32) keeps |x / scale| in
+    [lo, hi), past the overflow threshold, at a value other than the specification's: the
+    finite +-max (spec_gives "nan", peer_gives "max") or NaN (spec_gives "inf", peer_gives "nan")."""
+    f = get_format(fmt)
 
-    def waiver(case):
+    def in_band(case):
         a = np.abs(_scaled_input(case))
         return (a >= lo) & (a < hi)
-    return waiver
+
+    def gives(kind: str, codes: np.ndarray, case) -> np.ndarray:
+        v = decode(codes, f, dtype=np.float64)
+        if kind == "nan":
+            return np.isnan(v)
+        magnitude = float(f.max) if kind == "max" else np.inf
+        return v == np.copysign(magnitude, _scaled_input(case))      # the sign of x / scale
+
+    def explains(case, expected, got):
+        return gives(spec_gives, expected, case) & gives(peer_gives, got, case)
+
+    words = {"nan": "NaN", "max": f"+-{float(f.max):g}", "inf": "+-Inf"}
+    return Departure(
+        f"ort-{fmt}-saturate0-band", f"ONNX Runtime QuantizeLinear saturate=0: |x / scale| in [{lo:g}, {hi:g}) gives "
+        f"{words[peer_gives]} where the specification gives {words[spec_gives]}", in_band, explains)
+
+
+_ORT_FLOAT8_BANDS = {"e4m3": _ort_float8_band("e4m3", 480.0, 496.0, "nan", "max"),
+                     "e5m2": _ort_float8_band("e5m2", 61440.0, 65536.0, "inf", "nan")}
 
 
 def _scaled_input(case) -> np.ndarray:
@@ -194,6 +212,37 @@ def _ort_qlinear_matmul(inputs):
     return _ort_run("QLinearMatMul", [("a", i["a"]), ("a_scale", i["a_scale"]), ("a_zero", i["a_zero"]),
                                       ("b", i["b"]), ("b_scale", i["b_scale"]), ("b_zero", i["b_zero"]),
                                       ("y_scale", i["y_scale"]), ("y_zero", i["y_zero"])], _onnx_type(i["y_zero"].dtype))
+
+
+def _ort_convsym_saturation() -> Departure:
+    """MLAS ConvSym (QLinearConv with uint8 x and constant int8 weights whose zero points are 0)
+    sums the raw products with int32 saturation instead of wrapping. Modelled where the zero
+    points and the bias are 0, so the raw sums are the accumulator's."""
+    saturating = replace(PRESETS["onnxruntime-x86"], accumulator=Accumulator(32, "saturate"))
+
+    def modelled(case) -> bool:
+        i = case.inputs
+        return (i["x"].dtype == np.uint8 and i["w"].dtype == np.int8 and not np.any(i["x_zero"])
+                and not np.any(i["w_zero"]) and not np.any(i.get("bias", 0)))
+
+    def saturated(case) -> np.ndarray:
+        i = case.inputs
+        return qlinear_conv(i["x"], i["x_scale"], i["x_zero"], i["w"], i["w_scale"], i["w_zero"], i["y_scale"],
+                            i["y_zero"], i.get("bias"), stride=tuple(i["stride"].tolist()),
+                            padding=tuple(i["padding"].tolist()), dilation=tuple(i["dilation"].tolist()),
+                            groups=int(i["groups"]), datapath=saturating).astype(np.uint64)
+
+    def domain(case):
+        y = case.expected["y"]
+        return saturated(case) != y.astype(np.uint64) if modelled(case) else np.zeros(y.shape, bool)
+
+    def explains(case, expected, got):
+        return got == saturated(case)
+
+    return Departure(
+        "ort-convsym-int32-saturation", "ONNX Runtime QLinearConv on MLAS ConvSym (uint8 x, constant int8 weights "
+        "with zero points 0, constant x zero point; group 1 with M >= 16 and M, C multiples of 4, or depthwise): int32 "
+        "sums saturate instead of wrapping; modelled for zero points and bias 0", domain, explains)
 
 
 def _ort_qlinear_conv(inputs):
@@ -299,11 +348,21 @@ def _ml_dtypes_decode(fmt: str):
     return kernel
 
 
-def _e8m0_waiver(case):
-    """ml_dtypes rounds float32 subnormals in (2^-127, 1.5 * 2^-127) up to 2^-126 (negative
-    inputs are NaN on both sides)."""
-    x = case.inputs["x"].astype(np.float64)
-    return (x > 2.0 ** -127) & (x < 1.5 * 2.0 ** -127)
+def _e8m0_subnormal_round_up() -> Departure:
+    """ml_dtypes before 0.7 rounds float32 subnormals in (2^-127, 1.5 * 2^-127) up to 2^-126
+    although 2^-127 is nearer (negative inputs are NaN on both sides)."""
+    f = get_format("e8m0")
+
+    def domain(case):
+        x = case.inputs["x"].astype(np.float64)
+        return (x > 2.0 ** -127) & (x < 1.5 * 2.0 ** -127)
+
+    def explains(case, expected, got):
+        return (decode(expected, f, dtype=np.float64) == 2.0 ** -127) & (decode(got, f, dtype=np.float64) == 2.0 ** -126)
+
+    return Departure("ml_dtypes-e8m0-subnormal-round-up", "ml_dtypes float32 -> float8_e8m0fnu: float32 subnormals "
+                     "in (2^-127, 1.5 * 2^-127) give 2^-126 where the specification gives the nearer 2^-127",
+                     domain, explains)
 
 
 # -- the registry -----------------------------------------------------------------------------------
@@ -314,9 +373,7 @@ _TORCH_CAST_NOTES = {"e4m3": "torch saturates E4M3FN: overflow and Inf give +-44
                      "e5m2fnuz": "overflow, Inf and NaN give 0x80 (saturate=False)."}
 _CLAMPS = "overflow and Inf clamp to +-max (no Inf/NaN codes)."
 _ML_DTYPES_CAST_NOTES = {
-    "e8m0": "ties round up (half away from zero, golden rounding=rna); 0, negatives and overflow give NaN. "
-            "Departure: float32 subnormals in (2^-127, 1.5 * 2^-127) round up to 2^-126 although 2^-127 is "
-            "nearer; those outputs are waived.",
+    "e8m0": "ties round up (half away from zero, golden rounding=rna); 0, negatives and overflow give NaN.",
     "fp6_e2m3": _CLAMPS, "fp6_e3m2": _CLAMPS, "fp4_e2m1": _CLAMPS, "bf16": "round to nearest even, subnormals kept."}
 
 
@@ -336,18 +393,15 @@ def _ort_adapters() -> list[Adapter]:
         _ort_quantize_int, requires=_ORT) for fmt, zero in (("int8", -3), ("uint8", 3))]
     for fmt in _FLOAT8_ONNX:
         for sat in (1, 0):
-            band = _ORT_FLOAT8_BAND.get(fmt) if not sat else None
-            note = (f" Departure (ONNX Runtime 1.32, saturate=0): |x / scale| in [{band[0]:g}, {band[1]:g}) gives "
-                    f"{'+-448' if fmt == 'e4m3' else 'NaN'} instead of {'NaN' if fmt == 'e4m3' else '+-Inf'}; "
-                    "those outputs are waived." if band else "")
+            known = () if sat or fmt not in _ORT_FLOAT8_BANDS else (_ORT_FLOAT8_BANDS[fmt],)
             out.append(Adapter(
                 f"ort-quantize-linear-{fmt}-sat{sat}", "encode",
                 {"op": "encode", "format": fmt, "rounding": "rne", "saturate": bool(sat), "scale": 2.0},
                 f"ONNX QuantizeLinear to {_FLOAT8_ONNX[fmt]} with saturate={sat}: x / scale in float32, then "
                 f"round to nearest even; overflow and Inf {'clamp to +-max' if sat else 'give Inf or NaN'}. "
                 "Outputs come back through an exact Cast to float32 (the Python binding cannot return "
-                "float8), so NaN codes are compared as a class." + note,
-                _ort_quantize_float8(fmt, sat), nan_equal=True, waiver=_ort_float8_waiver(fmt, sat), requires=_ORT))
+                "float8), so NaN codes are compared as a class.",
+                _ort_quantize_float8(fmt, sat), nan_equal=True, departures=known, requires=_ORT))
     for tag, (a, b) in {"u8u8": ("uint8", "uint8"), "u8s8": ("uint8", "int8"), "s8s8": ("int8", "int8")}.items():
         out.append(Adapter(
             f"ort-qlinear-matmul-{tag}", "gemm",
@@ -361,10 +415,9 @@ def _ort_adapters() -> list[Adapter]:
             f"ort-qlinear-conv-{tag}", "conv",
             {"op": "conv", "datapath": "onnxruntime-x86", "format": a, "weight_format": b, "bias": True},
             "ONNX Runtime QLinearConv (MLAS, x86): as QLinearMatMul, with an int32 bias added in the wrapping "
-            "accumulator; matches onnxruntime-x86. Departure not exercised here: with constant uint8 x "
-            "zero point and constant int8 weights whose zero points are 0 (MLAS ConvSym), ONNX Runtime sums "
-            "the raw products with int32 saturation; this adapter feeds weights as graph inputs.",
-            _ort_qlinear_conv, requires=_ORT))
+            "accumulator; matches onnxruntime-x86. Weights are fed as graph inputs, so ONNX Runtime should not "
+            "take its ConvSym path (constant weights), whose saturating sums are a known departure.",
+            _ort_qlinear_conv, departures=(_ort_convsym_saturation(),) if tag == "u8s8" else (), requires=_ORT))
     return out
 
 
@@ -408,8 +461,8 @@ def _ml_dtypes_adapters() -> list[Adapter]:
             f"ml_dtypes float32.astype({_DTYPE_NAMES[fmt]}): "
             f"{_ML_DTYPES_CAST_NOTES.get(fmt, 'non-saturating: overflow and Inf give Inf or NaN.')}"
             " NaN codes compared as a class.",
-            _ml_dtypes_cast(fmt), nan_equal=True, waiver=_e8m0_waiver if fmt == "e8m0" else None,
-            requires=("ml_dtypes",)))
+            _ml_dtypes_cast(fmt), nan_equal=True,
+            departures=(_e8m0_subnormal_round_up(),) if fmt == "e8m0" else (), requires=("ml_dtypes",)))
         out.append(_decode_adapter("ml_dtypes", fmt, _ml_dtypes_decode(fmt), "ml_dtypes"))
     return out
 

@@ -47,6 +47,7 @@ examples:
   qsim validate golden/qgemm --outputs y.npy --report report.html --log log.parquet
   qsim validate golden/e4m3 --outputs y.bin --dtype uint8 --nan-equal
   qsim validate golden/ort-conv --adapter ort-qlinear-conv-u8s8
+  qsim validate golden/ort-e4m3 --adapter ort-quantize-linear-e4m3-sat0 --no-waivers
   qsim validate golden/h100-gemm --outputs y_out.hex --output y_out
   qsim validate golden/h100-gemm --outputs out.npz        # keys y and y_out
 
@@ -55,7 +56,11 @@ flattened in C order (as the expected DIR/<output>.hex). .npy, .npz (by output o
 name), hex (.hex/.mem/.memh/.txt) or raw binary with --dtype. --output NAME compares only
 that output (repeat for several), and OUTPUTS then holds only those. --adapter refuses a
 golden set whose configuration differs from the adapter's (`qsim golden --list-adapters`)
-in any key the adapter sets. Exit status 1 if any code differs, 0 if all match.
+in any key the adapter sets. An adapter's known departures from the specification
+(`qsim golden --list-adapters`) are classifiers: a mismatch that one explains is waived and
+listed with its departure, every departure is reported as seen, not seen or not exercised,
+and --no-waivers makes every mismatch fail. Exit status 1 if any code differs (and is not
+waived), 0 if all match.
 """
 
 
@@ -73,6 +78,8 @@ def _cmd_golden(args) -> int:
         for a in ADAPTERS.values():
             cfg = ", ".join(f"{k}={v}" for k, v in a.golden_config.items() if k != "op")
             print(f"{a.name:<34} {a.op:<7} {cfg}")
+            for d in a.departures:
+                print(f"{'':<4}known departure {d.name}: {d.description}")
         return 0
     if args.out is None:
         raise ValueError("golden needs --out DIR")
@@ -106,10 +113,10 @@ def _cmd_validate(args) -> int:
         raise ValueError("--output selects outputs of an --outputs file; an --adapter compares every output")
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else None
     if args.adapter:
-        result = get_adapter(args.adapter).validate(args.golden_dir)
+        result = get_adapter(args.adapter).validate(args.golden_dir, waivers=args.waivers)
     else:
         result = validate(args.golden_dir, args.outputs, dtype=args.dtype, shape=shape, nan_equal=args.nan_equal,
-                          output=args.output)
+                          output=args.output, waivers=args.waivers)
     print(result.table(args.show), end="")
     if args.report:
         print(f"report: {result.write_report(args.report)}")
@@ -149,7 +156,8 @@ def register(subparsers) -> None:
     g.add_argument("--block-size", type=int, help="mx: elements per block (default the datapath's, or 32)")
     g.add_argument("--scale-rule", choices=["floor", "rceil"], help="mx: shared-scale rule (default floor)")
     g.add_argument("--adapter", metavar="NAME", help="use a built-in adapter's golden configuration")
-    g.add_argument("--list-adapters", action="store_true", help="list the built-in adapters and their configurations")
+    g.add_argument("--list-adapters", action="store_true",
+                   help="list the built-in adapters, their configurations and known departures")
     g.set_defaults(func=_cmd_golden)
 
     v = subparsers.add_parser(
@@ -168,5 +176,8 @@ def register(subparsers) -> None:
                    help="compare only this golden output (repeatable), e.g. y_out; default: every output")
     v.add_argument("--report", metavar="FILE", help="write a Markdown (.md) or HTML (.html) report")
     v.add_argument("--log", metavar="FILE", help="write a Parquet log, one row per compared code")
-    v.add_argument("--show", type=int, default=10, metavar="N", help="mismatches to print (default 10)")
+    v.add_argument("--show", type=int, default=10, metavar="N",
+                   help="mismatches and waived codes to print (default 10; the reports list every waived code)")
+    v.add_argument("--no-waivers", dest="waivers", action="store_false",
+                   help="fail every mismatch, also those a known departure of the --adapter explains")
     v.set_defaults(func=_cmd_validate)

@@ -18,7 +18,7 @@ from ..codec import code_dtype, decode, encode, fits_float32
 from ..datapaths import (FLOAT_PRESETS, PRESETS, IntDatapath, any_datapath, convert_output, float_conv,
                          float_matmul, mx_matmul, qlinear_conv, qlinear_matmul)
 from ..datapaths.integer import _int_fmt, _output_format, requantize_accumulator
-from ..formats import FloatFormat, IntFormat, format as get_format
+from ..formats import FloatFormat, IntFormat, builtin_formats, format as get_format
 from ..hardware import hardware_presets, load_hardware
 from ..quant.intquant import container_dtype, quantize_int
 from ..quant.mx import MXArray, mx_quantize
@@ -68,6 +68,83 @@ def _pick(*names):
         if n is not None:
             return get_format(n).name
     return None
+
+
+# -- format options ------------------------------------------------------------------------------
+def _option(key: str) -> str:
+    return f"{key} (--{key.replace('_', '-')})"
+
+
+def _named_format(key: str, name):
+    """The canonical name of a format option's value; an unknown name is reported with the option."""
+    if name is None:
+        return None
+    try:
+        return get_format(name).name
+    except KeyError as e:
+        raise KeyError(f"{_option(key)}: {e.args[0]}") from None
+    except ValueError as e:
+        raise ValueError(f"{_option(key)}: {e}") from None
+
+
+def _small_int(f) -> bool:
+    return isinstance(f, IntFormat) and f.bits <= 8
+
+
+def _small_signed_float(f) -> bool:
+    """Operands of golden float GEMM/conv and MX elements: signed, with a zero, codes enumerable."""
+    return isinstance(f, FloatFormat) and f.signed and f.has_zero and f.storage_bits <= 16
+
+
+# what a format option must be: (description, test); the built-in formats that pass are listed
+_INT_OPERAND = ("an integer format of 2 to 8 bits", _small_int)
+_FLOAT_OPERAND = ("a signed float format of at most 16 bits with a zero (or a custom e<E>m<M>[fn|fnuz] of "
+                  "at most 16 bits)", _small_signed_float)
+
+
+def _must_be(rule) -> str:
+    description, test = rule
+    return f"{description}: {', '.join(f.name for f in builtin_formats() if test(f))}"
+
+
+def _not_for(reason: str):
+    return (reason, None)                        # a rule that no format passes: the option does not apply
+
+
+def _format_rules(op: str, path) -> dict:
+    """What each format option must be for this op and datapath: None (any format), or
+    (description, test), with test None where the option does not apply."""
+    if op in ("encode", "decode"):
+        only = _not_for(f"{op} takes --format only")
+        return {"format": None, "weight_format": only, "output_format": only}
+    if op == "mx":
+        only = _not_for("mx takes --format (the element format) only")
+        return {"format": _FLOAT_OPERAND, "weight_format": only, "output_format": only}
+    if op == "requant":
+        only = _not_for("requant takes --output-format only (accumulators are its inputs)")
+        return {"format": only, "weight_format": only, "output_format": _INT_OPERAND}
+    if _is_int_path(path):
+        return {"format": _INT_OPERAND, "weight_format": _INT_OPERAND, "output_format": _INT_OPERAND}
+    outputs = _not_for(f"float GEMM/conv write the FP32 accumulator y, and y_out in the format of a hardware "
+                       f"description's datapath.outputs; the float datapath {path.name} takes no output format")
+    if path.block_size:
+        def fixed(name):
+            return (f"the element format of the MX datapath {path.name}", lambda f: f == get_format(name))
+        return {"format": fixed(path.a_format), "weight_format": fixed(path.b_format), "output_format": outputs}
+    return {"format": _FLOAT_OPERAND, "weight_format": _FLOAT_OPERAND, "output_format": outputs}
+
+
+def _check_format_options(op: str, cfg: dict, path) -> None:
+    """Refuse a format option the op cannot take, naming the option and what it must be."""
+    for key, rule in _format_rules(op, path).items():
+        name = cfg[key]
+        if name is None or rule is None:
+            continue
+        where = f"{_option(key)} {name} for {op}" + ("" if cfg["datapath"] is None else f" on {cfg['datapath']}")
+        if rule[1] is None:
+            raise ValueError(f"{where}: the option does not apply ({rule[0]})")
+        if not rule[1](get_format(name)):
+            raise ValueError(f"{where}: it must be {_must_be(rule)}")
 
 
 def _float_only(name: str | None, what: str, path_name: str) -> str | None:
@@ -606,6 +683,10 @@ def _mx_element(cfg, path, hw) -> tuple[FloatFormat, int]:
     name = _pick(cfg["format"], mx_path and mx_path.a_format, hw and hw.datapath.activations)
     if name is None:
         raise ValueError("mx needs an element format: pass format= (--format), or an MX datapath")
+    if cfg["format"] is None and not _FLOAT_OPERAND[1](get_format(name)):     # format= is checked with the options
+        source = f"the MX datapath {mx_path.name}" if mx_path else f"hardware {hw.name} datapath.activations"
+        raise ValueError(f"mx: the element format {name} from {source} is not an MX element format; pass format= "
+                         f"(--format): it must be {_must_be(_FLOAT_OPERAND)}")
     block = cfg["block_size"] or (mx_path.block_size if mx_path else 0) or (hw.quantization.mx_block if hw else 32)
     return get_format(name), int(block)
 
@@ -741,7 +822,8 @@ def _config(op, datapath, format, weight_format, output_format, rounding, satura
     if block_size is not None:
         _check_int("block_size", block_size, 1)
     return {"op": op, "datapath": None if datapath is None else str(datapath),
-            "format": _pick(format), "weight_format": _pick(weight_format), "output_format": _pick(output_format),
+            "format": _named_format("format", format), "weight_format": _named_format("weight_format", weight_format),
+            "output_format": _named_format("output_format", output_format),
             "rounding": rounding, "saturate": saturate, "seed": seed, "rounding_seed": seed if stochastic else None,
             "random": random, "scale": None if scale is None else float(scale), "zero_point": int(zero_point),
             "bias": bool(bias), "block_size": block_size, "scale_rule": scale_rule}
@@ -801,6 +883,7 @@ def _complete(op: str, cfg: dict, path, hw) -> None:
         raise ValueError(f"{op} needs a datapath (--datapath): a datapath preset, hardware preset or .toml")
     if op == "requant" and not _is_int_path(path):
         raise ValueError(f"requant needs an integer datapath, {path.name} is floating point")
+    _check_format_options(op, cfg, path)
 
 
 def _cases(op: str, cfg: dict, path, hw, rng) -> tuple[list[Case], dict, dict]:

@@ -7,7 +7,9 @@ Layout of DIR:
   its storage width (two's complement for signed integers); other arrays are the bit pattern
   of their numpy type (float32 -> 8 digits). Per-case shapes are in the manifest.
 - manifest.json: op, config (the arguments that regenerate the set), resolved facts, each
-  array's format, the cases with their shapes, and sha256 of every file.
+  array's format, the cases with their shapes, sha256 of every file, and manifest_sha256: the
+  sha256 of the manifest's own content (its canonical JSON without that key), so an edited
+  manifest (another config, datapath or shape) is refused rather than believed.
 
 Writes are atomic: everything goes into a temporary sibling directory that is renamed into
 place. Reading verifies every hash and shape and raises GoldenError naming the file or key.
@@ -34,7 +36,8 @@ from ..formats import FloatFormat, IntFormat, format as get_format
 
 MANIFEST = "manifest.json"
 ARRAYS = "golden.npz"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2                         # 2: manifest_sha256
+MANIFEST_HASH = "manifest_sha256"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)          # fixed, so equal content gives equal hashes
 
 
@@ -231,6 +234,13 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys, no white space) without its own
+    hash: reformatting the file keeps it, any change of content does not."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_HASH}
+    return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
 # -- write ----------------------------------------------------------------------------------------
 def _check_cases(golden: Golden) -> list[str]:
     """The array names, once every case has the same arrays, each of one dtype across cases
@@ -273,6 +283,7 @@ def golden_files(golden: Golden) -> tuple[dict[str, bytes], dict]:
         "files": {fname: {"sha256": _sha256(data), "bytes": len(data), **hex_entries.get(fname, {})}
                   for fname, data in files.items()},
     }
+    manifest[MANIFEST_HASH] = manifest_digest(manifest)
     return files, manifest
 
 
@@ -322,8 +333,19 @@ def _manifest(root: Path) -> dict:
     for key in ("qsim_golden", "op", "config", "info", "arrays", "outputs", "cases", "files"):
         if key not in manifest:
             raise GoldenError(f"{path}: missing key {key!r}")
+    regenerate = "regenerate the set with `qsim golden` (its config is in the manifest)"
     if manifest["qsim_golden"] != LAYOUT_VERSION:
-        raise GoldenError(f"{path}: layout version {manifest['qsim_golden']!r}, this qsim reads {LAYOUT_VERSION}")
+        raise GoldenError(f"{path}: layout version {manifest['qsim_golden']!r}; this qsim reads version "
+                          f"{LAYOUT_VERSION}, whose manifest carries {MANIFEST_HASH}, the hash of its own content: "
+                          f"{regenerate}")
+    if MANIFEST_HASH not in manifest:
+        raise GoldenError(f"{path}: no {MANIFEST_HASH} (the hash of the manifest's own content), so its content "
+                          f"cannot be checked: {regenerate}")
+    digest = manifest_digest(manifest)
+    if manifest[MANIFEST_HASH] != digest:
+        raise GoldenError(f"{path}: content changed after it was written ({MANIFEST_HASH} says "
+                          f"{manifest[MANIFEST_HASH]}, the content hashes to {digest}); an edited manifest cannot be "
+                          "trusted: regenerate the set with `qsim golden`")
     return manifest
 
 

@@ -3,8 +3,13 @@
 Outputs are compared as codes of the output format, so -0 vs +0 and NaN payloads count.
 The code distance of a mismatch is its distance in the format's value order (ULPs for floats,
 with -0 and +0 adjacent; the integer difference for integer formats); a NaN on either side has
-no distance. nan_equal=True makes any NaN code match any NaN code. `waive` marks positions
-where a kernel is documented to depart from the specification; they are counted, not failed.
+no distance. nan_equal=True makes any NaN code match any NaN code.
+
+Known departures of a peer kernel from the specification are classifiers (Departure), not
+facts about one version of the peer: each mismatch is classified, a mismatch that a known
+departure explains is waived (counted and listed, not failed), and every departure is reported
+as seen, not seen (its domain is in the golden set but the peer behaves per spec there) or not
+exercised. waivers=False makes every mismatch fail. `waive` marks positions to waive directly.
 """
 
 from __future__ import annotations
@@ -13,17 +18,34 @@ import html
 import json
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..codec import decode
 from ..formats import FloatFormat, IntFormat, format as get_format
 from ..io import write_atomic, write_text_atomic
-from .store import Golden, GoldenError, hex_digits, load_golden, read_hex, to_codes
+from .store import Case, Golden, GoldenError, hex_digits, load_golden, read_hex, to_codes
 
 HEX_SUFFIXES = (".hex", ".mem", ".memh", ".txt")
+REPORT_WAIVED_LIMIT = 10_000      # waived codes listed in a Markdown/HTML report; the count is always given
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A known way a peer kernel departs from the specification, as a classifier.
+
+    domain(case): bool array of the case's `output` shape, the outputs where the departure could
+    show. explains(case, expected, got): bool array, whether the peer's code there is the one
+    this departure gives (expected: the specification's codes, got: the peer's; uint64 arrays of
+    the output's shape). A mismatch is explained where both hold."""
+    name: str
+    description: str                                            # one line
+    domain: Callable[[Case], np.ndarray] = field(repr=False)
+    explains: Callable[[Case, np.ndarray, np.ndarray], np.ndarray] = field(repr=False)
+    output: str = "y"
 
 
 # -- reading outputs ---------------------------------------------------------------------------
@@ -154,9 +176,13 @@ class ValidationResult:
     match: np.ndarray            # per element, NaN classes merged when nan_equal
     distance: np.ndarray         # code distance, -1 where a NaN is involved
     nan_kind: np.ndarray         # 0 none, 1 NaN on one side, 2 NaN on both
-    waived: np.ndarray           # documented departures
+    waived: np.ndarray           # mismatches waived: explained by a known departure, or marked by waive=
     nan_equal: bool
     not_compared: tuple = ()     # outputs of the golden set left out (validate(..., output=...))
+    departures: tuple = ()       # the known departures (Departure) the mismatches were classified by
+    explained_by: np.ndarray | None = None    # per code: index of the departure explaining the mismatch, -1 none
+    in_domain: tuple = ()        # per departure: golden outputs in its domain
+    waivers: bool = True         # False: mismatches that a departure explains fail too
 
     # -- counts --------------------------------------------------------------------------
     @property
@@ -204,22 +230,51 @@ class ValidationResult:
                 return out, ci, pos
         raise IndexError(index)
 
-    def first(self, n: int = 10) -> list[dict]:
-        """The first n mismatches: where (output, case, position), the codes and values on
-        both sides, the code distance and the inputs that produced the output."""
-        rows = []
-        for index in self.mismatch_index[:n]:
-            out, ci, pos = self._segment_of(int(index))
-            fmt = self.golden.output_format(out)
-            case = self.golden.cases[ci]
-            e, g = self.expected[index:index + 1], self.got[index:index + 1]
-            d = int(self.distance[index])
-            rows.append({
-                "index": int(index), "output": out, "case": case.name, "position": pos,
+    def _row(self, index: int) -> dict:
+        out, ci, pos = self._segment_of(index)
+        fmt = self.golden.output_format(out)
+        case = self.golden.cases[ci]
+        e, g = self.expected[index:index + 1], self.got[index:index + 1]
+        d = int(self.distance[index])
+        k = int(self._explained_by[index])
+        return {"index": index, "output": out, "case": case.name, "position": pos,
                 "expected": _hex(int(e[0]), fmt), "got": _hex(int(g[0]), fmt),
                 "expected_value": _show(_values(e, fmt)[0]), "got_value": _show(_values(g, fmt)[0]),
                 "distance": d if d >= 0 else None, "inputs": inputs_at(self.golden, case, out, pos),
-            })
+                "departure": self.departures[k].name if k >= 0 else None}
+
+    def first(self, n: int = 10) -> list[dict]:
+        """The first n mismatches: where (output, case, position), the codes and values on
+        both sides, the code distance, the inputs that produced the output, and the known
+        departure that explains it (None if none does; with waivers on, explained mismatches
+        are waived: see waived_rows)."""
+        return [self._row(int(i)) for i in self.mismatch_index[:n]]
+
+    # -- departures ----------------------------------------------------------------------
+    @property
+    def _explained_by(self) -> np.ndarray:
+        return np.full(self.total, -1, np.int16) if self.explained_by is None else self.explained_by
+
+    @property
+    def waived_index(self) -> np.ndarray:
+        """Flat stream indices of the waived mismatches."""
+        return np.flatnonzero(~self.match & self.waived)
+
+    def waived_rows(self, n: int | None = None) -> list[dict]:
+        """The waived mismatches (the first n; None: all), as first() gives mismatches, with the
+        departure that explains each (None: marked by waive=)."""
+        return [self._row(int(i)) for i in self.waived_index[:n]]
+
+    def departure_summary(self) -> list[dict]:
+        """Per known departure: golden outputs in its domain, mismatches it explains (seen) and
+        a status: "seen"; "not seen" (the golden set exercises its domain and the peer gives the
+        specification's codes there); "not exercised" (no golden output in its domain)."""
+        rows = []
+        for k, dep in enumerate(self.departures):
+            seen = int(np.count_nonzero(self._explained_by == k))
+            status = "seen" if seen else "not seen" if self.in_domain[k] else "not exercised"
+            rows.append({"name": dep.name, "description": dep.description, "in_domain": int(self.in_domain[k]),
+                         "seen": seen, "status": status})
         return rows
 
     def cases(self) -> list[dict]:
@@ -248,52 +303,92 @@ class ValidationResult:
                 facts.append((key, str(cfg[key])))
         if g.info.get("overflow"):
             facts.append(("overflow", g.info["overflow"]))
-        facts += [("NaN codes", "any NaN matches any NaN" if self.nan_equal else "compared bit for bit"),
-                  ("result", f"{'PASS' if self.ok else 'FAIL'}: {self.mismatches} of {self.total} codes differ"
-                             + (f", {self.waived_mismatches} documented departures waived" if self.waived_mismatches else ""))]
+        facts += [("NaN codes", "any NaN matches any NaN" if self.nan_equal else "compared bit for bit")]
+        if self.departures:
+            facts.append(("waivers", "on: mismatches that a known departure explains are waived" if self.waivers
+                          else "off: every mismatch fails, known departures included"))
+        facts.append(("result", self._result_line()))
         return facts
 
+    def _result_line(self) -> str:
+        line = f"{'PASS' if self.ok else 'FAIL'}: {self.mismatches} of {self.total} codes differ"
+        if self.waived_mismatches:
+            line += f"; {self.waived_mismatches} waived (listed below)"
+        explained = int(np.count_nonzero(self._explained_by[self.mismatch_index] >= 0))
+        if explained:
+            line += f"; waivers off: {explained} of the differing codes are explained by known departures"
+        return line
+
     def _first_rows(self, n: int) -> list[list[str]]:
-        return [[r["case"], r["output"], str(r["position"]), r["expected"], r["expected_value"], r["got"],
-                 r["got_value"], "NaN" if r["distance"] is None else str(r["distance"]),
-                 "; ".join(f"{k}={v}" for k, v in r["inputs"].items())] for r in self.first(n)]
+        rows = []
+        for r in self.first(n):
+            row = [r["case"], r["output"], str(r["position"]), r["expected"], r["expected_value"], r["got"],
+                   r["got_value"], "NaN" if r["distance"] is None else str(r["distance"])]
+            rows.append(row + ([r["departure"] or "-"] if self.departures else []) + [_show_inputs(r)])
+        return rows
+
+    def _first_head(self) -> list[str]:
+        head = ["case", "output", "position", "expected", "value", "got", "value", "distance"]
+        return head + (["departure"] if self.departures else []) + ["inputs"]
 
     _CASE_HEAD = ["output", "case", "kind", "values", "mismatches", "waived", "max distance"]
-    _FIRST_HEAD = ["case", "output", "position", "expected", "value", "got", "value", "distance", "inputs"]
+    _DEPARTURE_HEAD = ["departure", "status", "outputs in domain", "mismatches explained", "description"]
+    _WAIVED_HEAD = ["case", "output", "position", "inputs", "expected", "got", "departure"]
+
+    def _departure_rows(self) -> list[list[str]]:
+        return [[d["name"], d["status"], str(d["in_domain"]), str(d["seen"]), d["description"]]
+                for d in self.departure_summary()]
+
+    def _waived_rows(self, n: int | None) -> list[list[str]]:
+        return [[r["case"], r["output"], str(r["position"]), _show_inputs(r), f"{r['expected']} ({r['expected_value']})",
+                 f"{r['got']} ({r['got_value']})", r["departure"] or "(waive mask)"] for r in self.waived_rows(n)]
+
+    def _waived_title(self, n: int | None) -> str:
+        total = self.waived_mismatches
+        return f"all {total}" if n is None or n >= total else f"first {n} of {total}"
 
     def _case_rows(self) -> list[list[str]]:
         return [[str(r[k]) for k in ("output", "case", "kind", "values", "mismatches", "waived", "max_distance")]
                 for r in self.cases()]
 
     def table(self, n: int = 10) -> str:
-        """A plain-text summary for the terminal."""
+        """A plain-text summary for the terminal: the first n mismatches and the first n waived codes."""
         lines = [f"{k:>14}: {v}" for k, v in self._facts()]
+        if self.departures:
+            lines += ["", "known departures:", _text_table(self._DEPARTURE_HEAD, self._departure_rows())]
         lines += ["", _text_table(self._CASE_HEAD, self._case_rows())]
+        if self.waived_mismatches:
+            lines += ["", f"waived codes ({self._waived_title(n)}):", _text_table(self._WAIVED_HEAD, self._waived_rows(n))]
         if self.mismatches:
             lines += ["", "code distance histogram:"] + [f"  {k:>22}: {v}" for k, v in self.histogram.items()]
-            lines += ["", f"first {min(n, self.mismatches)} mismatches:", _text_table(self._FIRST_HEAD, self._first_rows(n))]
+            lines += ["", f"first {min(n, self.mismatches)} mismatches:", _text_table(self._first_head(), self._first_rows(n))]
         return "\n".join(lines) + "\n"
 
-    def _sections(self, n: int) -> list[tuple[str, list[str], list]]:
+    def _sections(self, n: int, waived_limit: int) -> list[tuple[str, list[str], list]]:
         """(title, head, rows) of the report sections after the facts."""
-        sections = [("Cases", self._CASE_HEAD, self._case_rows())]
+        sections = [("Known departures", self._DEPARTURE_HEAD, self._departure_rows())] if self.departures else []
+        sections.append(("Cases", self._CASE_HEAD, self._case_rows()))
+        if self.waived_mismatches:
+            sections.append((f"Waived codes ({self._waived_title(waived_limit)})", self._WAIVED_HEAD,
+                             self._waived_rows(waived_limit)))
         if self.mismatches:
             sections += [("Code distance of mismatches", ["distance", "count"], list(self.histogram.items())),
-                         (f"First {min(n, self.mismatches)} mismatches", self._FIRST_HEAD, self._first_rows(n))]
+                         (f"First {min(n, self.mismatches)} mismatches", self._first_head(), self._first_rows(n))]
         return sections
 
-    def markdown(self, n: int = 20) -> str:
+    def markdown(self, n: int = 20, waived_limit: int = REPORT_WAIVED_LIMIT) -> str:
+        """A Markdown report: the first n mismatches, every waived code up to waived_limit."""
         md = [f"# qsim validation: {self.golden.op}", "", _md_table(["", ""], self._facts())]
-        for title, head, rows in self._sections(n):
+        for title, head, rows in self._sections(n, waived_limit):
             md += ["", f"## {title}", "", _md_table(head, rows)]
         return "\n".join(md) + "\n"
 
-    def html(self, n: int = 20) -> str:
-        """A self-contained HTML page (inline style, no external resources)."""
+    def html(self, n: int = 20, waived_limit: int = REPORT_WAIVED_LIMIT) -> str:
+        """A self-contained HTML page (inline style, no external resources), as markdown()."""
         status = "pass" if self.ok else "fail"
         parts = [f"<h1>qsim validation: {html.escape(self.golden.op)} <span class='{status}'>{status.upper()}</span></h1>",
                  _html_table(["", ""], self._facts())]
-        for title, head, rows in self._sections(n):
+        for title, head, rows in self._sections(n, waived_limit):
             parts += [f"<h2>{html.escape(title)}</h2>", _html_table(head, rows)]
         style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
                  "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-family:monospace}"
@@ -313,7 +408,8 @@ class ValidationResult:
 
     def to_parquet(self, path) -> Path:
         """One row per compared code (index, output, case, position, codes, values, match,
-        waived, distance), the summary in the schema metadata; written atomically."""
+        waived, the departure explaining a mismatch, distance), the summary in the schema
+        metadata; written atomically."""
         import pyarrow as pa
         import pyarrow.parquet as pq
         path = Path(path)
@@ -326,17 +422,20 @@ class ValidationResult:
             cols["position"] += [",".join(map(str, p)) for p in np.ndindex(*shape)] if shape else [""]
             cols["expected_value"].append(_values(self.expected[off:off + size], fmt))
             cols["got_value"].append(_values(self.got[off:off + size], fmt))
+        names = np.array([None] + [d.name for d in self.departures], dtype=object)
         table = pa.table({
             "index": np.arange(self.total, dtype=np.int64), "output": cols["output"], "case": cols["case"],
             "position": cols["position"], "expected": self.expected, "got": self.got,
             "expected_value": np.concatenate(cols["expected_value"]) if self.total else np.zeros(0),
             "got_value": np.concatenate(cols["got_value"]) if self.total else np.zeros(0),
             "match": self.match, "waived": self.waived,
+            "departure": pa.array(names[self._explained_by.astype(np.int64) + 1], pa.string()),
             "distance": pa.array(self.distance, mask=self.nan_kind > 0)})
         summary = {"op": self.golden.op, "config": self.golden.config, "total": self.total,
                    "mismatches": self.mismatches, "waived": self.waived_mismatches, "histogram": self.histogram,
                    "nan_equal": self.nan_equal, "source": self.source, "outputs": self.golden.outputs,
-                   "not_compared": list(self.not_compared)}
+                   "not_compared": list(self.not_compared), "waivers": self.waivers,
+                   "departures": self.departure_summary()}
         table = table.replace_schema_metadata({b"qsim.validation": json.dumps(summary).encode()})
         return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
@@ -431,6 +530,10 @@ def _show_array_value(golden: Golden, name: str, v) -> str:
     return str(v.item())
 
 
+def _show_inputs(row: dict) -> str:
+    return "; ".join(f"{k}={v}" for k, v in row["inputs"].items())
+
+
 # -- tables -------------------------------------------------------------------------------------
 def _text_table(head, rows) -> str:
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(head)]
@@ -469,9 +572,11 @@ def select_outputs(golden: Golden, output) -> tuple[Golden, tuple]:
 
 
 def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, waive=None,
-            source: str = "codes") -> ValidationResult:
+            source: str = "codes", departures=(), waivers: bool = True) -> ValidationResult:
     """A ValidationResult from the flat stream of output codes (read as codes of each
-    output's format, see to_codes)."""
+    output's format, see to_codes). Every mismatch is classified by the known departures
+    (the first that explains it); explained mismatches and those marked by waive are waived
+    unless waivers=False."""
     total = golden.total
     got_codes = np.asarray(got_codes).reshape(-1)
     if got_codes.size != total:
@@ -481,6 +586,9 @@ def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, w
     match = np.zeros(total, bool)
     distance = np.zeros(total, np.int64)
     nan_kind = np.zeros(total, np.int8)
+    departures = tuple(departures)
+    explained_by = np.full(total, -1, np.int16)
+    in_domain = [0] * len(departures)
     for out, ci, off, shape in golden.segments():
         fmt = golden.output_format(out)
         sl = slice(off, off + math.prod(shape))
@@ -491,19 +599,42 @@ def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, w
         nan_kind[sl] = en.astype(np.int8) + gn
         match[sl] = (e == g) | (nan_equal & en & gn)
         distance[sl] = np.where(en | gn, -1, np.abs(_ordered(e, fmt) - _ordered(g, fmt)))
+        for k, dep in enumerate(departures):
+            if dep.output == out:
+                in_domain[k] += _classify(dep, golden.cases[ci], e.reshape(shape), g.reshape(shape), ~match[sl],
+                                          k, explained_by[sl])
     nan_kind[match] = 0
     distance[match] = 0
-    if waive is None:
-        waived = np.zeros(total, bool)
-    else:
-        waived = np.asarray(waive, bool).reshape(-1)
-        if waived.size != total:
-            raise ValueError(f"waive must mark {total} outputs, got {waived.size}")
-    return ValidationResult(golden, source, expected, got, match, distance, nan_kind, waived, nan_equal)
+    waived = explained_by >= 0
+    if waive is not None:
+        marked = np.asarray(waive, bool).reshape(-1)
+        if marked.size != total:
+            raise ValueError(f"waive must mark {total} outputs, got {marked.size}")
+        waived |= marked
+    if not waivers:
+        waived[:] = False
+    return ValidationResult(golden, source, expected, got, match, distance, nan_kind, waived, nan_equal,
+                            departures=departures, explained_by=explained_by, in_domain=tuple(in_domain),
+                            waivers=waivers)
+
+
+def _classify(dep: Departure, case, expected: np.ndarray, got: np.ndarray, differs: np.ndarray, k: int,
+              explained_by: np.ndarray) -> int:
+    """Mark in explained_by (one case's flat view) the mismatches that dep explains and no earlier
+    departure did; returns the number of outputs in dep's domain."""
+    domain = np.asarray(dep.domain(case), bool).reshape(-1)
+    if domain.size != differs.size:
+        raise ValueError(f"departure {dep.name}: domain marks {domain.size} outputs of case {case.name!r}, "
+                         f"which has {differs.size}")
+    todo = domain & differs & (explained_by < 0)
+    if todo.any():
+        explains = np.asarray(dep.explains(case, expected, got), bool).reshape(-1)
+        explained_by[todo & explains] = k
+    return int(np.count_nonzero(domain))
 
 
 def validate(golden, outputs, *, dtype=None, shape=None, nan_equal: bool = False, waive=None,
-             output=None) -> ValidationResult:
+             output=None, departures=(), waivers: bool = True) -> ValidationResult:
     """Compare outputs with a golden set (a directory or a Golden).
 
     outputs: a file (see load_outputs), an array (the flat output stream, or the expected
@@ -511,7 +642,7 @@ def validate(golden, outputs, *, dtype=None, shape=None, nan_equal: bool = False
     "<case>/<output>". Values are read as codes of each output's format (see to_codes).
     output: compare only this output (or these, a list), e.g. "y_out" of a float GEMM on
     hardware that converts its outputs; the stream then holds those outputs only, and waive
-    marks that stream. Default: every output."""
+    marks that stream. Default: every output. departures, waivers: see compare."""
     golden, skipped = select_outputs(load_golden(golden), output)
     source = "array"
     if isinstance(outputs, (str, os.PathLike)):
@@ -521,13 +652,14 @@ def validate(golden, outputs, *, dtype=None, shape=None, nan_equal: bool = False
     codes = [to_codes(p.reshape(-1), golden.output_format(out), f"outputs {golden.cases[ci].name}/{out}")
              for p, (out, ci, _, _) in zip(pieces, golden.segments())]
     got = np.concatenate(codes) if codes else np.zeros(0, np.uint64)
-    result = compare(golden, got, nan_equal=nan_equal, waive=waive, source=source)
+    result = compare(golden, got, nan_equal=nan_equal, waive=waive, source=source, departures=departures,
+                     waivers=waivers)
     result.not_compared = skipped
     return result
 
 
 def validate_kernel(golden, kernel, *, nan_equal: bool = False, waive=None, name: str | None = None,
-                    output=None) -> ValidationResult:
+                    output=None, departures=(), waivers: bool = True) -> ValidationResult:
     """Run `kernel(inputs)` on every golden case (inputs: dict of the case's arrays, copies)
     and compare. The kernel returns the output array, or a dict by output name. output: as
     in validate (only these outputs; the kernel may return just them)."""
@@ -543,7 +675,7 @@ def validate_kernel(golden, kernel, *, nan_equal: bool = False, waive=None, name
             if o not in out:
                 raise GoldenError(f"the kernel returned no {o!r} for case {case.name!r}")
             results[f"{case.name}/{o}"] = np.asarray(out[o])
-    result = validate(golden, results, nan_equal=nan_equal, waive=waive)
+    result = validate(golden, results, nan_equal=nan_equal, waive=waive, departures=departures, waivers=waivers)
     result.source = name or getattr(kernel, "__name__", "kernel")
     result.not_compared = skipped
     return result
