@@ -49,7 +49,7 @@ def resolve_datapath(spec):
         return any_datapath(name), None
     if name.endswith(".toml") or name in hardware_presets():
         hw = load_hardware(name)
-        return hw.datapath.resolve(), hw
+        return hw.resolve_datapath(), hw
     raise ValueError(f"unknown datapath {name!r}: give a datapath preset ({', '.join([*PRESETS, *FLOAT_PRESETS])}), "
                      f"a hardware preset ({', '.join(hardware_presets())}) or a .toml file")
 

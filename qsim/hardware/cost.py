@@ -74,7 +74,7 @@ def element_bits(fmt_name: str, mx_block: int = 0) -> float:
 def mac_energy_pj(hw) -> float:
     """Energy of one MAC (before calibration): the description's mac_pj, its adder share moved
     to the integer accumulator's actual width when that differs from the quoted one."""
-    bits = hw.datapath.resolve().accumulator.bits if hw.datapath.kind == "integer" else None
+    bits = hw.resolve_datapath().accumulator.bits if hw.datapath.kind == "integer" else None
     return hw.energy.mac_pj_at(bits)
 
 
