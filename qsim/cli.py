@@ -102,7 +102,8 @@ def _summary(runs: list[list[dict]]) -> str:
     from .report import quantities as q
     from .report.units import count, fixed, number, percent
     if all("top1" in records[-1] for records in runs):
-        accuracy = [(q.TOP1, lambda m: percent(m["top1"])), (q.AGREEMENT_FP32, lambda m: percent(m["agreement_fp32"]))]
+        accuracy = [(q.TOP1, lambda m: percent(m["top1"])),
+                    (q.AGREEMENT_FP32, lambda m: percent(m["agreement_fp32"]))]
     else:                   # embedding models: mean cosine to FP32's, nearest neighbours as FP32's
         accuracy = [(q.MEAN_COSINE, lambda m: fixed(m["cosine_mean"], 5)),
                     (q.NN_AGREEMENT, lambda m: percent(m["nn_agreement"]))]
@@ -311,16 +312,16 @@ EXIT_BUG = 70
 def user_error(e: BaseException) -> bool:
     """Whether e reports a mistake in the input rather than a bug in qsim: ValueError (qsim's
     own errors, HardwareError, SweepError, GoldenError, derive from it), OSError (a file that
-    is missing or unreadable), a missing optional package, and KeyError("unknown ...") of
-    qsim's lookups by name (qsim.format, the golden adapters). Anything else (TypeError,
-    AttributeError, IndexError, a KeyError of a missing dict key, an ImportError inside qsim)
-    is a bug."""
+    is missing or unreadable), a missing optional package, and the KeyError of qsim's lookups
+    by name (qsim.format, the golden adapters), whose message says "unknown <what> 'name'".
+    Anything else (TypeError, AttributeError, IndexError, a KeyError of a missing dict key, an
+    ImportError inside qsim) is a bug."""
     if isinstance(e, (ValueError, OSError)):
         return True
     if isinstance(e, ImportError):
         return e.name is None or e.name.split(".")[0] != "qsim"
     if isinstance(e, KeyError):
-        return len(e.args) == 1 and isinstance(e.args[0], str) and e.args[0].startswith("unknown ")
+        return len(e.args) == 1 and isinstance(e.args[0], str) and "unknown " in e.args[0]
     return False
 
 

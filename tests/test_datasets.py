@@ -130,6 +130,15 @@ def test_a_directory_with_other_files_is_not_a_dataset(tmp_path):
         check_dataset_dir(tmp_path / "notes.txt")
 
 
+def test_a_dataset_in_the_older_partitioned_layout_is_named(tmp_path):
+    (tmp_path / "model=digits-mlp").mkdir()
+    write_records(simulate("digits-mlp", "edge-npu-int8"), tmp_path / "model=digits-mlp")
+    with pytest.raises(FileNotFoundError, match="model=\\*/ folders hold records in an older qsim's layout"):
+        read_records(tmp_path)
+    with pytest.raises(ValueError, match="not qsim records \\(model=digits-mlp\\)"):
+        check_dataset_dir(tmp_path)
+
+
 # -- the schema ----------------------------------------------------------------------------------
 
 def test_schema_describes_exactly_the_columns_written(outputs):
@@ -345,6 +354,7 @@ def test_a_bug_prints_its_traceback_and_asks_for_a_report(monkeypatch, capsys, e
     (FileNotFoundError("dataset directory not found: x"), "dataset directory not found: x"),
     (PermissionError(13, "Permission denied"), "[Errno 13] Permission denied"),
     (KeyError("unknown format 'e9m9'; known: e4m3"), "unknown format 'e9m9'; known: e4m3"),
+    (KeyError("a_format (--a-format): unknown format 'e9m9'"), "a_format (--a-format): unknown format 'e9m9'"),
     (ModuleNotFoundError("No module named 'duckdb'", name="duckdb"), "No module named 'duckdb'"),
     (ImportError("minilm needs: pip install 'qsim[minilm]'"), "minilm needs: pip install 'qsim[minilm]'"),
 ])

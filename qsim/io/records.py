@@ -262,8 +262,8 @@ def read_records(directory, order=None):
     directory = Path(directory)
     files = record_files(directory)
     if not files:
-        older = " (model=*/ folders hold records in the layout of an older qsim: run the sweep again)" \
-            if any(directory.glob("model=*/part-*.parquet")) else ""
+        older = (" (its model=*/ folders hold records in an older qsim's layout: run the sweep again, into a new "
+                 "directory)" if any(directory.glob("model=*/part-*.parquet")) else "")
         raise FileNotFoundError(f"no qsim records ({RECORD_FILES}) in {directory}{older}")
     if order is not None:
         files.sort(key=order)
