@@ -5,11 +5,13 @@ Layout: a dataset directory holds its record files and nothing else, one file pe
 
     DIR/part-<run_id or point_id>.parquet
 
-because the readers skip different things: pyarrow (pandas.read_parquet) skips names that
-start with "_" or ".", DuckDB reads only *.parquet files, and Polars skips nothing and refuses
-a directory whose files differ in extension. So
+because the readers skip different things (pyarrow 26, Polars 2.1, DuckDB 2.0): pyarrow
+(pandas.read_parquet) skips names that start with "_" or ".", DuckDB reads only *.parquet
+files (hidden ones too), and Polars skips nothing and refuses a directory whose files differ
+in extension. So
 
-    pandas.read_parquet(DIR)     polars.read_parquet(DIR)     duckdb.read_parquet('DIR')
+    pandas.read_parquet(DIR)     polars.read_parquet(DIR) (or scan_parquet)
+    duckdb.sql("select * from read_parquet('DIR')")    (DuckDB takes a directory as it is)
 
 all read every row. What belongs to a file's run travels in the file's Parquet metadata:
 qsim.schema (SCHEMA: each column's meaning and unit), qsim.hardware (the resolved hardware
