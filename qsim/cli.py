@@ -96,24 +96,30 @@ def _cmd_hardware(args) -> int:
     return 0
 
 
-def _summary_rows(records) -> list[str]:
-    """hardware, accuracy (top-1, or mean embedding cosine), agreement with FP32 (predictions,
-    or nearest neighbours), worst layer SQNR, energy, time, overflow, saturation."""
-    model = records[-1]
-    layers = records[:-1]
-    worst = min((r["sqnr_db"] for r in layers), default=float("nan"))
-    accuracy, agreement = (("top1", "agreement_fp32") if "top1" in model else ("cosine_mean", "nn_agreement"))
-    return [model["hardware"], f"{model[accuracy]:.4f}", f"{model[agreement]:.4f}", f"{worst:.1f}",
-            f"{model['energy_total_pj'] / 1e6:.3f}", f"{model['seconds'] * 1e6:.2f}",
-            str(model["overflow"]), str(model["saturated"])]
-
-
-_SUMMARY_HEAD = ["hardware", "top-1 or cosine", "agree FP32", "min SQNR dB", "energy uJ", "time us", "overflow",
-                 "saturated"]
-
-
-def _markdown(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(_SUMMARY_HEAD) + " |", "|" + "---|" * len(_SUMMARY_HEAD)]
+def _summary(runs: list[list[dict]]) -> str:
+    """The precision comparison of runs (each simulate()'s records) as a Markdown table, one
+    row per run; the headers are qsim.report.quantities', as in the report."""
+    from .report import quantities as q
+    from .report.units import count, fixed, number, percent
+    if all("top1" in records[-1] for records in runs):
+        accuracy = [(q.TOP1, lambda m: percent(m["top1"])),
+                    (q.AGREEMENT_FP32, lambda m: percent(m["agreement_fp32"]))]
+    else:                   # embedding models: mean cosine to FP32's, nearest neighbours as FP32's
+        accuracy = [(q.MEAN_COSINE, lambda m: fixed(m["cosine_mean"], 5)),
+                    (q.NN_AGREEMENT, lambda m: percent(m["nn_agreement"]))]
+    columns = [("hardware", lambda m: m["hardware"]), *[(c.header, show) for c, show in accuracy],
+               (q.WORST_SQNR.header, lambda m: fixed(m["worst_sqnr_db"], 1)),
+               (q.ENERGY_PER_INFERENCE.header, lambda m: number(m["energy_total_pj"] / 1e6 / m["samples"])),
+               (q.TIME_PER_INFERENCE.header, lambda m: number(m["seconds"] * 1e6 / m["samples"])),
+               (q.OVERFLOW.header, lambda m: count(m["overflow"])),
+               (q.SATURATED.header, lambda m: count(m["saturated"]))]
+    rows = []
+    for records in runs:
+        model = dict(records[-1], worst_sqnr_db=min((r["sqnr_db"] for r in records[:-1]), default=float("nan")))
+        rows.append([show(model) for _, show in columns])
+    batches = sorted({records[-1]["samples"] for records in runs})
+    lines = [f"A batch is the model's test set: {' or '.join(map(str, batches))} inferences.", "",
+             "| " + " | ".join(head for head, _ in columns) + " |", "|" + "---|" * len(columns)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
@@ -136,17 +142,49 @@ def _hardware(name: str, overrides: list[str]):
     return override_hardware(name, parsed, name=f"{load_hardware(name).name} " + " ".join(overrides))
 
 
-def _simulate(args, hardware_name: str):
-    from .sim import simulate
-    hw = _hardware(hardware_name, args.overrides)
-    fp32_layers = [n for n in args.fp32_layers.split(",") if n]
-    return hw, simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
+def _fp32_layers(model: str, names: str) -> list[str]:
+    """--fp32-layers as a list, each checked against the model's layers."""
+    from .sim import load_model
+    layers = [n.strip() for n in names.split(",") if n.strip()]
+    if layers:
+        known = [layer.name for layer in load_model(model).layers]
+        unknown = [n for n in layers if n not in known]
+        if unknown:
+            raise ValueError(f"--fp32-layers: {model} has no layer {', '.join(map(repr, unknown))}; "
+                             f"its layers are {', '.join(known)}")
+    return layers
+
+
+def _hardware_names(text: str) -> list[str]:
+    """--hardware a,b,... of compare (default: every preset)."""
+    from .hardware import hardware_presets
+    if not text:
+        return hardware_presets()
+    names = [n.strip() for n in text.split(",")]
+    if "" in names:
+        raise ValueError(f"--hardware {text!r}: an empty name between commas")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"--hardware {text!r}: {', '.join(twice)} listed twice")
+    return names
+
+
+def _prepare_runs(args, hardware_names: list[str]) -> tuple[list, list[str]]:
+    """Every argument of a simulate or compare run, resolved and checked before any work, so
+    a bad one stops the command before it writes anything: the output directory, each
+    hardware description with the --set overrides, and the --fp32-layers."""
+    from .io import check_dataset_dir
+    check_dataset_dir(args.out)
+    hardware = [_hardware(name, args.overrides) for name in hardware_names]
+    return hardware, _fp32_layers(args.model, args.fp32_layers)
 
 
 def _cmd_simulate(args) -> int:
     from .io import write_records
+    from .sim import simulate
 
-    hw, records = _simulate(args, args.hardware)
+    (hw,), fp32_layers = _prepare_runs(args, [args.hardware])
+    records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
     path = write_records(records, args.out, hardware=hw)
     name = max(len(r["layer"]) for r in records)
     op = max(len(r["op"]) for r in records)
@@ -154,29 +192,30 @@ def _cmd_simulate(args) -> int:
     for r in records[:-1]:
         print(f"{r['layer']:<{name}} {r['op']:<{op}} {r['sqnr_db']:>8.1f} {r['cosine']:>8.5f} {r['macs']:>11} "
               f"{r['cycles']:>9} {r['energy_total_pj']:>12.0f} {r.get('bound') or ''}")
-    print(_markdown([_summary_rows(records)]), end="")
+    print(_summary([records]), end="")
     print(f"records: {path}")
     return 0
 
 
 def _cmd_compare(args) -> int:
-    from pathlib import Path
-
     from tqdm import tqdm
 
-    from .hardware import hardware_presets
-    from .io import write_records, write_text_atomic
+    from .io import beside, write_records, write_text_atomic
+    from .sim import simulate
 
-    names = args.hardware.split(",") if args.hardware else hardware_presets()
-    rows = []
-    for name in tqdm(names, desc=f"{args.model}", unit="config", file=sys.stderr, disable=None):
-        hw, records = _simulate(args, name)
+    hardware, fp32_layers = _prepare_runs(args, _hardware_names(args.hardware))
+    summary_path = beside(args.out, ".summary.md")
+    if summary_path.is_dir():
+        raise ValueError(f"--out {args.out}: the summary goes to {summary_path}, which is a directory")
+    runs = []
+    for hw in tqdm(hardware, desc=f"{args.model}", unit="config", file=sys.stderr, disable=None):
+        records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
         write_records(records, args.out, hardware=hw)
-        rows.append(_summary_rows(records))
-    table = _markdown(rows)
-    out = write_text_atomic(Path(args.out) / "summary.md", f"# {args.model}: precision comparison\n\n" + table)
+        runs.append(records)
+    table = _summary(runs)
+    write_text_atomic(summary_path, f"# {args.model}: precision comparison\n\n" + table)
     print(table, end="")
-    print(f"records: {args.out}/part-*.parquet; summary: {out}")
+    print(f"records: {args.out}/part-*.parquet; summary: {summary_path}")
     return 0
 
 
@@ -250,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="run a model on several hardware presets into one dataset, with a summary",
                        description="Run MODEL on every hardware preset (or --hardware a,b,...); writes the "
-                                   "records to OUT and a Markdown summary to OUT/summary.md.")
+                                   "records to OUT (records only: pandas, Polars and DuckDB open it as it is) "
+                                   "and a Markdown summary beside it, to OUT.summary.md.")
     run_arguments(c, "", "comma-separated presets or .toml files (default: all presets)", "reports/compare")
     c.set_defaults(func=_cmd_compare)
 
@@ -263,6 +303,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Exit statuses: 2 for a mistake in the input (as argparse's own errors), EX_SOFTWARE (70,
+# sysexits.h) for a bug in qsim, 1 for simulated points that failed (qsim sweep).
+EXIT_USER_ERROR = 2
+EXIT_BUG = 70
+
+
+def user_error(e: BaseException) -> bool:
+    """Whether e reports a mistake in the input rather than a bug in qsim: ValueError (qsim's
+    own errors, HardwareError, SweepError, GoldenError, derive from it), OSError (a file that
+    is missing or unreadable), a missing optional package, and the KeyError of qsim's lookups
+    by name (qsim.format, the golden adapters), whose message says "unknown <what> 'name'".
+    Anything else (TypeError, AttributeError, IndexError, a KeyError of a missing dict key, an
+    ImportError inside qsim) is a bug."""
+    if isinstance(e, (ValueError, OSError)):
+        return True
+    if isinstance(e, ImportError):
+        return e.name is None or e.name.split(".")[0] != "qsim"
+    if isinstance(e, KeyError):
+        return len(e.args) == 1 and isinstance(e.args[0], str) and "unknown " in e.args[0]
+    return False
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -271,13 +333,21 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, ImportError) as e:    # bad input or a missing extra: a message
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"qsim: error: {msg}", file=sys.stderr)
-        return 2
     except BrokenPipeError:       # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except Exception as e:
+        if user_error(e):
+            msg = e.args[0] if isinstance(e, KeyError) else e
+            print(f"qsim: error: {msg}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        import traceback
+
+        from . import __version__
+        traceback.print_exc()
+        print(f"qsim: internal error ({type(e).__name__}): this is a bug in qsim {__version__}, not a mistake in "
+              f"your input; please report it with the command line and the traceback above", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

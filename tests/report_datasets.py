@@ -4,8 +4,7 @@ sweep-style layout, and small hand-made runs whose expected results are known.""
 from __future__ import annotations
 
 import functools
-import json
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 from qsim.hardware import load_hardware
@@ -30,17 +29,14 @@ def write_simulated(directory: Path) -> Path:
 
 
 def write_sweep_layout(directory: Path) -> Path:
-    """The digits-mlp runs as a sweep writes them: labelled configurations, one model=<model>
-    partition, and each hardware description stored as hardware/<config_hash>.json."""
+    """The digits-mlp runs as a sweep writes them: labelled configurations, with each hardware
+    description stored in its file's metadata."""
     for records in simulated_runs()[:3]:
         first = records[0]
         label = f"{first['hardware']} sweep-{first['calibration']}"
         rows = [dict(r, config=label, point_id=f"p{first['run_id']}") for r in records]
-        write_records(rows, directory / f"model={first['model']}")
-        hw = asdict(load_hardware(first["hardware"]))
-        hw["description"] = f"stored description of {first['hardware']}"
-        (directory / "hardware").mkdir(parents=True, exist_ok=True)
-        (directory / "hardware" / f"{first['config_hash']}.json").write_text(json.dumps(hw))
+        hw = replace(load_hardware(first["hardware"]), description=f"stored description of {first['hardware']}")
+        write_records(rows, directory, hardware=hw)
     return directory
 
 

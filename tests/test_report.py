@@ -41,8 +41,9 @@ def test_every_section_and_configuration_is_shown(report):
         assert f'id="{section}"' in html
     for config in mlp.summary.index:
         assert config in html
-    for header in ("top-1 (%)", "energy, batch (µJ)", "cycles", "time / inference (µs)",
-                   "throughput (inferences/s)", "data moved (kB)", "worst layer SQNR (dB)"):
+    for header in ("top-1 (%)", "energy per batch (µJ)", "energy per inference (µJ)", "cycles per batch",
+                   "time per inference (µs)", "throughput (inferences/s)", "data moved per batch (kB)",
+                   "SQNR of the worst layer (dB)", "overflow per batch (additions)"):
         assert f">{header}</th>" in html
     assert "<title>Digits &lt;test&gt; &amp; co</title>" in html       # the title is escaped
     assert not re.search(r">\s*nan\s*<", html, re.I)                    # missing values print as –
@@ -89,15 +90,15 @@ def test_pareto_set_on_hand_made_points():
 
 
 def test_pareto_set_and_latest_run_on_a_hand_made_dataset(tmp_path):
-    write_toy(tmp_path, [toy_run("a", "cheap", 0.80, 1e6), toy_run("b", "balanced", 0.90, 2e6),
-                         toy_run("c", "wasteful", 0.85, 3e6),
-                         toy_run("d1", "best", 0.10, 9e6, time_utc="2025-01-01T00:00:00Z"),
-                         toy_run("d2", "best", 0.95, 4e6, time_utc="2025-02-01T00:00:00Z")])
-    summary = load_report_data(tmp_path).models[0].summary
+    dataset = write_toy(tmp_path / "d", [toy_run("a", "cheap", 0.80, 1e6), toy_run("b", "balanced", 0.90, 2e6),
+                                         toy_run("c", "wasteful", 0.85, 3e6),
+                                         toy_run("d1", "best", 0.10, 9e6, time_utc="2025-01-01T00:00:00Z"),
+                                         toy_run("d2", "best", 0.95, 4e6, time_utc="2025-02-01T00:00:00Z")])
+    summary = load_report_data(dataset).models[0].summary
     assert summary.loc["best (max)", "run_id"] == "d2"             # the latest run of a configuration
     assert summary["pareto"].to_dict() == {"balanced (max)": True, "best (max)": True, "cheap (max)": True,
                                            "wasteful (max)": False}
-    html_path, _ = build_report(tmp_path, tmp_path / "toy.html")
+    html_path, _ = build_report(dataset, tmp_path / "toy.html")
     scatter = charts(html_path.read_text())["model-toy-pareto-chart"]
     assert len(scatter.findall(f".//{SVG}circle[@class='point optimal']")) == 3
     assert len(scatter.findall(f".//{SVG}circle[@class='point dominated']")) == 1
@@ -132,10 +133,11 @@ def test_heatmap_marks_missing_values():
 
 
 def test_layers_kept_in_fp32_are_shown(tmp_path, report):
-    write_toy(tmp_path, [toy_run("a", "x", 0.8, 1e6), toy_run("b", "y", 0.9, 2e6, fp32_layers=("fc2", "fc1"))])
-    m = load_report_data(tmp_path).models[0]
+    dataset = write_toy(tmp_path / "d", [toy_run("a", "x", 0.8, 1e6),
+                                         toy_run("b", "y", 0.9, 2e6, fp32_layers=("fc2", "fc1"))])
+    m = load_report_data(dataset).models[0]
     assert m.summary["fp32_layers"].to_dict() == {"x (max)": "", "y (max)": "fc1, fc2"}      # model order
-    html_path, md_path = build_report(tmp_path, tmp_path / "r.html")
+    html_path, md_path = build_report(dataset, tmp_path / "r.html")
     html = html_path.read_text()
     assert ">kept in FP32</th>" in html and '<td class="text" data-v="fc1, fc2">fc1, fc2</td>' in html
     heatmap = charts(html)["model-toy-sqnr-chart"]
@@ -156,16 +158,17 @@ def test_layers_kept_in_fp32_are_shown(tmp_path, report):
 def test_infinite_values_show_and_sort(tmp_path):
     # layers that are exact (an FP32 datapath) have an infinite SQNR; JavaScript's parseFloat
     # reads "Infinity" but not Python's "inf", which left such rows unsortable
-    write_toy(tmp_path, [toy_run("a", "exact", 0.9, 1e6, layers=(("fc1", math.inf), ("fc2", math.inf))),
-                         toy_run("b", "lossy", 0.8, 1e6)])
-    html = build_report(tmp_path, tmp_path / "r.html")[0].read_text()
+    dataset = write_toy(tmp_path / "d", [toy_run("a", "exact", 0.9, 1e6, layers=(("fc1", math.inf), ("fc2", math.inf))),
+                                         toy_run("b", "lossy", 0.8, 1e6)])
+    html = build_report(dataset, tmp_path / "r.html")[0].read_text()
     assert '<td class="num best" data-v="Infinity">∞</td>' in html           # worst layer SQNR of "exact"
     assert ">inf<" not in html
 
 
 def test_fp32_accuracy_of_zero_is_still_drawn(tmp_path):
-    write_toy(tmp_path, [toy_run("a", "x", 0.0, 1e6, fp32_top1=0.0), toy_run("b", "y", 0.1, 2e6, fp32_top1=0.0)])
-    scatter = charts(build_report(tmp_path, tmp_path / "r.html")[0].read_text())["model-toy-pareto-chart"]
+    dataset = write_toy(tmp_path / "d", [toy_run("a", "x", 0.0, 1e6, fp32_top1=0.0),
+                                         toy_run("b", "y", 0.1, 2e6, fp32_top1=0.0)])
+    scatter = charts(build_report(dataset, tmp_path / "r.html")[0].read_text())["model-toy-pareto-chart"]
     assert scatter.find(f".//{SVG}line[@class='reference']") is not None
 
 
@@ -239,20 +242,21 @@ def test_sweep_layout_labels_and_stored_hardware(tmp_path):
 
 def test_hardware_without_description_is_named(tmp_path):
     rows = toy_run("a", "my-npu.toml", 0.8, 1e6)
-    write_toy(tmp_path, [rows])
-    data = load_report_data(tmp_path)
+    dataset = write_toy(tmp_path / "d", [rows])
+    data = load_report_data(dataset)
     assert data.hardware == [] and data.unresolved[0]["hardware"] == "my-npu.toml"
-    html = build_report(tmp_path, tmp_path / "r.html")[0].read_text()
+    html = build_report(dataset, tmp_path / "r.html")[0].read_text()
     assert "my-npu.toml" in html and "No stored description" in html
 
 
 def test_missing_columns_and_cosine_models(tmp_path):
-    write_toy(tmp_path, [toy_run("a", "x", None, 1e6, with_bytes=False, cosine_mean=0.99, nn_agreement=0.9),
-                         toy_run("b", "y", None, 2e6, cosine_mean=0.999, nn_agreement=1.0)])
-    m = load_report_data(tmp_path).models[0]
+    dataset = write_toy(tmp_path / "d", [
+        toy_run("a", "x", None, 1e6, with_bytes=False, cosine_mean=0.99, nn_agreement=0.9),
+        toy_run("b", "y", None, 2e6, cosine_mean=0.999, nn_agreement=1.0)])
+    m = load_report_data(dataset).models[0]
     assert m.accuracy_label == "mean cosine" and m.summary["accuracy"].tolist() == [0.99, 0.999]
     assert math.isnan(m.summary.loc["x (max)", "bytes_total"])
-    html = build_report(tmp_path, tmp_path / "r.html")[0].read_text()
+    html = build_report(dataset, tmp_path / "r.html")[0].read_text()
     assert ">mean cosine</th>" in html and "nearest neighbour" in html
     assert re.search(r'data-v="">–</td>', html)                  # x moved no recorded bytes
 
@@ -269,7 +273,8 @@ def test_no_temporary_files_are_left(report):
      ValueError, "no model rows"),
 ])
 def test_bad_input_names_the_path(tmp_path, make, error, message):
-    dataset = make(tmp_path)
+    (tmp_path / "d").mkdir()
+    dataset = make(tmp_path / "d")
     with pytest.raises(error, match=message) as caught:
         build_report(dataset, tmp_path / "out" / "r.html")
     assert str(dataset) in str(caught.value)

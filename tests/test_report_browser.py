@@ -84,7 +84,7 @@ def test_tables_sort_on_click(page):
     from selenium.webdriver.common.by import By
     table = page.find_element(By.CSS_SELECTOR, "#model-digits-mlp table.summary")
     headers = table.find_elements(By.CSS_SELECTOR, "thead th")
-    column = next(i for i, th in enumerate(headers) if th.text.replace("\n", " ") == "energy, batch (µJ)")
+    column = next(i for i, th in enumerate(headers) if th.text.replace("\n", " ") == "energy per batch (µJ)")
 
     def energies():
         return [float(row.find_elements(By.TAG_NAME, "td")[column].get_attribute("data-v"))

@@ -75,7 +75,7 @@ def test_compare_command_writes_dataset_and_summary(tmp_path):
     run = subprocess.run([sys.executable, "-P", "-m", "qsim.cli", "compare", "--hardware", "edge-npu-int8,mxfp4",
                           "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "| edge-npu-int8 |" in run.stdout and (out / "summary.md").exists()
+    assert "| edge-npu-int8 |" in run.stdout and (tmp_path / "cmp.summary.md").exists()
     assert len(list(out.glob("part-*.parquet"))) == 2
 
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import qsim.sweep.run as sweep_run
+from qsim.io import file_metadata, read_hardware
 from qsim.report import load_report_data
 from qsim.sim import simulate
 from qsim.sweep import PointsFailed, SweepError, load_sweep, parse_sweep, read_sweep, run_sweep
@@ -106,23 +107,24 @@ def test_hardware_files_are_found_next_to_the_sweep_file(tmp_path):
     assert point.config == "my-npu acc24 max" and point.hardware.datapath.accumulator_bits == 24
 
 
-def test_dataset_layout_manifest_and_columns(tmp_path):
+def test_dataset_layout_metadata_and_columns(tmp_path):
     sweep = small()
     summary = run_sweep(sweep, tmp_path, workers=1, progress=False)
     assert (summary.total, summary.ran, summary.skipped) == (10, 10, 0)
-    files = sorted(tmp_path.glob("model=digits-mlp/part-*.parquet"))
-    assert {f.name for f in files} == {f"part-{p.point_id}.parquet" for p in sweep.points}
-    manifest = json.loads((tmp_path / "sweep.json").read_text())
-    assert [p["point_id"] for p in manifest["points"]] == [p.point_id for p in sweep.points]
-    assert manifest["spec"]["hardware"][0]["grid"]["datapath.accumulator_bits"] == [16, 32]
+    assert {f.name for f in tmp_path.iterdir()} == {f"part-{p.point_id}.parquet" for p in sweep.points}
+    for i, point in enumerate(sweep.points):            # each file says which sweep and point it is
+        tag = file_metadata(part_path(tmp_path, point))["sweep"]
+        assert (tag["name"], tag["index"], tag["points"]) == ("small", i, 10)
+        assert tag["spec"]["hardware"][0]["grid"]["datapath.accumulator_bits"] == [16, 32]
     df = read_sweep(tmp_path)
     assert {"config", "point_id", "model", "hardware", "layer", "overrides", "top1"} <= set(df.columns)
     model_rows = df[df.layer == "__model__"]
     assert model_rows.config.tolist() == [p.config for p in sweep.points]          # manifest order
     assert json.loads(model_rows.overrides.iloc[0]) == {"datapath.accumulator_bits": 16,
                                                         "quantization.weights": "per-tensor"}
-    for h in df.config_hash.unique():
-        assert json.loads((tmp_path / "hardware" / f"{h}.json").read_text())["name"] in ("edge-npu-int8", "h100-fp8")
+    stored = read_hardware(tmp_path)
+    assert set(stored) == set(df.config_hash)
+    assert {hw["name"] for hw in stored.values()} == {"edge-npu-int8", "h100-fp8"}
     acc16 = model_rows[model_rows.config.str.contains("acc16")]
     assert (acc16.overflow > 0).all()                    # 16-bit accumulators wrap on this model
 
@@ -135,8 +137,7 @@ def test_resume_skips_finished_points(tmp_path, monkeypatch):
     assert len(calls) == len(sweep.points)
     stamps = {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")}
     # what a kill during an atomic write leaves: a re-run clears it
-    left_over = [tmp_path / ".sweep.json.1.tmp", tmp_path / "hardware" / ".h.json.1.tmp",
-                 tmp_path / "model=digits-mlp" / ".part-x.parquet.1.tmp"]
+    left_over = [tmp_path / ".part-x.parquet.1.tmp", tmp_path / ".part-y.parquet.2.tmp"]
     for f in left_over:
         f.write_text("half")
     summary = run_sweep(sweep, tmp_path, workers=1, progress=False)
@@ -175,7 +176,7 @@ def test_a_killed_sweep_leaves_only_complete_files_and_resumes(tmp_path, workers
     proc = subprocess.Popen([sys.executable, "-P", "-c", code])
     try:
         deadline = time.monotonic() + 60
-        while len(list(out.glob("model=*/part-*.parquet"))) < 2 and time.monotonic() < deadline:
+        while len(list(out.glob("part-*.parquet"))) < 2 and time.monotonic() < deadline:
             assert proc.poll() is None, "the sweep ended before it could be killed"
             time.sleep(0.02)
         helpers = psutil.Process(proc.pid).children(recursive=True)       # forkserver and pool workers
@@ -184,12 +185,11 @@ def test_a_killed_sweep_leaves_only_complete_files_and_resumes(tmp_path, workers
         proc.wait()
     gone, alive = psutil.wait_procs(helpers, timeout=10)
     assert not alive, "worker processes outlived the killed sweep"
-    finished = list(out.glob("model=*/part-*.parquet"))
+    finished = list(out.glob("part-*.parquet"))
     assert 2 <= len(finished) < 10
     for f in finished:
         assert pq.read_table(f).num_rows == 4                 # 3 layers and the model row: complete
-    assert not [f for f in out.rglob("*") if f.is_file() and not f.name.startswith(".")
-                and f.suffix not in (".parquet", ".json")]
+    assert not [f for f in out.rglob("*") if not f.name.startswith(".") and f.suffix != ".parquet"]
     summary = run_sweep(spec, out, workers=1, progress=False)
     assert (summary.skipped, summary.ran) == (len(finished), 10 - len(finished))
     assert not list(out.rglob(".*.tmp")) and len(read_sweep(out)) == 10 * 4
@@ -243,7 +243,8 @@ def test_command_line_runs_a_sweep_and_explains_itself(tmp_path, capsys):
 def test_sensitivity_ranks_layers_and_keeps_the_worst_in_fp32(model, tmp_path):
     from qsim.sweep import layer_sensitivity
     from qsim.sweep.sensitivity import write_sensitivity
-    result = layer_sensitivity(model, "edge-npu-int8-acc16", target_drop=0.01, out_dir=tmp_path, workers=1)
+    out = tmp_path / "out"
+    result = layer_sensitivity(model, "edge-npu-int8-acc16", target_drop=0.01, out_dir=out, workers=1)
     gemms = [r["layer"] for r in simulate(model, "edge-npu-int8-acc16") if r.get("unit") == "gemm"]
     assert sorted(r.layer for r in result.ranking) == sorted(gemms)
     drops = [r.drop for r in result.ranking]
@@ -253,16 +254,17 @@ def test_sensitivity_ranks_layers_and_keeps_the_worst_in_fp32(model, tmp_path):
     assert steps[0].drop > 0.01 and steps[-1].drop <= 0.01                # acc16 costs > 1 point of top-1
     assert all(s.drop > 0.01 for s in steps[:-1])
     assert steps[-1].fp32_layers == tuple(r.layer for r in result.ranking[:steps[-1].k])
-    json_path, md_path = write_sensitivity(result, tmp_path)
+    json_path, md_path = write_sensitivity(result, out)
+    assert (json_path, md_path) == (tmp_path / "out.sensitivity.json", tmp_path / "out.sensitivity.md")
     assert json.loads(json_path.read_text())["metric"] == "top1" and "| rank | layer |" in md_path.read_text()
     # every run is a point of the dataset: a second analysis only reads them back
-    stamps = {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")}
-    assert layer_sensitivity(model, "edge-npu-int8-acc16", out_dir=tmp_path, workers=1) == result
-    assert {f: f.stat().st_mtime_ns for f in tmp_path.rglob("part-*.parquet")} == stamps
+    stamps = {f: f.stat().st_mtime_ns for f in out.rglob("part-*.parquet")}
+    assert layer_sensitivity(model, "edge-npu-int8-acc16", out_dir=out, workers=1) == result
+    assert {f: f.stat().st_mtime_ns for f in out.rglob("part-*.parquet")} == stamps
     # the report of the runs names the layers each kept in FP32, as the sweep recorded them
-    summary = load_report_data(tmp_path).models[0].summary
+    summary = load_report_data(out).models[0].summary
     assert (summary["fp32_layers"] != "").any()
-    for row in read_sweep(tmp_path).query("layer == '__model__'").itertuples():
+    for row in read_sweep(out).query("layer == '__model__'").itertuples():
         kept = [name for name in gemms if name in row.fp32_layers.split(",")]
         assert summary.loc[row.config, "fp32_layers"] == ", ".join(kept)
 

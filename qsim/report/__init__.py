@@ -24,7 +24,8 @@ def build_report(dataset_dir, html_path, markdown_path=None, title=None) -> tupl
     markdown_path (default: html_path with the suffix .md); returns both paths.
 
     FileNotFoundError if the dataset directory or its records are missing; ValueError if the
-    records hold no model rows, or if both outputs would be the same file.
+    records hold no model rows, if both outputs would be the same file, or if one would be
+    inside the dataset directory (which holds only records, so that every reader opens it).
     """
     from .html import render_html
     from .markdown import render_markdown
@@ -33,6 +34,10 @@ def build_report(dataset_dir, html_path, markdown_path=None, title=None) -> tupl
     md_path = Path(markdown_path) if markdown_path is not None else html_path.with_suffix(".md")
     if md_path.resolve() == html_path.resolve():
         raise ValueError(f"the HTML and Markdown outputs are the same file: {html_path}")
+    for path in (html_path, md_path):
+        if path.resolve().is_relative_to(Path(dataset_dir).resolve()):
+            raise ValueError(f"{path} is inside the dataset directory {dataset_dir}, which holds only records "
+                             f"(so that pandas, Polars and DuckDB can open it); write the report elsewhere")
     data = load_report_data(dataset_dir)
     title = title or f"qsim report: {Path(dataset_dir).resolve().name}"
     write_text_atomic(html_path, render_html(data, title))

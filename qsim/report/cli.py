@@ -19,8 +19,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                "  qsim report reports/digits-cnn -o reports/digits-cnn.html\n"
                "  (writes reports/digits-cnn.html and reports/digits-cnn.md)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dataset", metavar="DATASET", help="dataset directory: part-*.parquet records (simulate, compare) "
-                                                  "or model=*/part-*.parquet (sweep)")
+    p.add_argument("dataset", metavar="DATASET", help="dataset directory of part-*.parquet records "
+                                                  "(qsim simulate, compare, sweep, sensitivity)")
     p.add_argument("-o", "--output", required=True, metavar="PATH.html", help="the HTML file to write")
     p.add_argument("--markdown", metavar="PATH", help="the Markdown summary to write (default: PATH.html as .md)")
     p.add_argument("--title", help="page title (default: 'qsim report: <dataset directory name>')")

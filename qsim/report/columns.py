@@ -1,5 +1,6 @@
-"""The columns of the report's per-model tables: header (with its unit), value, text, and which
-way is better. The HTML page shows every column; the Markdown summary the brief ones."""
+"""The columns of the report's per-model tables: header (a quantity's name, unit and basis, from
+.quantities), value, text, and which way is better. The HTML page shows every column; the
+Markdown summary the brief ones."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Callable
 
 import pandas as pd
 
+from . import quantities as q
 from .data import ModelResults
 from .units import count, fixed, is_missing, kilobytes, number, percent, text
 
@@ -41,8 +43,8 @@ def cells(rows: pd.DataFrame, columns: list[Column]) -> list[list[tuple[object, 
 
 def accuracy_column(m: ModelResults) -> Column:
     if m.accuracy_label == "top-1":
-        return Column("top-1 (%)", lambda r: r["accuracy"], percent, "max", brief=True)
-    return Column("mean cosine", lambda r: r["accuracy"], lambda v: fixed(v, 5), "max", brief=True)
+        return Column(q.TOP1.header, lambda r: r["accuracy"], percent, "max", brief=True)
+    return Column(q.MEAN_COSINE.header, lambda r: r["accuracy"], lambda v: fixed(v, 5), "max", brief=True)
 
 
 def summary_columns(m: ModelResults) -> list[Column]:
@@ -59,31 +61,32 @@ def summary_columns(m: ModelResults) -> list[Column]:
         columns.append(Column("kept in FP32", lambda r: r["fp32_layers"], str, numeric=False, brief=True))
     columns.append(accuracy_column(m))
     if s["agreement_fp32"].notna().any():
-        columns.append(Column("agrees with FP32 (%)", lambda r: r["agreement_fp32"], percent, "max"))
+        columns.append(Column(q.AGREEMENT_FP32.header, lambda r: r["agreement_fp32"], percent, "max"))
     if s["nn_agreement"].notna().any():
-        columns.append(Column("nearest neighbour as FP32's (%)", lambda r: r["nn_agreement"], percent, "max"))
-    columns += [Column("worst layer SQNR (dB)", lambda r: r["min_sqnr_db"], lambda v: fixed(v, 1), "max", brief=True),
-                Column("energy, batch (µJ)", lambda r: r["energy_uj"], better="min", brief=True)]
+        columns.append(Column(q.NN_AGREEMENT.header, lambda r: r["nn_agreement"], percent, "max"))
+    columns += [Column(q.WORST_SQNR.header, lambda r: r["min_sqnr_db"], lambda v: fixed(v, 1), "max", brief=True),
+                Column(q.ENERGY_PER_BATCH.header, lambda r: r["energy_uj"], better="min", brief=True)]
     per_inference = s["inferences"].notna().any()    # else only the batch can be compared
     if per_inference:
-        columns.append(Column("energy / inference (µJ)", lambda r: r["energy_per_inference_uj"], better="min"))
-    columns.append(Column("cycles", lambda r: r["cycles"], count, "min", brief=True))
+        columns.append(Column(q.ENERGY_PER_INFERENCE.header, lambda r: r["energy_per_inference_uj"], better="min"))
+    columns.append(Column(q.CYCLES_PER_BATCH.header, lambda r: r["cycles"], count, "min", brief=True))
     if per_inference:
-        columns += [Column("time / inference (µs)", lambda r: r["time_per_inference_us"], better="min", brief=True),
-                    Column("throughput (inferences/s)", lambda r: r["inferences_per_s"], better="max", brief=True)]
+        columns += [Column(q.TIME_PER_INFERENCE.header, lambda r: r["time_per_inference_us"], better="min",
+                           brief=True),
+                    Column(q.THROUGHPUT.header, lambda r: r["inferences_per_s"], better="max", brief=True)]
     else:
-        columns.append(Column("time, batch (µs)", lambda r: r["seconds"] * 1e6, better="min", brief=True))
+        columns.append(Column(q.TIME_PER_BATCH.header, lambda r: r["seconds"] * 1e6, better="min", brief=True))
     return columns + [
-        Column("data moved (kB)", lambda r: r["bytes_total"], kilobytes, "min", brief=True),
-        Column("by memory level (kB)", lambda r: _by_level(r, m.memory_levels), str, numeric=False)]
+        Column(q.DATA_PER_BATCH.header, lambda r: r["bytes_total"], kilobytes, "min", brief=True),
+        Column(q.DATA_BY_LEVEL.header, lambda r: _by_level(r, m.memory_levels), str, numeric=False)]
 
 
 def event_columns(m: ModelResults) -> list[Column]:
     """Overflow, saturation and NaN counts per configuration (rows: m.summary)."""
     return [Column("configuration", lambda r: r.name, str, numeric=False),
-            Column("overflow (additions)", lambda r: r["overflow"], count, alarm=True, brief=True),
-            Column("saturated (additions)", lambda r: r["saturated"], count, alarm=True, brief=True),
-            Column("NaN outputs", lambda r: r["nan_count"], count, alarm=True),
+            Column(q.OVERFLOW.header, lambda r: r["overflow"], count, alarm=True, brief=True),
+            Column(q.SATURATED.header, lambda r: r["saturated"], count, alarm=True, brief=True),
+            Column(q.NAN_OUTPUTS.header, lambda r: r["nan_count"], count, alarm=True),
             Column("layers affected", lambda r: _affected_layers(m, r.name), str, numeric=False)]
 
 

@@ -9,7 +9,6 @@ time_utc) stands for it.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import MODEL_ROW, read_records
+from ..io import MODEL_ROW, read_hardware, read_records
 
 # datapath keys that name a format, and how the report calls each role
 FORMAT_ROLES = {"weights": "weights", "activations": "activations", "outputs": "outputs", "vector_format": "vector"}
@@ -207,15 +206,10 @@ def _layer_events(layer_rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _hardware_definitions(path: Path, frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
-    """Descriptions stored as hardware/<config_hash>.json; for runs without one, the shipped
+    """Descriptions stored in the record files' metadata; for runs without one, the shipped
     preset of the same name when its hash proves it is the description that ran."""
     runs = frame[frame["layer"] == MODEL_ROW].drop_duplicates("config_hash")
-    stored = {}
-    for file in sorted((path / "hardware").glob("*.json")):
-        try:
-            stored[file.stem] = json.loads(file.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{file}: not a hardware description (invalid JSON: {e})") from None
+    stored = read_hardware(path)
     found, missing = [], []
     for _, run in runs.iterrows():
         hw = stored.get(run["config_hash"]) or _matching_preset(run["hardware"], run["config_hash"])

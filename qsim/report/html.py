@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from . import quantities as q
 from . import svg
 from .columns import Column, accuracy_column, cells, event_columns, summary_columns
 from .data import ModelResults, ReportData
@@ -19,13 +20,14 @@ HOW_TO_READ = (
     "Each configuration is one point of the design space: a hardware description (datapath, number "
     "formats, compute array, memory levels) with a calibration method, run on a model's test set; when a "
     "configuration was run more than once, its latest run is shown. Accuracy is top-1 on the test set "
-    "(for embedding models, the mean cosine of the embeddings to FP32's). Energy, cycles and time are for"
-    " the whole test batch, from the simulator's cost model: array cycles in SCALE-Sim's closed forms "
+    "(for embedding models, the mean cosine of the embeddings to FP32's). Each column names its unit and "
+    "its basis: per batch is the whole test set of a run (its inferences), per inference is the batch "
+    "value divided by the inferences. Energy, cycles and time come from the simulator's cost model: "
+    "array cycles in SCALE-Sim's closed forms "
     "(and vector-unit cycles for the other layers), a "
     "roofline time per layer (compute or the slowest memory level, layers one after another), and energy "
-    "= MACs × pJ per MAC + bytes × pJ per byte at each memory level. Throughput is the test samples (the "
-    "rows of a classifier's first fully connected layer) divided by that time; embedding models, whose "
-    "sample count the records do not hold, show the batch time instead. SQNR is the "
+    "= MACs × pJ per MAC + bytes × pJ per byte at each memory level. Throughput is the inferences "
+    "divided by the batch time; records without an inference count show the batch time instead. SQNR is the "
     "signal-to-quantization-noise ratio of a layer's output against the FP32 forward pass; higher is "
     "better, and 6 dB is about one bit. A configuration is Pareto-optimal when no other is at least as "
     "accurate for at most the energy. Green cells hold the best value of a column; click a column header "
@@ -111,7 +113,7 @@ def _pareto_figure(m: ModelResults, slug: str) -> str:
     if top1 and m.fp32_accuracy is not None:
         reference = (m.fp32_accuracy * 100, f"FP32 {accuracy.show(m.fp32_accuracy)} %")
     floor = focus_floor([p.y for p in points] + ([reference[0]] if reference else []))
-    chart = svg.pareto_scatter(points, "energy for the test batch (µJ)", accuracy.header,
+    chart = svg.pareto_scatter(points, q.ENERGY_PER_BATCH.header, accuracy.header,
                                f"{slug}-pareto-chart", f"{m.model}: {m.accuracy_label} versus energy",
                                reference=reference, y_floor=floor)
     below = (f" Configurations far below the others (under {number(floor)}) sit on the floor of the "
@@ -151,16 +153,16 @@ def _cost_figures(m: ModelResults, slug: str) -> str:
     s = m.summary
     configs = list(s.index)
     if s["inferences_per_s"].notna().any():
-        values, unit = s["inferences_per_s"], "inferences per second"
+        values, unit = s["inferences_per_s"], q.THROUGHPUT.header
         best = values.idxmax()
     else:                     # no batch size recorded: the batch time is what can be compared
-        values, unit = s["seconds"] * 1e6, "time for the test batch (µs)"
+        values, unit = s["seconds"] * 1e6, q.TIME_PER_BATCH.header
         best = values.idxmin() if values.notna().any() else None
     throughput = svg.bars(configs, [float(v) for v in values], unit, f"{slug}-throughput-chart",
                           f"{m.model}: throughput", best=None if best is None else configs.index(best))
     terms = m.energy_terms
     series = [(_term_name(t), [float(v) for v in terms[t]]) for t in terms.columns]
-    energy = svg.stacked_bars(configs, series, "energy for the test batch (µJ)", f"{slug}-energy-chart",
+    energy = svg.stacked_bars(configs, series, q.ENERGY_PER_BATCH.header, f"{slug}-energy-chart",
                               f"{m.model}: energy by term")
     return (_figure(throughput, "Roofline throughput of one array, layers run back to back; the best is "
                                 "highlighted.")

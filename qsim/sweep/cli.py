@@ -14,9 +14,10 @@ def register(subparsers) -> None:
     s = subparsers.add_parser(
         "sweep", help="run a grid of models x hardware variants x calibrations into a Parquet dataset",
         description=_wrap("Run every point of SWEEP.toml (models, hardware presets with override grids, "
-                         "calibrations) and write one Parquet file per point to OUT/model=<model>/. Points run "
-                         "in parallel; a re-run skips finished points, so an interrupted sweep resumes where it "
-                         "stopped."),
+                         "calibrations) and write one Parquet file per point to OUT (OUT holds only these records, so "
+                         "pandas, Polars and DuckDB open it as it is). Points run in parallel; a re-run of the "
+                         "same spec skips finished points, so an interrupted sweep resumes where it stopped; "
+                         "OUT holds one sweep, so another spec needs another OUT."),
         epilog="Examples:\n"
                "  qsim sweep reports/sweeps/digits-24.toml --out reports/sweeps/digits-24\n"
                "  qsim sweep my-sweep.toml --out runs/my-sweep --workers 4\n"
@@ -36,8 +37,8 @@ def register(subparsers) -> None:
         "sensitivity", help="rank layers by accuracy loss when quantized alone; keep the worst in FP32",
         description=_wrap("Quantize one GEMM layer at a time (the others FP32) and rank the layers by accuracy "
                          "loss; then keep the k most sensitive layers in FP32 for k = 0, 1, ... until accuracy is "
-                         "within --target-drop of FP32. Writes the runs to OUT/model=<model>/ and the result to "
-                         "OUT/sensitivity.json and OUT/sensitivity.md."),
+                         "within --target-drop of FP32. Writes the runs to OUT (records only) and the result beside "
+                         "it, to OUT.sensitivity.json and OUT.sensitivity.md."),
         epilog="Examples:\n"
                "  qsim sensitivity --model digits-cnn --hardware edge-npu-int8-acc16 --out reports/sensitivity/cnn\n"
                "  qsim sensitivity --model mnist1d-cnn --hardware mxfp4 --calibration entropy --target-drop 0.005 "
@@ -87,7 +88,7 @@ def _cmd_sweep(args) -> int:
     if summary is None:
         return code
     print(f"{summary.total} points: {summary.ran} run, {summary.skipped} already done "
-          f"({summary.seconds:.1f} s); records: {summary.out}/model=*/part-*.parquet")
+          f"({summary.seconds:.1f} s); records: {summary.out}/part-*.parquet")
     return 0
 
 
@@ -100,5 +101,5 @@ def _cmd_sensitivity(args) -> int:
         return code
     json_path, md_path = write_sensitivity(result, args.out)
     print(result.markdown(), end="")
-    print(f"\nresult: {json_path}, {md_path}; records: {args.out}/model=*/part-*.parquet")
+    print(f"\nresult: {json_path}, {md_path}; records: {args.out}/part-*.parquet")
     return 0

@@ -1,42 +1,34 @@
-"""Running a sweep's points, locally in parallel or on a Dask cluster, into a Parquet dataset,
-and reading datasets back:
+"""Running a sweep's points, locally in parallel or on a Dask cluster, into a Parquet dataset
+(qsim.io's layout: the directory holds only records), and reading it back:
 
-    OUT/sweep.json                               the spec and its points (written first)
-    OUT/model=<model>/part-<point_id>.parquet    one file per finished point (hive-style partitions)
-    OUT/hardware/<config_hash>.json              each hardware variant's description
+    OUT/part-<point_id>.parquet    one file per finished point
+
+Each file's metadata holds the point's hardware description and its sweep (qsim.sweep: the
+sweep's name, spec and sweep_id, and the point's index), so a directory holds one sweep: a
+re-run of the same spec (the same points) resumes, one with another spec is refused.
 
 Workers only compute; this process writes each point's file (temporary name, then rename) as
 soon as its result arrives, so the cluster needs no shared disk, a killed sweep leaves only
 complete files, and a re-run skips every point whose file exists. A point's file depends on
-the point alone, so results are the same whatever the number or kind of workers. A directory
-may gather the points of several specs (sweep.json describes the last); run one sweep at a
-time in it.
+the point alone, so results are the same whatever the number or kind of workers.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
-from ..io import SCHEMA, read_records, write_atomic, write_text_atomic
+from ..io import check_dataset_dir, file_metadata, read_records, record_files, write_records
 from ..sim import simulate
-from .spec import Point, Sweep, load_sweep
-
-SWEEP_SCHEMA = {**SCHEMA,
-                "config": "short label of the sweep point: hardware, overrides, calibration",
-                "point_id": "hash of the point's canonical description (model, hardware, overrides, calibration, seed, "
-                            "fp32_layers)",
-                "overrides": "the point's hardware overrides, JSON (dotted key: value)",
-                "fp32_layers": "layers the point keeps in FP32, comma-separated"}
-# the record files of a dataset: `qsim simulate`'s flat layout, then a sweep's model partitions
+from .spec import Point, Sweep, SweepError, load_sweep
 
 
 @dataclass(frozen=True)
@@ -63,28 +55,47 @@ def run_sweep(sweep, out_dir, workers: int | None = None, scheduler: str | None 
     """Run every unfinished point of a sweep (a Sweep or a .toml path) into out_dir.
 
     workers: local processes (default: all cores); scheduler: a Dask scheduler address instead.
-    Raises PointsFailed, after writing everything else, if any point raised. Worker processes
-    start by importing the main module, so a script that calls this with workers > 1 needs
-    the usual `if __name__ == "__main__":` guard."""
+    Everything is checked before any work: the spec, the runner arguments, and out_dir (new,
+    or holding points of this same sweep: SweepError otherwise). Raises PointsFailed, after
+    writing everything else, if any point raised. Worker processes start by importing the main
+    module, so a script that calls this with workers > 1 needs the usual
+    `if __name__ == "__main__":` guard."""
     if not isinstance(sweep, Sweep):
         sweep = load_sweep(sweep)
     out = Path(out_dir)
-    write_manifest(sweep, out)
+    check_sweep_dir(sweep, out)
     with open_runner(workers, scheduler) as runner:
-        summary = run_points(sweep.points, out, runner, progress, desc=sweep.name)
+        summary = run_points(sweep.points, out, runner, progress, desc=sweep.name, sweep=sweep)
     if summary.failed:
         raise PointsFailed(summary)
     return summary
 
 
+def check_sweep_dir(sweep: Sweep, out_dir) -> None:
+    """ValueError unless out_dir can be a dataset (qsim.io.check_dataset_dir); SweepError if it
+    holds records that are not points of this sweep (another spec, or another command's)."""
+    out = check_dataset_dir(out_dir)
+    for f in record_files(out):
+        theirs = file_metadata(f).get("sweep") or {}
+        if theirs.get("sweep_id") != sweep.sweep_id:
+            what = (f"points of another sweep, {theirs.get('name')!r} ({theirs.get('points')} points)" if theirs
+                    else "records that no sweep wrote")
+            raise SweepError(f"{out} already holds {what}, e.g. {f.name}; a sweep directory holds one sweep "
+                             f"({sweep.name!r} has {len(sweep.points)} points): run the same spec to resume it, "
+                             f"or choose another output directory")
+
+
 def part_path(out_dir, point: Point) -> Path:
-    return Path(out_dir) / f"model={point.model}" / f"part-{point.point_id}.parquet"
+    return Path(out_dir) / f"part-{point.point_id}.parquet"
 
 
-def run_points(points, out_dir, runner, progress: bool = True, desc: str = "sweep") -> SweepSummary:
-    """Compute and write the points whose files are missing; a progress bar on stderr."""
+def run_points(points, out_dir, runner, progress: bool = True, desc: str = "sweep",
+               sweep: Sweep | None = None) -> SweepSummary:
+    """Compute and write the points whose files are missing (tagged as points of sweep, if
+    given); a progress bar on stderr."""
     from tqdm import tqdm
     out, start = Path(out_dir), time.perf_counter()
+    index = {p.point_id: i for i, p in enumerate(points)}
     _remove_temporaries(out)
     pending = [p for p in points if not part_path(out, p).exists()]
     failed = []
@@ -95,7 +106,10 @@ def run_points(points, out_dir, runner, progress: bool = True, desc: str = "swee
                 failed.append((point, f"{type(outcome).__name__}: {outcome}"))
                 tqdm.write(f"failed: {point.config} on {point.model}: {outcome!r}", file=sys.stderr)
             else:
-                write_point(outcome, point, out)
+                tag = None if sweep is None else {"name": sweep.name, "sweep_id": sweep.sweep_id,
+                                                  "points": len(points), "index": index[point.point_id],
+                                                  "spec": sweep.document}
+                write_point(outcome, point, out, tag)
                 bar.set_postfix_str(point.config, refresh=False)
             bar.update()
     return SweepSummary(len(points), len(points) - len(pending), len(pending) - len(failed), tuple(failed),
@@ -118,49 +132,24 @@ def _compute_in_worker(point: Point) -> list[dict]:
     return compute_point(point)
 
 
-def write_point(records: list[dict], point: Point, out_dir) -> Path:
-    """The point's records as its part file, atomically (its hardware description first)."""
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    out = Path(out_dir)
-    sidecar = out / "hardware" / f"{records[0]['config_hash']}.json"
-    if not sidecar.exists():
-        write_text_atomic(sidecar, json.dumps(asdict(point.hardware), indent=1))
-    table = pa.Table.from_pandas(pd.DataFrame(records), preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           b"qsim.schema": json.dumps(SWEEP_SCHEMA).encode()})
-    path = part_path(out, point)
-    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
-    return path
-
-
-def write_manifest(sweep: Sweep, out_dir) -> Path:
-    """OUT/sweep.json: the spec as written and every point's description."""
-    manifest = {"name": sweep.name, "description": sweep.description, "qsim_version": __version__,
-                "spec": sweep.document,
-                "points": [{"point_id": p.point_id, "config": p.config, **p.describe()} for p in sweep.points]}
-    return write_text_atomic(Path(out_dir) / "sweep.json", json.dumps(manifest, indent=1, default=str))
+def write_point(records: list[dict], point: Point, out_dir, sweep_tag: dict | None = None) -> Path:
+    """The point's records as its part file, atomically, with its hardware description and
+    sweep_tag (qsim.sweep) in the file's metadata."""
+    return write_records(records, out_dir, hardware=point.hardware, name=part_path(out_dir, point).name,
+                         metadata=None if sweep_tag is None else {"sweep": sweep_tag})
 
 
 def read_sweep(out_dir):
-    """Every finished point of a sweep directory as one DataFrame, in the manifest's order."""
-    return read_records(out_dir, order=_manifest_order(Path(out_dir)))
-
-
-def _manifest_order(out: Path):
-    """Sort key: the manifest's point order, then points of earlier specs by name."""
-    try:
-        order = {p["point_id"]: i for i, p in enumerate(json.loads((out / "sweep.json").read_text())["points"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        order = {}
-    return lambda path: (order.get(path.stem.removeprefix("part-"), len(order)), str(path))
+    """Every finished point of a sweep directory as one DataFrame, in the sweep's point order."""
+    def position(path):
+        return file_metadata(path).get("sweep", {}).get("index", math.inf), path.name
+    return read_records(out_dir, order=position)
 
 
 def _remove_temporaries(out: Path) -> None:
-    """Half-written files of a killed run (never visible as results, but clutter): sweep.json's,
-    the part files' and the hardware descriptions'."""
-    for tmp in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:
+    """Half-written part files of a killed run (never visible as results, but Polars refuses a
+    directory that holds one)."""
+    for tmp in out.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
 
 

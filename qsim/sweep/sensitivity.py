@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..hardware import load_hardware
-from ..io import MODEL_ROW, write_text_atomic
+from ..io import MODEL_ROW, beside, check_dataset_dir, write_text_atomic
 from ..quant.calibrate import METHODS as CALIBRATIONS
 from ..sim import MODELS
 from .run import PointsFailed, open_runner, part_path, run_points
@@ -86,7 +86,9 @@ def layer_sensitivity(model: str, hardware, calibration: str = "max", seed: int 
         raise ValueError(f"unknown model {model!r}; built-in models are {', '.join(MODELS)}")
     if calibration not in CALIBRATIONS:
         raise ValueError(f"unknown calibration {calibration!r}; choose one of {', '.join(CALIBRATIONS)}")
-    if out_dir is None:
+    if out_dir is not None:
+        check_dataset_dir(out_dir)
+    else:
         with tempfile.TemporaryDirectory() as tmp:
             return layer_sensitivity(model, hardware, calibration, seed, target_drop, tmp, workers, scheduler,
                                      progress)
@@ -123,9 +125,9 @@ def layer_sensitivity(model: str, hardware, calibration: str = "max", seed: int 
 
 
 def write_sensitivity(result: Sensitivity, out_dir) -> tuple[Path, Path]:
-    """OUT/sensitivity.json and OUT/sensitivity.md, atomically."""
-    out = Path(out_dir)
-    paths = out / "sensitivity.json", out / "sensitivity.md"
+    """OUT.sensitivity.json and OUT.sensitivity.md beside the dataset directory OUT (which holds
+    only records), atomically."""
+    paths = beside(out_dir, ".sensitivity.json"), beside(out_dir, ".sensitivity.md")
     write_text_atomic(paths[0], json.dumps(result.to_dict(), indent=1))
     write_text_atomic(paths[1], result.markdown())
     return paths

@@ -54,8 +54,14 @@ class Sweep:
     seed: int
     hardware: tuple[HardwareEntry, ...]
     description: str = ""
-    document: dict = field(default=None, compare=False, repr=False)     # the parsed TOML, for the manifest
+    document: dict = field(default=None, compare=False, repr=False)     # the parsed TOML, kept with each point
     points: tuple[Point, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def sweep_id(self) -> str:
+        """The identity of the sweep's set of points: specs that expand to the same points
+        (however written) are the same sweep, and resume each other."""
+        return hashlib.sha256(" ".join(sorted(p.point_id for p in self.points)).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
