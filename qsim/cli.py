@@ -83,7 +83,7 @@ def _cmd_hardware(args) -> int:
         for level in hw.memory:
             print(f"  memory {level.name}: {level.size_bytes} B, {level.bandwidth_bytes_per_s:g} B/s, "
                   f"{level.energy_pj_per_byte} pJ/B ({level.source})")
-        print(f"  resolved GEMM datapath: {hw.datapath.resolve()}")
+        print(f"  resolved GEMM datapath: {hw.resolve_datapath()}")
         return 0
     print(f"{'name':<20} {'GEMM datapath':<34} {'array':>10} {'clock':>9} {'peak TMAC/s':>12}")
     for name in hardware_presets():
