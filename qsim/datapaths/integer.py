@@ -260,8 +260,8 @@ PRESETS: dict[str, IntDatapath] = _presets(
         "LiteRT optimized kernels on x86 (ruy): Q31 multiplier, (acc * q + 2^30) >> 31 then a "
         "half-up rounding shift; two roundings toward +inf")),
     IntDatapath("gemmlowp", Accumulator(32, "wrap"), "gemmlowp", description=(
-        "gemmlowp / TFLite legacy fixed point: SaturatingRoundingDoublingHighMul then "
-        "RoundingDivideByPOT (ties away from zero); double rounding")),
+        "gemmlowp / TFLite legacy fixed point: SaturatingRoundingDoublingHighMul (ties toward "
+        "+inf) then RoundingDivideByPOT (ties away from zero); double rounding")),
     IntDatapath("fbgemm-vnni", Accumulator(32, "wrap"), "fbgemm", bias="float", description=(
         "PyTorch quantized::linear on fbgemm with VNNI (VPDPBUSD, exact sums); float bias added to "
         "float32(acc) (per tensor by FMA with a double reciprocal), times float32(sx * sw) / sy, half even")),
