@@ -21,7 +21,7 @@ def tracked_text_files():
         pytest.skip("not a git checkout (an sdist): the references are checked in the repository")
     for name in names:
         path = REPO / name
-        if path.suffix in {".py", ".pyx", ".h", ".toml", ".md", ".yaml", ".txt", ""} and path.is_file():
+        if path.suffix in {".py", ".pyx", ".h", ".toml", ".md", ".yaml", ".txt", ".html", ""} and path.is_file():
             yield path
 
 
