@@ -219,3 +219,14 @@ def test_bad_arguments_are_named():
         ggml_quantize(np.zeros(256, np.float32), "Q4_K")
     with pytest.raises(ValueError, match="shape must have at least one dimension"):
         ggml_dequantize(b"", "Q8_0", ())
+
+
+@pytest.mark.parametrize("name", QUANTIZABLE + ["Q4_K", "Q5_K"])
+def test_results_do_not_depend_on_thread_count(name):
+    fmt = GGML_FORMATS[name]
+    raw = plant_special_scales(random_blocks(fmt, 8, seed=11), fmt)
+    one, two = (ggml_dequantize(raw, name, (8, ROW), num_threads=t) for t in (1, 2))
+    assert float_mismatches(one, two) == 0
+    if fmt.can_quantize:
+        x = np.random.default_rng(2).standard_normal((8, ROW)).astype(np.float32)
+        assert np.array_equal(ggml_quantize(x, name, num_threads=1), ggml_quantize(x, name, num_threads=3))

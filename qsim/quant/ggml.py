@@ -25,6 +25,9 @@ from typing import Literal
 
 import numpy as np
 
+from .._kernels import _ggml
+from .._threads import resolve_threads
+
 SUPER_BLOCK = 256  # QK_K: elements in a K-quant super-block
 
 
@@ -289,11 +292,28 @@ def _check_shape(shape, fmt) -> tuple[int, ...]:
     return shape
 
 
-def ggml_dequantize(data, fmt: str | GGMLFormat, shape) -> np.ndarray:
+_HALF_TO_F32 = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+_E8M0_HALF = np.ldexp(np.float32(1), np.arange(256) - 128).astype(np.float32)  # 2**(e-128)
+
+
+def _dequantize_kernel(blocks, fmt, out, threads) -> bool:
+    """The compiled loop for the formats that have one; False where numpy does the work."""
+    if fmt.family == "legacy":
+        _ggml.dequant_legacy(blocks, _HALF_TO_F32, fmt.element_bits, fmt.min_stored, out, threads)
+    elif fmt.family == "mxfp4":
+        _ggml.dequant_mxfp4(blocks, np.array(MXFP4_VALUES, np.float32), _E8M0_HALF, out, threads)
+    elif fmt.name in ("Q4_K", "Q5_K"):
+        _ggml.dequant_q45_k(blocks, _HALF_TO_F32, fmt.element_bits == 5, out, threads)
+    else:
+        return False
+    return True
+
+
+def ggml_dequantize(data, fmt: str | GGMLFormat, shape, num_threads: int | None = None) -> np.ndarray:
     """Raw ggml blocks (bytes or a uint8 array, rows of blocks in order) -> float32 ``shape``.
 
     Every byte pattern is a valid block: fp16 scales that are subnormal, Inf or NaN decode as
-    they are, as ggml does."""
+    they are, as ggml does. The result does not depend on ``num_threads``."""
     fmt = ggml_format(fmt)
     shape = _check_shape(shape, fmt)
     if isinstance(data, np.ndarray):
@@ -310,6 +330,8 @@ def ggml_dequantize(data, fmt: str | GGMLFormat, shape) -> np.ndarray:
                          f"x {fmt.bytes_per_block} bytes = {n_blocks * fmt.bytes_per_block}")
     blocks = raw.reshape(n_blocks, fmt.bytes_per_block)
     out = np.empty((n_blocks, fmt.block_elems), dtype=np.float32)
+    if _dequantize_kernel(blocks, fmt, out, resolve_threads(num_threads, out.size)):
+        return out.reshape(shape)
     step = max(1, _CHUNK_BYTES // (4 * fmt.block_elems))
     dequant = _dequantizer(fmt)
     with np.errstate(all="ignore"):  # NaN / Inf scales are valid data
@@ -368,17 +390,19 @@ def _mxfp4_pick_by_errors(x: np.ndarray, half_scale: np.ndarray) -> np.ndarray:
     return np.abs(levels - x[..., None]).argmin(axis=-1).astype(np.uint8)
 
 
+_MXFP4_MAGNITUDES = np.array(MXFP4_VALUES[:8], dtype=np.float32)
+_MXFP4_MIDPOINTS = _MXFP4_MAGNITUDES[:-1] * np.float32(0.5) + _MXFP4_MAGNITUDES[1:] * np.float32(0.5)
+
+
 def _mxfp4_pick_nearest(x: np.ndarray, half_scale: np.ndarray) -> np.ndarray:
     """The same choice for finite blocks, by thresholds: the magnitude index is the count of
     midpoints between adjacent magnitudes strictly below |x| (a tie stays low). Negative inputs
     take the negative code, except that zero is always code 0 (it comes before -0).
     Exact: every level is a small multiple of the scale, so the float32 errors that gguf-py
     compares are exact wherever the comparison is close."""
-    mags = np.array(MXFP4_VALUES[:8], dtype=np.float32)
-    mids = (mags[:-1] * np.float32(0.5) + mags[1:] * np.float32(0.5))  # in scale units, exact
     ax = np.abs(x)
     index = np.zeros(x.shape, dtype=np.uint8)
-    for mid in mids:
+    for mid in _MXFP4_MIDPOINTS:  # in scale units, exact
         index += ax > half_scale * mid     # half_scale * mid is exact (or Inf when a level overflows)
     index += ((x < 0) & (index > 0)).astype(np.uint8) << 3
     return index
@@ -394,10 +418,49 @@ def _q_mxfp4(blocks, fmt):
     return np.concatenate([e, codes[:, :16] | (codes[:, 16:] << 4)], axis=1)
 
 
-def ggml_quantize(x, fmt: str | GGMLFormat) -> np.ndarray:
+_SOURCES = {"signed_absmax": 0, "absmax": 1, "range": 2}     # numbered as in cython_src/_ggml.pyx
+_ROUNDINGS = {"trunc_plus_half": 0, "half_away_from_zero": 1}
+
+
+def _pack_legacy(codes, d, m, fmt):
+    """Codes (n, 32) and float32 scales -> the block bytes; the fp16 rounding is numpy's."""
+    fields = {"d": d.astype(np.float16).view(np.uint8).reshape(-1, 2)}
+    if fmt.min_stored:
+        fields["m"] = m.astype(np.float16).view(np.uint8).reshape(-1, 2)
+    if fmt.element_bits == 8:
+        fields["qs"] = codes
+    else:
+        fields["qs"] = (codes[:, :16] & 15) | (codes[:, 16:] << 4)
+        if fmt.element_bits == 5:
+            fields["qh"] = np.packbits(codes >> 4, axis=1, bitorder="little")
+    return np.concatenate([fields[name] for name, _ in fmt.layout], axis=1)
+
+
+def _quantize_kernel(blocks, fmt, threads) -> tuple[np.ndarray, np.ndarray]:
+    """Compiled quantization: the block bytes, and a mask of blocks left for the numpy rule
+    (non-finite inputs or scales, and zero mins whose sign numpy's reduction decides)."""
+    n = blocks.shape[0]
+    codes = np.empty((n, fmt.block_elems), dtype=np.uint8)
+    flagged = np.empty(n, dtype=np.uint8)
+    if fmt.family == "legacy":
+        rule = fmt.rule
+        d, m = np.empty(n, np.float32), np.empty(n, np.float32)
+        _ggml.quant_legacy(blocks, _SOURCES[rule.scale_source], rule.scale_divisor, rule.code_offset + 0.5,
+                           _ROUNDINGS[rule.rounding], fmt.element_bits, codes, d, m, flagged, threads)
+        return _pack_legacy(codes, d, m, fmt), flagged.view(bool)
+    amax = np.empty(n, np.float32)
+    _ggml.block_absmax(blocks, amax, flagged, threads)
+    e = _mxfp4_exponent(amax, fmt.rule)
+    half_scale = np.ldexp(np.float32(1), e.astype(np.int32) - 128)
+    _ggml.quant_nearest(blocks, half_scale, _MXFP4_MIDPOINTS, codes, threads)
+    return np.concatenate([e[:, None], codes[:, :16] | (codes[:, 16:] << 4)], axis=1), flagged.view(bool)
+
+
+def ggml_quantize(x, fmt: str | GGMLFormat, num_threads: int | None = None) -> np.ndarray:
     """x (rows along the last axis) -> uint8 blocks of shape (..., row_length / block * bytes).
 
-    Input is rounded to float32 first, as gguf-py and ggml do."""
+    Input is rounded to float32 first, as gguf-py and ggml do. The result does not depend on
+    ``num_threads``."""
     fmt = ggml_format(fmt)
     if not fmt.can_quantize:
         raise ValueError(f"{fmt.name} is dequantize-only here: ggml's K-quant quantizer has no "
@@ -407,10 +470,9 @@ def ggml_quantize(x, fmt: str | GGMLFormat) -> np.ndarray:
         raise TypeError(f"x must be a floating-point array, got dtype {arr.dtype}")
     shape = _check_shape(arr.shape, fmt)
     blocks = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1, fmt.block_elems)
-    out = np.empty((blocks.shape[0], fmt.bytes_per_block), dtype=np.uint8)
     quant = _q_legacy if fmt.family == "legacy" else _q_mxfp4
-    step = max(1, _CHUNK_BYTES // (4 * fmt.block_elems))
     with np.errstate(all="ignore"):  # zero blocks (1/0 is masked), Inf and NaN inputs
-        for start in range(0, blocks.shape[0], step):
-            out[start:start + step] = quant(blocks[start:start + step], fmt)
+        out, flagged = _quantize_kernel(blocks, fmt, resolve_threads(num_threads, blocks.size))
+        if flagged.any():
+            out[flagged] = quant(blocks[flagged], fmt)
     return out.reshape(*shape[:-1], shape[-1] // fmt.block_elems * fmt.bytes_per_block)
