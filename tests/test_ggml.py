@@ -161,6 +161,11 @@ def directed_blocks(fmt):
               np.r_[f32(3.9999998), np.arange(31, dtype=f32) * f32(0.125)],      # float32 log2 rounds up
               np.r_[f32(6e4), f32(-6.5e4), np.full(30, 1.0, f32)],               # fp16 scale overflow
               np.r_[f32(3.4e38), f32(-3.4e38), np.linspace(-3e38, 3e38, 30, dtype=f32)]]
+    tie = np.zeros(32, f32)
+    tie[[3, 9]] = [3, -3]                     # equal magnitudes: the first one sets the sign
+    mixed_zeros = np.full(32, -0.0, f32)
+    mixed_zeros[4] = 0.0                      # min and max are zeros of both signs
+    blocks += [tie, -tie, mixed_zeros]
     # every E2M1 midpoint (and its neighbours) for MXFP4 with the scale from amax = 6
     mids = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0], np.float32)
     near = np.r_[mids, np.nextafter(mids, f32(0)), np.nextafter(mids, f32(9))]
