@@ -25,9 +25,10 @@ from typing import Callable
 import numpy as np
 
 from ..codec import decode
-from ..formats import FloatFormat, IntFormat, format as get_format
 from ..io import write_atomic, write_text_atomic
-from .store import Case, Golden, GoldenError, hex_digits, load_golden, read_hex, to_codes
+from .ops import get_op
+from .show import ordered, show, show_hex, values
+from .store import Case, Golden, GoldenError, load_golden, read_hex, to_codes
 
 HEX_SUFFIXES = (".hex", ".mem", ".memh", ".txt")
 REPORT_WAIVED_LIMIT = 10_000      # waived codes listed in a Markdown/HTML report; the count is always given
@@ -136,27 +137,10 @@ def _split(arr: np.ndarray, segs, what: str) -> list[np.ndarray]:
 
 
 # -- code arithmetic --------------------------------------------------------------------------
-def _ordered(codes: np.ndarray, fmt) -> np.ndarray:
-    """Codes as integers in value order: two's complement values, or sign-magnitude floats
-    mapped so that -0 sits just below +0."""
-    c = codes.astype(np.int64)
-    if isinstance(fmt, IntFormat):
-        return np.where(fmt.signed & (c >= fmt.n_codes // 2), c - fmt.n_codes, c)
-    mag = c & fmt.magnitude_mask
-    neg = (c & fmt.sign_bit) != 0
-    return np.where(neg, -mag - int(fmt.has_negative_zero), mag)
-
-
 def _is_nan(codes: np.ndarray, fmt) -> np.ndarray:
     if not fmt.has_nan:
         return np.zeros(codes.shape, bool)
     return np.isnan(decode(codes.astype(np.uint64), fmt, dtype=np.float64))
-
-
-def _values(codes: np.ndarray, fmt) -> np.ndarray:
-    if isinstance(fmt, IntFormat):
-        return _ordered(codes, fmt).astype(np.float64)
-    return decode(codes.astype(np.uint64), fmt, dtype=np.float64)
 
 
 def _bucket(d: int) -> str:
@@ -238,9 +222,9 @@ class ValidationResult:
         d = int(self.distance[index])
         k = int(self._explained_by[index])
         return {"index": index, "output": out, "case": case.name, "position": pos,
-                "expected": _hex(int(e[0]), fmt), "got": _hex(int(g[0]), fmt),
-                "expected_value": _show(_values(e, fmt)[0]), "got_value": _show(_values(g, fmt)[0]),
-                "distance": d if d >= 0 else None, "inputs": inputs_at(self.golden, case, out, pos),
+                "expected": show_hex(int(e[0]), fmt), "got": show_hex(int(g[0]), fmt),
+                "expected_value": show(values(e, fmt)[0]), "got_value": show(values(g, fmt)[0]),
+                "distance": d if d >= 0 else None, "inputs": get_op(self.golden.op).inputs_at(self.golden, case, out, pos),
                 "departure": self.departures[k].name if k >= 0 else None}
 
     def first(self, n: int = 10) -> list[dict]:
@@ -420,8 +404,8 @@ class ValidationResult:
             cols["output"] += [out] * size
             cols["case"] += [self.golden.cases[ci].name] * size
             cols["position"] += [",".join(map(str, p)) for p in np.ndindex(*shape)] if shape else [""]
-            cols["expected_value"].append(_values(self.expected[off:off + size], fmt))
-            cols["got_value"].append(_values(self.got[off:off + size], fmt))
+            cols["expected_value"].append(values(self.expected[off:off + size], fmt))
+            cols["got_value"].append(values(self.got[off:off + size], fmt))
         names = np.array([None] + [d.name for d in self.departures], dtype=object)
         table = pa.table({
             "index": np.arange(self.total, dtype=np.int64), "output": cols["output"], "case": cols["case"],
@@ -438,96 +422,6 @@ class ValidationResult:
                    "departures": self.departure_summary()}
         table = table.replace_schema_metadata({b"qsim.validation": json.dumps(summary).encode()})
         return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
-
-
-# -- inputs of a mismatch ------------------------------------------------------------------------
-def inputs_at(golden: Golden, case, output: str, pos: tuple) -> dict[str, str]:
-    """The inputs behind one output position: elementwise values where the input has the
-    output's shape, scalars, per-channel entries; a short summary for GEMM and convolution."""
-    shape = case.expected[output].shape
-    if golden.op == "gemm" and len(pos) >= 2:
-        return _gemm_context(golden, case, pos)
-    if golden.op == "conv" and len(pos) >= 3:
-        return _conv_context(golden, case, pos)
-    if golden.op == "mx" and output == "scales":
-        return _mx_block_context(golden, case, pos)
-    out = {}
-    for name, arr in case.inputs.items():
-        if arr.shape == shape:
-            out[name] = _show_array_value(golden, name, arr[pos])
-        elif arr.ndim == 0:
-            out[name] = _show_array_value(golden, name, arr[()])
-        elif arr.ndim == 1 and shape and arr.shape[0] == shape[-1]:
-            out[f"{name}[{pos[-1]}]"] = _show_array_value(golden, name, arr[pos[-1]])
-    return out
-
-
-def _range(arr) -> str:
-    return f"{arr.size} values in [{_show(arr.min())}, {_show(arr.max())}]" if arr.size else "empty"
-
-
-def _scalars(golden: Golden, case, channel: int) -> dict[str, str]:
-    out = {}
-    for name, arr in case.inputs.items():
-        if arr.ndim == 0:
-            out[name] = _show_array_value(golden, name, arr[()])
-        elif name in ("b_scale", "b_zero", "w_scale", "w_zero", "bias") and arr.ndim == 1:
-            out[f"{name}[{channel}]"] = _show_array_value(golden, name, arr[channel])
-    return out
-
-
-def _gemm_context(golden: Golden, case, pos) -> dict[str, str]:
-    m, n = pos[-2], pos[-1]
-    a, b = case.inputs["a"], case.inputs["b"]
-    row, col = a[..., m, :].reshape(-1), b[..., :, n].reshape(-1)
-    fa, fb = get_format(golden.formats["a"]), get_format(golden.formats["b"])
-    if isinstance(fa, FloatFormat):                  # float codes: show values (MX: before the block scales)
-        row, col = _values(row, fa), _values(col, fb)
-    return {"row": f"a[{m}, :] ({_range(row)})", "column": f"b[:, {n}] ({_range(col)})", "K": str(a.shape[-1]),
-            **_scalars(golden, case, n)}
-
-
-def _conv_context(golden: Golden, case, pos) -> dict[str, str]:
-    batch, co, spatial = pos[0], pos[1], pos[2:]
-    stride, pads = case.inputs["stride"], case.inputs["padding"]
-    start = tuple(int(o) * int(s) - int(p) for o, s, p in zip(spatial, stride, pads))
-    w = case.inputs["w"][co]
-    return {"window": f"x[{batch}, :, starting at {start} in the unpadded input]", "kernel": f"w[{co}] ({_range(w.reshape(-1))})",
-            "stride": str(tuple(stride.tolist())), "dilation": str(tuple(case.inputs["dilation"].tolist())),
-            "groups": str(int(case.inputs["groups"])), **_scalars(golden, case, co)}
-
-
-def _mx_block_context(golden: Golden, case, pos) -> dict[str, str]:
-    block = int(golden.info.get("block_size", 32))
-    x = case.inputs["x"]
-    lead, b = pos[:-1], pos[-1]
-    values = x[lead][b * block:(b + 1) * block].astype(np.float64)
-    finite = values[np.isfinite(values)]
-    return {"block": f"x[{', '.join(map(str, lead))}, {b * block}:{b * block + values.size}]",
-            "amax": _show(np.abs(finite).max() if finite.size else np.nan),
-            "non-finite": str(int(values.size - finite.size))}
-
-
-def _show(v) -> str:
-    v = float(v)
-    return repr(int(v)) if v.is_integer() and abs(v) < 2 ** 53 else repr(v)
-
-
-def _hex(code: int, fmt) -> str:
-    return f"0x{code:0{hex_digits(fmt.storage_bits)}x}"
-
-
-def _show_array_value(golden: Golden, name: str, v) -> str:
-    fmt_name = golden.formats.get(name)
-    v = np.asarray(v)
-    if fmt_name:
-        fmt = get_format(fmt_name)
-        code = to_codes(v.reshape(1), fmt)[0:1]
-        return f"{_hex(int(code[0]), fmt)} ({_show(_values(code, fmt)[0])})"
-    if v.dtype.kind == "f":
-        bits = int(v.view(f"u{v.dtype.itemsize}"))
-        return f"{_show(v)} (0x{bits:0{2 * v.dtype.itemsize}x})"
-    return str(v.item())
 
 
 def _show_inputs(row: dict) -> str:
@@ -598,7 +492,7 @@ def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, w
         en, gn = _is_nan(e, fmt), _is_nan(g, fmt)
         nan_kind[sl] = en.astype(np.int8) + gn
         match[sl] = (e == g) | (nan_equal & en & gn)
-        distance[sl] = np.where(en | gn, -1, np.abs(_ordered(e, fmt) - _ordered(g, fmt)))
+        distance[sl] = np.where(en | gn, -1, np.abs(ordered(e, fmt) - ordered(g, fmt)))
         for k, dep in enumerate(departures):
             if dep.output == out:
                 in_domain[k] += _classify(dep, golden.cases[ci], e.reshape(shape), g.reshape(shape), ~match[sl],
