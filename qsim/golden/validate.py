@@ -15,7 +15,6 @@ exercised. waivers=False makes every mismatch fail. `waive` marks positions to w
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,8 @@ from typing import Callable
 import numpy as np
 
 from ..codec import decode
-from ..io import write_atomic, write_text_atomic
+from ..io import write_text_atomic
+from ..io.parquet import write_parquet
 from .ops import get_op
 from .show import ordered, show, show_hex, values
 from .store import Case, Golden, GoldenError, load_golden, read_hex, to_codes
@@ -395,7 +395,6 @@ class ValidationResult:
         waived, the departure explaining a mismatch, distance), the summary in the schema
         metadata; written atomically."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
         path = Path(path)
         cols = {k: [] for k in ("output", "case", "position", "expected_value", "got_value")}
         for out, ci, off, shape in self.golden.segments():
@@ -420,8 +419,7 @@ class ValidationResult:
                    "nan_equal": self.nan_equal, "source": self.source, "outputs": self.golden.outputs,
                    "not_compared": list(self.not_compared), "waivers": self.waivers,
                    "departures": self.departure_summary()}
-        table = table.replace_schema_metadata({b"qsim.validation": json.dumps(summary).encode()})
-        return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+        return write_parquet(path, table, {"validation": summary})
 
 
 def _show_inputs(row: dict) -> str:
