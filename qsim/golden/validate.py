@@ -26,6 +26,7 @@ import numpy as np
 from ..codec import decode
 from ..io import write_text_atomic
 from ..io.parquet import write_parquet
+from ..io.tables import Column, columns, html_table, markdown_table, text_table
 from .ops import get_op
 from .show import ordered, show, show_hex, values
 from .store import Case, Golden, GoldenError, load_golden, read_hex, to_codes
@@ -311,13 +312,17 @@ class ValidationResult:
             rows.append(row + ([r["departure"] or "-"] if self.departures else []) + [_show_inputs(r)])
         return rows
 
-    def _first_head(self) -> list[str]:
+    def _first_columns(self) -> list[Column]:
         head = ["case", "output", "position", "expected", "value", "got", "value", "distance"]
-        return head + (["departure"] if self.departures else []) + ["inputs"]
+        return columns(*head, *(["departure"] if self.departures else []), "inputs", numeric=("distance",))
 
-    _CASE_HEAD = ["output", "case", "kind", "values", "mismatches", "waived", "max distance"]
-    _DEPARTURE_HEAD = ["departure", "status", "outputs in domain", "mismatches explained", "description"]
-    _WAIVED_HEAD = ["case", "output", "position", "inputs", "expected", "got", "departure"]
+    _CASE_COLUMNS = columns("output", "case", "kind", "values", "mismatches", "waived", "max distance",
+                            numeric=("values", "mismatches", "waived", "max distance"))
+    _DEPARTURE_COLUMNS = columns("departure", "status", "outputs in domain", "mismatches explained", "description",
+                                 numeric=("outputs in domain", "mismatches explained"))
+    _WAIVED_COLUMNS = columns("case", "output", "position", "inputs", "expected", "got", "departure")
+    _HISTOGRAM_COLUMNS = columns("distance", "count", numeric=("count",))
+    _FACT_COLUMNS = columns("", "")
 
     def _departure_rows(self) -> list[list[str]]:
         return [[d["name"], d["status"], str(d["in_domain"]), str(d["seen"]), d["description"]]
@@ -339,43 +344,43 @@ class ValidationResult:
         """A plain-text summary for the terminal: the first n mismatches and the first n waived codes."""
         lines = [f"{k:>14}: {v}" for k, v in self._facts()]
         if self.departures:
-            lines += ["", "known departures:", _text_table(self._DEPARTURE_HEAD, self._departure_rows())]
-        lines += ["", _text_table(self._CASE_HEAD, self._case_rows())]
+            lines += ["", "known departures:", text_table(self._DEPARTURE_COLUMNS, self._departure_rows())]
+        lines += ["", text_table(self._CASE_COLUMNS, self._case_rows())]
         if self.waived_mismatches:
-            lines += ["", f"waived codes ({self._waived_title(n)}):", _text_table(self._WAIVED_HEAD, self._waived_rows(n))]
+            lines += ["", f"waived codes ({self._waived_title(n)}):", text_table(self._WAIVED_COLUMNS, self._waived_rows(n))]
         if self.mismatches:
             lines += ["", "code distance histogram:"] + [f"  {k:>22}: {v}" for k, v in self.histogram.items()]
-            lines += ["", f"first {min(n, self.mismatches)} mismatches:", _text_table(self._first_head(), self._first_rows(n))]
+            lines += ["", f"first {min(n, self.mismatches)} mismatches:", text_table(self._first_columns(), self._first_rows(n))]
         return "\n".join(lines) + "\n"
 
     def _sections(self, n: int, waived_limit: int) -> list[tuple[str, list[str], list]]:
-        """(title, head, rows) of the report sections after the facts."""
-        sections = [("Known departures", self._DEPARTURE_HEAD, self._departure_rows())] if self.departures else []
-        sections.append(("Cases", self._CASE_HEAD, self._case_rows()))
+        """(title, columns, rows) of the report sections after the facts."""
+        sections = [("Known departures", self._DEPARTURE_COLUMNS, self._departure_rows())] if self.departures else []
+        sections.append(("Cases", self._CASE_COLUMNS, self._case_rows()))
         if self.waived_mismatches:
-            sections.append((f"Waived codes ({self._waived_title(waived_limit)})", self._WAIVED_HEAD,
+            sections.append((f"Waived codes ({self._waived_title(waived_limit)})", self._WAIVED_COLUMNS,
                              self._waived_rows(waived_limit)))
         if self.mismatches:
-            sections += [("Code distance of mismatches", ["distance", "count"], list(self.histogram.items())),
-                         (f"First {min(n, self.mismatches)} mismatches", self._first_head(), self._first_rows(n))]
+            sections += [("Code distance of mismatches", self._HISTOGRAM_COLUMNS, list(self.histogram.items())),
+                         (f"First {min(n, self.mismatches)} mismatches", self._first_columns(), self._first_rows(n))]
         return sections
 
     def markdown(self, n: int = 20, waived_limit: int = REPORT_WAIVED_LIMIT) -> str:
         """A Markdown report: the first n mismatches, every waived code up to waived_limit."""
-        md = [f"# qsim validation: {self.golden.op}", "", _md_table(["", ""], self._facts())]
-        for title, head, rows in self._sections(n, waived_limit):
-            md += ["", f"## {title}", "", _md_table(head, rows)]
+        md = [f"# qsim validation: {self.golden.op}", "", markdown_table(self._FACT_COLUMNS, self._facts())]
+        for title, cols, rows in self._sections(n, waived_limit):
+            md += ["", f"## {title}", "", markdown_table(cols, rows)]
         return "\n".join(md) + "\n"
 
     def html(self, n: int = 20, waived_limit: int = REPORT_WAIVED_LIMIT) -> str:
         """A self-contained HTML page (inline style, no external resources), as markdown()."""
         status = "pass" if self.ok else "fail"
         parts = [f"<h1>qsim validation: {html.escape(self.golden.op)} <span class='{status}'>{status.upper()}</span></h1>",
-                 _html_table(["", ""], self._facts())]
-        for title, head, rows in self._sections(n, waived_limit):
-            parts += [f"<h2>{html.escape(title)}</h2>", _html_table(head, rows)]
+                 html_table(self._FACT_COLUMNS, self._facts())]
+        for title, cols, rows in self._sections(n, waived_limit):
+            parts += [f"<h2>{html.escape(title)}</h2>", html_table(cols, rows)]
         style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-                 "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-family:monospace}"
+                 "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-family:monospace}.num{text-align:right}"
                  "th{background:#f3f3f3}.pass{color:#fff;background:#2a7d2a;padding:0 .4em}"
                  ".fail{color:#fff;background:#b22;padding:0 .4em}")
         return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>qsim validation</title>"
@@ -424,28 +429,6 @@ class ValidationResult:
 
 def _show_inputs(row: dict) -> str:
     return "; ".join(f"{k}={v}" for k, v in row["inputs"].items())
-
-
-# -- tables -------------------------------------------------------------------------------------
-def _text_table(head, rows) -> str:
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(head)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*map(str, r)) for r in rows])
-
-
-def _md_cell(v) -> str:
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(head, rows) -> str:
-    lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows])
-
-
-def _html_table(head, rows) -> str:
-    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{th}</tr>{body}</table>"
 
 
 # -- entry points -------------------------------------------------------------------------------
