@@ -52,3 +52,54 @@ def test_records_and_the_validation_log_are_written_by_write_parquet(tmp_path, m
     path = write_records([rec], tmp_path / "ds", metadata={"sweep": {"point": 1}})
     assert file_metadata(path)["sweep"] == {"point": 1} and "schema" in file_metadata(path)
     assert written == [("log.parquet", ["validation"]), ("part-r1.parquet", ["schema", "sweep"])]
+
+
+# -- the table writer ---------------------------------------------------------------------------------
+from qsim.io.tables import Column, html_table, markdown_table, text_table  # noqa: E402
+from qsim.report.units import count, fixed  # noqa: E402
+
+COLUMNS = [Column("name"), Column("energy per batch (µJ)", lambda v: fixed(v, 1), numeric=True),
+           Column("overflow", count, numeric=True)]
+ROWS = [["a|b <i>&amp;", 12.345, 1234567], ["c", None, float("nan")]]
+
+
+def test_markdown_escapes_pipes_tags_and_ampersands_and_aligns_numbers_right():
+    lines = markdown_table(COLUMNS, ROWS).split("\n")
+    assert lines[0] == "| name | energy per batch (µJ) | overflow |"
+    assert lines[1] == "|---|---:|---:|"
+    assert lines[2] == "| a\\|b &lt;i>&amp;amp; | 12.3 | 1,234,567 |"
+    assert lines[3] == "| c | – | – |"
+    assert markdown_table(COLUMNS, ROWS, strong=lambda i, j: (i, j) == (0, 2)).split("\n")[2].endswith("| **1,234,567** |")
+
+
+def test_html_escapes_every_text_and_marks_alignment():
+    out = html_table(COLUMNS, ROWS, cls="t", cell=lambda i, j, v: (["best"], {"data-v": "<1>"}) if (i, j) == (0, 1)
+                     else ([], {}))
+    assert out.startswith('<table class="t"><thead><tr><th scope="col" class="text">name</th>')
+    assert '<td class="text">a|b &lt;i&gt;&amp;amp;</td>' in out
+    assert '<td class="num best" data-v="&lt;1&gt;">12.3</td>' in out
+    assert '<td class="num">1,234,567</td>' in out and out.count('<td class="num">–</td>') == 2
+    assert "<i>" not in out
+
+
+def test_text_table_aligns_text_left_numbers_right():
+    lines = text_table(COLUMNS, ROWS).split("\n")
+    assert lines[0] == "name          energy per batch (µJ)   overflow"
+    assert lines[1] == "------------  ---------------------  ---------"
+    assert lines[2] == "a|b <i>&amp;                   12.3  1,234,567"
+    assert lines[3] == "c                                 –          –"
+
+
+def test_a_row_with_the_wrong_number_of_cells_is_refused():
+    with pytest.raises(ValueError):
+        markdown_table(COLUMNS, [["only one"]])
+
+
+def test_golden_markdown_report_escapes_its_cells(tmp_path):
+    """A golden report's cell text (here a source name with | and <) cannot break its table."""
+    from qsim.golden import make_golden, validate
+    g = make_golden("decode", format="e4m3")
+    result = validate(g, np.concatenate([c.expected["y"].reshape(-1) for c in g.cases]))
+    result.source = "a|b<c>"
+    assert "| outputs from | a\\|b&lt;c> |" in result.markdown()
+    assert "a|b&lt;c&gt;" in result.html()
