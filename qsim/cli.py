@@ -99,28 +99,27 @@ def _cmd_hardware(args) -> int:
 def _summary(runs: list[list[dict]]) -> str:
     """The precision comparison of runs (each simulate()'s records) as a Markdown table, one
     row per run; the headers are qsim.report.quantities', as in the report."""
+    from .io.tables import Column, markdown_table
     from .report import quantities as q
-    from .report.units import count, fixed, number, percent
+    from .report.units import count, fixed, number, percent, text
     if all("top1" in records[-1] for records in runs):
-        accuracy = [(q.TOP1, lambda m: percent(m["top1"])),
-                    (q.AGREEMENT_FP32, lambda m: percent(m["agreement_fp32"]))]
+        accuracy = [Column(q.TOP1.header, percent, True), Column(q.AGREEMENT_FP32.header, percent, True)]
+        accuracy_keys = ["top1", "agreement_fp32"]
     else:                   # embedding models: mean cosine to FP32's, nearest neighbours as FP32's
-        accuracy = [(q.MEAN_COSINE, lambda m: fixed(m["cosine_mean"], 5)),
-                    (q.NN_AGREEMENT, lambda m: percent(m["nn_agreement"]))]
-    columns = [("hardware", lambda m: m["hardware"]), *[(c.header, show) for c, show in accuracy],
-               (q.WORST_SQNR.header, lambda m: fixed(m["worst_sqnr_db"], 1)),
-               (q.ENERGY_PER_INFERENCE.header, lambda m: number(m["energy_total_pj"] / 1e6 / m["samples"])),
-               (q.TIME_PER_INFERENCE.header, lambda m: number(m["seconds"] * 1e6 / m["samples"])),
-               (q.OVERFLOW.header, lambda m: count(m["overflow"])),
-               (q.SATURATED.header, lambda m: count(m["saturated"]))]
+        accuracy = [Column(q.MEAN_COSINE.header, lambda v: fixed(v, 5), True), Column(q.NN_AGREEMENT.header, percent, True)]
+        accuracy_keys = ["cosine_mean", "nn_agreement"]
+    columns = [Column("hardware", text), *accuracy, Column(q.WORST_SQNR.header, lambda v: fixed(v, 1), True),
+               Column(q.ENERGY_PER_INFERENCE.header, number, True), Column(q.TIME_PER_INFERENCE.header, number, True),
+               Column(q.OVERFLOW.header, count, True), Column(q.SATURATED.header, count, True)]
     rows = []
     for records in runs:
-        model = dict(records[-1], worst_sqnr_db=min((r["sqnr_db"] for r in records[:-1]), default=float("nan")))
-        rows.append([show(model) for _, show in columns])
+        m = records[-1]
+        worst_sqnr = min((r["sqnr_db"] for r in records[:-1]), default=float("nan"))
+        rows.append([m["hardware"], *(m[k] for k in accuracy_keys), worst_sqnr, m["energy_total_pj"] / 1e6 / m["samples"],
+                     m["seconds"] * 1e6 / m["samples"], m["overflow"], m["saturated"]])
     batches = sorted({records[-1]["samples"] for records in runs})
-    lines = [f"A batch is the model's test set: {' or '.join(map(str, batches))} inferences.", "",
-             "| " + " | ".join(head for head, _ in columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+    return (f"A batch is the model's test set: {' or '.join(map(str, batches))} inferences.\n\n"
+            + markdown_table(columns, rows) + "\n")
 
 
 def _hardware(name: str, overrides: list[str]):

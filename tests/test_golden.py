@@ -717,3 +717,76 @@ def test_cli_errors_and_help(tmp_path, capsys):
         text = capsys.readouterr().out
         assert "examples:" in text
         assert "y_out" in text and ("convert_output" in text if cmd == "golden" else "--output" in text)
+
+
+# -- golden ops as objects ---------------------------------------------------------------------------
+def test_a_new_op_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
+    """An op registered in REGISTRY is generated, written, reloaded, validated (with its own
+    inputs_at in the mismatch rows) and reachable from the CLI, with no other edit."""
+    from qsim.golden import ops
+    from qsim.golden.ops.base import GoldenOp
+
+    class Negate(GoldenOp):
+        name = "negate"
+        aliases = ("neg",)
+        default_random = 3
+
+        def format_rules(self, path):
+            return {"format": None}
+
+        def cases(self, cfg, path, hw, rng):
+            x = rng.integers(-5, 5, cfg.random).astype(np.int8)
+            case = Case("random", "random", "seeded int8", {"x": x}, {"y": (-x).astype(np.int8)})
+            return [case], {"x": "int8", "y": "int8"}, {}
+
+        def overflow_mode(self, cfg, path):
+            return "wraps at -128"
+
+        def inputs_at(self, golden, case, output, pos):
+            return {"x": str(int(case.inputs["x"][pos]))}
+
+    monkeypatch.setitem(ops.REGISTRY, "negate", Negate())
+    monkeypatch.setitem(ops.ALIASES, "neg", "negate")
+    g = generate("neg", tmp_path / "g", random=5, seed=2)
+    assert g.op == "negate" and g.config["random"] == 5 and g.info["overflow"] == "wraps at -128"
+    loaded = load_golden(tmp_path / "g")
+    assert [c.name for c in loaded.cases] == ["random"]
+    x = loaded.cases[0].inputs["x"]
+    got = (-x).astype(np.int8)
+    got[1] += 1
+    result = validate(tmp_path / "g", got)
+    assert result.mismatches == 1 and result.first(1)[0]["inputs"] == {"x": str(int(x[1]))}
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="cmd"))
+    args = parser.parse_args(["golden", "negate", "--random", "4", "--out", str(tmp_path / "cli")])
+    assert args.func(args) == 0 and load_golden(tmp_path / "cli").config["random"] == 4
+
+
+def test_every_op_has_its_own_default_random_count():
+    """The default random count lives on the op (stored in the manifest's config)."""
+    expected = {"encode": 256, "decode": 1024, "gemm": 6, "conv": 4, "requant": 256, "mx": 8}
+    from qsim.golden.ops import REGISTRY
+    assert {name: op.default_random for name, op in REGISTRY.items()} == expected
+    assert make_golden("decode", format="fp16").config["random"] == 1024
+    assert make_golden("mx", format="e4m3").config["random"] == 8
+
+
+def test_golden_config_is_frozen_and_refuses_bad_values():
+    from dataclasses import FrozenInstanceError
+
+    from qsim.golden.ops import GoldenConfig
+    cfg = GoldenConfig("encode", format="e4m3")
+    with pytest.raises(FrozenInstanceError):
+        cfg.seed = 3
+    for key, value, words in [("seed", -1, "seed must be a non-negative int"),
+                              ("random", 1.5, "random must be a non-negative int"),
+                              ("scale", float("inf"), "scale must be finite and > 0"),
+                              ("scale_rule", "ceil", "scale_rule must be 'floor' or 'rceil'"),
+                              ("block_size", 0, "block_size must be a positive int"),
+                              ("rounding", "nearest", "nearest")]:
+        with pytest.raises(ValueError, match=words):
+            GoldenConfig("encode", **{key: value})
+    # the manifest's keys, in the order make_golden(**config) documents
+    assert list(make_golden("encode", format="e4m3").config) == [
+        "op", "datapath", "format", "weight_format", "output_format", "rounding", "saturate", "seed",
+        "rounding_seed", "random", "scale", "zero_point", "bias", "block_size", "scale_rule"]

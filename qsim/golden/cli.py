@@ -11,6 +11,7 @@ import argparse
 from ..rounding import ROUNDING_MODES
 from .adapters import ADAPTERS, get_adapter
 from .generate import OPS, generate
+from .ops import REGISTRY
 from .validate import validate
 
 _GOLDEN_EXAMPLES = """\
@@ -132,7 +133,8 @@ def register(subparsers) -> None:
         description="Generate directed edge cases (ties, overflow boundaries, NaN, Inf, subnormals, -0, "
                     "accumulator overflow) and seeded random cases for OP, with expected outputs from qsim.",
         epilog=_GOLDEN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g.add_argument("op", nargs="?", help="encode (alias quantize), decode, gemm, conv, requant, mx")
+    g.add_argument("op", nargs="?", help=", ".join(op.name + (f" (alias {', '.join(op.aliases)})" if op.aliases else "")
+                                                   for op in REGISTRY.values()))
     g.add_argument("--out", metavar="DIR", help="output directory (replaced atomically if it holds a golden set)")
     g.add_argument("--datapath", metavar="PRESET_OR_TOML",
                    help="datapath preset (see `qsim datapaths`), hardware preset (see `qsim hardware`) or .toml; "

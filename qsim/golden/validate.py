@@ -15,7 +15,6 @@ exercised. waivers=False makes every mismatch fail. `waive` marks positions to w
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -25,9 +24,12 @@ from typing import Callable
 import numpy as np
 
 from ..codec import decode
-from ..formats import FloatFormat, IntFormat, format as get_format
-from ..io import write_atomic, write_text_atomic
-from .store import Case, Golden, GoldenError, hex_digits, load_golden, read_hex, to_codes
+from ..io import write_text_atomic
+from ..io.parquet import write_parquet
+from ..io.tables import Column, columns, html_table, markdown_table, text_table
+from .ops import get_op
+from .show import ordered, show, show_hex, values
+from .store import Case, Golden, GoldenError, load_golden, read_hex, to_codes
 
 HEX_SUFFIXES = (".hex", ".mem", ".memh", ".txt")
 REPORT_WAIVED_LIMIT = 10_000      # waived codes listed in a Markdown/HTML report; the count is always given
@@ -136,27 +138,10 @@ def _split(arr: np.ndarray, segs, what: str) -> list[np.ndarray]:
 
 
 # -- code arithmetic --------------------------------------------------------------------------
-def _ordered(codes: np.ndarray, fmt) -> np.ndarray:
-    """Codes as integers in value order: two's complement values, or sign-magnitude floats
-    mapped so that -0 sits just below +0."""
-    c = codes.astype(np.int64)
-    if isinstance(fmt, IntFormat):
-        return np.where(fmt.signed & (c >= fmt.n_codes // 2), c - fmt.n_codes, c)
-    mag = c & fmt.magnitude_mask
-    neg = (c & fmt.sign_bit) != 0
-    return np.where(neg, -mag - int(fmt.has_negative_zero), mag)
-
-
 def _is_nan(codes: np.ndarray, fmt) -> np.ndarray:
     if not fmt.has_nan:
         return np.zeros(codes.shape, bool)
     return np.isnan(decode(codes.astype(np.uint64), fmt, dtype=np.float64))
-
-
-def _values(codes: np.ndarray, fmt) -> np.ndarray:
-    if isinstance(fmt, IntFormat):
-        return _ordered(codes, fmt).astype(np.float64)
-    return decode(codes.astype(np.uint64), fmt, dtype=np.float64)
 
 
 def _bucket(d: int) -> str:
@@ -238,9 +223,9 @@ class ValidationResult:
         d = int(self.distance[index])
         k = int(self._explained_by[index])
         return {"index": index, "output": out, "case": case.name, "position": pos,
-                "expected": _hex(int(e[0]), fmt), "got": _hex(int(g[0]), fmt),
-                "expected_value": _show(_values(e, fmt)[0]), "got_value": _show(_values(g, fmt)[0]),
-                "distance": d if d >= 0 else None, "inputs": inputs_at(self.golden, case, out, pos),
+                "expected": show_hex(int(e[0]), fmt), "got": show_hex(int(g[0]), fmt),
+                "expected_value": show(values(e, fmt)[0]), "got_value": show(values(g, fmt)[0]),
+                "distance": d if d >= 0 else None, "inputs": get_op(self.golden.op).inputs_at(self.golden, case, out, pos),
                 "departure": self.departures[k].name if k >= 0 else None}
 
     def first(self, n: int = 10) -> list[dict]:
@@ -327,13 +312,17 @@ class ValidationResult:
             rows.append(row + ([r["departure"] or "-"] if self.departures else []) + [_show_inputs(r)])
         return rows
 
-    def _first_head(self) -> list[str]:
+    def _first_columns(self) -> list[Column]:
         head = ["case", "output", "position", "expected", "value", "got", "value", "distance"]
-        return head + (["departure"] if self.departures else []) + ["inputs"]
+        return columns(*head, *(["departure"] if self.departures else []), "inputs", numeric=("distance",))
 
-    _CASE_HEAD = ["output", "case", "kind", "values", "mismatches", "waived", "max distance"]
-    _DEPARTURE_HEAD = ["departure", "status", "outputs in domain", "mismatches explained", "description"]
-    _WAIVED_HEAD = ["case", "output", "position", "inputs", "expected", "got", "departure"]
+    _CASE_COLUMNS = columns("output", "case", "kind", "values", "mismatches", "waived", "max distance",
+                            numeric=("values", "mismatches", "waived", "max distance"))
+    _DEPARTURE_COLUMNS = columns("departure", "status", "outputs in domain", "mismatches explained", "description",
+                                 numeric=("outputs in domain", "mismatches explained"))
+    _WAIVED_COLUMNS = columns("case", "output", "position", "inputs", "expected", "got", "departure")
+    _HISTOGRAM_COLUMNS = columns("distance", "count", numeric=("count",))
+    _FACT_COLUMNS = columns("", "")
 
     def _departure_rows(self) -> list[list[str]]:
         return [[d["name"], d["status"], str(d["in_domain"]), str(d["seen"]), d["description"]]
@@ -355,43 +344,43 @@ class ValidationResult:
         """A plain-text summary for the terminal: the first n mismatches and the first n waived codes."""
         lines = [f"{k:>14}: {v}" for k, v in self._facts()]
         if self.departures:
-            lines += ["", "known departures:", _text_table(self._DEPARTURE_HEAD, self._departure_rows())]
-        lines += ["", _text_table(self._CASE_HEAD, self._case_rows())]
+            lines += ["", "known departures:", text_table(self._DEPARTURE_COLUMNS, self._departure_rows())]
+        lines += ["", text_table(self._CASE_COLUMNS, self._case_rows())]
         if self.waived_mismatches:
-            lines += ["", f"waived codes ({self._waived_title(n)}):", _text_table(self._WAIVED_HEAD, self._waived_rows(n))]
+            lines += ["", f"waived codes ({self._waived_title(n)}):", text_table(self._WAIVED_COLUMNS, self._waived_rows(n))]
         if self.mismatches:
             lines += ["", "code distance histogram:"] + [f"  {k:>22}: {v}" for k, v in self.histogram.items()]
-            lines += ["", f"first {min(n, self.mismatches)} mismatches:", _text_table(self._first_head(), self._first_rows(n))]
+            lines += ["", f"first {min(n, self.mismatches)} mismatches:", text_table(self._first_columns(), self._first_rows(n))]
         return "\n".join(lines) + "\n"
 
     def _sections(self, n: int, waived_limit: int) -> list[tuple[str, list[str], list]]:
-        """(title, head, rows) of the report sections after the facts."""
-        sections = [("Known departures", self._DEPARTURE_HEAD, self._departure_rows())] if self.departures else []
-        sections.append(("Cases", self._CASE_HEAD, self._case_rows()))
+        """(title, columns, rows) of the report sections after the facts."""
+        sections = [("Known departures", self._DEPARTURE_COLUMNS, self._departure_rows())] if self.departures else []
+        sections.append(("Cases", self._CASE_COLUMNS, self._case_rows()))
         if self.waived_mismatches:
-            sections.append((f"Waived codes ({self._waived_title(waived_limit)})", self._WAIVED_HEAD,
+            sections.append((f"Waived codes ({self._waived_title(waived_limit)})", self._WAIVED_COLUMNS,
                              self._waived_rows(waived_limit)))
         if self.mismatches:
-            sections += [("Code distance of mismatches", ["distance", "count"], list(self.histogram.items())),
-                         (f"First {min(n, self.mismatches)} mismatches", self._first_head(), self._first_rows(n))]
+            sections += [("Code distance of mismatches", self._HISTOGRAM_COLUMNS, list(self.histogram.items())),
+                         (f"First {min(n, self.mismatches)} mismatches", self._first_columns(), self._first_rows(n))]
         return sections
 
     def markdown(self, n: int = 20, waived_limit: int = REPORT_WAIVED_LIMIT) -> str:
         """A Markdown report: the first n mismatches, every waived code up to waived_limit."""
-        md = [f"# qsim validation: {self.golden.op}", "", _md_table(["", ""], self._facts())]
-        for title, head, rows in self._sections(n, waived_limit):
-            md += ["", f"## {title}", "", _md_table(head, rows)]
+        md = [f"# qsim validation: {self.golden.op}", "", markdown_table(self._FACT_COLUMNS, self._facts())]
+        for title, cols, rows in self._sections(n, waived_limit):
+            md += ["", f"## {title}", "", markdown_table(cols, rows)]
         return "\n".join(md) + "\n"
 
     def html(self, n: int = 20, waived_limit: int = REPORT_WAIVED_LIMIT) -> str:
         """A self-contained HTML page (inline style, no external resources), as markdown()."""
         status = "pass" if self.ok else "fail"
         parts = [f"<h1>qsim validation: {html.escape(self.golden.op)} <span class='{status}'>{status.upper()}</span></h1>",
-                 _html_table(["", ""], self._facts())]
-        for title, head, rows in self._sections(n, waived_limit):
-            parts += [f"<h2>{html.escape(title)}</h2>", _html_table(head, rows)]
+                 html_table(self._FACT_COLUMNS, self._facts())]
+        for title, cols, rows in self._sections(n, waived_limit):
+            parts += [f"<h2>{html.escape(title)}</h2>", html_table(cols, rows)]
         style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-                 "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-family:monospace}"
+                 "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-family:monospace}.num{text-align:right}"
                  "th{background:#f3f3f3}.pass{color:#fff;background:#2a7d2a;padding:0 .4em}"
                  ".fail{color:#fff;background:#b22;padding:0 .4em}")
         return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>qsim validation</title>"
@@ -411,7 +400,6 @@ class ValidationResult:
         waived, the departure explaining a mismatch, distance), the summary in the schema
         metadata; written atomically."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
         path = Path(path)
         cols = {k: [] for k in ("output", "case", "position", "expected_value", "got_value")}
         for out, ci, off, shape in self.golden.segments():
@@ -420,8 +408,8 @@ class ValidationResult:
             cols["output"] += [out] * size
             cols["case"] += [self.golden.cases[ci].name] * size
             cols["position"] += [",".join(map(str, p)) for p in np.ndindex(*shape)] if shape else [""]
-            cols["expected_value"].append(_values(self.expected[off:off + size], fmt))
-            cols["got_value"].append(_values(self.got[off:off + size], fmt))
+            cols["expected_value"].append(values(self.expected[off:off + size], fmt))
+            cols["got_value"].append(values(self.got[off:off + size], fmt))
         names = np.array([None] + [d.name for d in self.departures], dtype=object)
         table = pa.table({
             "index": np.arange(self.total, dtype=np.int64), "output": cols["output"], "case": cols["case"],
@@ -436,124 +424,11 @@ class ValidationResult:
                    "nan_equal": self.nan_equal, "source": self.source, "outputs": self.golden.outputs,
                    "not_compared": list(self.not_compared), "waivers": self.waivers,
                    "departures": self.departure_summary()}
-        table = table.replace_schema_metadata({b"qsim.validation": json.dumps(summary).encode()})
-        return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
-
-
-# -- inputs of a mismatch ------------------------------------------------------------------------
-def inputs_at(golden: Golden, case, output: str, pos: tuple) -> dict[str, str]:
-    """The inputs behind one output position: elementwise values where the input has the
-    output's shape, scalars, per-channel entries; a short summary for GEMM and convolution."""
-    shape = case.expected[output].shape
-    if golden.op == "gemm" and len(pos) >= 2:
-        return _gemm_context(golden, case, pos)
-    if golden.op == "conv" and len(pos) >= 3:
-        return _conv_context(golden, case, pos)
-    if golden.op == "mx" and output == "scales":
-        return _mx_block_context(golden, case, pos)
-    out = {}
-    for name, arr in case.inputs.items():
-        if arr.shape == shape:
-            out[name] = _show_array_value(golden, name, arr[pos])
-        elif arr.ndim == 0:
-            out[name] = _show_array_value(golden, name, arr[()])
-        elif arr.ndim == 1 and shape and arr.shape[0] == shape[-1]:
-            out[f"{name}[{pos[-1]}]"] = _show_array_value(golden, name, arr[pos[-1]])
-    return out
-
-
-def _range(arr) -> str:
-    return f"{arr.size} values in [{_show(arr.min())}, {_show(arr.max())}]" if arr.size else "empty"
-
-
-def _scalars(golden: Golden, case, channel: int) -> dict[str, str]:
-    out = {}
-    for name, arr in case.inputs.items():
-        if arr.ndim == 0:
-            out[name] = _show_array_value(golden, name, arr[()])
-        elif name in ("b_scale", "b_zero", "w_scale", "w_zero", "bias") and arr.ndim == 1:
-            out[f"{name}[{channel}]"] = _show_array_value(golden, name, arr[channel])
-    return out
-
-
-def _gemm_context(golden: Golden, case, pos) -> dict[str, str]:
-    m, n = pos[-2], pos[-1]
-    a, b = case.inputs["a"], case.inputs["b"]
-    row, col = a[..., m, :].reshape(-1), b[..., :, n].reshape(-1)
-    fa, fb = get_format(golden.formats["a"]), get_format(golden.formats["b"])
-    if isinstance(fa, FloatFormat):                  # float codes: show values (MX: before the block scales)
-        row, col = _values(row, fa), _values(col, fb)
-    return {"row": f"a[{m}, :] ({_range(row)})", "column": f"b[:, {n}] ({_range(col)})", "K": str(a.shape[-1]),
-            **_scalars(golden, case, n)}
-
-
-def _conv_context(golden: Golden, case, pos) -> dict[str, str]:
-    batch, co, spatial = pos[0], pos[1], pos[2:]
-    stride, pads = case.inputs["stride"], case.inputs["padding"]
-    start = tuple(int(o) * int(s) - int(p) for o, s, p in zip(spatial, stride, pads))
-    w = case.inputs["w"][co]
-    return {"window": f"x[{batch}, :, starting at {start} in the unpadded input]", "kernel": f"w[{co}] ({_range(w.reshape(-1))})",
-            "stride": str(tuple(stride.tolist())), "dilation": str(tuple(case.inputs["dilation"].tolist())),
-            "groups": str(int(case.inputs["groups"])), **_scalars(golden, case, co)}
-
-
-def _mx_block_context(golden: Golden, case, pos) -> dict[str, str]:
-    block = int(golden.info.get("block_size", 32))
-    x = case.inputs["x"]
-    lead, b = pos[:-1], pos[-1]
-    values = x[lead][b * block:(b + 1) * block].astype(np.float64)
-    finite = values[np.isfinite(values)]
-    return {"block": f"x[{', '.join(map(str, lead))}, {b * block}:{b * block + values.size}]",
-            "amax": _show(np.abs(finite).max() if finite.size else np.nan),
-            "non-finite": str(int(values.size - finite.size))}
-
-
-def _show(v) -> str:
-    v = float(v)
-    return repr(int(v)) if v.is_integer() and abs(v) < 2 ** 53 else repr(v)
-
-
-def _hex(code: int, fmt) -> str:
-    return f"0x{code:0{hex_digits(fmt.storage_bits)}x}"
-
-
-def _show_array_value(golden: Golden, name: str, v) -> str:
-    fmt_name = golden.formats.get(name)
-    v = np.asarray(v)
-    if fmt_name:
-        fmt = get_format(fmt_name)
-        code = to_codes(v.reshape(1), fmt)[0:1]
-        return f"{_hex(int(code[0]), fmt)} ({_show(_values(code, fmt)[0])})"
-    if v.dtype.kind == "f":
-        bits = int(v.view(f"u{v.dtype.itemsize}"))
-        return f"{_show(v)} (0x{bits:0{2 * v.dtype.itemsize}x})"
-    return str(v.item())
+        return write_parquet(path, table, {"validation": summary})
 
 
 def _show_inputs(row: dict) -> str:
     return "; ".join(f"{k}={v}" for k, v in row["inputs"].items())
-
-
-# -- tables -------------------------------------------------------------------------------------
-def _text_table(head, rows) -> str:
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(head)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*map(str, r)) for r in rows])
-
-
-def _md_cell(v) -> str:
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(head, rows) -> str:
-    lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows])
-
-
-def _html_table(head, rows) -> str:
-    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{th}</tr>{body}</table>"
 
 
 # -- entry points -------------------------------------------------------------------------------
@@ -598,7 +473,7 @@ def compare(golden: Golden, got_codes: np.ndarray, *, nan_equal: bool = False, w
         en, gn = _is_nan(e, fmt), _is_nan(g, fmt)
         nan_kind[sl] = en.astype(np.int8) + gn
         match[sl] = (e == g) | (nan_equal & en & gn)
-        distance[sl] = np.where(en | gn, -1, np.abs(_ordered(e, fmt) - _ordered(g, fmt)))
+        distance[sl] = np.where(en | gn, -1, np.abs(ordered(e, fmt) - ordered(g, fmt)))
         for k, dep in enumerate(departures):
             if dep.output == out:
                 in_domain[k] += _classify(dep, golden.cases[ci], e.reshape(shape), g.reshape(shape), ~match[sl],

@@ -32,17 +32,15 @@ was killed, until the hidden .tmp file is gone).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .atomic import write_atomic
+from .parquet import read_metadata, write_parquet
 
 MODEL_ROW = "__model__"              # the "layer" of a run's whole-model record
 RECORD_FILES = "part-*.parquet"
-METADATA_PREFIX = "qsim."
 
 
 @dataclass(frozen=True)
@@ -203,10 +201,9 @@ def write_records(records: list[dict], out_dir, hardware=None, name: str | None 
     if hardware is not None:
         entries["hardware"] = {records[0]["config_hash"]: asdict(hardware)}
     arrays = [_column([r.get(field.name) for r in records], field) for field in schema]
-    table = pa.Table.from_arrays(arrays, schema=schema.with_metadata(
-        {f"{METADATA_PREFIX}{k}": json.dumps(v, default=str) for k, v in entries.items()}))
+    table = pa.Table.from_arrays(arrays, schema=schema)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    write_parquet(path, table, entries)
     if others and schema.names != dataset_columns:
         _conform(others, schema)
     return path
@@ -236,16 +233,13 @@ def _conform(files: list[Path], schema) -> None:
         arrays = [table[n].cast(field.type) if n in table.schema.names else pa.nulls(len(table), field.type)
                   for n, field in zip(schema.names, schema)]
         conformed = pa.Table.from_arrays(arrays, schema=schema.with_metadata(table.schema.metadata))
-        write_atomic(f, lambda tmp: pq.write_table(conformed, tmp))
+        write_parquet(f, conformed)
 
 
 def file_metadata(path) -> dict:
     """The qsim.<key> entries of a record file's metadata, decoded: {"schema": ..., "hardware":
     ..., "sweep": ...} as far as the file has them."""
-    import pyarrow.parquet as pq
-    raw = pq.read_schema(path).metadata or {}
-    prefix = METADATA_PREFIX.encode()
-    return {k[len(prefix):].decode(): json.loads(v) for k, v in raw.items() if k.startswith(prefix)}
+    return read_metadata(path)
 
 
 def read_hardware(directory) -> dict[str, dict]:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from . import quantities as q
 from . import svg
+from ..io.tables import html_table
 from .columns import Column, accuracy_column, cells, event_columns, summary_columns
 from .data import ModelResults, ReportData
 from .svg import esc
@@ -62,20 +63,22 @@ def _slug(model: str) -> str:
 # --- tables ---------------------------------------------------------------------------------------
 
 def table(rows: pd.DataFrame, columns: list[Column], cls: str = "sortable") -> str:
-    head = "".join(f'<th scope="col" class="{"num" if c.numeric else "text"}">{esc(c.header)}</th>'
-                   for c in columns)
-    body = "".join("<tr>" + "".join(_cell(c, v, best) for c, (v, best) in zip(columns, row)) + "</tr>"
-                   for row in cells(rows, columns))
-    return f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    shown = cells(rows, columns)
+    return (f'<div class="table-wrap">'
+            f'{html_table(columns, [[v for v, _ in row] for row in shown], cls, _cell(columns, shown))}</div>')
 
 
-def _cell(column: Column, value, best: bool) -> str:
-    classes = ["num" if column.numeric else "text"] + (["best"] if best else [])
-    if column.alarm and not is_missing(value) and value > 0:
-        classes.append("warn")
-    # JSON spells infinities as JavaScript's parseFloat reads them (Python's repr does not)
-    sort_key = "" if is_missing(value) else (json.dumps(float(value)) if column.numeric else str(value))
-    return f'<td class="{" ".join(classes)}" data-v="{esc(sort_key)}">{esc(column.show(value))}</td>'
+def _cell(columns: list[Column], shown):
+    """Decorates a cell: best of its column, warning (a non-zero alarm count), its sort key."""
+    def decorate(i: int, j: int, value) -> tuple[list[str], dict]:
+        column = columns[j]
+        classes = ["best"] if shown[i][j][1] else []
+        if column.alarm and not is_missing(value) and value > 0:
+            classes.append("warn")
+        # JSON spells infinities as JavaScript's parseFloat reads them (Python's repr does not)
+        sort_key = "" if is_missing(value) else (json.dumps(float(value)) if column.numeric else str(value))
+        return classes, {"data-v": sort_key}
+    return decorate
 
 
 # --- one model ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ..io.tables import markdown_table
 from .columns import cells, event_columns, summary_columns
 from .data import ModelResults, ReportData
 from .units import percent
@@ -27,15 +28,6 @@ def render_markdown(data: ReportData, title: str, html_name: str | None = None) 
 
 def _table(m: ModelResults) -> list[str]:
     columns = [c for c in summary_columns(m) + event_columns(m) if c.brief]
-    rows = [[_escape(f"**{c.show(v)}**" if best else c.show(v)) for c, (v, best) in zip(columns, row)]
-            for row in cells(m.summary, columns)]
-    rule = "|" + "|".join("---:" if c.numeric else "---" for c in columns) + "|"
-    return [_row(c.header for c in columns), rule, *map(_row, rows)]
-
-
-def _row(texts) -> str:
-    return "| " + " | ".join(texts) + " |"
-
-
-def _escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
+    shown = cells(m.summary, columns)
+    rows = [[v for v, _ in row] for row in shown]
+    return markdown_table(columns, rows, strong=lambda i, j: shown[i][j][1]).split("\n")
