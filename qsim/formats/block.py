@@ -111,8 +111,10 @@ class BlockFormat:
 
     @property
     def bits_per_element(self) -> float:
-        """Element bits plus the block scale's share (the per-tensor scale is not counted)."""
-        return self.element.storage_bits + self.scale.storage_bits / self.block_elements
+        """Element bits plus the block scale's share; scales are stored in whole bytes (UE4M3 in
+        one), the per-tensor scale is not counted."""
+        scale_bits = -(-self.scale.storage_bits // 8) * 8
+        return self.element.storage_bits + scale_bits / self.block_elements
 
     def describe(self) -> dict:
         return {
