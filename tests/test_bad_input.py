@@ -380,7 +380,7 @@ def test_mx_bad_block_size(block_size):
         qsim.mx_quantize(XM, "e4m3", block_size=block_size)
 
 
-@pytest.mark.parametrize("option, value", [("scale_rule", "ceil"), ("scale_rule", None),
+@pytest.mark.parametrize("option, value", [("scale_rule", "nearest"), ("scale_rule", None),
                                            ("zero_block", "zero"), ("nonfinite_block", "inf")])
 def test_mx_unknown_option(option, value):
     with pytest.raises(ValueError, match=option):
