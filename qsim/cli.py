@@ -10,17 +10,25 @@ import numpy as np
 
 def _cmd_formats(args) -> int:
     from . import builtin_formats
-    rows = [f.describe() for f in builtin_formats() if args.all or not getattr(f, "narrow", False)]
-    if args.kind:
-        rows = [r for r in rows if r["kind"] == args.kind]
-    head = f"{'name':<14}{'bits':>5}{'E':>4}{'M':>4}{'bias':>6}  {'specials':<9}{'max':>13}{'min normal':>13}{'min subnorm':>13}{'epsilon':>13}"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        def g(v):
-            return "-" if v is None else f" {v:.6g}"
-        print(f"{r['name']:<14}{r['bits']:>5}{g(r['e']):>4}{g(r['m']):>4}{g(r['bias']):>6}  {r['specials']:<9}"
-              f"{g(r['max']):>13}{g(r['min_normal']):>13}{g(r['min_subnormal']):>13}{g(r['epsilon']):>13}")
+    from .io.tables import columns, text_table
+    g = lambda v: "-" if v is None else f"{v:.6g}"
+    if args.kind in (None, "float", "int"):
+        rows = [f.describe() for f in builtin_formats() if args.all or not getattr(f, "narrow", False)]
+        rows = [r for r in rows if args.kind in (None, r["kind"])]
+        keys = ("name", "bits", "e", "m", "bias", "specials", "max", "min_normal", "min_subnormal", "epsilon")
+        cols = columns("name", "bits", "E", "M", "bias", "specials", "max", "min normal", "min subnorm", "epsilon",
+                       numeric=("bits", "E", "M", "bias", "max", "min normal", "min subnorm", "epsilon"))
+        print(text_table(cols, [[r[k] if k in ("name", "specials") else g(r[k]) for k in keys] for r in rows]))
+    if args.kind in (None, "block"):
+        from .formats.block import builtin_block_formats
+        from .quant.ggml import GGML_FORMATS
+        cols = columns("block format", "element", "block", "scale", "scale rule", "tensor scale", "bits/element",
+                       numeric=("bits/element",))
+        rows = [[r["name"], r["element"], r["block"], r["scale"], r["scale_rule"], "fp32" if r["tensor_scale"] else "-",
+                 g(r["bits"])] for r in (f.describe() for f in builtin_block_formats())]
+        rows += [[f"ggml {f.name}", f"{f.element_bits}-bit", str(f.block_elems), f.scale, "ggml", "-",
+                  g(f.bits_per_weight)] for f in GGML_FORMATS.values()]
+        print(("\n" if args.kind is None else "") + text_table(cols, rows))
     return 0
 
 
@@ -233,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     f = sub.add_parser("formats", help="print the table of number formats and their derived limits")
-    f.add_argument("--kind", choices=["float", "int"], help="only float or only integer formats")
+    f.add_argument("--kind", choices=["float", "int", "block"],
+                   help="only float, integer or block-scaled formats (OCP MX, NVFP4, FP8 block scaling, ggml)")
     f.add_argument("--all", action="store_true", help="include the narrow-range integer variants")
     f.set_defaults(func=_cmd_formats)
 
