@@ -15,11 +15,13 @@ from fractions import Fraction
 import numpy as np
 
 from ..codec import code_dtype, decode, encode, fits_float32
-from ..datapaths import (FLOAT_PRESETS, PRESETS, IntDatapath, any_datapath, convert_output, float_conv,
-                         float_matmul, mx_matmul, qlinear_conv, qlinear_matmul)
+from ..datapaths import (IntDatapath, convert_output, float_conv, float_matmul, mx_matmul, qlinear_conv,
+                         qlinear_matmul)
 from ..datapaths.integer import _int_fmt, _output_format, requantize_accumulator
 from ..formats import FloatFormat, IntFormat, builtin_formats, format as get_format
 from ..hardware import hardware_presets, load_hardware
+from ..plan import datapath_preset, datapath_presets
+from ..plan import resolve_datapath as plan_datapath
 from ..quant.intquant import container_dtype, quantize_int
 from ..quant.mx import MXArray, mx_quantize
 from ..rounding import rounding_code
@@ -41,16 +43,17 @@ def canonical_op(op: str) -> str:
 
 def resolve_datapath(spec):
     """(datapath, hardware or None) from a datapath preset name, a hardware preset name or a
-    hardware .toml path."""
+    hardware .toml path; a hardware description resolves as the simulator's plan does
+    (qsim.plan.resolve_datapath)."""
     if spec is None:
         return None, None
     name = str(spec)
-    if name in PRESETS or name in FLOAT_PRESETS:
-        return any_datapath(name), None
+    if name in datapath_presets():
+        return datapath_preset(name), None
     if name.endswith(".toml") or name in hardware_presets():
         hw = load_hardware(name)
-        return hw.resolve_datapath(), hw
-    raise ValueError(f"unknown datapath {name!r}: give a datapath preset ({', '.join([*PRESETS, *FLOAT_PRESETS])}), "
+        return plan_datapath(hw), hw
+    raise ValueError(f"unknown datapath {name!r}: give a datapath preset ({', '.join(datapath_presets())}), "
                      f"a hardware preset ({', '.join(hardware_presets())}) or a .toml file")
 
 

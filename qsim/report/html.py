@@ -202,7 +202,7 @@ def _hardware_section(data: ReportData) -> str:
 def _hardware_card(h: dict) -> str:
     """One description: what its datapath computes, the array, the energy table, the memories."""
     d, a, e = h["datapath"], h["array"], h.get("energy") or {}
-    path = _resolved(d)
+    path = _resolved(d, (h.get("quantization") or {}).get("mx_block", 32))
     facts = [("datapath", f'{d["kind"]} · {d["preset"]}' + (f": {path.description}" if path else "")),
              ("weights × activations → outputs", f'{d["weights"]} × {d["activations"]} → {d["outputs"]}'),
              ("vector unit", d.get("vector_format")), ("accumulator", _accumulator(d, path)),
@@ -219,12 +219,15 @@ def _hardware_card(h: dict) -> str:
             f'{memory}</article>')
 
 
-def _resolved(datapath: dict):
+def _resolved(datapath: dict, mx_block: int):
     """The qsim datapath a stored description names (None if this qsim cannot build it)."""
-    from ..hardware.spec import Datapath
+    from types import SimpleNamespace
+
+    from ..plan import resolve_datapath
     try:
-        return Datapath(**datapath).resolve()
-    except (TypeError, ValueError, KeyError):
+        return resolve_datapath(SimpleNamespace(datapath=SimpleNamespace(**datapath),
+                                                quantization=SimpleNamespace(mx_block=mx_block)))
+    except (TypeError, ValueError, KeyError, AttributeError):
         return None
 
 
