@@ -199,3 +199,35 @@ def _float_quantizer(fmt: str, granularity: str, source: str) -> Quantizer:
     if isinstance(f, FloatFormat) and f.storage_bits >= 16:
         return Quantizer(fmt)
     return Quantizer(fmt, granularity, True, 0, source)
+
+
+# a typical layer, for descriptions of a hardware's plan (qsim hardware --show, stored facts)
+TYPICAL_GEMM = (256, 1024, 1024)
+
+
+def accumulator_text(path) -> str:
+    """How a kernel path sums its products, in words."""
+    acc = path.accumulator
+    if isinstance(path, IntDatapath):
+        return f"int{acc.bits}, {acc.overflow}" + (", pairs saturate to 16 bits" if acc.pair_saturate16 else "")
+    if path.block_size:
+        text = f"MX blocks of {path.block_size} summed exactly, then {acc.format}"
+    elif acc.fused_group:
+        text = (f"fused groups of {acc.fused_group} products, {acc.fused_bits} bits kept ({acc.fused_align}), "
+                f"into {acc.format} ({acc.rounding})")
+    else:
+        text = f"{acc.order} adds in {acc.format} ({acc.rounding})"
+    return text + (f", promoted to FP32 every {acc.promote_every}" if acc.promote_every else "")
+
+
+def resolved_facts(hw) -> dict:
+    """The hardware as it runs, in words and numbers: what is stored with its records, so that
+    a report describes a dataset as it was made, not as today's presets would resolve it."""
+    path = resolve_datapath(hw)
+    weights, activations = (plan_gemm(hw, *TYPICAL_GEMM, weight) for weight in (True, False))
+    return {"datapath": path.name, "datapath_description": path.description,
+            "accumulator": accumulator_text(path),
+            "quantization": f"weights {weights.b.describe()}; activations {weights.a.describe()}",
+            "mac_pj": weights.cost.mac_pj,
+            "plan": {"shape": list(TYPICAL_GEMM), "weight GEMM": dict(weights.describe()),
+                     "activation GEMM": dict(activations.describe())}}

@@ -132,3 +132,67 @@ def test_show_prints_the_plan_of_a_typical_layer():
     assert run.returncode == 0, run.stderr
     assert "256x1024 @ 1024x1024" in run.stdout
     assert "int4 per-group of 128" in run.stdout and "bits per element A, B, C: 16, 4, 16" in run.stdout
+
+
+# -- the report describes a dataset by its stored description ------------------------------------
+def _stored_report(tmp_path, stored: dict) -> str:
+    from report_datasets import toy_run
+
+    from qsim.io import write_records
+    from qsim.report import build_report
+    rows = toy_run("a", stored["name"], 0.8, 1e6)
+    write_records(rows, tmp_path / "d", metadata={"hardware": {rows[0]["config_hash"]: stored}})
+    return build_report(tmp_path / "d", tmp_path / "r.html")[0].read_text()
+
+
+def test_the_report_describes_a_retired_preset_as_stored(tmp_path):
+    from dataclasses import asdict
+    stored = asdict(load_hardware("edge-npu-int8"))
+    stored["name"] = "retired-npu"
+    stored["datapath"]["preset"] = "retired-kernel"           # no such kernel path today
+    stored["resolved"].update(datapath="retired-kernel+acc24w", datapath_description="a kernel path of long ago",
+                              accumulator="int24, wrap", mac_pj=0.123)
+    html = _stored_report(tmp_path, stored)
+    for fact in ("retired-kernel+acc24w", "a kernel path of long ago", "int24, wrap", "0.123 pJ"):
+        assert fact in html
+
+
+def test_an_older_dataset_is_not_described_by_todays_presets(tmp_path):
+    """A description stored before the resolved facts were: only what it says is shown."""
+    from dataclasses import asdict
+
+    from qsim.datapaths import PRESETS
+    stored = asdict(load_hardware("edge-npu-int8"))
+    del stored["resolved"]
+    html = _stored_report(tmp_path, stored)
+    assert stored["datapath"]["preset"] in html and PRESETS[stored["datapath"]["preset"]].description not in html
+
+
+def test_stored_facts_are_the_plan():
+    hw = override_hardware("mxfp8", {"quantization.mx_block": 16})
+    facts = hw.resolved
+    assert facts["datapath"] == "mxfp8+block16" and "MX blocks of 16" in facts["accumulator"]
+    assert facts["mac_pj"] == plan_gemm(hw, 1, 1, 1, True).cost.mac_pj
+    assert facts["plan"]["weight GEMM"] == dict(plan_gemm(hw, 256, 1024, 1024, True).describe())
+
+
+def test_the_report_imports_neither_hardware_nor_the_simulator():
+    import ast
+    from pathlib import Path
+
+    import qsim.report
+    for source in Path(qsim.report.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                assert not any(part in ("hardware", "sim", "plan") for part in module.strip(".").split(".")[:1]), \
+                    f"{source.name} imports {module}"
+
+
+def test_config_hash_is_the_descriptions_and_follows_every_setting():
+    from qsim.sim.simulate import config_hash
+    base = load_hardware("edge-npu-int8")
+    assert config_hash(base) == base.config_hash == load_hardware("edge-npu-int8").config_hash
+    for key, value in (("datapath.accumulator_bits", 16), ("quantization.weights", "per-tensor"),
+                       ("array.rows", 32), ("energy.mac_pj", 0.5)):
+        assert override_hardware("edge-npu-int8", {key: value}).config_hash != base.config_hash, key

@@ -8,8 +8,9 @@ scheme, the compute array, the memory levels and the energy table with its citat
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formats import format as get_format
@@ -92,11 +93,24 @@ class Hardware:
     array: ComputeArray
     memory: tuple[MemoryLevel, ...]
     energy: Energy
+    # derived, not a setting: the plan's facts in words and numbers (qsim.plan.resolved_facts),
+    # stored with the records (write_records) so that reports describe the hardware as it ran
+    resolved: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        from ..plan import resolved_facts
+        object.__setattr__(self, "resolved", resolved_facts(self))
 
     def resolve_datapath(self):
         """The kernel path this hardware runs (qsim.plan.resolve_datapath)."""
         from ..plan import resolve_datapath
         return resolve_datapath(self)
+
+    @property
+    def config_hash(self) -> str:
+        """The records' name for this description: the hash of every setting (the derived
+        `resolved` facts left out), so it changes whenever anything that changes results does."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
 
     @property
     def peak_macs_per_s(self) -> float:

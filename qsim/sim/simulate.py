@@ -16,7 +16,6 @@ Layers named in fp32_layers run in FP32 (partial quantization, sensitivity analy
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections import OrderedDict, defaultdict
@@ -290,7 +289,7 @@ def _model_metrics(work, ref: np.ndarray, out: np.ndarray) -> dict:
 
 
 def config_hash(hw) -> str:
-    return hashlib.sha256(repr(hw).encode()).hexdigest()[:16]
+    return hw.config_hash
 
 
 def _run_info(work_name: str, hw, path, seed: int, calibration: str) -> dict:
