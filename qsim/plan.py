@@ -95,19 +95,9 @@ class Kernel:
             return "layer kept in FP32 (the reference forward pass)"
         if self.kind == "fp32":
             return "FP32 operands: float32 products and sums (the host's FP32 GEMM)"
-        acc = self.path.accumulator
         if self.kind == "integer":
-            return (f"integer {self.a_format} x {self.b_format}, accumulator int{acc.bits} {acc.overflow}"
-                    + (", pairs saturate to 16 bits" if acc.pair_saturate16 else ""))
-        if self.kind == "mx":
-            return f"MX blocks of {self.block}: exact block dot products, scales applied, {acc.format} accumulation"
-        if acc.fused_group:
-            text = (f"fused groups of {acc.fused_group} products, {acc.fused_bits} bits kept ({acc.fused_align}), "
-                    f"into {acc.format} ({acc.rounding})")
-        else:
-            text = f"{acc.order} adds in {acc.format} ({acc.rounding})"
-        text += f", promoted to FP32 every {acc.promote_every}" if acc.promote_every else ""
-        return f"float {self.a_format} x {self.b_format}: {text}"
+            return f"integer {self.a_format} x {self.b_format}, accumulator {accumulator_text(self.path)}"
+        return f"{self.kind} {self.a_format} x {self.b_format}: {accumulator_text(self.path)}"
 
 
 @dataclass(frozen=True)
