@@ -91,7 +91,14 @@ def _cmd_hardware(args) -> int:
         for level in hw.memory:
             print(f"  memory {level.name}: {level.size_bytes} B, {level.bandwidth_bytes_per_s:g} B/s, "
                   f"{level.energy_pj_per_byte} pJ/B ({level.source})")
-        print(f"  resolved GEMM datapath: {hw.resolve_datapath()}")
+        from .plan import plan_gemm
+        m, k, n = 256, 1024, 1024
+        for weight in (True, False):
+            plan = plan_gemm(hw, m, k, n, weight)
+            print(f"  plan of a {m}x{k} @ {k}x{n} GEMM with {'weights' if weight else 'activations'} as B "
+                  f"(datapath {plan.datapath}):")
+            for what, text in plan.describe():
+                print(f"    {what}: {text}")
         return 0
     print(f"{'name':<20} {'GEMM datapath':<34} {'array':>10} {'clock':>9} {'peak TMAC/s':>12}")
     for name in hardware_presets():

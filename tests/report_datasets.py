@@ -24,7 +24,7 @@ def simulated_runs() -> tuple[tuple[dict, ...], ...]:
 def write_simulated(directory: Path) -> Path:
     """The simulated runs as `qsim simulate` writes them: DIR/part-<run_id>.parquet."""
     for records in simulated_runs():
-        write_records(list(records), directory)
+        write_records(list(records), directory, hardware=load_hardware(records[0]["hardware"]))
     return directory
 
 

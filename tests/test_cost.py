@@ -47,8 +47,11 @@ def test_bad_arguments(args, match):
 
 def test_gemm_layer_cost_by_hand():
     from qsim.hardware.cost import gemm_layer_cost
+    from qsim.plan import plan_gemm
     hw = load_hardware("edge-npu-int8")             # 16x16 WS, 500 MHz, sram 384 KiB, dram
-    c = gemm_layer_cost(hw, 64, 256, 128, "int8", "int8", "int8")
+    plan = plan_gemm(hw, 64, 256, 128, weight=True)
+    assert plan.cost.bits == (8, 8, 8)
+    c = gemm_layer_cost(hw, 64, 256, 128, plan.cost)
     # WS: folds = ceil(256/16) * ceil(128/16) = 128; cycles = 128 * (32 + 16 + 64 - 2) - 1
     assert c.cycles == 128 * 110 - 1 and c.macs == 64 * 256 * 128
     sram = 64 * 256 * 8 + 256 * 128 + 64 * 128 * 16                  # words: A ceil(N/C), B, C ceil(K/R)
@@ -63,12 +66,15 @@ def test_gemm_layer_cost_by_hand():
 
 def test_mx_and_sub_byte_formats_scale_the_bytes():
     from qsim.hardware import load_hardware
-    from qsim.hardware.cost import element_bits, gemm_layer_cost
+    from qsim.hardware.cost import GemmCostInputs, element_bits, gemm_layer_cost
+    from qsim.plan import plan_gemm
     assert element_bits("fp4_e2m1", 32) == 4.25 and element_bits("int4") == 4 and element_bits("bf16") == 16
     hw = load_hardware("mxfp4")
-    c4 = gemm_layer_cost(hw, 64, 64, 64, "fp4_e2m1", "fp4_e2m1", "bf16", mx_block=32)
+    inputs4 = GemmCostInputs.of(("fp4_e2m1", "fp4_e2m1", "bf16"), 32, hw.energy.mac_pj)
+    assert plan_gemm(hw, 64, 64, 64, weight=True).cost == inputs4      # the plan charges what it runs
+    c4 = gemm_layer_cost(hw, 64, 64, 64, inputs4)
     hw8 = load_hardware("mxfp8")
-    c8 = gemm_layer_cost(hw8, 64, 64, 64, "e4m3", "e4m3", "bf16", mx_block=32)
+    c8 = gemm_layer_cost(hw8, 64, 64, 64, plan_gemm(hw8, 64, 64, 64, weight=True).cost)
     a_b_words = 64 * 64 * 1 + 64 * 64 * 1                            # OS, one fold: A and B read once
     assert c8.bytes_by_level["sram"] - c4.bytes_by_level["sram"] == pytest.approx(a_b_words * (8.25 - 4.25) / 8)
 
@@ -77,11 +83,15 @@ def test_mac_energy_follows_an_overridden_accumulator_width():
     """mac_pj is quoted for the preset's accumulator; a different width moves the adder's share
     by 0.1 pJ / 32 bits (Horowitz 45 nm), which lands on the table's int8_acc16 = 0.25 pJ."""
     from qsim.hardware import override_hardware
-    from qsim.hardware.cost import gemm_layer_cost, mac_energy_pj
+    from qsim.hardware.cost import gemm_layer_cost
+    from qsim.plan import plan_gemm
+
+    def mac_energy_pj(hw):
+        return plan_gemm(hw, 4, 64, 8, weight=True).cost.mac_pj
     base = load_hardware("edge-npu-int8")                       # int8_acc32: 0.30 pJ
     acc16 = override_hardware("edge-npu-int8", {"datapath.accumulator_bits": 16})
     assert mac_energy_pj(base) == 0.30 and mac_energy_pj(acc16) == pytest.approx(0.30 - 16 * 0.1 / 32)
     assert mac_energy_pj(acc16) == pytest.approx(mac_energy_pj(load_hardware("edge-npu-int8-acc16")))
-    cost = gemm_layer_cost(acc16, 4, 64, 8, "int8", "int8", "int8")
+    cost = gemm_layer_cost(acc16, 4, 64, 8, plan_gemm(acc16, 4, 64, 8, weight=True).cost)
     assert cost.energy_pj["mac"] == pytest.approx(4 * 64 * 8 * 0.25 * acc16.energy.calibration)
     assert mac_energy_pj(load_hardware("h100-fp8")) == load_hardware("h100-fp8").energy.mac_pj

@@ -82,7 +82,7 @@ def _random_ranges(a, b, y):
 
 def _executor(hardware, ranges, layer_name="mm"):
     hw = load_hardware(hardware)
-    ex = sim._OnHardware(hw, hw.datapath.resolve(), ranges, ())
+    ex = sim._OnHardware(hw, ranges, ())
     ex.layer = MatMul(layer_name)
     return ex
 
@@ -136,7 +136,7 @@ def test_dynamic_int8_equals_matmul_integer_to_float():
     x = rng.normal(size=(6, 30)).astype(np.float32) * 3
     w = rng.normal(size=(30, 5)).astype(np.float32)
     bias = rng.normal(size=5).astype(np.float32)
-    ex = sim._OnHardware(hw, hw.datapath.resolve(), {}, ())
+    ex = sim._OnHardware(hw, {}, ())
     ex.layer = Linear("fc", w, bias)
     got = ex.gemm("fc", x, w, bias)
     lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
@@ -167,7 +167,7 @@ def test_partial_quantization_keeps_named_layers_in_fp32():
 def test_vector_format_rounds_vector_results():
     hw = override_hardware("edge-npu-int8", {"datapath.vector_format": "bf16"})
     work = load_model("digits-cnn")
-    ex = sim._OnHardware(hw, hw.datapath.resolve(), {}, ())
+    ex = sim._OnHardware(hw, {}, ())
     ex.layer = ReLU("relu")
     x = rng.normal(size=(3, 50)).astype(np.float32)
     y = ex.vector(np.maximum(x, 0), x.size)

@@ -15,7 +15,7 @@ def test_every_preset_ships_and_loads():
     for name in PRESETS:
         hw = load_hardware(name)
         assert hw.name == name and hw.energy.source and all(level.source for level in hw.memory)
-        assert isinstance(hw.datapath.resolve(), (IntDatapath, FloatDatapath))
+        assert isinstance(hw.resolve_datapath(), (IntDatapath, FloatDatapath))
 
 
 @pytest.mark.parametrize("name,tmacs", [
@@ -27,9 +27,9 @@ def test_peaks_match_the_cited_dense_figures(name, tmacs):
 
 
 def test_accumulator_override_resolves_to_a_16_bit_saturating_datapath():
-    path = load_hardware("edge-npu-int8-acc16").datapath.resolve()
+    path = load_hardware("edge-npu-int8-acc16").resolve_datapath()
     assert path.accumulator == Accumulator(16, "saturate")
-    assert path.requant == load_hardware("edge-npu-int8").datapath.resolve().requant
+    assert path.requant == load_hardware("edge-npu-int8").resolve_datapath().requant
 
 
 

@@ -62,16 +62,6 @@ def get_datapath(spec) -> IntDatapath:
     raise ValueError(f"unknown integer datapath {spec!r}; presets are {', '.join(PRESETS)}")
 
 
-def any_datapath(spec):
-    """An integer or floating-point datapath (IntDatapath or FloatDatapath) by preset name."""
-    from .floating import FLOAT_PRESETS, FloatDatapath
-    if isinstance(spec, (IntDatapath, FloatDatapath)):
-        return spec
-    if isinstance(spec, str) and spec in FLOAT_PRESETS:
-        return FLOAT_PRESETS[spec]
-    return get_datapath(spec)
-
-
 # -- validation -------------------------------------------------------------------------------
 def _int_fmt(fmt, default: str, what: str) -> IntFormat:
     f = get_format(default if fmt is None else fmt)

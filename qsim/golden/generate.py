@@ -13,8 +13,9 @@ from dataclasses import asdict, is_dataclass
 
 import numpy as np
 
-from ..datapaths import FLOAT_PRESETS, PRESETS, any_datapath
 from ..hardware import hardware_presets, load_hardware
+from ..plan import datapath_preset, datapath_presets
+from ..plan import resolve_datapath as plan_datapath
 from .ops import REGISTRY, GoldenConfig, get_op
 from .store import Golden, write_golden
 
@@ -28,16 +29,17 @@ def canonical_op(op: str) -> str:
 
 def resolve_datapath(spec):
     """(datapath, hardware or None) from a datapath preset name, a hardware preset name or a
-    hardware .toml path."""
+    hardware .toml path; a hardware description resolves as the simulator's plan does
+    (qsim.plan.resolve_datapath)."""
     if spec is None:
         return None, None
     name = str(spec)
-    if name in PRESETS or name in FLOAT_PRESETS:
-        return any_datapath(name), None
+    if name in datapath_presets():
+        return datapath_preset(name), None
     if name.endswith(".toml") or name in hardware_presets():
         hw = load_hardware(name)
-        return hw.resolve_datapath(), hw
-    raise ValueError(f"unknown datapath {name!r}: give a datapath preset ({', '.join([*PRESETS, *FLOAT_PRESETS])}), "
+        return plan_datapath(hw), hw
+    raise ValueError(f"unknown datapath {name!r}: give a datapath preset ({', '.join(datapath_presets())}), "
                      f"a hardware preset ({', '.join(hardware_presets())}) or a .toml file")
 
 

@@ -71,11 +71,17 @@ def element_bits(fmt_name: str, mx_block: int = 0) -> float:
     return bits + (8.0 / mx_block if mx_block else 0.0)
 
 
-def mac_energy_pj(hw) -> float:
-    """Energy of one MAC (before calibration): the description's mac_pj, its adder share moved
-    to the integer accumulator's actual width when that differs from the quoted one."""
-    bits = hw.resolve_datapath().accumulator.bits if hw.datapath.kind == "integer" else None
-    return hw.energy.mac_pj_at(bits)
+@dataclass(frozen=True)
+class GemmCostInputs:
+    """What the cost model charges for a GEMM, as the plan (qsim.plan) resolved it."""
+    bits: tuple[float, float, float]      # storage bits per element of A, B, C, block scales included
+    mac_pj: float                         # one MAC (before calibration) with the resolved accumulator
+
+    @classmethod
+    def of(cls, formats: tuple[str, str, str], mx_block: int, mac_pj: float) -> "GemmCostInputs":
+        """From the formats of A, B, C; MX blocks (mx_block > 0) add their scale to A and B."""
+        a, b, c = formats
+        return cls((element_bits(a, mx_block), element_bits(b, mx_block), element_bits(c)), mac_pj)
 
 
 @dataclass(frozen=True)
@@ -93,18 +99,18 @@ class LayerCost:
         return sum(self.energy_pj.values())
 
 
-def gemm_layer_cost(hw, m: int, k: int, n: int, a_format: str, b_format: str, c_format: str,
-                    mx_block: int = 0) -> LayerCost:
+def gemm_layer_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs) -> LayerCost:
     """Cost of one GEMM (A: M x K activations, B: K x N weights, C: M x N) on `hw`.
 
     The array's SRAM traffic (in words) is scaled by each operand's bits and charged to the
     first memory level; each farther level sees every operand once when it fits half of the
     nearer level (double buffering), else the nearer level's full traffic. Energy: MACs x
-    mac_energy_pj x calibration, plus bytes x pJ/byte at each level.
+    inputs.mac_pj x calibration, plus bytes x pJ/byte at each level. `inputs` come from the
+    GEMM's plan (qsim.plan.plan_gemm(...).cost).
     """
     arr = hw.array
     c = systolic_gemm(m, k, n, arr.rows, arr.cols, arr.dataflow)
-    bits = (element_bits(a_format, mx_block), element_bits(b_format, mx_block), element_bits(c_format))
+    bits = inputs.bits
     near = (c.words_a * bits[0] + c.words_b * bits[1] + c.words_c * bits[2]) / 8
     sizes = (m * k * bits[0] / 8, k * n * bits[1] / 8, m * n * bits[2] / 8)
     bytes_by_level = {}
@@ -117,7 +123,7 @@ def gemm_layer_cost(hw, m: int, k: int, n: int, a_format: str, b_format: str, c_
     seconds, bound = roofline_seconds(c.cycles, arr.clock_hz, bytes_by_level,
                                       {lv.name: lv.bandwidth_bytes_per_s for lv in hw.memory})
     macs = m * k * n
-    energy = {"mac": macs * mac_energy_pj(hw) * hw.energy.calibration}
+    energy = {"mac": macs * inputs.mac_pj * hw.energy.calibration}
     for level in hw.memory:
         energy[level.name] = bytes_by_level[level.name] * level.energy_pj_per_byte
     return LayerCost(macs, c.cycles, seconds, bound, macs / (c.cycles * arr.rows * arr.cols),

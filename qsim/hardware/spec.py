@@ -8,8 +8,9 @@ scheme, the compute array, the memory levels and the energy table with its citat
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formats import format as get_format
@@ -33,17 +34,6 @@ class Datapath:
     vector_format: str
     accumulator_bits: int | None = None          # integer kind: overrides the preset's width
     accumulator_overflow: str | None = None      # "wrap" or "saturate"
-
-    def resolve(self):
-        """The qsim.datapaths datapath this describes (IntDatapath or FloatDatapath)."""
-        from dataclasses import replace
-        from ..datapaths import any_datapath
-        path = any_datapath(self.preset)
-        if self.accumulator_bits is not None or self.accumulator_overflow is not None:
-            acc = replace(path.accumulator, bits=self.accumulator_bits or path.accumulator.bits,
-                          overflow=self.accumulator_overflow or path.accumulator.overflow)
-            path = replace(path, name=f"{path.name}+acc{acc.bits}{acc.overflow[0]}", accumulator=acc)
-        return path
 
 
 @dataclass(frozen=True)
@@ -103,16 +93,24 @@ class Hardware:
     array: ComputeArray
     memory: tuple[MemoryLevel, ...]
     energy: Energy
+    # derived, not a setting: the plan's facts in words and numbers (qsim.plan.resolved_facts),
+    # stored with the records (write_records) so that reports describe the hardware as it ran
+    resolved: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        from ..plan import resolved_facts
+        object.__setattr__(self, "resolved", resolved_facts(self))
 
     def resolve_datapath(self):
-        """The qsim.datapaths datapath this hardware runs: its preset with the described
-        accumulator and, on MX datapaths, quantization.mx_block as the block size."""
-        from dataclasses import replace
-        path = self.datapath.resolve()
-        if getattr(path, "block_size", 0) and path.block_size != self.quantization.mx_block:
-            block = self.quantization.mx_block
-            path = replace(path, name=f"{path.name}+block{block}", block_size=block)
-        return path
+        """The kernel path this hardware runs (qsim.plan.resolve_datapath)."""
+        from ..plan import resolve_datapath
+        return resolve_datapath(self)
+
+    @property
+    def config_hash(self) -> str:
+        """The records' name for this description: the hash of every setting (the derived
+        `resolved` facts left out), so it changes whenever anything that changes results does."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
 
     @property
     def peak_macs_per_s(self) -> float:
@@ -336,7 +334,7 @@ def override_hardware(spec, overrides: dict, name: str | None = None) -> Hardwar
     base = hardware_from_document(doc, str(spec))
     if base.datapath.kind == "integer" and isinstance(doc.get("energy"), dict):
         # mac_pj stays quoted for the base accumulator; a new width changes the adder's share
-        doc["energy"].setdefault("accumulator_bits", base.datapath.resolve().accumulator.bits)
+        doc["energy"].setdefault("accumulator_bits", base.resolve_datapath().accumulator.bits)
     for key, value in overrides.items():
         *tables, leaf = key.split(".")
         node = doc

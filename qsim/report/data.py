@@ -206,30 +206,19 @@ def _layer_events(layer_rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _hardware_definitions(path: Path, frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
-    """Descriptions stored in the record files' metadata; for runs without one, the shipped
-    preset of the same name when its hash proves it is the description that ran."""
+    """Descriptions stored in the record files' metadata (as they ran: never looked up again in
+    today's presets); runs without one are named only."""
     runs = frame[frame["layer"] == MODEL_ROW].drop_duplicates("config_hash")
     stored = read_hardware(path)
     found, missing = [], []
     for _, run in runs.iterrows():
-        hw = stored.get(run["config_hash"]) or _matching_preset(run["hardware"], run["config_hash"])
+        hw = stored.get(run["config_hash"])
         if hw is None:
             missing.append({"hardware": run["hardware"], "datapath": run["datapath"],
                             "config_hash": run["config_hash"]})
         else:
             found.append(dict(hw, config_hash=run["config_hash"]))
     return found, missing
-
-
-def _matching_preset(name: str, wanted_hash: str) -> dict | None:
-    from dataclasses import asdict
-    try:
-        from ..hardware import load_hardware
-        from ..sim.simulate import config_hash
-        hw = load_hardware(name)
-    except Exception:         # not a preset (or the simulator moved it): report the name only
-        return None
-    return asdict(hw) if config_hash(hw) == wanted_hash else None
 
 
 def _formats_used(hardware: list[dict]) -> list[dict]:

@@ -195,7 +195,7 @@ def _hardware_section(data: ReportData) -> str:
              f'<div class="cards">{cards}</div>' if cards else ""]
     if data.unresolved:
         parts.append('<p class="note">No stored description for these runs (the dataset has no '
-                     'hardware/&lt;config_hash&gt;.json for them and no shipped preset matches their hash); '
+                     'hardware description stored with them); '
                      'only their names are known.</p>')
         columns = [Column(k, lambda r, k=k: r[k], text, numeric=False) for k in ("hardware", "datapath", "config_hash")]
         parts.append(table(pd.DataFrame(data.unresolved), columns, cls="sortable definitions"))
@@ -203,16 +203,18 @@ def _hardware_section(data: ReportData) -> str:
 
 
 def _hardware_card(h: dict) -> str:
-    """One description: what its datapath computes, the array, the energy table, the memories."""
-    d, a, e = h["datapath"], h["array"], h.get("energy") or {}
-    path = _resolved(d)
-    facts = [("datapath", f'{d["kind"]} · {d["preset"]}' + (f": {path.description}" if path else "")),
+    """One stored description, as it ran: its settings and the facts the plan resolved when its
+    records were written (an older dataset without them shows its settings only)."""
+    d, a, e, r = h["datapath"], h["array"], h.get("energy") or {}, h.get("resolved") or {}
+    about = r.get("datapath_description")
+    kernel = (r.get("plan") or {}).get("weight GEMM", {}).get("kernel")
+    facts = [("datapath", f'{d["kind"]} · {r.get("datapath", d["preset"])}' + (f": {about}" if about else "")),
              ("weights × activations → outputs", f'{d["weights"]} × {d["activations"]} → {d["outputs"]}'),
-             ("vector unit", d.get("vector_format")), ("accumulator", _accumulator(d, path)),
-             ("quantization", _quantization(h)),
+             ("vector unit", d.get("vector_format")), ("accumulator", _accumulator(d, r)),
+             ("quantization", _quantization(h, r)), ("weight GEMM kernel", kernel),
              ("array", f'{a["rows"]}×{a["cols"]} {a["dataflow"]} at {frequency(a["clock_hz"])}'),
              ("peak", per_second(a["rows"] * a["cols"] * a["clock_hz"], "MAC/s")),
-             ("energy per MAC", _mac_energy(h)), ("energy source", e.get("source")),
+             ("energy per MAC", _mac_energy(h, r)), ("energy source", e.get("source")),
              ("config hash", h.get("config_hash"))]
     rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(text(v))}</td></tr>' for k, v in facts)
     levels = pd.DataFrame(h.get("memory") or [])
@@ -222,34 +224,17 @@ def _hardware_card(h: dict) -> str:
             f'{memory}</article>')
 
 
-def _resolved(datapath: dict):
-    """The qsim datapath a stored description names (None if this qsim cannot build it)."""
-    from ..hardware.spec import Datapath
-    try:
-        return Datapath(**datapath).resolve()
-    except (TypeError, ValueError, KeyError):
-        return None
+def _accumulator(d: dict, resolved: dict) -> str:
+    """How the datapath summed products, as stored."""
+    if resolved.get("accumulator"):
+        return resolved["accumulator"]
+    bits = d.get("accumulator_bits")
+    return f'int{int(bits)}, {d.get("accumulator_overflow") or "preset overflow"}' if bits else MISSING
 
 
-def _accumulator(d: dict, path) -> str:
-    """How the datapath sums products, from its resolved preset."""
-    if path is None:
-        bits = d.get("accumulator_bits")
-        return f'int{int(bits)}, {d.get("accumulator_overflow") or "preset overflow"}' if bits else MISSING
-    acc = path.accumulator
-    if d["kind"] == "integer":
-        return f"int{acc.bits}, {acc.overflow}" + (", pairs saturate to 16 bits" if acc.pair_saturate16 else "")
-    if getattr(path, "block_size", 0):
-        text = f"MX blocks of {path.block_size} summed exactly, then {acc.format}"
-    elif acc.fused_group:
-        text = (f"fused groups of {acc.fused_group} products, {acc.fused_bits} bits kept ({acc.fused_align}), "
-                f"into {acc.format} ({acc.rounding})")
-    else:
-        text = f"{acc.order} adds in {acc.format} ({acc.rounding})"
-    return text + (f", promoted to FP32 every {acc.promote_every}" if acc.promote_every else "")
-
-
-def _quantization(h) -> str:
+def _quantization(h, resolved: dict) -> str:
+    if resolved.get("quantization"):
+        return resolved["quantization"]
     q = h.get("quantization") or {}
     if not q:
         return MISSING
@@ -263,12 +248,12 @@ def _quantization(h) -> str:
     return text
 
 
-def _mac_energy(h) -> str:
+def _mac_energy(h, resolved: dict) -> str:
     e = h.get("energy") or {}
     if not e:
         return MISSING
     scaled = f' × {number(e["calibration"])}' if e.get("calibration", 1) != 1 else ""
-    return f'{number(e.get("mac_pj"))} pJ{scaled} at {e.get("node_nm", "?")} nm'
+    return f'{number(resolved.get("mac_pj", e.get("mac_pj")))} pJ{scaled} at {e.get("node_nm", "?")} nm'
 
 
 def _memory_columns() -> list[Column]:

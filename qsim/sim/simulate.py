@@ -16,7 +16,6 @@ Layers named in fp32_layers run in FP32 (partial quantization, sensitivity analy
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections import OrderedDict, defaultdict
@@ -24,12 +23,13 @@ from collections import OrderedDict, defaultdict
 import numpy as np
 
 from .. import __version__, encode, quantize
-from ..datapaths import FloatAccumulator, IntDatapath, float_matmul, int_matmul, mx_matmul, quantize_bias
+from ..datapaths import FloatAccumulator, float_matmul, int_matmul, mx_matmul, quantize_bias
 from ..datapaths.integer import requantize_accumulator
 from ..formats import IntFormat, format as get_format
 from ..hardware import load_hardware
 from ..hardware.cost import gemm_layer_cost, vector_layer_cost
 from ..io import MODEL_ROW
+from ..plan import plan_gemm, resolve_datapath
 from ..quant.calibrate import calibrate
 from ..quant.intquant import dequantize_int, quantize_int
 from ..quant.mx import mx_quantize
@@ -91,29 +91,39 @@ def _prepare(work, calibration: str):
 
 
 class _OnHardware(FP32):
-    """Runs each GEMM on the hardware's datapath and each vector result in its vector format,
-    noting per call the counts and cost (collected per layer in `parts`)."""
+    """Runs each GEMM as its plan (qsim.plan) says and each vector result in the vector format,
+    noting per call the counts and cost (collected per layer in `parts`). Plans are made once
+    per (layer, GEMM key, shape, weight) and kept."""
 
-    def __init__(self, hw, path, ranges: dict, fp32_layers):
-        self.hw, self.path, self.ranges, self.fp32_layers = hw, path, ranges, frozenset(fp32_layers)
+    def __init__(self, hw, ranges: dict, fp32_layers):
+        self.hw, self.ranges, self.fp32_layers = hw, ranges, frozenset(fp32_layers)
         self.parts: list[dict] = []
+        self.plans: dict = {}
 
     @property
     def _full_precision(self) -> bool:
         return self.layer.name in self.fp32_layers
 
+    def plan(self, key, m: int, k: int, n: int, weight: bool):
+        full = self._full_precision
+        cache_key = (key, m, k, n, weight, full)
+        found = self.plans.get(cache_key)
+        if found is None:
+            found = self.plans[cache_key] = plan_gemm(self.hw, m, k, n, weight, full_precision=full)
+        return found
+
     def gemm(self, key, a, b, bias=None, weight=True):
-        d = self.hw.datapath
-        if self._full_precision:
-            y, counts, formats = super().gemm(key, a, b, bias, weight), {"overflow": 0, "saturated": 0}, ("fp32",) * 3
-        else:
-            run = self._int_gemm if isinstance(self.path, IntDatapath) else self._float_gemm
-            y, counts = run(key, a, b, bias, weight)
-            formats = (d.activations, d.weights if weight else d.activations, d.outputs)
-        batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-        mx = self.hw.quantization.mx_block if self.hw.quantization.weights == "mx" and not self._full_precision else 0
-        self.parts.append(dict(counts, M=m, K=k, N=n, **_cost_fields(gemm_layer_cost(self.hw, m, k, n, *formats, mx),
+        plan = self.plan(key, m, k, n, weight)
+        kind = plan.kernel.kind
+        if kind == "fp32-layer":
+            y, counts = super().gemm(key, a, b, bias, weight), {"overflow": 0, "saturated": 0}
+        elif kind == "integer":
+            y, counts = self._int_gemm(plan, key, a, b, bias, weight)
+        else:
+            y, counts = self._float_gemm(plan, key, a, b, bias, weight)
+        batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
+        self.parts.append(dict(counts, M=m, K=k, N=n, **_cost_fields(gemm_layer_cost(self.hw, m, k, n, plan.cost),
                                                                      batch)))
         return y
 
@@ -124,29 +134,28 @@ class _OnHardware(FP32):
         self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(vector_layer_cost(self.hw, reads, y.size, fmt))))
         return y
 
-    def _range(self, key, role, x):
-        return _observed(x) if self.hw.quantization.dynamic_activations else self.ranges[key][role]
+    def _range(self, quantizer, key, role, x):
+        return _observed(x) if quantizer.range == "dynamic" else self.ranges[key][role]
 
-    # -- integer datapaths -------------------------------------------------------------------------
-    def _int_gemm(self, key, a, b, bias, weight):
-        d, q, path = self.hw.datapath, self.hw.quantization, self.path
-        af, yf = get_format(d.activations), get_format(d.outputs)
-        sa, za = _affine(*self._range(key, "a", a), af, q.symmetric_activations)
+    # -- integer kernels ---------------------------------------------------------------------------
+    def _int_gemm(self, plan, key, a, b, bias, weight):
+        qa, qb, out, path = plan.a, plan.b, plan.output, plan.kernel.path
+        af, yf = get_format(qa.format), get_format(out.format)
+        sa, za = _affine(*self._range(qa, key, "a", a), af, qa.symmetric)
         aq = quantize_int(a, af, sa, int(za))
+        bf = get_format(qb.format)
         if weight:
-            bf = get_format(d.weights)
-            sb, zb = self._weight_scales(b, bias, bf, sa)
+            sb, zb = self._weight_scales(qb, path, b, bias, bf, sa)
         else:
-            bf = af
-            sb, zb = _affine(*self._range(key, "b", b), af, q.symmetric_activations)
+            sb, zb = _affine(*self._range(qb, key, "b", b), bf, qb.symmetric)
         bq = quantize_int(b, bf, sb, zb, axis=1 if np.ndim(sb) else None)
         acc, events = int_matmul(aq, bq, int(za), zb, path.accumulator, return_events=True)
-        if q.dynamic_activations:             # the accumulator scaled to float32, then the float bias
+        if out.method == "scale-to-float":      # the accumulator scaled to float32, then the float bias
             y = acc.astype(np.float32) * (sa * sb).astype(np.float32)
             y = y if bias is None else (y + bias).astype(np.float32)
-            y = y if d.outputs == "fp32" else quantize(y, d.outputs, saturate=True)
+            y = y if out.format == "fp32" else quantize(y, out.format, saturate=True)
         else:
-            sy, zy = _affine(*self.ranges[key]["y"], yf, q.symmetric_activations)
+            sy, zy = _affine(*self.ranges[key]["y"], yf, out.symmetric)
             qbias = None if bias is None else bias if path.bias == "float" else quantize_bias(bias, sa, sb)
             yq, events = requantize_accumulator(acc, events, qbias, sa, sb, sy, int(zy), yf.qmin, yf.qmax, path, yf)
             y = dequantize_int(yq, sy, int(zy))
@@ -154,69 +163,73 @@ class _OnHardware(FP32):
         wraps = path.accumulator.overflow == "wrap"
         return y, {"overflow": total if wraps else 0, "saturated": 0 if wraps else total}
 
-    def _weight_scales(self, w, bias, fmt: IntFormat, sa):
+    @staticmethod
+    def _weight_scales(qb, path, w, bias, fmt: IntFormat, sa):
         """Weight scales and zero points, per output channel or per tensor."""
-        q = self.hw.quantization                       # per-channel or per-tensor: the description checks
-        axis = 0 if q.weights == "per-channel" else None
-        scale, zero = _affine(w.min(axis=axis), w.max(axis=axis), fmt, q.symmetric_weights)
-        if bias is not None and self.path.bias == "int32" and q.symmetric_weights:
+        axis = 0 if qb.granularity == "per-channel" else None
+        scale, zero = _affine(w.min(axis=axis), w.max(axis=axis), fmt, qb.symmetric)
+        if bias is not None and path.bias == "int32" and qb.symmetric:
             # a near-dead channel's scale is raised until its int32 bias fits (as TFLite's converter does)
             need = np.abs(bias) / (float(sa) * 2.0 ** 30)
             scale = np.maximum(scale, need if axis == 0 else need.max()).astype(np.float32)
         return scale, zero
 
-    # -- float datapaths ---------------------------------------------------------------------------
-    def _float_gemm(self, key, a, b, bias, weight):
-        d, q, path = self.hw.datapath, self.hw.quantization, self.path
-        b_format = d.weights if weight else d.activations
-        if path.block_size:
-            y, counts = self._mx_gemm(a, b, b_format), {"overflow": 0, "saturated": 0}
-        elif get_format(d.activations).storage_bits == get_format(b_format).storage_bits == 32:
+    # -- float kernels -----------------------------------------------------------------------------
+    def _float_gemm(self, plan, key, a, b, bias, weight):
+        qa, qb, kernel = plan.a, plan.b, plan.kernel
+        if kernel.kind == "mx":
+            y, counts = self._mx_gemm(kernel, a, b), {"overflow": 0, "saturated": 0}
+        elif kernel.kind == "fp32":
             # FP32 operands: the host's float32 BLAS (qsim's float kernels model <= 16-bit operands)
             y = super().gemm(key, a, b, None, weight)
             counts = {"overflow": int((~np.isfinite(y)).sum()), "saturated": 0}
         else:
-            if weight and isinstance(get_format(b_format), IntFormat):       # weight-only integer groups
-                b, b_format = self._weight_only(b), d.activations
-            lo, hi = self._range(key, "a", a)
-            ca, sa = _float_codes(a, d.activations, max(abs(lo), abs(hi)))
-            if weight:
-                bmax = np.abs(b).max(axis=0) if q.weights == "per-channel" else np.abs(b).max()
+            if qb.then is not None:                     # weight-only integer groups
+                b, qb = self._weight_only(qb, b), qb.then
+            lo, hi = self._range(qa, key, "a", a) if qa.granularity != "none" else (0.0, 0.0)
+            ca, sa = _float_codes(a, qa, kernel.a_format, max(abs(lo), abs(hi)))
+            if qb.range == "weights":
+                bmax = np.abs(b).max(axis=0) if qb.granularity == "per-channel" else np.abs(b).max()
+            elif qb.granularity == "none":
+                bmax = 0.0
             else:
-                lo, hi = self._range(key, "b", b)
+                lo, hi = self._range(qb, key, "b", b)
                 bmax = max(abs(lo), abs(hi))
-            cb, sb = _float_codes(b, b_format, bmax)
-            if path.accumulator == FloatAccumulator():       # plain FP32 adds: the fast kernel, Inf/NaN counted
-                acc = float_matmul(ca, cb, d.activations, b_format, path.accumulator)
+            cb, sb = _float_codes(b, qb, kernel.b_format, bmax)
+            acc_model = kernel.accumulator
+            if acc_model == FloatAccumulator():       # plain FP32 adds: the fast kernel, Inf/NaN counted
+                acc = float_matmul(ca, cb, kernel.a_format, kernel.b_format, acc_model)
                 counts = {"overflow": int((~np.isfinite(acc)).sum()), "saturated": 0}
             else:
-                acc, events = float_matmul(ca, cb, d.activations, b_format, path.accumulator, return_events=True)
+                acc, events = float_matmul(ca, cb, kernel.a_format, kernel.b_format, acc_model, return_events=True)
                 counts = {"overflow": int(events["overflow"].sum()), "saturated": int(events["saturated"].sum())}
             y = (acc.astype(np.float32) * (sa * sb).astype(np.float32)).astype(np.float32)
         if bias is not None:
             y = (y + bias).astype(np.float32)
-        return (y if d.outputs == "fp32" else quantize(y, d.outputs, saturate=True)), counts
+        out = plan.output
+        return (y if out.method == "none" else quantize(y, out.format, saturate=True)), counts
 
-    def _mx_gemm(self, a, b, b_format):
-        d, block = self.hw.datapath, self.path.block_size
-        return mx_matmul(mx_quantize(a, d.activations, axis=-1, block_size=block),
-                         mx_quantize(b, b_format, axis=-2, block_size=block)).astype(np.float32)
+    @staticmethod
+    def _mx_gemm(kernel, a, b):
+        block = kernel.block
+        return mx_matmul(mx_quantize(a, kernel.a_format, axis=-1, block_size=block),
+                         mx_quantize(b, kernel.b_format, axis=-2, block_size=block)).astype(np.float32)
 
-    def _weight_only(self, w):
-        """Integer weights in groups of group_size along K, dequantized for the float datapath."""
-        wf, group = get_format(self.hw.datapath.weights), self.hw.quantization.group_size
+    @staticmethod
+    def _weight_only(qb, w):
+        """Integer weights in groups along K, dequantized for the float kernel."""
+        wf, group = get_format(qb.format), qb.block
         gmax = np.maximum.reduceat(np.abs(w), np.arange(0, w.shape[0], group), axis=0)
         scales = (np.maximum(gmax, 1e-12) / wf.qmax).astype(np.float32)
         codes = quantize_int(w, wf, scales, 0, axis=0, group_size=group)
         return dequantize_int(codes, scales, 0, axis=0, group_size=group)
 
 
-def _float_codes(x, fmt_name: str, calib_max):
-    """Codes of x in a float format with its scale (per tensor, or per column when calib_max is
-    an array) applied before encoding."""
+def _float_codes(x, quantizer, fmt_name: str, calib_max):
+    """Codes of x in a float format with the quantizer's scale (per tensor, or per column when
+    calib_max is an array) applied before encoding; unscaled quantizers (BF16, FP16) scale by 1."""
     fmt = get_format(fmt_name)
-    # 8-bit and narrower formats are scaled to their range; 16-bit floats (BF16, FP16) are not
-    if fmt.storage_bits < 16:
+    if quantizer.granularity in ("per-tensor", "per-channel"):
         scale = np.asarray(np.maximum(calib_max, 1e-30) / fmt.max, np.float32)
     else:
         scale = np.ones(np.shape(calib_max), np.float32)
@@ -276,7 +289,7 @@ def _model_metrics(work, ref: np.ndarray, out: np.ndarray) -> dict:
 
 
 def config_hash(hw) -> str:
-    return hashlib.sha256(repr(hw).encode()).hexdigest()[:16]
+    return hw.config_hash
 
 
 def _run_info(work_name: str, hw, path, seed: int, calibration: str) -> dict:
@@ -295,13 +308,13 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
     max, percentile, mse, entropy). fp32_layers: names of layers kept in FP32."""
     work = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware)
-    path = hw.resolve_datapath()
+    path = resolve_datapath(hw)
     unknown = set(fp32_layers) - {layer.name for layer in work.layers}
     if unknown:
         raise ValueError(f"fp32_layers names layers {sorted(unknown)} that {work.name} does not have")
     ranges, ref = _prepare(work, calibration)
     run = _run_info(work.name, hw, path, seed, calibration)
-    ex = _OnHardware(hw, path, ranges, fp32_layers)
+    ex = _OnHardware(hw, ranges, fp32_layers)
     records = []
 
     def record(layer, y):

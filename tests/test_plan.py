@@ -1,0 +1,198 @@
+"""The plan stage (qsim.plan): one resolution of a hardware description per GEMM, used by the
+simulator, the cost model, golden and `qsim hardware --show`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from qsim.formats import IntFormat, format as get_format
+from qsim.hardware import hardware_presets, load_hardware, override_hardware
+from qsim.hardware.cost import systolic_gemm
+from qsim.plan import plan_gemm
+
+PRESETS = hardware_presets()
+
+
+def _described_bits(hw, weight: bool) -> tuple[float, float, float]:
+    """Bits per element of A, B, C read off the description itself: storage bits, plus one
+    8-bit scale per block for MX quantization."""
+    d, q = hw.datapath, hw.quantization
+    block = 8 / q.mx_block if q.weights == "mx" else 0.0
+    b = d.weights if weight else d.activations
+    return (get_format(d.activations).storage_bits + block, get_format(b).storage_bits + block,
+            get_format(d.outputs).storage_bits)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_plan_is_what_the_simulator_ran_and_the_cost_model_charged(preset):
+    from qsim.sim import simulate
+    hw = load_hardware(preset)
+    fc1 = next(r for r in simulate("digits-mlp", hw) if r["layer"] == "fc1")     # one weight GEMM
+    m, k, n = fc1["M"], fc1["K"], fc1["N"]
+    plan = plan_gemm(hw, m, k, n, weight=True)
+    assert fc1["datapath"] == plan.datapath
+    assert plan.cost.bits == _described_bits(hw, weight=True)
+    words = systolic_gemm(m, k, n, hw.array.rows, hw.array.cols, hw.array.dataflow)
+    near = hw.memory[0].name
+    bits = plan.cost.bits
+    assert fc1[f"bytes_{near}"] == pytest.approx((words.words_a * bits[0] + words.words_b * bits[1]
+                                                  + words.words_c * bits[2]) / 8)
+    assert fc1["energy_mac_pj"] == pytest.approx(m * k * n * plan.cost.mac_pj * hw.energy.calibration)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_plan_follows_the_description(preset):
+    hw = load_hardware(preset)
+    d, q = hw.datapath, hw.quantization
+    path = hw.resolve_datapath()
+    for weight in (True, False):
+        plan = plan_gemm(hw, 256, 1024, 1024, weight)
+        assert plan.datapath == path.name and plan.kernel.path == path
+        assert plan.a.format == d.activations and plan.output.format == d.outputs
+        assert plan.b.format == (d.weights if weight else d.activations)
+        if d.kind == "integer":
+            assert plan.kernel.kind == "integer"
+            assert plan.kernel.accumulator.bits == (d.accumulator_bits or 32)
+            assert plan.b.granularity == (q.weights if weight else "per-tensor")
+            assert plan.b.symmetric == (q.symmetric_weights if weight else q.symmetric_activations)
+            assert plan.output.method == ("scale-to-float" if q.dynamic_activations else "requantize")
+            assert plan.cost.mac_pj == hw.energy.mac_pj_at(plan.kernel.accumulator.bits)
+        elif q.weights == "mx":
+            assert plan.kernel.kind == "mx" and plan.kernel.block == plan.a.block == plan.b.block == q.mx_block
+            assert plan.a.granularity == plan.b.granularity == "mx"
+        elif weight and isinstance(get_format(d.weights), IntFormat):
+            assert plan.b.granularity == "per-group" and plan.b.block == q.group_size
+            assert plan.kernel.b_format == d.activations
+        if d.kind == "float":
+            assert plan.cost.mac_pj == hw.energy.mac_pj
+
+
+def test_a_changed_key_changes_the_plan():
+    base = plan_gemm(load_hardware("mxfp8"), 64, 64, 64, True)
+    block16 = plan_gemm(override_hardware("mxfp8", {"quantization.mx_block": 16}), 64, 64, 64, True)
+    assert (base.kernel.block, block16.kernel.block, block16.a.block, block16.b.block) == (32, 16, 16, 16)
+    assert block16.cost.bits[:2] == (8.5, 8.5) and base.cost.bits[:2] == (8.25, 8.25)
+
+    base = plan_gemm(load_hardware("edge-npu-int8"), 64, 64, 64, True)
+    acc16 = plan_gemm(override_hardware("edge-npu-int8", {"datapath.accumulator_bits": 16}), 64, 64, 64, True)
+    assert base.kernel.accumulator.bits == 32 and acc16.kernel.accumulator.bits == 16
+    assert acc16.cost.mac_pj < base.cost.mac_pj and acc16.datapath != base.datapath
+    tensor = plan_gemm(override_hardware("edge-npu-int8", {"quantization.weights": "per-tensor"}), 64, 64, 64, True)
+    assert base.b.granularity == "per-channel" and tensor.b.granularity == "per-tensor"
+    dynamic = plan_gemm(override_hardware("edge-npu-int8", {"quantization.dynamic_activations": True,
+                                                            "datapath.outputs": "fp32"}), 64, 64, 64, True)
+    assert base.a.range == "calibrated" and dynamic.a.range == "dynamic"
+    assert dynamic.output.method == "scale-to-float"
+
+
+def test_fp32_layers_plan_an_fp32_gemm():
+    hw = load_hardware("mxfp4")
+    plan = plan_gemm(hw, 8, 64, 8, True, full_precision=True)
+    assert plan.kernel.kind == "fp32-layer" and plan.cost.bits == (32, 32, 32)
+
+
+def test_the_simulator_executes_the_plan_and_plans_each_gemm_once(monkeypatch):
+    """A plan altered on its way to the executor is what runs: edge-npu-int8 planned with
+    per-tensor weights gives the results of the description with per-tensor weights."""
+    import importlib
+    sim = importlib.import_module("qsim.sim.simulate")
+    calls = []
+
+    def per_tensor(hw, m, k, n, weight, full_precision=False):
+        calls.append((m, k, n, weight))
+        plan = plan_gemm(hw, m, k, n, weight, full_precision)
+        return replace(plan, b=replace(plan.b, granularity="per-tensor")) if weight else plan
+
+    monkeypatch.setattr(sim, "plan_gemm", per_tensor)
+    altered = sim.simulate("digits-cnn", "edge-npu-int8")
+    monkeypatch.undo()
+    wanted = sim.simulate("digits-cnn", override_hardware("edge-npu-int8", {"quantization.weights": "per-tensor"}))
+    assert [r["sqnr_db"] for r in altered] == [r["sqnr_db"] for r in wanted]
+    assert [r["sqnr_db"] for r in altered] != [r["sqnr_db"] for r in sim.simulate("digits-cnn", "edge-npu-int8")]
+    assert len(calls) == len(set(calls)) == sum(r.get("unit") == "gemm" for r in altered)     # one plan per GEMM
+
+
+def test_golden_resolves_a_description_as_the_plan_does(tmp_path):
+    from qsim.golden import make_golden, resolve_datapath
+    from qsim.hardware.spec import PRESET_DIR
+    toml = tmp_path / "mx16.toml"
+    toml.write_text((PRESET_DIR / "mxfp8.toml").read_text().replace("mx_block = 32", "mx_block = 16"))
+    path, hw = resolve_datapath(str(toml))
+    assert path == plan_gemm(hw, 64, 64, 64, True).kernel.path and path.block_size == 16
+    assert make_golden("mx", datapath=str(toml), random=1).info["block_size"] == 16
+
+
+def test_show_prints_the_plan_of_a_typical_layer():
+    run = subprocess.run([sys.executable, "-P", "-m", "qsim.cli", "hardware", "--show", "int4-weight-only"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "256x1024 @ 1024x1024" in run.stdout
+    assert "int4 per-group of 128" in run.stdout and "bits per element A, B, C: 16, 4, 16" in run.stdout
+
+
+# -- the report describes a dataset by its stored description ------------------------------------
+def _stored_report(tmp_path, stored: dict) -> str:
+    from report_datasets import toy_run
+
+    from qsim.io import write_records
+    from qsim.report import build_report
+    rows = toy_run("a", stored["name"], 0.8, 1e6)
+    write_records(rows, tmp_path / "d", metadata={"hardware": {rows[0]["config_hash"]: stored}})
+    return build_report(tmp_path / "d", tmp_path / "r.html")[0].read_text()
+
+
+def test_the_report_describes_a_retired_preset_as_stored(tmp_path):
+    from dataclasses import asdict
+    stored = asdict(load_hardware("edge-npu-int8"))
+    stored["name"] = "retired-npu"
+    stored["datapath"]["preset"] = "retired-kernel"           # no such kernel path today
+    stored["resolved"].update(datapath="retired-kernel+acc24w", datapath_description="a kernel path of long ago",
+                              accumulator="int24, wrap", mac_pj=0.123)
+    html = _stored_report(tmp_path, stored)
+    for fact in ("retired-kernel+acc24w", "a kernel path of long ago", "int24, wrap", "0.123 pJ"):
+        assert fact in html
+
+
+def test_an_older_dataset_is_not_described_by_todays_presets(tmp_path):
+    """A description stored before the resolved facts were: only what it says is shown."""
+    from dataclasses import asdict
+
+    from qsim.datapaths import PRESETS
+    stored = asdict(load_hardware("edge-npu-int8"))
+    del stored["resolved"]
+    html = _stored_report(tmp_path, stored)
+    assert stored["datapath"]["preset"] in html and PRESETS[stored["datapath"]["preset"]].description not in html
+
+
+def test_stored_facts_are_the_plan():
+    hw = override_hardware("mxfp8", {"quantization.mx_block": 16})
+    facts = hw.resolved
+    assert facts["datapath"] == "mxfp8+block16" and "MX blocks of 16" in facts["accumulator"]
+    assert facts["mac_pj"] == plan_gemm(hw, 1, 1, 1, True).cost.mac_pj
+    assert facts["plan"]["weight GEMM"] == dict(plan_gemm(hw, 256, 1024, 1024, True).describe())
+
+
+def test_the_report_imports_neither_hardware_nor_the_simulator():
+    import ast
+    from pathlib import Path
+
+    import qsim.report
+    for source in Path(qsim.report.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                assert not any(part in ("hardware", "sim", "plan") for part in module.strip(".").split(".")[:1]), \
+                    f"{source.name} imports {module}"
+
+
+def test_config_hash_is_the_descriptions_and_follows_every_setting():
+    from qsim.sim.simulate import config_hash
+    base = load_hardware("edge-npu-int8")
+    assert config_hash(base) == base.config_hash == load_hardware("edge-npu-int8").config_hash
+    for key, value in (("datapath.accumulator_bits", 16), ("quantization.weights", "per-tensor"),
+                       ("array.rows", 32), ("energy.mac_pj", 0.5)):
+        assert override_hardware("edge-npu-int8", {key: value}).config_hash != base.config_hash, key
