@@ -379,6 +379,12 @@ def test_non_native_byte_order_codes(fmt, code_dtype):
     np.testing.assert_array_equal(qsim.decode(swapped, fmt), qsim.decode(native, fmt))
 
 
+def test_non_native_byte_order_mx_decode():
+    mx = qsim.mx_quantize(X, "e4m3", block_size=4)
+    got = qsim.mx_decode(mx.elements.astype(">u2"), mx.scales.astype(">u2"), "e4m3", block_size=4)
+    np.testing.assert_array_equal(got, mx.decode())
+
+
 def test_non_native_byte_order_integer_parameters():
     x = np.array([[1.0, -2.0], [0.5, 3.0]], ">f4")
     scale, zp = np.array([0.1, 0.2], ">f8"), np.array([1, -2], ">i4")
@@ -444,13 +450,20 @@ def test_zero_point_checks_are_shared(entry):
         call("0")
 
 
-@pytest.mark.parametrize("scale", ["0.5", np.array([1 + 2j]), np.array([True]), None],
-                         ids=["str", "complex", "bool", "None"])
+@pytest.mark.parametrize("scale", ["0.5", np.array([1 + 2j]), np.array([True]), np.array(["x"], object)],
+                         ids=["str", "complex", "bool", "object"])
 def test_scale_of_the_wrong_type(scale):
     for call in (lambda: qsim.quantize_int(np.ones(1), "int8", scale),
                  lambda: qsim.dequantize_int(np.ones(1, np.int8), scale)):
         with pytest.raises(TypeError, match="scale must be a real number or array"):
             call()
+
+
+def test_scale_as_an_exact_python_number():
+    """A Fraction (as the exact references use) is a number, as it was before the shared check."""
+    x = np.array([0.3, -1.2])
+    np.testing.assert_array_equal(qsim.quantize_int(x, "int8", Fraction(1, 10)), qsim.quantize_int(x, "int8", 0.1))
+    np.testing.assert_array_equal(qsim.dequantize_int(Q, Fraction(1, 4)), qsim.dequantize_int(Q, 0.25))
 
 
 def test_scale_overflowing_float32():
@@ -550,3 +563,26 @@ def test_mx_blocks_of_an_element_type_without_mantissa_bits(dtype):
             mx = qsim.mx_quantize(row, elem, block_size=8, rounding=rounding)
             scale, codes = ref_mx_quantize(row.tolist(), elem, rounding=rounding)
             assert (int(mx.scales[0]), mx.elements.tolist()) == (scale, codes), (k, rounding)
+
+
+@pytest.mark.parametrize("axis, group_size", [(0, None), (1, None), (1, 2), (0, 3)])
+def test_dequantize_strided_codes(axis, group_size):
+    """Reversed, transposed and strided codes give the contiguous codes' values."""
+    q = np.arange(-20, 20, dtype=np.int8).reshape(5, 8)[::-1, ::2].T     # (4, 5), negative strides
+    assert not q.flags.c_contiguous
+    n = q.shape[axis] if group_size is None else -(-q.shape[axis] // group_size)
+    pshape = (n,) if group_size is None else tuple(n if d == axis else m for d, m in enumerate(q.shape))
+    scale, zp = np.linspace(0.5, 2, np.prod(pshape)).reshape(pshape), np.arange(np.prod(pshape)).reshape(pshape) - 2
+    got = qsim.dequantize_int(q, scale, zp, axis=axis, group_size=group_size)
+    np.testing.assert_array_equal(got, qsim.dequantize_int(np.ascontiguousarray(q), scale, zp, axis=axis,
+                                                           group_size=group_size))
+    for idx in np.ndindex(q.shape):
+        p = (idx[axis],) if group_size is None else tuple(i // group_size if d == axis else i
+                                                          for d, i in enumerate(idx))
+        assert got[idx] == np.float32(int(q[idx]) - int(zp[p])) * np.float32(scale[p])
+
+
+@pytest.mark.parametrize("axis", [2, -3])
+def test_dequantize_axis_out_of_range(axis):
+    with pytest.raises(ValueError, match="out of range for an array of 2 dimensions"):
+        qsim.dequantize_int(Q, np.ones(2), axis=axis)

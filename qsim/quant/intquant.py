@@ -59,6 +59,11 @@ def scale_and_zero_point(scale, zero_point, want: tuple, fmt: IntFormat | None, 
     for name, value in (("scale", scale), ("zero_point", zero_point)):
         _refuse_a_format(value, name, call)
     s = np.asarray(scale)
+    if s.dtype.kind == "O":         # Python numbers numpy keeps as objects (Fraction, Decimal)
+        try:
+            s = s.astype(np.float64)
+        except (TypeError, ValueError):
+            pass                    # left as objects: refused just below
     if s.dtype.kind not in "fiu":
         raise TypeError(f"scale must be a real number or array, got dtype {s.dtype}")
     s = s.astype(np.float64)
