@@ -97,7 +97,11 @@ QS_INLINE uint32_t NAME(UT u, int k, const qs_fmt *fp, int mode, int sat, uint64
     ST d = et < 1 ? 1 - et : 0;             /* extra shift below the smallest normal */    \
     ST s = IN_M - mbits + d;                                                               \
     s = s > nbits - 1 ? nbits - 1 : s;                                                     \
-    UT q = ROUND(sig, (int)s, mode, neg, (UT)rnd) + ((UT)(et - 1 + d) << mbits);           \
+    /* Zero has no exponent: the one it is given above is a normal one in a format reaching \
+       below float's subnormals. sig is normalized, so its bit IN_M is 0 for zero alone;    \
+       a mask, not a select, keeps the loops vectorizing. */                               \
+    UT nonzero_mask = zero - (sig >> IN_M);                                                \
+    UT q = ROUND(sig, (int)s, mode, neg, (UT)rnd) + (((UT)(et - 1 + d) << mbits) & nonzero_mask); \
     q = et < flush_below ? zero : q;                                                       \
     return FINISH(q, neg, mant, e_field == e_special, IN_M, fp, mode, sat);                \
 }

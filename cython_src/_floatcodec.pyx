@@ -5,6 +5,7 @@
 # No validation here: the Python layer (qsim/codec.py) checks arguments.
 
 from cython.parallel cimport prange
+from libc.math cimport fabs, frexp
 from _common cimport *
 
 ctypedef fused in_t:
@@ -47,7 +48,11 @@ cdef inline uint32_t _encode_scale_one(uint64_t u, int in_ebits, int in_mbits, f
         e = 1 - lz
     else:
         sig = mant | (one << in_mbits)
-    # sig >> in_mbits is 1; rounding may carry it to 2 (the next binade)
+    # sig >> in_mbits is 1; rounding may carry it to 2 (the next binade), and breaks a tie by
+    # that bit's parity: always up. The code is the exponent alone, so the even code of a tie
+    # (as gfloat rounds; "rna" rounds ties up) is the lower one when its exponent is even.
+    if mode == RNE and sig == (<uint64_t>3 << (in_mbits - 1)) and ((e - in_bias + f.bias) & 1) == 0:
+        sig -= 1
     code = <int64_t>(e - in_bias + f.bias - 1) + <int64_t>qs_round_shift64(sig, in_mbits, mode, 0, rnd)
     if code < 0:
         code = 0                    # below the smallest scale: clamp, there is no zero
@@ -90,8 +95,57 @@ cdef inline void _encode_mode(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize
         _encode_span(x, out, n, first, k, f, STOCHASTIC, sat, seed)
 
 
+cdef enum:
+    BUFFER = 1024   # elements held on the stack between two steps of a loop
+
+
+cdef void _encode_widened(const float* x, code_t* out, Py_ssize_t n, Py_ssize_t first, int k,
+                          fmt_t f, int mode, bint sat, uint64_t seed) noexcept nogil:
+    # float32 -> float64 is exact, so the float64 encoder gives the float32 input's codes.
+    cdef double wide[BUFFER]
+    cdef Py_ssize_t a = 0, m, j
+    while a < n:
+        m = n - a
+        if m > BUFFER:
+            m = BUFFER
+        for j in range(m):
+            wide[j] = x[a + j]
+        _encode_dispatch(&wide[0], out + a, m, first + a, k, f, mode, sat, seed)
+        a += m
+
+
+cdef void _encode_even_exponent(const in_t* x, code_t* out, Py_ssize_t n, int k, fmt_t f,
+                                bint sat) noexcept nogil:
+    # Round to nearest even with no mantissa bits. The encoder breaks a tie by the parity of
+    # the rounded significand, here the implicit bit alone, so every tie would go up; the
+    # even code is the even exponent. Where the lower neighbour has it, the input one ulp
+    # toward zero (its bits minus one) rounds there.
+    cdef Py_ssize_t i
+    cdef int e2, lower
+    cdef double m
+    for i in range(n):
+        m = frexp(fabs(<double>x[i]), &e2)       # |x| = m * 2**e2: a tie has m = 0.75
+        lower = e2 - 1 - k + f.bias               # the lower neighbour's exponent field
+        if in_t is float:
+            out[i] = <code_t>qs_encode_f32(qs_f32_bits(x[i]) - (m == 0.75 and lower >= 1 and lower % 2 == 0),
+                                           k, &f, RNE, sat, 0)
+        else:
+            out[i] = <code_t>qs_encode_f64(qs_f64_bits(x[i]) - (m == 0.75 and lower >= 1 and lower % 2 == 0),
+                                           k, &f, RNE, sat, 0)
+
+
 cdef void _encode_dispatch(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, int k,
                            fmt_t f, int mode, bint sat, uint64_t seed) noexcept nogil:
+    # The float32 encoder works in 32-bit integers: it needs a target mantissa no wider than
+    # float32's, and room for the code it works out for float32's largest value, which is
+    # below (bias - k + 128) << mbits. Else widen to float64: exact, and with room for every
+    # bias FloatFormat accepts.
+    if in_t is float and (f.mbits > 23 or ((<int64_t>f.bias - k + 128) << f.mbits) >= (<int64_t>1 << 32)):
+        _encode_widened(x, out, n, first, k, f, mode, sat, seed)
+        return
+    if mode == RNE and f.mbits == 0:
+        _encode_even_exponent(x, out, n, k, f, sat)
+        return
     # Literal mode and saturation per call let the compiler specialize and vectorize each loop.
     if mode == RNE and k == 0 and f.magic_bits != 0:
         mode = RNE_FAST
@@ -171,10 +225,6 @@ def half_prefix(codes, float[::1] out, int num_threads):
                 qs_half_prefix_to_f32_u8(&c8[a], &out[a], m)
             else:
                 qs_half_prefix_to_f32_u16(&c16[a], &out[a], m)
-
-
-cdef enum:
-    BUFFER = 1024   # codes held on the stack between encoding and the table lookup
 
 
 cdef void _roundtrip(const in_t* x, in_t* out, const in_t* table, Py_ssize_t n, Py_ssize_t first,

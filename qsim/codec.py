@@ -20,11 +20,12 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 # -- inputs ---------------------------------------------------------------------------
 def float_input(x, name: str = "x") -> np.ndarray:
-    """x as a C-contiguous float32 or float64 array (float16 and bfloat16 widen exactly)."""
+    """x as a C-contiguous, native-byte-order float32 or float64 array (float16 and bfloat16
+    widen exactly)."""
     arr = np.asarray(x)
     kind, size = arr.dtype.kind, arr.dtype.itemsize
     if kind == "f" and size in (4, 8):
-        return contiguous(arr)
+        return contiguous(arr, arr.dtype.newbyteorder("="))   # the kernels read native order
     if kind == "f" and size == 2 or arr.dtype.name.startswith(("bfloat16", "float8", "float6", "float4")):
         return arr.astype(np.float32, order="C")
     raise TypeError(f"{name} must be a floating-point array (float16/32/64 or bfloat16); got dtype "
@@ -49,6 +50,17 @@ def _resolve_saturate(fmt, saturate) -> bool:
     if not saturate and not (fmt.has_inf or fmt.has_nan):
         raise ValueError(f"{fmt.name} has no Inf or NaN code to overflow to; use saturate=True")
     return bool(saturate)
+
+
+def _check_codable(arr: np.ndarray, fmt: FloatFormat) -> None:
+    """Refuse values the format has no code for, rather than give some other code."""
+    if not fmt.has_nan and arr.size and np.isnan(arr).any():
+        raise ValueError(f"{fmt.name} has no NaN code and x contains NaN")
+    # an unsigned format with a zero keeps no sign bit: -1 would come out as +1 (scale formats
+    # without a zero, E8M0, give their NaN code for negative values instead)
+    if not fmt.signed and fmt.has_zero and arr.size and (arr < 0).any():
+        raise ValueError(f"{fmt.name} is unsigned and x contains negative values; "
+                         "clip them first, e.g. np.maximum(x, 0)")
 
 
 # -- the packed format the kernels read --------------------------------------------------
@@ -166,10 +178,7 @@ def encode(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: in
         return (q.astype(np.int64) & (fmt.n_codes - 1)).astype(code_dtype(fmt))
     sat = _resolve_saturate(fmt, saturate)
     arr = float_input(x)
-    if arr.dtype == np.float32 and fmt.mantissa_bits > 23:
-        arr = arr.astype(np.float64)
-    if not fmt.has_nan and arr.size and np.isnan(arr).any():
-        raise ValueError(f"{fmt.name} has no NaN code and x contains NaN")
+    _check_codable(arr, fmt)
     out = np.empty(arr.shape, code_dtype(fmt))
     if fmt.has_zero:
         _floatcodec.encode(arr.reshape(-1), out.reshape(-1), packed(fmt), mode, sat, seed, threads)
@@ -183,9 +192,10 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray
 
     Float formats give float32 when every value of the format is a float32, else float64
     (or pass dtype=np.float64). Integer formats give the smallest signed/unsigned numpy
-    integer type that holds them.
+    integer type that holds them, or dtype (float32 or float64: both hold them exactly).
     """
     fmt = get_format(fmt)
+    out_dtype = None if dtype is None else _value_dtype_argument(dtype)
     threads = resolve_threads(num_threads, np.size(codes))
     arr = np.asarray(codes)
     if arr.dtype.kind not in "ui":
@@ -199,12 +209,13 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray
     if isinstance(fmt, IntFormat):
         signed = np.int8 if fmt.bits <= 8 else np.int16
         if not fmt.signed:
-            return arr.copy()
-        wide = arr.astype(np.int32)
-        return np.where(wide >= fmt.n_codes // 2, wide - fmt.n_codes, wide).astype(signed)
-    out_dtype = value_dtype(fmt) if dtype is None else np.dtype(dtype)
-    if out_dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {out_dtype}")
+            values = arr.copy()
+        else:
+            wide = arr.astype(np.int32)
+            values = np.where(wide >= fmt.n_codes // 2, wide - fmt.n_codes, wide).astype(signed)
+        return values if out_dtype is None else values.astype(out_dtype)
+    if out_dtype is None:
+        out_dtype = value_dtype(fmt)
     if out_dtype == np.float32 and not fits_float32(fmt):
         raise ValueError(f"{fmt.name} has values float32 cannot hold exactly; use dtype=np.float64")
     if _is_float32_prefix(fmt):
@@ -226,6 +237,16 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray
     return out
 
 
+def _value_dtype_argument(dtype) -> np.dtype:
+    try:
+        out = np.dtype(dtype)
+    except TypeError:
+        out = None
+    if out not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {repr(dtype) if out is None else out}")
+    return out
+
+
 def quantize(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: int | None = None,
              num_threads: int | None = None) -> np.ndarray:
     """Fake quantization: decode(encode(x, ...)) in one pass, returned in x's precision
@@ -244,8 +265,7 @@ def quantize(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: 
         arr = arr.astype(np.float64)
     if fmt.storage_bits > 16 or not fmt.has_zero:
         return decode(encode(arr, fmt, rounding, saturate, seed, threads), fmt, arr.dtype, threads)
-    if not fmt.has_nan and arr.size and np.isnan(arr).any():
-        raise ValueError(f"{fmt.name} has no NaN code and x contains NaN")
+    _check_codable(arr, fmt)
     out = np.empty_like(arr)
     _floatcodec.quantize(arr.reshape(-1), out.reshape(-1), value_table(fmt, arr.dtype.str),
                          packed(fmt), mode, sat, seed, threads)

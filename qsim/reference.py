@@ -14,7 +14,8 @@ The rules implemented:
   overflows away from its direction: "rtz" gives +-max, "up" gives -max for negative values
   and "down" gives +max for positive values.
 - +-Inf input: +-max when saturating, else Inf (or NaN). NaN input: a NaN code.
-- Zero keeps its sign, except in FNUZ formats, which have no -0.
+- Zero keeps its sign, except in FNUZ formats, which have no -0, and unsigned formats, which
+  have no negative numbers at all (a negative input is an error).
 - ``subnormals=False``: an input below the smallest normal becomes a signed zero before
   rounding.
 """
@@ -214,8 +215,8 @@ def _check_float_format(fmt, saturate: bool) -> FloatFormat:
     fmt = get_format(fmt)
     if not isinstance(fmt, FloatFormat):
         raise TypeError(f"{fmt.name} is not a float format")
-    if not fmt.has_zero or not fmt.signed:
-        raise ValueError(f"{fmt.name}: the reference covers signed formats with a zero")
+    if not fmt.has_zero:
+        raise ValueError(f"{fmt.name}: the reference covers formats with a zero")
     if not saturate and not (fmt.has_inf or fmt.has_nan):
         raise ValueError(f"{fmt.name} has no Inf or NaN; use saturate=True")
     return fmt
@@ -234,6 +235,8 @@ def ref_encode_float(x: float, fmt, rounding: str = "rne", saturate: bool = True
     negative = math.copysign(1.0, x) < 0
     if math.isnan(x):
         return nan_code(fmt, negative)
+    if negative and x != 0 and not fmt.signed:
+        raise ValueError(f"{fmt.name} is unsigned: {x!r} has no code")
     if math.isinf(x):
         return _max_code(fmt, negative) if saturate else _overflow_code(fmt, negative)
     return encode_exact(negative, abs(Fraction(x)), fmt, rounding, saturate, rand_bits, s_bits)
@@ -328,6 +331,8 @@ def ref_mx_quantize(block, elem_fmt, scale_rule: str = "floor", rounding: str = 
     """(E8M0 scale code, element codes) of one block: elements are V_i / 2**shared_exp,
     rounded and clamped to +-max. A NaN scale (code 0xFF) comes with element codes 0."""
     elem = _check_float_format(elem_fmt, True)
+    if not elem.signed:
+        raise ValueError(f"{elem.name}: MX element types are signed")
     xs = [float(v) for v in block]
     e = ref_mx_shared_exponent(xs, elem, scale_rule, zero_block)
     if e is None:

@@ -35,11 +35,10 @@ _ALIASES = {
     "float8_e8m0fnu": "e8m0", "e8m0fnu": "e8m0",
 }
 
-_registry: dict[str, Format] = {f.name: f for f in _BUILTIN_FLOATS}
-for _bits in range(2, 17):
-    _registry[f"int{_bits}"] = IntFormat(f"int{_bits}", _bits, signed=True)
-    _registry[f"uint{_bits}"] = IntFormat(f"uint{_bits}", _bits, signed=False)
-    _registry[f"int{_bits}_narrow"] = IntFormat(f"int{_bits}_narrow", _bits, signed=True, narrow=True)
+# The built-in integers: the unknown-format message sums them up as int2..int16 and so on.
+_BUILTIN_INTS = [IntFormat(f"{kind}{bits}{suffix}", bits, signed=kind == "int", narrow=bool(suffix))
+                 for bits in range(2, 17) for kind, suffix in (("int", ""), ("uint", ""), ("int", "_narrow"))]
+_registry: dict[str, Format] = {f.name: f for f in _BUILTIN_FLOATS + _BUILTIN_INTS}
 
 # e<E>m<M>[fn|fnuz]: any other minifloat, IEEE-style bias 2^(E-1)-1 (fnuz: one more).
 _MINIFLOAT = re.compile(r"^e(\d+)m(\d+)(fn|fnuz)?$")
@@ -71,13 +70,27 @@ def format(spec: str | Format) -> Format:  # noqa: A001 - the public name the us
     m = _MINIFLOAT.match(key)
     if m:
         e, mant, policy = int(m[1]), int(m[2]), m[3] or "ieee"
-        if e < 1:
-            raise ValueError(f"{spec!r}: a minifloat needs at least 1 exponent bit")
+        if not 1 <= e <= 11:        # checked before 2**(e-1) below is worked out
+            raise ValueError(f"{spec!r}: a minifloat has 1..11 exponent bits, got {e}")
         bias = (1 << (e - 1)) - 1 + (policy == "fnuz")
         return FloatFormat(key, e, mant, bias, policy)
-    floats = sorted(n for n, f in _registry.items() if isinstance(f, FloatFormat))
-    raise KeyError(f"unknown format {spec!r}; known: {', '.join(floats)}, int2..int16, uint2..uint16, "
-                   "int<N>_narrow, or e<E>m<M>[fn|fnuz] for a custom minifloat")
+    raise UnknownFormatError(f"unknown format {spec!r}; known: {', '.join(_known_names())}, "
+                             "int2..int16, uint2..uint16, int<N>_narrow, "
+                             "or e<E>m<M>[fn|fnuz] for a custom minifloat")
+
+
+class UnknownFormatError(KeyError):
+    """A name no format has. A KeyError, as for any registry lookup, but its message reads
+    as written: str() of a plain KeyError shows the message's repr, quotes and all."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _known_names() -> list[str]:
+    """Registered names other than the built-in integers (which the message sums up)."""
+    builtin_ints = {f.name for f in _BUILTIN_INTS}
+    return sorted(n for n in _registry if n not in builtin_ints)
 
 
 def builtin_formats() -> list[Format]:

@@ -13,6 +13,9 @@ and a policy for the special codes (``specials``):
 ``subnormals=False`` flushes: inputs whose magnitude is below the smallest normal become a
 signed zero before rounding (as Intel's VCVTNEPS2BF16 does), and such codes decode as zero.
 ``has_zero=False`` (E8M0) means the all-zero exponent field is an ordinary binade.
+
+qsim gives values as float64 at most, so the bias must keep every value a float64
+(``bias_range``): the largest exponent at most 1023, the finest step at least 2**-1074.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
+
+import numpy as np
 
 Specials = Literal["ieee", "fn", "fnuz", "none"]
 SPECIALS = ("ieee", "fn", "fnuz", "none")
@@ -37,6 +42,8 @@ class FloatFormat:
     has_zero: bool = True
 
     def __post_init__(self):
+        _check_field_types(self, ("exponent_bits", "mantissa_bits", "bias"),
+                           ("subnormals", "signed", "has_zero"))
         if not 1 <= self.exponent_bits <= 11:
             raise ValueError(f"{self.name}: exponent_bits must be 1..11, got {self.exponent_bits}")
         if not 0 <= self.mantissa_bits <= 52:
@@ -53,6 +60,13 @@ class FloatFormat:
             raise ValueError(f"{self.name}: ieee specials need at least 2 exponent bits")
         if self.max_code_magnitude <= 0:
             raise ValueError(f"{self.name}: the specials leave no finite nonzero code")
+        lo, hi = self.bias_range
+        if not lo <= self.bias <= hi:
+            raise ValueError(
+                f"{self.name}: bias must be in {lo}..{hi} for {self.exponent_bits} exponent and "
+                f"{self.mantissa_bits} mantissa bits (specials={self.specials!r}), got {self.bias}: "
+                "qsim gives values as float64, so the largest exponent must be at most 1023 "
+                "and the finest step, 2**(emin - mantissa_bits), at least 2**-1074")
 
     kind = "float"
 
@@ -127,6 +141,13 @@ class FloatFormat:
             return top - 1
         return top
 
+    @property
+    def bias_range(self) -> tuple[int, int]:
+        """The biases for which every value of this layout is a float64 (decode's widest
+        type): emax = max exponent field - bias <= 1023 and emin - mantissa_bits >= -1074."""
+        max_field = self.max_code_magnitude >> self.mantissa_bits
+        return max_field - 1023, 1074 + int(self.has_zero) - self.mantissa_bits
+
     # -- values ---------------------------------------------------------------------
     @property
     def emin(self) -> int:
@@ -140,7 +161,7 @@ class FloatFormat:
 
     def exact_value(self, code: int) -> Fraction | float:
         """The value of a code: an exact Fraction, or float('nan'/'inf') for specials."""
-        code = int(code)
+        code = _code_argument(code)
         if not 0 <= code < self.n_codes:
             raise ValueError(f"{self.name}: code {code} out of range 0..{self.n_codes - 1}")
         negative = bool(code & self.sign_bit)
@@ -205,6 +226,7 @@ class IntFormat:
     kind = "int"
 
     def __post_init__(self):
+        _check_field_types(self, ("bits",), ("signed", "narrow"))
         if not 2 <= self.bits <= 16:
             raise ValueError(f"{self.name}: integer formats have 2..16 bits, got {self.bits}")
         if self.narrow and not self.signed:
@@ -238,7 +260,7 @@ class IntFormat:
 
     def exact_value(self, code: int) -> int:
         """Two's complement (or unsigned) value of a code; narrow range leaves one code unused."""
-        code = int(code)
+        code = _code_argument(code)
         if not 0 <= code < self.n_codes:
             raise ValueError(f"{self.name}: code {code} out of range 0..{self.n_codes - 1}")
         if self.signed and code >= self.n_codes // 2:
@@ -252,6 +274,29 @@ class IntFormat:
             "min_subnormal": None, "epsilon": 1.0, "inf": False, "nan": False,
             "qmin": self.qmin, "qmax": self.qmax,
         }
+
+
+def _code_argument(code) -> int:
+    """A code as an int; int(1.5) would quietly give the value of code 1."""
+    if isinstance(code, (bool, np.bool_)) or not isinstance(code, (int, np.integer)):
+        raise TypeError(f"a code is an int, got {code!r}")
+    return int(code)
+
+
+def _check_field_types(fmt, int_fields: tuple[str, ...], bool_fields: tuple[str, ...]) -> None:
+    """A field of the wrong type would pass the range checks (7.5 <= 11) and give wrong codes."""
+    if not isinstance(fmt.name, str) or not fmt.name:
+        raise TypeError(f"a format's name must be a non-empty str, got {fmt.name!r}")
+    for field in int_fields:
+        value = getattr(fmt, field)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{fmt.name}: {field} must be an int, got {value!r}")
+        object.__setattr__(fmt, field, int(value))     # numpy ints become plain ints
+    for field in bool_fields:
+        value = getattr(fmt, field)
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{fmt.name}: {field} must be True or False, got {value!r}")
+        object.__setattr__(fmt, field, bool(value))
 
 
 Format = FloatFormat | IntFormat

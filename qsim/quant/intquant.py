@@ -10,7 +10,7 @@ import numpy as np
 
 from .._kernels import _intcodec
 from .._threads import resolve_threads
-from ..formats import IntFormat, format as get_format
+from ..formats import FloatFormat, IntFormat, format as get_format
 from ..rounding import check_seed, rounding_code
 from .granularity import plan_rows
 
@@ -28,9 +28,45 @@ def container_dtype(fmt: IntFormat) -> np.dtype:
     return np.dtype(np.int16 if fmt.signed else np.uint16)
 
 
-def _params(scale, zero_point, rows, fmt: IntFormat, dtype):
-    want = rows.n_params
-    s = np.asarray(scale, dtype=np.float64)
+_CALLS = {
+    "quantize_int": "quantize_int(x, fmt, scale, zero_point=0, axis=None, group_size=None, ...)",
+    "dequantize_int": "dequantize_int(q, scale, zero_point=0, axis=None, group_size=None, fmt=None, "
+                      "dtype=np.float32)",
+}
+
+
+def _refuse_a_format(value, name: str, call: str) -> None:
+    """A format where a number goes: dequantize_int(q, "int8", scale) mirrors quantize_int's
+    argument order, and numpy's own message about it says nothing useful."""
+    if isinstance(value, (FloatFormat, IntFormat)):
+        label = value.name
+    elif isinstance(value, str):
+        try:
+            label = get_format(value).name
+        except (KeyError, ValueError):
+            return                      # not a format: the type checks below report it
+    else:
+        return
+    hint = f"; pass it as fmt={label!r}" if call == "dequantize_int" else ""
+    raise TypeError(f"{call}: {name} must be a number or an array, got the format {label!r}{hint}. "
+                    f"The call is {_CALLS[call]}")
+
+
+def scale_and_zero_point(scale, zero_point, want: tuple, fmt: IntFormat | None, call: str):
+    """The scale (float64) and zero point (int64), each of shape `want` (() per tensor): the
+    one check quantize_int and dequantize_int share. The scale must be finite and > 0, the
+    zero point an integer, within fmt's range when fmt is known."""
+    for name, value in (("scale", scale), ("zero_point", zero_point)):
+        _refuse_a_format(value, name, call)
+    s = np.asarray(scale)
+    if s.dtype.kind == "O":         # Python numbers numpy keeps as objects (Fraction, Decimal)
+        try:
+            s = s.astype(np.float64)
+        except (TypeError, ValueError):
+            pass                    # left as objects: refused just below
+    if s.dtype.kind not in "fiu":
+        raise TypeError(f"scale must be a real number or array, got dtype {s.dtype}")
+    s = s.astype(np.float64)
     z = np.asarray(zero_point)
     if z.ndim == 0 and want:       # one zero point for every channel or group
         z = np.broadcast_to(z, want)
@@ -44,14 +80,25 @@ def _params(scale, zero_point, rows, fmt: IntFormat, dtype):
         raise TypeError(f"zero_point must be integer, got dtype {z.dtype}")
     if s.size and not (np.all(np.isfinite(s)) and np.all(s > 0)):
         raise ValueError("scale must be finite and > 0")
-    zi = z.astype(np.int64)
-    if zi.size and (zi.min() < fmt.qmin or zi.max() > fmt.qmax):
-        raise ValueError(f"zero_point must lie in [{fmt.qmin}, {fmt.qmax}] for {fmt.name}")
-    s_rows = np.ascontiguousarray(rows.params_to_rows(s.reshape(want)), dtype=dtype)
-    if s_rows.size and not np.all(s_rows > 0):
+    # checked before the cast to int64, which would wrap a huge value into range
+    if fmt is not None:
+        lo, hi, where = fmt.qmin, fmt.qmax, f"for {fmt.name}"
+    else:
+        lo, hi, where = -2**31, 2**31 - 1, "(int32)"
+    if z.size and (z.min() < lo or z.max() > hi):
+        raise ValueError(f"zero_point must lie in [{lo}, {hi}] {where}")
+    return s.reshape(want), z.astype(np.int64).reshape(want)
+
+
+def scale_in(s: np.ndarray, dtype) -> np.ndarray:
+    """The scale in the precision the arithmetic runs in, where it must stay finite and > 0."""
+    with np.errstate(over="ignore"):
+        cast = np.require(s, dtype=dtype, requirements="C")   # (ascontiguousarray makes 0-d 1-d)
+    if cast.size and not np.all(cast > 0):
         raise ValueError(f"scale underflows to 0 in {np.dtype(dtype).name}")
-    z_rows = np.ascontiguousarray(rows.params_to_rows(zi.reshape(want)), dtype=np.int32)
-    return s_rows, z_rows
+    if cast.size and not np.all(np.isfinite(cast)):
+        raise ValueError(f"scale overflows to inf in {np.dtype(dtype).name}")
+    return cast
 
 
 def quantize_int(x, fmt, scale, zero_point=0, axis: int | None = None, group_size: int | None = None,
@@ -73,7 +120,9 @@ def quantize_int(x, fmt, scale, zero_point=0, axis: int | None = None, group_siz
     if arr.size and np.isnan(arr).any():
         raise ValueError("x contains NaN, which has no integer code")
     rows = plan_rows(arr.shape, axis, group_size)
-    s_rows, z_rows = _params(scale, zero_point, rows, fmt, arr.dtype)
+    s, z = scale_and_zero_point(scale, zero_point, rows.n_params, fmt, "quantize_int")
+    s_rows = scale_in(rows.params_to_rows(s), arr.dtype)
+    z_rows = np.ascontiguousarray(rows.params_to_rows(z), dtype=np.int32)
     xr = rows.to_rows(arr)
     out = np.empty(xr.shape, container_dtype(fmt))
     _intcodec.quantize_rows(xr, s_rows, z_rows, out, fmt.qmin, fmt.qmax, mode, seed, threads)
@@ -82,29 +131,31 @@ def quantize_int(x, fmt, scale, zero_point=0, axis: int | None = None, group_siz
 
 def dequantize_int(q, scale, zero_point=0, axis: int | None = None, group_size: int | None = None,
                    fmt=None, dtype=np.float32) -> np.ndarray:
-    """(q - zero_point) * scale, computed in `dtype` (float32 by default, as real runtimes do)."""
+    """(q - zero_point) * scale, computed in `dtype` (float32 by default, as real runtimes do).
+    scale and zero_point are shaped as for quantize_int; `fmt`, if given, checks q's range."""
     qa = np.asarray(q)
     if qa.dtype.kind not in "ui":
         raise TypeError(f"q must be an integer array, got dtype {qa.dtype}")
-    if fmt is not None:
-        f = _int_format(fmt)
-        if qa.size and (qa.min() < f.qmin or qa.max() > f.qmax):
-            raise ValueError(f"q holds values outside [{f.qmin}, {f.qmax}] of {f.name}")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a float type (float16, float32 or float64), got {dtype}")
+    f = None if fmt is None else _int_format(fmt)
     rows = plan_rows(qa.shape, axis, group_size)
-    s = np.asarray(scale, dtype=dtype)
-    z = np.asarray(zero_point, dtype=np.int64)
-    if rows.n_params and (s.shape != rows.n_params or z.shape not in (rows.n_params, ())):
-        raise ValueError(f"scale and zero_point must have shape {rows.n_params}, got {s.shape} and {z.shape}")
-    # codes of up to 16 bits minus a zero point are exact in float32: no int64 detour
-    wide = np.int64 if qa.itemsize > 2 or np.dtype(dtype).itemsize < 4 else dtype
-    if rows.axis is None:
-        return ((qa.astype(wide) - z.astype(wide)).astype(dtype) * s).astype(dtype)
-    if rows.group_size is None:
-        bshape = [1] * qa.ndim
-        bshape[rows.axis] = -1
-        s, z = s.reshape(bshape), (z.reshape(bshape) if z.ndim else z)
-    else:
-        s = np.repeat(s, rows.group_size, axis=rows.axis).take(range(qa.shape[rows.axis]), axis=rows.axis)
-        if z.ndim:
-            z = np.repeat(z, rows.group_size, axis=rows.axis).take(range(qa.shape[rows.axis]), axis=rows.axis)
+    s, z = scale_and_zero_point(scale, zero_point, rows.n_params, f, "dequantize_int")
+    if f is not None and qa.size and (qa.min() < f.qmin or qa.max() > f.qmax):
+        raise ValueError(f"q holds values outside [{f.qmin}, {f.qmax}] of {f.name}")
+    if qa.itemsize == 8 and qa.size and (qa.max() > 2**62 or qa.min() < -2**62):
+        raise ValueError("q holds values beyond +-2**62: q - zero_point would not be exact in int64")
+    s = scale_in(s, dtype)
+    # q - zero_point is exact in float32 when both are within 16 bits: no int64 detour
+    small = qa.itemsize <= 2 and dtype.itemsize >= 4 and (not z.size or np.abs(z).max() <= 1 << 16)
+    wide = dtype if small else np.int64
+    if rows.axis is not None:       # scale and zero point along the axis, repeated per group
+        if rows.group_size is not None:
+            s, z = (np.repeat(p, rows.group_size, axis=rows.axis).take(range(qa.shape[rows.axis]), axis=rows.axis)
+                    for p in (s, z))
+        else:
+            bshape = [1] * qa.ndim
+            bshape[rows.axis] = -1
+            s, z = s.reshape(bshape), z.reshape(bshape)
     return ((qa.astype(wide) - z.astype(wide)).astype(dtype) * s).astype(dtype)
