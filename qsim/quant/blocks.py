@@ -79,12 +79,26 @@ def _scale_table(name: str) -> np.ndarray:
 
 def default_tensor_scale(x: np.ndarray, fmt: BlockFormat) -> float:
     """amax of the finite values / (scale max * element max), in float32 (1 for amax 0)."""
-    finite = np.abs(x[np.isfinite(x)])
-    amax = np.float64(finite.max()) if finite.size else 0.0
+    amax = _finite_amax(x)
     if amax == 0:
         return 1.0
     scale = np.float32(amax / (float(fmt.scale.max) * float(fmt.element_max)))
     return float(max(scale, np.float32(np.finfo(np.float32).tiny)))
+
+
+def _finite_amax(x) -> float:
+    """Largest finite magnitude of x (0 if none): through the block-amax kernel, one pass,
+    unless x holds NaN or Inf."""
+    x = np.asarray(x)
+    if x.dtype in (np.float32, np.float64) and x.size:
+        flat = np.ascontiguousarray(x).reshape(1, -1)
+        chunk = 1 << 16
+        per = np.empty((1, -(-flat.shape[1] // chunk)))
+        _blockcodec.block_amax(flat, per, chunk, 1)
+        if np.isfinite(per).all():
+            return float(per.max())
+    finite = np.abs(x[np.isfinite(x)])
+    return float(finite.max()) if finite.size else 0.0
 
 
 def _rule_params(fmt: BlockFormat, zero_block: str, tensor_scale: float) -> dict:
