@@ -68,10 +68,23 @@ cdef inline double _block_amax(const in_t* x, Py_ssize_t n) noexcept nogil:
     return _nan() if nans else <double>m
 
 
+cdef inline double _pow2(int e) noexcept nogil:
+    """2**e, from its bits where it is a normal double: no libm call per block."""
+    if -1022 <= e <= 1023:
+        return qs_bits_f64(<uint64_t>(e + 1023) << 52)
+    return ldexp(1.0, e)
+
+
 cdef inline int _pow2_exponent(double a, const rule_t* p) noexcept nogil:
     """Unbiased scale exponent of a finite block amax a > 0, before clamping."""
     cdef int e
-    cdef double m = frexp(a, &e)       # a = m * 2**e, 0.5 <= m < 1
+    cdef double m
+    cdef uint64_t u = qs_f64_bits(a)
+    if (u >> 52) & 0x7FF:               # normal: a = m * 2**e, 0.5 <= m < 1, from the bits
+        e = <int>((u >> 52) & 0x7FF) - 1022
+        m = qs_bits_f64((u & 0x000FFFFFFFFFFFFFu) | (<uint64_t>1022 << 52))
+    else:
+        m = frexp(a, &e)
     e = e - 1 - p.elem_emax            # floor(log2 a) - emax_elem
     if p.rule == CEIL:
         e += m != 0.5
@@ -79,14 +92,14 @@ cdef inline int _pow2_exponent(double a, const rule_t* p) noexcept nogil:
         # amax rounded half up to the element's mantissa bits may reach the next binade
         e += m >= 1.0 - ldexp(1.0, -(p.elem_mbits + 2))
     elif p.rule == RCEIL:
-        e += a > ldexp(p.elem_max, e)
+        e += a > p.elem_max * _pow2(e)
     return e
 
 
 cdef inline uint32_t _e8m0_or_pow2_code(int e, int kind) noexcept nogil:
     if kind == SK_E8M0:
         return <uint32_t>(e + 127)
-    return qs_f32_bits(<float>ldexp(1.0, e))
+    return qs_f32_bits(<float>_pow2(e))
 
 
 cdef inline uint32_t _nan_scale(int kind) noexcept nogil:
@@ -97,52 +110,111 @@ cdef inline uint32_t _nan_scale(int kind) noexcept nogil:
     return 0x7FC00000u
 
 
-cdef inline int _encode_block(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first,
-                              double amax, uint32_t* scale_code, const rule_t* p, fmt_t* ef,
-                              fmt_t* sf, const float* scale_values, int mode, uint64_t seed) noexcept nogil:
-    """Scale code and element codes of one block; returns 1 for a non-finite block."""
+# The element loops. They run over spans of up to SPAN elements, several blocks at once, each
+# element with its block's scale from a buffer: a loop over one short block (16 elements for
+# NVFP4) ends before gcc's vector loop starts (it takes 32 or 64 uint8 codes at a time), and the
+# scalar remainder, full of mispredicted selects, cost ~25x the vector loop. The format comes
+# by value and the rounding mode as a literal (through the *_modes dispatchers), as in
+# _floatcodec.pyx: through a pointer gcc must reload the format after every uint8 store (a
+# char store may alias it), and a variable mode keeps its branches in the loop.
+
+cdef enum:
+    SPAN = 1024      # elements per element loop
+
+
+cdef inline void _encode_pow2(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, const int* e,
+                              fmt_t f, int mode, uint64_t seed) noexcept nogil:
+    """out[i] = code of x[i] * 2**-e[i] (exact inside the encoder: its k argument)."""
     cdef Py_ssize_t i
-    cdef int e = 0
-    cdef float s, r, v
-    cdef uint32_t sc
     cdef uint64_t rnd = 0
-    cdef double w
+    for i in range(n):
+        if mode == STOCHASTIC:
+            rnd = qs_random_bits(seed, <uint64_t>(first + i))
+        if in_t is float:
+            out[i] = <code_t>qs_encode_f32(qs_f32_bits(x[i]), e[i], &f, mode, True, rnd)
+        else:
+            out[i] = <code_t>qs_encode_f64(qs_f64_bits(x[i]), e[i], &f, mode, True, rnd)
+
+
+cdef inline void _encode_times(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, const float* r,
+                               fmt_t f, int mode, uint64_t seed) noexcept nogil:
+    """out[i] = code of float32(float32(x[i]) * r[i]); RNE_FAST: through the fast encoder."""
+    cdef Py_ssize_t i
+    cdef uint64_t rnd = 0
+    cdef float v
+    for i in range(n):
+        v = <float>x[i] * r[i]
+        if mode == RNE_FAST:
+            out[i] = <code_t>qs_encode_f32_rne_fast(qs_f32_bits(v), &f, True)
+        else:
+            if mode == STOCHASTIC:
+                rnd = qs_random_bits(seed, <uint64_t>(first + i))
+            out[i] = <code_t>qs_encode_f32(qs_f32_bits(v), 0, &f, mode, True, rnd)
+
+
+cdef void _pow2_modes(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, const int* e,
+                      fmt_t f, int mode, uint64_t seed) noexcept nogil:
+    if mode == RNE:
+        _encode_pow2(x, out, n, first, e, f, RNE, seed)
+    elif mode == RTZ:
+        _encode_pow2(x, out, n, first, e, f, RTZ, seed)
+    elif mode == RNA:
+        _encode_pow2(x, out, n, first, e, f, RNA, seed)
+    elif mode == RUP:
+        _encode_pow2(x, out, n, first, e, f, RUP, seed)
+    elif mode == RDN:
+        _encode_pow2(x, out, n, first, e, f, RDN, seed)
+    else:
+        _encode_pow2(x, out, n, first, e, f, STOCHASTIC, seed)
+
+
+cdef void _times_modes(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, const float* r,
+                       fmt_t f, int mode, uint64_t seed) noexcept nogil:
+    if mode == RNE_FAST:
+        _encode_times(x, out, n, first, r, f, RNE_FAST, seed)
+    elif mode == RNE:
+        _encode_times(x, out, n, first, r, f, RNE, seed)
+    elif mode == RTZ:
+        _encode_times(x, out, n, first, r, f, RTZ, seed)
+    elif mode == RNA:
+        _encode_times(x, out, n, first, r, f, RNA, seed)
+    elif mode == RUP:
+        _encode_times(x, out, n, first, r, f, RUP, seed)
+    elif mode == RDN:
+        _encode_times(x, out, n, first, r, f, RDN, seed)
+    else:
+        _encode_times(x, out, n, first, r, f, STOCHASTIC, seed)
+
+
+cdef struct block_t:
+    bint zero        # the block's elements are all code 0 (NaN scale)
+    int e            # power-of-two rules: the scale exponent
+    float r          # the float32 multiplier of the elements (AMAX rule; 2**-e on the fast path)
+
+
+cdef inline int _block_scale(double amax, uint32_t* scale_code, const rule_t* p, const fmt_t* sf,
+                             const float* scale_values, block_t* o) noexcept nogil:
+    """Scale code of one block and how its elements are scaled; returns 1 for a non-finite block."""
+    cdef int e
+    cdef float s
+    cdef uint32_t sc
+    o.zero = False
     if isnan(amax) or isinf(amax):
         scale_code[0] = _nan_scale(p.scale_kind)
-        for i in range(n):
-            out[i] = 0
+        o.zero = True
         return 1
     if p.rule != AMAX:
         e = _pow2_exponent(amax, p) if amax > 0 else p.zero_exp
         if e > p.exp_max:
             scale_code[0] = _nan_scale(p.scale_kind)
-            for i in range(n):
-                out[i] = 0
+            o.zero = True
             return 0
         e = e if e > p.exp_min else p.exp_min
         scale_code[0] = _e8m0_or_pow2_code(e, p.scale_kind)
-        if p.is_int:
-            for i in range(n):
-                w = rint(ldexp(<double>x[i], p.int_frac_bits - e))
-                w = w if w < p.qmax else p.qmax
-                w = w if w > p.qmin else p.qmin
-                out[i] = <code_t>(<int>w & 0xFF)
-            return 0
-        if in_t is float and mode == RNE and ef.magic_bits != 0:
-            # x * 2**-e is exact in float32 down to float32's subnormals, which the element
-            # format rounds to zero anyway (the fast path's condition), so it may go first
-            v = <float>ldexp(1.0, -e)
-            for i in range(n):
-                out[i] = <code_t>qs_encode_f32_rne_fast(qs_f32_bits(x[i] * v), ef, True)
-            return 0
-        # x * 2**-e is exact inside the encoder (its k argument)
-        for i in range(n):
-            if mode == STOCHASTIC:
-                rnd = qs_random_bits(seed, <uint64_t>(first + i))
-            if in_t is float:
-                out[i] = <code_t>qs_encode_f32(qs_f32_bits(x[i]), e, ef, mode, True, rnd)
-            else:
-                out[i] = <code_t>qs_encode_f64(qs_f64_bits(x[i]), e, ef, mode, True, rnd)
+        o.e = e
+        # x * 2**-e is exact in float32 down to float32's subnormals, which the element
+        # format rounds to zero anyway (the fast path's condition), so it may go first
+        o.r = <float>_pow2(-e)
         return 0
     # AMAX rule, in float32 as the NVFP4 / FP8-block recipes compute it
     s = <float>(<float>amax / <float>p.elem_max) / p.tensor_scale
@@ -154,18 +226,76 @@ cdef inline int _encode_block(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize
     else:
         sc = qs_f32_bits(s)
     scale_code[0] = sc
-    r = p.recip_tensor / s
-    if mode == RNE and ef.magic_bits != 0:
-        for i in range(n):
-            v = <float>x[i] * r
-            out[i] = <code_t>qs_encode_f32_rne_fast(qs_f32_bits(v), ef, True)
-    else:
-        for i in range(n):
-            if mode == STOCHASTIC:
-                rnd = qs_random_bits(seed, <uint64_t>(first + i))
-            v = <float>x[i] * r
-            out[i] = <code_t>qs_encode_f32(qs_f32_bits(v), 0, ef, mode, True, rnd)
+    o.e = 0
+    o.r = p.recip_tensor / s
     return 0
+
+
+cdef inline void _int_block(const in_t* x, code_t* out, Py_ssize_t n, int e, const rule_t* p) noexcept nogil:
+    """Integer elements (MXINT8): code = clamp(rint(x * 2**(frac_bits - e)), qmin, qmax)."""
+    cdef Py_ssize_t i
+    cdef double w, m = _pow2(p.int_frac_bits - e)        # exact: a power of two
+    for i in range(n):
+        w = rint(x[i] * m)
+        w = w if w < p.qmax else p.qmax
+        w = w if w > p.qmin else p.qmin
+        out[i] = <code_t>(<int>w & 0xFF)
+
+
+cdef int _quantize_row(const in_t* x, code_t* out, uint32_t* scales, const double* amax_given,
+                       Py_ssize_t cols, Py_ssize_t block, Py_ssize_t first, const rule_t* p, fmt_t ef,
+                       const fmt_t* sf, const float* scale_values, int mode, uint64_t seed) noexcept nogil:
+    """One row: each block's scale, then the elements a span at a time; returns the number of
+    non-finite blocks."""
+    cdef float mult[SPAN]
+    cdef int exps[SPAN]
+    cdef Py_ssize_t nblocks = (cols + block - 1) // block, b, lo, hi, i, j, m, start = 0, fill = 0
+    cdef int nonfinite = 0
+    cdef block_t blk
+    blk.zero, blk.e, blk.r = False, 0, 0
+    cdef double amax
+    # float32 input, RNE, a format the fast encoder covers: scale in float32, then encode
+    cdef bint times = p.rule == AMAX or (in_t is float and mode == RNE and ef.magic_bits != 0)
+    cdef int loop_mode = RNE_FAST if times and mode == RNE and ef.magic_bits != 0 else mode
+    for b in range(nblocks + 1):
+        lo = b * block
+        hi = lo + block if lo + block < cols else cols
+        if b < nblocks:
+            amax = amax_given[b] if amax_given != NULL else _block_amax(x + lo, hi - lo)
+            nonfinite += _block_scale(amax, &scales[b], p, sf, scale_values, &blk)
+        if b == nblocks or blk.zero or p.is_int or fill + (hi - lo) > SPAN:
+            # flush the span [start, start + fill)
+            if fill and times:
+                _times_modes(x + start, out + start, fill, first + start, &mult[0], ef, loop_mode, seed)
+            elif fill:
+                _pow2_modes(x + start, out + start, fill, first + start, &exps[0], ef, mode, seed)
+            start, fill = lo, 0
+        if b == nblocks:
+            break
+        if blk.zero:
+            for i in range(lo, hi):
+                out[i] = 0
+            start = hi
+        elif p.is_int:
+            _int_block(x + lo, out + lo, hi - lo, blk.e, p)
+            start = hi
+        else:
+            # the block's scale for each of its elements, a span at a time if it is longer
+            i = lo
+            while i < hi:
+                m = hi - i if hi - i < SPAN - fill else SPAN - fill
+                for j in range(fill, fill + m):
+                    mult[j] = blk.r
+                    exps[j] = blk.e
+                fill += m
+                i += m
+                if fill == SPAN and i < hi:
+                    if times:
+                        _times_modes(x + start, out + start, fill, first + start, &mult[0], ef, loop_mode, seed)
+                    else:
+                        _pow2_modes(x + start, out + start, fill, first + start, &exps[0], ef, mode, seed)
+                    start, fill = i, 0
+    return nonfinite
 
 
 def quantize_rows(const in_t[:, ::1] x, code_t[:, ::1] codes, uint32_t[:, ::1] scales,
@@ -182,27 +312,16 @@ def quantize_rows(const in_t[:, ::1] x, code_t[:, ::1] codes, uint32_t[:, ::1] s
     p.scale_min = rule["scale_min"]; p.scale_max = rule["scale_max"]
     p.is_int = rule["is_int"]; p.int_frac_bits = rule["int_frac_bits"]
     p.qmin = rule["qmin"]; p.qmax = rule["qmax"]
-    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1], r, b, lo, hi
-    cdef Py_ssize_t nblocks = scales.shape[1]
+    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1], r
     cdef bint given = amax_given.shape[0] > 0
     cdef int nonfinite = 0
-    cdef double amax
     cdef const float* sv = &scale_values[0]
     if rows == 0 or cols == 0:
         return 0
     with nogil:
         for r in prange(rows, num_threads=num_threads, schedule="static"):
-            for b in range(nblocks):
-                lo = b * block
-                hi = lo + block
-                if hi > cols:
-                    hi = cols
-                if given:
-                    amax = amax_given[r, b]
-                else:
-                    amax = _block_amax(&x[r, lo], hi - lo)
-                nonfinite += _encode_block(&x[r, lo], &codes[r, lo], hi - lo, r * cols + lo, amax,
-                                           &scales[r, b], &p, &ef, &sf, sv, mode, seed)
+            nonfinite += _quantize_row(&x[r, 0], &codes[r, 0], &scales[r, 0], &amax_given[r, 0] if given else NULL,
+                                       cols, block, r * cols, &p, ef, &sf, sv, mode, seed)
     return nonfinite
 
 
@@ -239,6 +358,26 @@ def decode_rows(const code_t[:, ::1] codes, const double[:, ::1] scales, const d
                 s = scales[r, b]
                 for i in range(lo, hi):
                     out[r, i] = <out_t>(table[codes[r, i]] * s)
+
+
+def decode_rows_f32(const code_t[:, ::1] codes, const float[:, ::1] scales, const float[::1] table,
+                    float second, float[:, ::1] out, int block, int num_threads):
+    """out = float32(table[code] * scale of its block) * second, in float32; the caller checks
+    that this is the exact product rounded once (qsim/quant/blocks.py)."""
+    cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r, b, lo, hi, i
+    cdef float s
+    if rows == 0 or cols == 0:
+        return
+    with nogil:
+        for r in prange(rows, num_threads=num_threads, schedule="static"):
+            for b in range(scales.shape[1]):
+                lo = b * block
+                hi = lo + block
+                if hi > cols:
+                    hi = cols
+                s = scales[r, b]
+                for i in range(lo, hi):
+                    out[r, i] = (table[codes[r, i]] * s) * second
 
 
 def pack4(const uint8_t[::1] codes, uint8_t[::1] out, int num_threads):

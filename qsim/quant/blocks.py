@@ -79,12 +79,26 @@ def _scale_table(name: str) -> np.ndarray:
 
 def default_tensor_scale(x: np.ndarray, fmt: BlockFormat) -> float:
     """amax of the finite values / (scale max * element max), in float32 (1 for amax 0)."""
-    finite = np.abs(x[np.isfinite(x)])
-    amax = np.float64(finite.max()) if finite.size else 0.0
+    amax = _finite_amax(x)
     if amax == 0:
         return 1.0
     scale = np.float32(amax / (float(fmt.scale.max) * float(fmt.element_max)))
     return float(max(scale, np.float32(np.finfo(np.float32).tiny)))
+
+
+def _finite_amax(x) -> float:
+    """Largest finite magnitude of x (0 if none): through the block-amax kernel, one pass,
+    unless x holds NaN or Inf."""
+    x = np.asarray(x)
+    if x.dtype in (np.float32, np.float64) and x.size:
+        flat = np.ascontiguousarray(x).reshape(1, -1)
+        chunk = 1 << 16
+        per = np.empty((1, -(-flat.shape[1] // chunk)))
+        _blockcodec.block_amax(flat, per, chunk, 1)
+        if np.isfinite(per).all():
+            return float(per.max())
+    finite = np.abs(x[np.isfinite(x)])
+    return float(finite.max()) if finite.size else 0.0
 
 
 def _rule_params(fmt: BlockFormat, zero_block: str, tensor_scale: float) -> dict:
@@ -210,6 +224,22 @@ def _element_table(elem, frac_bits: int) -> np.ndarray:
     return value_table(elem, "<f8")
 
 
+@lru_cache(maxsize=None)
+def _float32_decode_is_exact(fmt: BlockFormat) -> bool:
+    """Whether float32 arithmetic decodes fmt to the exact value rounded once, as float64 does:
+    every element value and block scale is a float32, so their float32 product is the exact
+    product rounded once (IEEE); with a tensor scale, every element x block scale product must
+    also be exact in float32, leaving the tensor-scale multiply as the one rounding."""
+    values = _element_table(fmt.element, fmt.int_fraction_bits)
+    scales = scale_values(np.arange(1 << fmt.scale.storage_bits), fmt) if fmt.scale.storage_bits <= 8 else None
+    exact = lambda v: bool(np.array_equal(v.astype(np.float32).astype(np.float64), v, equal_nan=True))
+    if not exact(values) or (scales is not None and not exact(scales)):
+        return False
+    if fmt.tensor_scale:
+        return scales is not None and exact(np.multiply.outer(values, scales))
+    return True
+
+
 def block_decode(q: BlockArray, dtype=np.float32, num_threads: int | None = None) -> np.ndarray:
     """Values: element value x block scale x tensor scale, exact in float64 and rounded once
     to `dtype` (float32 or float64). A NaN scale gives NaN for its whole block."""
@@ -223,7 +253,8 @@ def block_decode(q: BlockArray, dtype=np.float32, num_threads: int | None = None
     codes = np.moveaxis(q.elements, q.axis, -1)
     k = fmt.block[-1]
     n_blocks = -(-codes.shape[-1] // k)
-    scales = q.scale_values() * (q.tensor_scale if q.tensor_scale is not None else 1.0)
+    scales = q.scale_values()
+    second = q.tensor_scale if q.tensor_scale is not None else 1.0
     if len(fmt.block) == 2:
         scales = np.repeat(scales, fmt.block[0], axis=-2)[..., :codes.shape[-2], :]
     else:
@@ -231,8 +262,12 @@ def block_decode(q: BlockArray, dtype=np.float32, num_threads: int | None = None
     rows = np.ascontiguousarray(codes.reshape(int(np.prod(codes.shape[:-1])), codes.shape[-1]))
     out = np.empty(rows.shape, dtype)
     table = _element_table(fmt.element, fmt.int_fraction_bits)
-    _blockcodec.decode_rows(rows, np.ascontiguousarray(scales.reshape(rows.shape[0], n_blocks), np.float64),
-                            table, out, k, threads)
+    if dtype == np.float32 and _float32_decode_is_exact(fmt):
+        _blockcodec.decode_rows_f32(rows, np.ascontiguousarray(scales.reshape(rows.shape[0], n_blocks), np.float32),
+                                    table.astype(np.float32), np.float32(second), out, k, threads)
+    else:
+        _blockcodec.decode_rows(rows, np.ascontiguousarray(scales.reshape(rows.shape[0], n_blocks) * second, np.float64),
+                                table, out, k, threads)
     return np.ascontiguousarray(np.moveaxis(out.reshape(codes.shape), -1, q.axis))
 
 

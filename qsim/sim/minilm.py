@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import Add, Attention, GELU, L2Normalize, LayerNorm, Linear, MeanPool, Workload
+from .layers import Add, Attention, GELU, L2Normalize, LayerNorm, Linear, MeanPool
+from .workloads import Workload, models_dir
 
 HEADS = 12
 
 
 def sentences() -> list[str]:
     """The built-in sentences: the first 32 are the test split, the rest calibrate."""
-    from .models import _models_dir
-    return (_models_dir() / "minilm" / "sentences.txt").read_text().splitlines()
+    return (models_dir() / "minilm" / "sentences.txt").read_text().splitlines()
 
 
 def _layers(w: dict) -> tuple:

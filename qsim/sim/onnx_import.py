@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import GELU, Add, AvgPool, Conv1d, Conv2d, Flatten, LayerNorm, Linear, MatMul, MaxPool2d, ReLU, Softmax
+from .layers import GELU, Add, AvgPool, Conv1d, Conv2d, Flatten, LayerNorm, Linear, MatMul, MaxPool2d, ReLU, Softmax
+from .workloads import Workload
 
 SUPPORTED = ("Gemm", "MatMul", "Add", "Conv", "Relu", "Gelu", "Softmax", "LayerNormalization", "MaxPool",
              "GlobalAveragePool", "Flatten")
@@ -25,7 +26,6 @@ def _attrs(node) -> dict:
 
 def onnx_workload(path, calib, test, labels=None):
     """A Workload from an ONNX model and float32 calibration / test inputs (labels optional)."""
-    from .models import Workload
     labels = np.full(len(test), -1) if labels is None else np.asarray(labels, np.int64)
     return Workload(str(path), load_onnx(path), np.asarray(calib, np.float32), np.asarray(test, np.float32), labels)
 
