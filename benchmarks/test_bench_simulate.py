@@ -3,7 +3,7 @@ in under 30 s (the FP32 numpy forward pass alongside for scale)."""
 
 from qsim.hardware import hardware_presets
 from qsim.sim import load_model, simulate
-from qsim.sim.models import forward_fp32
+from qsim.sim.graph import forward_fp32
 
 
 def test_digits_cnn_all_presets(benchmark, mark_role):

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._kernels import _floatcodec
 from ._threads import resolve_threads
+from .arrays import contiguous, float_input
 from .formats import FloatFormat, IntFormat, format as get_format
 from .rounding import check_seed, rounding_code
 
@@ -19,24 +20,6 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 
 # -- inputs ---------------------------------------------------------------------------
-def float_input(x, name: str = "x") -> np.ndarray:
-    """x as a C-contiguous, native-byte-order float32 or float64 array (float16 and bfloat16
-    widen exactly)."""
-    arr = np.asarray(x)
-    kind, size = arr.dtype.kind, arr.dtype.itemsize
-    if kind == "f" and size in (4, 8):
-        return contiguous(arr, arr.dtype.newbyteorder("="))   # the kernels read native order
-    if kind == "f" and size == 2 or arr.dtype.name.startswith(("bfloat16", "float8", "float6", "float4")):
-        return arr.astype(np.float32, order="C")
-    raise TypeError(f"{name} must be a floating-point array (float16/32/64 or bfloat16); got dtype "
-                    f"{arr.dtype}. Convert explicitly, e.g. {name}.astype(np.float32).")
-
-
-def contiguous(arr: np.ndarray, dtype=None) -> np.ndarray:
-    """A C-contiguous array of the same shape (np.ascontiguousarray would make 0-d arrays 1-d)."""
-    return np.require(arr, dtype=dtype, requirements="C")
-
-
 def code_dtype(fmt) -> np.dtype:
     bits = fmt.storage_bits
     return np.dtype(np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32)

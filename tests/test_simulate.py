@@ -12,7 +12,7 @@ from qsim.datapaths import qlinear_matmul, quantize_bias
 from qsim.hardware import hardware_presets
 from qsim.io import SCHEMA, read_records, write_records
 from qsim.sim import load_model, simulate
-from qsim.sim.models import forward_fp32
+from qsim.sim.graph import forward_fp32
 
 # top-1 on the 397 test digits (FP32: 0.9824); measured, with a tolerance of about 3 samples
 EXPECTED_TOP1 = {"edge-npu-int8": 0.982, "edge-npu-int8-acc16": 0.713, "h100-fp8": 0.987, "tpu-bf16": 0.982,
@@ -170,7 +170,7 @@ def test_minilm_gelu_erf_is_accurate_to_2e_7():
     """MiniLM's GELU uses Abramowitz & Stegun 7.1.26 for erf (error bound 1.5e-7)."""
     from math import erf
 
-    from qsim.sim.models import _erf
+    from qsim.sim.layers import _erf
     x = np.linspace(-6, 6, 20001)
     assert np.abs(_erf(x) - np.array([erf(v) for v in x])).max() < 2e-7
 

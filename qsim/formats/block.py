@@ -59,6 +59,11 @@ class BlockFormat:
         object.__setattr__(self, "element", elem)
         if isinstance(elem, FloatFormat) and (not elem.signed or not elem.has_zero or elem.storage_bits > 16):
             raise ValueError(f"{self.name}: element {elem.name} must be a signed float format of at most 16 bits")
+        if isinstance(elem, FloatFormat) and elem.mantissa_bits == 0:
+            # the block kernels round ties by the significand's parity; with no mantissa bits the
+            # even code is the even exponent, which only the element codec (qsim.encode) models
+            raise ValueError(f"{self.name}: element {elem.name} has no mantissa bits; block formats take "
+                             "elements with at least one (every OCP MX element type has)")
         if isinstance(elem, IntFormat) and (not elem.signed or elem.bits != 8):
             raise ValueError(f"{self.name}: integer elements must be int8 (as MXINT8), got {elem.name}")
         block = tuple(self.block) if isinstance(self.block, (tuple, list)) else (self.block,)

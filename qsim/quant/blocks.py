@@ -142,7 +142,8 @@ def block_quantize(x, fmt, axis: int = -1, rounding: str = "rne", zero_block: st
                    seed: int | None = None, num_threads: int | None = None) -> BlockArray:
     """Quantize x to the block format `fmt` (a BlockFormat or its name, see block_format):
     element codes, one scale code per block and the tensor scale if the format has one."""
-    from ..codec import code_dtype, float_input, packed
+    from ..arrays import float_input
+    from ..codec import code_dtype, packed
 
     fmt = block_format(fmt)
     arr = float_input(x)

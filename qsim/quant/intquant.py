@@ -10,6 +10,7 @@ import numpy as np
 
 from .._kernels import _intcodec
 from .._threads import resolve_threads
+from ..arrays import float_input
 from ..formats import FloatFormat, IntFormat, format as get_format
 from ..rounding import check_seed, rounding_code
 from .granularity import plan_rows
@@ -110,7 +111,6 @@ def quantize_int(x, fmt, scale, zero_point=0, axis: int | None = None, group_siz
     axis dimension replaced by ceil(x.shape[axis] / group_size) (as ONNX blocked quantization).
     scale is cast to x's precision. +-Inf clamps to the range; NaN is an error.
     """
-    from ..codec import float_input
 
     fmt = _int_format(fmt)
     mode = rounding_code(rounding)

@@ -12,11 +12,6 @@ from functools import lru_cache
 from .minilm import load_minilm
 from .workloads import Workload, digits_cnn, digits_mlp, mnist1d_cnn
 
-# Names that used to live here, for importers not yet moved to graph.py / layers.py
-# (qsim/sim/simulate.py, tests/test_simulate.py, benchmarks); drop once they import from there.
-from .graph import FP32, forward_fp32, run_graph  # noqa: E402,F401
-from .layers import GEMM_LAYERS, _erf  # noqa: E402,F401
-
 MODELS = {"digits-mlp": digits_mlp, "digits-cnn": digits_cnn, "mnist1d-cnn": mnist1d_cnn, "minilm": load_minilm}
 
 

@@ -33,7 +33,9 @@ from ..plan import plan_gemm, resolve_datapath
 from ..quant.calibrate import calibrate
 from ..quant.intquant import dequantize_int, quantize_int
 from ..quant.mx import mx_quantize
-from .models import FP32, GEMM_LAYERS, forward_fp32, load_model, run_graph
+from .graph import FP32, forward_fp32, run_graph
+from .layers import GEMM_LAYERS
+from .models import load_model
 
 
 def _affine(lo, hi, fmt: IntFormat, symmetric: bool):
