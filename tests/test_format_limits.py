@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import qsim
-from qsim.reference import overflow_point, ref_decode, ref_encode_float, ref_encode_int, ref_mx_quantize
+from qsim.reference import overflow_point, ref_decode, ref_encode_float, ref_encode_int
 
 MODES = ("rne", "rtz", "rna", "up", "down")
 DTYPES = (np.float32, np.float64)
