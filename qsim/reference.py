@@ -30,7 +30,6 @@ from functools import lru_cache
 from .formats import FloatFormat, IntFormat, format as get_format
 
 ROUNDINGS = ("rne", "rtz", "rna", "up", "down", "stochastic")
-INT_ROUNDINGS = ("rne", "rtz", "rna", "up", "down")
 E8M0_BIAS = 127
 E8M0_NAN = 0xFF
 
