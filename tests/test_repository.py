@@ -1,4 +1,4 @@
-"""Every reference in the repository resolves inside it: a clone has no ../shared/, so a file
+"""Every reference in the repository resolves inside it: a clone has no shared folder beside it, so a file
 named in a docstring, a comment, a preset's energy source or the README must be in the tree."""
 
 import re

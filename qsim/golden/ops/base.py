@@ -3,6 +3,7 @@ the GoldenOp interface the registry holds, and the rules a format option is chec
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -125,7 +126,7 @@ def not_for(reason: str):
 
 
 # -- the interface ----------------------------------------------------------------------------------
-class GoldenOp:
+class GoldenOp(ABC):
     """One golden operation. A subclass sets name, aliases, default_random and needs_datapath
     and defines format_rules and cases; the registry (qsim.golden.ops.REGISTRY) lists one
     instance of each."""
@@ -134,10 +135,10 @@ class GoldenOp:
     default_random: int                          # random values or random cases (see make_golden)
     needs_datapath: bool = False                 # gemm, conv, requant: --datapath is required
 
+    @abstractmethod
     def format_rules(self, path) -> dict:
         """What each format option must be on this datapath: None (any format), or
         (description, test), with test None where the option does not apply."""
-        raise NotImplementedError
 
     def complete(self, cfg: GoldenConfig, path, hw) -> GoldenConfig:
         """cfg with what the datapath or the format decides filled in; refuses what the op
@@ -173,9 +174,9 @@ class GoldenOp:
             if not rule[1](get_format(name)):
                 raise ValueError(f"{where}: it must be {must_be(rule)}")
 
+    @abstractmethod
     def cases(self, cfg: GoldenConfig, path, hw, rng) -> tuple[list, dict, dict]:
         """The cases (store.Case), the format of each array, and the facts the op resolved."""
-        raise NotImplementedError
 
     def overflow_mode(self, cfg: GoldenConfig, path) -> str | None:
         """What the op does on overflow, for the manifest and reports; None: nothing to say."""

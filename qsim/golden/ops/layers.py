@@ -4,6 +4,8 @@ LayerOp, their common base."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 
 from ...codec import code_dtype
@@ -180,11 +182,13 @@ class LayerOp(GoldenOp):
             return self.int_cases(cfg, path, hw, rng)
         return converted_output(*self.float_cases(cfg, path, hw, rng), hw)
 
+    @abstractmethod
     def int_cases(self, cfg, path, hw, rng):
-        raise NotImplementedError
+        """Cases on an integer datapath."""
 
+    @abstractmethod
     def float_cases(self, cfg, path, hw, rng):
-        raise NotImplementedError
+        """Cases on a float datapath (before the hardware's output conversion)."""
 
     def overflow_mode(self, cfg, path):
         return accumulator_overflow(path) if is_int_path(path) else None
