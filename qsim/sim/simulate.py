@@ -182,7 +182,7 @@ class _OnHardware(FP32):
         if kernel.kind == "mx":
             y, counts = self._mx_gemm(kernel, a, b), {"overflow": 0, "saturated": 0}
         elif kernel.kind == "fp32":
-            # FP32 operands: the host's float32 BLAS (qsim's float kernels model <= 16-bit operands)
+            # FP32 operands: the FP32 reference product (qsim's float kernels model <= 16-bit operands)
             y = super().gemm(key, a, b, None, weight)
             counts = {"overflow": int((~np.isfinite(y)).sum()), "saturated": 0}
         else:
