@@ -30,7 +30,13 @@ def datapath_preset(name: str):
         return PRESETS[name]
     if name in FLOAT_PRESETS:
         return FLOAT_PRESETS[name]
-    raise ValueError(f"unknown datapath preset {name!r}; presets are {', '.join([*PRESETS, *FLOAT_PRESETS])}")
+    from .hardware.spec import hardware_presets
+    paths = f"kernel-path presets are {', '.join(datapath_presets())}"
+    if name in hardware_presets():
+        raise ValueError(f"unknown datapath preset {name!r}: {name!r} is a machine preset (a hardware "
+                         f"description for load_hardware / --hardware), not a kernel path; {paths}")
+    raise ValueError(f"unknown datapath preset {name!r}; {paths} (machine presets, for load_hardware / "
+                     f"--hardware: {', '.join(hardware_presets())})")
 
 
 def datapath_presets() -> list[str]:
