@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ..formats import format as get_format
 from .cost import DATAFLOWS
+from .presets import PRESET_DIR, hardware_presets
 
-PRESET_DIR = Path(__file__).parent / "presets"
 GRANULARITIES = ("per-tensor", "per-channel", "per-group", "mx")
 
 
@@ -197,8 +197,9 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     d = top.table("datapath")
     kind = d.choice("kind", ("integer", "float"))
     presets = PRESETS if kind == "integer" else FLOAT_PRESETS
-    if d.get("preset", str) in hardware_presets() and d.data["preset"] not in presets:
-        raise d.error("preset", d.data["preset"], "that is a machine preset (a whole hardware description), not "
+    given = d.data.get("preset")
+    if given in hardware_presets() and given not in PRESETS and given not in FLOAT_PRESETS:
+        raise d.error("preset", given, "that is a machine preset (a whole hardware description), not "
                       f"a kernel path; the {kind} kernel-path presets are {', '.join(presets)}")
     preset = d.choice("preset", tuple(presets))
     bits = overflow = None
@@ -403,10 +404,6 @@ def _read(spec) -> tuple[str, str]:
         return path.read_text(), str(path)
     except OSError as e:
         raise HardwareError(f"cannot read {path}: {e.strerror}") from None
-
-
-def hardware_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
 def _unknown_machine(name: str) -> str:
