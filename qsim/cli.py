@@ -108,6 +108,11 @@ def _cmd_hardware(args) -> int:
         print(f"{name:<20} {path:<34} {hw.array.rows:>4}x{hw.array.cols:<5} {hw.array.clock_hz / 1e9:>6.2f} GHz"
               f" {hw.peak_macs_per_s / 1e12:>12.3f}")
         print(f"{'':<20} {hw.description}")
+    from .plan import datapath_presets
+    both = [name for name in hardware_presets() if name in datapath_presets()]
+    if both:
+        print(f"\n{', '.join(both)}: machine presets here, and also kernel-path presets (qsim datapaths) "
+              "of the same name, which a description names in datapath.preset")
     return 0
 
 

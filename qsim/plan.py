@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from .datapaths import FLOAT_PRESETS, PRESETS, FloatDatapath, IntDatapath
 from .formats import FloatFormat, IntFormat, format as get_format
 from .hardware.cost import GemmCostInputs
+from .hardware.presets import hardware_presets
 
 # granularities of a quantizer; "none": values are encoded as they are, without a scale
 GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "mx")
@@ -30,7 +31,12 @@ def datapath_preset(name: str):
         return PRESETS[name]
     if name in FLOAT_PRESETS:
         return FLOAT_PRESETS[name]
-    raise ValueError(f"unknown datapath preset {name!r}; presets are {', '.join([*PRESETS, *FLOAT_PRESETS])}")
+    paths = f"kernel-path presets are {', '.join(datapath_presets())}"
+    if name in hardware_presets():
+        raise ValueError(f"unknown datapath preset {name!r}: {name!r} is a machine preset (a hardware "
+                         f"description for load_hardware / --hardware), not a kernel path; {paths}")
+    raise ValueError(f"unknown datapath preset {name!r}; {paths} (machine presets, for load_hardware / "
+                     f"--hardware: {', '.join(hardware_presets())})")
 
 
 def datapath_presets() -> list[str]:

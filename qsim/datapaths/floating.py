@@ -23,6 +23,7 @@ from ..codec import decode, encode, packed, value_table
 from ..formats import FloatFormat, format as get_format
 from ..rounding import rounding_code
 from .accumulate import ORDERS, matmul_batch
+from .integer import PRESET_DIR, load_presets
 
 
 def check_kernel_enums(*kernels) -> None:
@@ -246,20 +247,9 @@ class FloatDatapath:
     description: str = ""
 
 
-FLOAT_PRESETS = {p.name: p for p in (
-    FloatDatapath("fp32-sequential", None, None, FloatAccumulator(), description=(
-        "products exact, summed one by one in FP32 with round to nearest even (a CPU loop)")),
-    FloatDatapath("bf16-fp32acc", "bf16", "bf16", FloatAccumulator(), description=(
-        "BF16 inputs, exact products, FP32 sequential accumulation")),
-    FloatDatapath("h100-fp8-like", "e4m3", "e4m3",
-                  FloatAccumulator("fp32", "rtz", fused_group=32, fused_bits=14, promote_every=128), description=(
-        "E4M3 inputs; fused groups of 32 products aligned to the largest exponent keeping 14 bits "
-        "(truncated), normalized toward zero; partial sums promoted to FP32 every 128 (DeepSeek-V3 3.3.2)")),
-    FloatDatapath("mxfp8", "e4m3", "e4m3", block_size=32, description=(
-        "OCP MXFP8 (E4M3) blocks of 32: exact block dot products, scales applied, FP32 accumulation")),
-    FloatDatapath("mxfp4", "fp4_e2m1", "fp4_e2m1", block_size=32, description=(
-        "OCP MXFP4 (E2M1) blocks of 32: exact block dot products, scales applied, FP32 accumulation")),
-)}
+# data in presets/float.toml; a_format and b_format absent: the inputs are taken as given
+FLOAT_PRESETS: dict[str, FloatDatapath] = load_presets(PRESET_DIR / "float.toml", FloatDatapath, FloatAccumulator,
+                                                       optional=("a_format", "b_format"))
 
 
 # -- the FP32 reference ---------------------------------------------------------------------------

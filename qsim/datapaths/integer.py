@@ -9,7 +9,9 @@ presets in PRESETS mirror real kernel paths and are proven against them in tests
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -232,33 +234,37 @@ def qlinear_conv(x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias=N
     return (y, np.moveaxis(ev_last, -1, 1)) if return_events else y
 
 
-def _presets(*paths: IntDatapath) -> dict[str, IntDatapath]:
-    return {p.name: p for p in paths}
+# -- presets: data in presets/integer.toml ----------------------------------------------------------
+PRESET_DIR = Path(__file__).parent / "presets"
 
 
-PRESETS: dict[str, IntDatapath] = _presets(
-    IntDatapath("onnxruntime-x86", Accumulator(32, "wrap"), "float32", description=(
-        "ONNX Runtime MLAS on x86 (QLinearMatMul, QLinearConv): int32 wrapping accumulator, int32 "
-        "bias, float32(acc) * float32(float32(sa * sb) / sy) clamped, rounded half to even")),
-    IntDatapath("xnnpack", Accumulator(32, "wrap"), "xnnpack", description=(
-        "XNNPACK qs8 (LiteRT's default delegate): int32 accumulator and bias, float32(acc) * "
-        "float32(float32(sx * sw) / sy), half even; its own ReLU6 bound and clamping order")),
-    IntDatapath("tflite-reference", Accumulator(32, "wrap"), "reference-double", description=(
-        "LiteRT reference kernels (BUILTIN_REF): std::round(double(acc) * m), m in double, one "
-        "rounding, ties away from zero")),
-    IntDatapath("tflite-ruy", Accumulator(32, "wrap"), "ruy-x86", description=(
-        "LiteRT optimized kernels on x86 (ruy): Q31 multiplier, (acc * q + 2^30) >> 31 then a "
-        "half-up rounding shift; two roundings toward +inf")),
-    IntDatapath("gemmlowp", Accumulator(32, "wrap"), "gemmlowp", description=(
-        "gemmlowp / TFLite legacy fixed point: SaturatingRoundingDoublingHighMul (ties toward "
-        "+inf) then RoundingDivideByPOT (ties away from zero); double rounding")),
-    IntDatapath("fbgemm-vnni", Accumulator(32, "wrap"), "fbgemm", bias="float", description=(
-        "PyTorch quantized::linear on fbgemm with VNNI (VPDPBUSD, exact sums); float bias added to "
-        "float32(acc) (per tensor by FMA with a double reciprocal), times float32(sx * sw) / sy, half even")),
-    IntDatapath("fbgemm-avx2", Accumulator(32, "wrap", pair_saturate16=True), "fbgemm", bias="float",
-                description="fbgemm without VNNI (FBGEMM_ENABLE_INSTRUCTIONS=AVX2): as fbgemm-vnni, but raw "
-                            "u8 x s8 product pairs saturate to int16 (VPMADDUBSW) before the int32 sum"),
-    IntDatapath("qnnpack", Accumulator(32, "wrap"), "qnnpack", bias="float", description=(
-        "PyTorch qnnpack: float bias quantized as rne(bias * (1 / float32(double(sw) * double(sx)))), "
-        "int32 accumulator, float32(acc) * (sw * sx) * (1 / sy), half even")),
-)
+def load_presets(path: Path, cls, accumulator_cls=None, optional: tuple[str, ...] = ()) -> dict:
+    """{name: cls(...)} from a TOML file of one table per preset (the key is the name); an
+    `accumulator` table becomes accumulator_cls (default Accumulator).
+    `optional` fields without a default are None when absent. Errors name the file and preset."""
+    with open(path, "rb") as f:
+        try:
+            doc = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: malformed TOML: {e}") from None
+    names = {f.name for f in fields(cls)} - {"name"}
+    presets = {}
+    for name, table in doc.items():
+        where = f"{path}: preset {name}"
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} must be a table")
+        unknown = sorted(set(table) - names)
+        if unknown:
+            raise ValueError(f"{where}: unknown key {unknown[0]}; keys are {', '.join(sorted(names))}")
+        kwargs = {key: None for key in optional} | table
+        try:
+            if "accumulator" in kwargs:
+                acc_cls = accumulator_cls or Accumulator
+                kwargs["accumulator"] = acc_cls(**kwargs["accumulator"])
+            presets[name] = cls(name, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from None
+    return presets
+
+
+PRESETS: dict[str, IntDatapath] = load_presets(PRESET_DIR / "integer.toml", IntDatapath)

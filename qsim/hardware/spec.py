@@ -4,6 +4,9 @@ names the key path (e.g. `array.rows`) and the file.
 A description has: the GEMM datapath (formats, accumulator and requantization by preset
 name from qsim.datapaths), the vector-unit format for other operations, the quantization
 scheme, the compute array, the memory levels and the energy table with its citations.
+`extends = "other-preset"` (or a .toml path) starts from that description and sets only what
+differs. Machine presets (presets/*.toml) and kernel-path presets (qsim.datapaths) are two
+namespaces; mxfp8 and mxfp4 name one of each.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from pathlib import Path
 
 from ..formats import format as get_format
 from .cost import DATAFLOWS
+from .presets import PRESET_DIR, hardware_presets
 
-PRESET_DIR = Path(__file__).parent / "presets"
 GRANULARITIES = ("per-tensor", "per-channel", "per-group", "mx")
 
 
@@ -181,7 +184,7 @@ def parse_hardware(text: str, where: str = "<string>") -> Hardware:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise HardwareError(f"{where}: malformed TOML: {e}") from None
-    return hardware_from_document(doc, where)
+    return hardware_from_document(_resolve_extends(doc, where), where)
 
 
 def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
@@ -194,6 +197,10 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     d = top.table("datapath")
     kind = d.choice("kind", ("integer", "float"))
     presets = PRESETS if kind == "integer" else FLOAT_PRESETS
+    given = d.data.get("preset")
+    if given in hardware_presets() and given not in PRESETS and given not in FLOAT_PRESETS:
+        raise d.error("preset", given, "that is a machine preset (a whole hardware description), not "
+                      f"a kernel path; the {kind} kernel-path presets are {', '.join(presets)}")
     preset = d.choice("preset", tuple(presets))
     bits = overflow = None
     if kind == "integer":
@@ -311,16 +318,55 @@ def load_hardware(spec) -> Hardware:
     """A Hardware from a preset name, a .toml path, or a Hardware."""
     if isinstance(spec, Hardware):
         return spec
-    return parse_hardware(*_read(spec))
+    doc, where = _document(spec)
+    return hardware_from_document(doc, where)
 
 
 def hardware_document(spec) -> dict:
-    """The TOML document (nested dicts) of a preset name or .toml path."""
+    """The TOML document (nested dicts) of a preset name or .toml path, `extends` resolved."""
+    return _document(spec)[0]
+
+
+def _document(spec, chain: tuple[str, ...] = ()) -> tuple[dict, str]:
+    """The resolved document of spec and the file it came from; chain: the files extending it."""
     text, where = _read(spec)
     try:
-        return tomllib.loads(text)
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise HardwareError(f"{where}: malformed TOML: {e}") from None
+    return _resolve_extends(doc, where, chain), where
+
+
+def _resolve_extends(doc: dict, where: str, chain: tuple[str, ...] = ()) -> dict:
+    """`extends = "preset-or-path.toml"`: the parent's document with this one merged into it
+    key by key (tables merged, arrays such as [[memory]] replaced whole). A relative path is
+    relative to the extending file."""
+    if "extends" not in doc:
+        return doc
+    doc = dict(doc)
+    parent = doc.pop("extends")
+    if not isinstance(parent, str):
+        raise HardwareError(f"{where}: extends must be a preset name or a .toml path, got {parent!r}")
+    if parent.endswith(".toml") and not Path(parent).is_absolute() and Path(where).suffix == ".toml":
+        parent = str(Path(where).parent / parent)
+    chain = (*chain, str(Path(where).resolve()))
+    try:
+        _, parent_where = _read(parent)
+        if str(Path(parent_where).resolve()) in chain:
+            raise HardwareError(f"cycle: {' -> '.join([*chain, str(Path(parent_where).resolve())])}")
+        base, _ = _document(parent, chain)
+    except HardwareError as e:
+        raise HardwareError(f"{where}: extends = {parent!r}: {e}") from None
+    return _merge(base, doc)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """base with over's keys: tables merged recursively, anything else (arrays too) replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        both_tables = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merge(base[key], value) if both_tables else value
+    return merged
 
 
 def override_hardware(spec, overrides: dict, name: str | None = None) -> Hardware:
@@ -353,12 +399,19 @@ def _read(spec) -> tuple[str, str]:
     if path.suffix != ".toml":
         path = PRESET_DIR / f"{spec}.toml"
         if not path.exists():
-            raise HardwareError(f"unknown hardware {spec!r}; presets are {', '.join(hardware_presets())}")
+            raise HardwareError(_unknown_machine(str(spec)))
     try:
         return path.read_text(), str(path)
     except OSError as e:
         raise HardwareError(f"cannot read {path}: {e.strerror}") from None
 
 
-def hardware_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+def _unknown_machine(name: str) -> str:
+    """Why name is no machine preset, naming both preset namespaces."""
+    from ..plan import datapath_presets
+    machines = f"machine presets are {', '.join(hardware_presets())}"
+    if name in datapath_presets():
+        return (f"unknown hardware {name!r}: {name!r} is a kernel-path preset (qsim datapaths), which a "
+                f"description names in datapath.preset, not a machine; {machines}")
+    return (f"unknown hardware {name!r}; {machines} (kernel-path presets, for a description's "
+            f"datapath.preset: {', '.join(datapath_presets())})")
