@@ -368,13 +368,9 @@ ctypedef fused scale_t:
 cdef void _decode_row_f32(const code_t* codes, const scale_t* scales, const float* scale_table,
                           const float* table, float second, float* out,
                           Py_ssize_t cols, Py_ssize_t block) noexcept nogil:
-    """One row of decode_rows_f32: the element values of the whole row first (one long loop
-    that gcc vectorizes, as qsim.decode's table gather), then each block times its scale
-    while the row is still in L1."""
+    """One row of decode_rows_f32, a block at a time: each scale read from its code here."""
     cdef Py_ssize_t b, lo, hi, i, nblocks = (cols + block - 1) // block
     cdef float s
-    for i in range(cols):
-        out[i] = table[codes[i]]
     for b in range(nblocks):
         lo = b * block
         hi = lo + block if lo + block < cols else cols
@@ -384,10 +380,10 @@ cdef void _decode_row_f32(const code_t* codes, const scale_t* scales, const floa
             s = qs_bits_f32(scales[b])
         if second == 1:
             for i in range(lo, hi):
-                out[i] = out[i] * s
+                out[i] = table[codes[i]] * s
         else:
             for i in range(lo, hi):
-                out[i] = (out[i] * s) * second
+                out[i] = (table[codes[i]] * s) * second
 
 
 def decode_rows_f32(const code_t[:, ::1] codes, const scale_t[:, ::1] scales, const float[::1] scale_table,
