@@ -360,24 +360,44 @@ def decode_rows(const code_t[:, ::1] codes, const double[:, ::1] scales, const d
                     out[r, i] = <out_t>(table[codes[r, i]] * s)
 
 
-def decode_rows_f32(const code_t[:, ::1] codes, const float[:, ::1] scales, const float[::1] table,
-                    float second, float[:, ::1] out, int block, int num_threads):
-    """out = float32(table[code] * scale of its block) * second, in float32; the caller checks
-    that this is the exact product rounded once (qsim/quant/blocks.py)."""
-    cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r, b, lo, hi, i
+ctypedef fused scale_t:
+    uint8_t          # E8M0 and UE4M3 scale codes: their value from scale_table
+    uint32_t         # FP32 scales: the float32 bits themselves
+
+
+cdef void _decode_row_f32(const code_t* codes, const scale_t* scales, const float* scale_table,
+                          const float* table, float second, float* out,
+                          Py_ssize_t cols, Py_ssize_t block) noexcept nogil:
+    """One row of decode_rows_f32, a block at a time: each scale read from its code here."""
+    cdef Py_ssize_t b, lo, hi, i, nblocks = (cols + block - 1) // block
     cdef float s
+    for b in range(nblocks):
+        lo = b * block
+        hi = lo + block if lo + block < cols else cols
+        if scale_t is uint8_t:
+            s = scale_table[scales[b]]
+        else:
+            s = qs_bits_f32(scales[b])
+        if second == 1:
+            for i in range(lo, hi):
+                out[i] = table[codes[i]] * s
+        else:
+            for i in range(lo, hi):
+                out[i] = (table[codes[i]] * s) * second
+
+
+def decode_rows_f32(const code_t[:, ::1] codes, const scale_t[:, ::1] scales, const float[::1] scale_table,
+                    const float[::1] table, float second, float[:, ::1] out, int block, int num_threads):
+    """out = float32(table[code] * scale of its block) * second, in float32, from the scale
+    codes (uint8: scale_table[code]; uint32: float32 bits); the caller checks that this is the
+    exact product rounded once (qsim/quant/blocks.py)."""
+    cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r
     if rows == 0 or cols == 0:
         return
     with nogil:
         for r in prange(rows, num_threads=num_threads, schedule="static"):
-            for b in range(scales.shape[1]):
-                lo = b * block
-                hi = lo + block
-                if hi > cols:
-                    hi = cols
-                s = scales[r, b]
-                for i in range(lo, hi):
-                    out[r, i] = (table[codes[r, i]] * s) * second
+            _decode_row_f32(&codes[r, 0], &scales[r, 0], &scale_table[0], &table[0], second,
+                            &out[r, 0], cols, block)
 
 
 def pack4(const uint8_t[::1] codes, uint8_t[::1] out, int num_threads):

@@ -2,6 +2,10 @@
 # the name Python uses for it in kernel_enums(). The kernels cimport the constants; each kernel
 # module exports kernel_enums() as ENUMS, which qsim/datapaths/accumulate.py and floating.py
 # read (and check agree between the modules at import, so a stale build cannot drift).
+# Rounding modes are _encode.h's QS_* values (the encoders switch on them); their Python names
+# are here, and qsim/rounding.py takes ROUNDING_MODES from ENUMS["rounding"].
+
+from _common cimport RNE, RTZ, RNA, RUP, RDN, STOCHASTIC
 
 cdef enum:
     # order of accumulation (integer and float accumulators)
@@ -28,4 +32,12 @@ cdef inline dict kernel_enums():
         "overflow": {"wrap": OVERFLOW_WRAP, "saturate": OVERFLOW_SATURATE},
         "event": {"overflow": EVENT_OVERFLOW, "saturated": EVENT_SATURATED, "absorbed": EVENT_ABSORBED},
         "align": {"truncate": ALIGN_TRUNCATE, "rne": ALIGN_RNE},
+        "rounding": {
+            "rne": RNE,                 # nearest, ties to even (IEEE default, ONNX, numpy rint)
+            "rtz": RTZ,                 # toward zero (truncation)
+            "rna": RNA,                 # nearest, ties away from zero (C round, TFLite reference)
+            "up": RUP,                  # toward +inf
+            "down": RDN,                # toward -inf
+            "stochastic": STOCHASTIC,   # up with probability equal to the discarded fraction
+        },
     }

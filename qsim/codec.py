@@ -170,12 +170,14 @@ def encode(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: in
     return out
 
 
-def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray:
+def decode(codes, fmt, dtype=None, num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Exact values of codes in `fmt`.
 
     Float formats give float32 when every value of the format is a float32, else float64
     (or pass dtype=np.float64). Integer formats give the smallest signed/unsigned numpy
     integer type that holds them, or dtype (float32 or float64: both hold them exactly).
+    out: a C-contiguous, writeable float32 or float64 array of the codes' shape to decode
+    into (its dtype is the result's); it is returned, and repeated decodes allocate nothing.
     """
     fmt = get_format(fmt)
     out_dtype = None if dtype is None else _value_dtype_argument(dtype)
@@ -183,6 +185,8 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray
     arr = np.asarray(codes)
     if arr.dtype.kind not in "ui":
         raise TypeError(f"codes must be an unsigned or signed integer array, got dtype {arr.dtype}")
+    if out is not None:
+        out_dtype = _check_out(out, arr.shape, out_dtype)
     if arr.size and (arr.dtype.itemsize * 8 > fmt.storage_bits or arr.dtype.kind == "i"):
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi >= fmt.n_codes:
@@ -196,27 +200,52 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None) -> np.ndarray
         else:
             wide = arr.astype(np.int32)
             values = np.where(wide >= fmt.n_codes // 2, wide - fmt.n_codes, wide).astype(signed)
-        return values if out_dtype is None else values.astype(out_dtype)
+        return _into(out, values if out_dtype is None else values.astype(out_dtype))
     if out_dtype is None:
         out_dtype = value_dtype(fmt)
     if out_dtype == np.float32 and not fits_float32(fmt):
         raise ValueError(f"{fmt.name} has values float32 cannot hold exactly; use dtype=np.float64")
     if _is_float32_prefix(fmt):
-        bits = np.empty(arr.shape, np.uint32)
+        bits = np.empty(arr.shape, np.uint32) if out is None or out_dtype != np.float32 else out.view(np.uint32)
         _floatcodec.widen(arr.reshape(-1), bits.reshape(-1), 32 - fmt.storage_bits, threads)
         values = bits.view(np.float32)
         if out_dtype == np.float32:
-            return values
+            return values if out is None else out
         with np.errstate(invalid="ignore"):     # widening a signalling NaN is exact, not an error
-            return values.astype(np.float64)
+            return _into(out, values.astype(np.float64))
     if fmt.storage_bits > 16:
-        return values_of(arr, fmt, out_dtype)
+        return _into(out, values_of(arr, fmt, out_dtype))
+    if out is None:
+        out = np.empty(arr.shape, out_dtype)
     if _is_float16_prefix(fmt) and out_dtype == np.float32:
-        out = np.empty(arr.shape, np.float32)
         _floatcodec.half_prefix(arr.reshape(-1), out.reshape(-1), threads)
         return out
-    out = np.empty(arr.shape, out_dtype)
     _floatcodec.gather(arr.reshape(-1), value_table(fmt, out_dtype.str), out.reshape(-1), threads)
+    return out
+
+
+def _check_out(out, shape: tuple, dtype) -> np.dtype:
+    """The dtype decode writes into `out`, after checking out can take the result."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype not in (np.float32, np.float64):
+        raise TypeError(f"out must have dtype float32 or float64, got {out.dtype}")
+    if dtype is not None and out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype} but dtype={dtype} was asked for")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, the codes have shape {shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    return out.dtype
+
+
+def _into(out, values: np.ndarray) -> np.ndarray:
+    """values, or copied into out when the caller gave one."""
+    if out is None:
+        return values
+    np.copyto(out, values)
     return out
 
 

@@ -1,13 +1,10 @@
-"""Rounding modes by name; the codes match cython_src/_common.pxd."""
+"""Rounding modes by name. Names and codes are defined once, in cython_src/_enums.pxd (the
+codes are the encoders' QS_* values in cython_src/_encode.h); ROUNDING_MODES is read from the
+compiled kernels, so Python and the encoders cannot disagree."""
 
-ROUNDING_MODES = {
-    "rne": 0,          # nearest, ties to even (IEEE default, ONNX, numpy rint)
-    "rtz": 1,          # toward zero (truncation)
-    "rna": 2,          # nearest, ties away from zero (C round, std::round, TFLite reference)
-    "up": 3,           # toward +inf
-    "down": 4,         # toward -inf
-    "stochastic": 5,   # up with probability equal to the discarded fraction; needs a seed
-}
+from ._kernels import _intgemm
+
+ROUNDING_MODES = dict(_intgemm.ENUMS["rounding"])      # name -> encoder code, in code order
 _ALIASES = {
     "nearest_even": "rne", "half_even": "rne", "toward_zero": "rtz", "truncate": "rtz",
     "half_away": "rna", "nearest_away": "rna", "half_away_from_zero": "rna",

@@ -79,3 +79,22 @@ def test_fused_alignment_truncates_or_rounds():
         out, events = float_matmul(a, b, "fp16", "fp16", acc, return_events=True)
         got[align] = (float(out[0, 0]), int(events["absorbed"][0, 0]))
     assert got == {"truncate": (1.0, 1), "rne": (1.125, 0)}
+
+
+def test_rounding_names_are_the_kernel_codes():
+    from qsim.rounding import ROUNDING_MODES
+    assert ROUNDING_MODES == _intgemm.ENUMS["rounding"] == _fpgemm.ENUMS["rounding"]
+    assert qsim.ROUNDING_MODES is ROUNDING_MODES
+
+
+def test_each_rounding_rounds_as_named():
+    """E4M3 steps by 1/8 in [1, 2): ties 1.0625 (1 | 1.125) and 1.1875 (1.125 | 1.25), and
+    1.03, nearer 1 (these fail if a name and an encoder code drift apart)."""
+    x = np.array([1.0625, 1.1875, -1.0625, 1.03], np.float32)
+    want = {"rne": [1.0, 1.25, -1.0, 1.0], "rtz": [1.0, 1.125, -1.0, 1.0], "rna": [1.125, 1.25, -1.125, 1.0],
+            "up": [1.125, 1.25, -1.0, 1.125], "down": [1.0, 1.125, -1.125, 1.0]}
+    for name, values in want.items():
+        assert qsim.quantize(x, "e4m3", rounding=name).tolist() == values, name
+    many = qsim.quantize(np.full(20000, 1.03, np.float32), "e4m3", rounding="stochastic", seed=3)
+    assert set(many.tolist()) == {1.0, 1.125}
+    assert abs(float(many.mean()) - 1.03) < 0.003          # up with probability 0.24

@@ -241,6 +241,31 @@ def _float32_decode_is_exact(fmt: BlockFormat) -> bool:
     return True
 
 
+def _per_row(per_block: np.ndarray, q: BlockArray, last_two: tuple) -> np.ndarray:
+    """Per-block scales (codes or values) laid out as the decode rows: blocks along the last
+    axis, and a 2-D tile's scale repeated for each of its rows."""
+    if len(q.format.block) == 2:
+        return np.repeat(per_block, q.format.block[0], axis=-2)[..., :last_two[0], :]
+    return np.moveaxis(per_block, q.axis, -1)
+
+
+@lru_cache(maxsize=None)
+def _element_table_f32(elem, frac_bits: int) -> np.ndarray:
+    return _element_table(elem, frac_bits).astype(np.float32)
+
+
+@lru_cache(maxsize=None)
+def _scale_value_table_f32(fmt: BlockFormat) -> np.ndarray:
+    """float32 value of each uint8 scale code, NaN past the format's codes (one placeholder
+    entry for FP32 scales, whose codes are the float32 bits)."""
+    if fmt.scale.storage_bits > 8:
+        return np.zeros(1, np.float32)
+    table = np.full(256, np.nan, np.float32)
+    n = 1 << fmt.scale.storage_bits
+    table[:n] = scale_values(np.arange(n), fmt)
+    return table
+
+
 def block_decode(q: BlockArray, dtype=np.float32, num_threads: int | None = None) -> np.ndarray:
     """Values: element value x block scale x tensor scale, exact in float64 and rounded once
     to `dtype` (float32 or float64). A NaN scale gives NaN for its whole block."""
@@ -254,21 +279,19 @@ def block_decode(q: BlockArray, dtype=np.float32, num_threads: int | None = None
     codes = np.moveaxis(q.elements, q.axis, -1)
     k = fmt.block[-1]
     n_blocks = -(-codes.shape[-1] // k)
-    scales = q.scale_values()
-    second = q.tensor_scale if q.tensor_scale is not None else 1.0
-    if len(fmt.block) == 2:
-        scales = np.repeat(scales, fmt.block[0], axis=-2)[..., :codes.shape[-2], :]
-    else:
-        scales = np.moveaxis(scales, q.axis, -1)
     rows = np.ascontiguousarray(codes.reshape(int(np.prod(codes.shape[:-1])), codes.shape[-1]))
     out = np.empty(rows.shape, dtype)
     table = _element_table(fmt.element, fmt.int_fraction_bits)
     if dtype == np.float32 and _float32_decode_is_exact(fmt):
-        _blockcodec.decode_rows_f32(rows, np.ascontiguousarray(scales.reshape(rows.shape[0], n_blocks), np.float32),
-                                    table.astype(np.float32), np.float32(second), out, k, threads)
+        # the kernel takes the scale codes: no per-block value array here
+        scale_codes = _per_row(q.scales, q, codes.shape[-2:]).reshape(rows.shape[0], n_blocks)
+        second = np.float32(q.tensor_scale if q.tensor_scale is not None else 1.0)
+        _blockcodec.decode_rows_f32(rows, np.ascontiguousarray(scale_codes, q.scales.dtype), _scale_value_table_f32(fmt),
+                                    _element_table_f32(fmt.element, fmt.int_fraction_bits), second, out, k, threads)
     else:
-        _blockcodec.decode_rows(rows, np.ascontiguousarray(scales.reshape(rows.shape[0], n_blocks) * second, np.float64),
-                                table, out, k, threads)
+        scales = _per_row(q.scale_values(), q, codes.shape[-2:]).reshape(rows.shape[0], n_blocks)
+        second = q.tensor_scale if q.tensor_scale is not None else 1.0
+        _blockcodec.decode_rows(rows, np.ascontiguousarray(scales * second, np.float64), table, out, k, threads)
     return np.ascontiguousarray(np.moveaxis(out.reshape(codes.shape), -1, q.axis))
 
 
