@@ -11,7 +11,7 @@ cdef extern from "_bits.h" nogil:
     uint64_t qs_random_bits(uint64_t seed, uint64_t index)
 
 cdef extern from "_encode.h" nogil:
-    # Rounding modes; qsim/rounding.py maps names to these numbers.
+    # Rounding modes; _enums.pxd names them for Python (qsim/rounding.py).
     enum:
         RNE "QS_RNE"
         RTZ "QS_RTZ"
