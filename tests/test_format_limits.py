@@ -333,7 +333,9 @@ def test_unknown_format_message_is_clean():
     assert "fp4_e2m1" in msg and "int2..int16" in msg and "e<E>m<M>" in msg
 
 
-def test_unknown_format_message_lists_user_formats():
+def test_unknown_format_message_lists_user_formats(monkeypatch):
+    from qsim.formats import registry
+    monkeypatch.setattr(registry, "_registry", dict(registry._registry))    # the registration ends with the test
     qsim.register_format(qsim.IntFormat("acc12_limits_test", 12))
     with pytest.raises(KeyError) as info:
         qsim.format("nope")
