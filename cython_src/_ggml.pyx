@@ -154,6 +154,15 @@ cdef extern from *:
     void qs_ggml_nearest(const float* x, int n, float scale, const float* mids, int nt, uint8_t* out) nogil
 
 
+cdef inline float _absmax(const float* p, int k, uint8_t* flag) noexcept nogil:
+    """The block's largest magnitude; flag[0] = 1 where it holds Inf or NaN. Its bits live on
+    this call's stack: a variable of the prange body whose address is taken would be shared
+    between threads."""
+    cdef unsigned int bits
+    flag[0] = qs_ggml_absmax(p, k, &bits)
+    return qs_ggml_bits_f32(bits)
+
+
 def quant_legacy(const float[:, ::1] x, int source, float divisor, float offset, int rounding, int bits,
                  uint8_t[:, ::1] codes, float[::1] d_out, float[::1] m_out, uint8_t[::1] flagged,
                  int num_threads):
@@ -162,20 +171,20 @@ def quant_legacy(const float[:, ::1] x, int source, float divisor, float offset,
     whose sign numpy's reduction decides: the caller redoes those blocks."""
     cdef Py_ssize_t n = x.shape[0], b
     cdef int j, bad
-    cdef unsigned int amax_bits
-    cdef float src, lo, hi, d, inv
+    cdef float amax, src, lo, hi, d, inv
     cdef const float* p
     with nogil:
         for b in prange(n, num_threads=num_threads, schedule="static"):
             p = &x[b, 0]
-            bad = qs_ggml_absmax(p, 32, &amax_bits)
+            amax = _absmax(p, 32, &flagged[b])
+            bad = flagged[b]
             lo = 0
             if source == ABSMAX:
-                src = qs_ggml_bits_f32(amax_bits)
+                src = amax
             elif source == SIGNED_ABSMAX:
                 src = 0
                 for j in range(32):          # the first element of largest magnitude
-                    if fabsf(p[j]) == qs_ggml_bits_f32(amax_bits):
+                    if fabsf(p[j]) == amax:
                         src = p[j]
                         break
             else:
@@ -205,11 +214,9 @@ def block_absmax(const float[:, ::1] x, float[::1] amax, uint8_t[::1] flagged, i
     """amax[b] = max |x[b, :]|; flagged[b] = 1 where the block holds Inf or NaN."""
     cdef Py_ssize_t n = x.shape[0], b
     cdef int k = x.shape[1]
-    cdef unsigned int amax_bits
     with nogil:
         for b in prange(n, num_threads=num_threads, schedule="static"):
-            flagged[b] = qs_ggml_absmax(&x[b, 0], k, &amax_bits)
-            amax[b] = qs_ggml_bits_f32(amax_bits)
+            amax[b] = _absmax(&x[b, 0], k, &flagged[b])
 
 
 def quant_nearest(const float[:, ::1] x, const float[::1] half_scale, const float[::1] mids,

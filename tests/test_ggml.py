@@ -235,3 +235,13 @@ def test_results_do_not_depend_on_thread_count(name):
     if fmt.can_quantize:
         x = np.random.default_rng(2).standard_normal((8, ROW)).astype(np.float32)
         assert np.array_equal(ggml_quantize(x, name, num_threads=1), ggml_quantize(x, name, num_threads=3))
+
+
+@pytest.mark.parametrize("name", ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "MXFP4"])
+def test_quantize_large_input_same_at_any_thread_count_and_equal_to_gguf(name):
+    """Large enough that the kernels really split blocks across threads: a per-block scratch
+    variable shared between threads once gave other bytes at 2 threads than at 1."""
+    x = np.random.default_rng(5).standard_normal((512, 4096)).astype(np.float32)
+    want = gguf.quants.quantize(x, gguf.GGMLQuantizationType[name])
+    for threads in (1, 2, 3):
+        np.testing.assert_array_equal(ggml_quantize(x, name, num_threads=threads), want, err_msg=f"{threads} threads")
