@@ -366,16 +366,7 @@ def _q_legacy(blocks, fmt):
     else:
         v += np.float32(rule.code_offset + 0.5)
         codes = np.trunc(v).astype(np.uint8).clip(0, (1 << fmt.element_bits) - 1)
-    fields = {"d": d.astype(np.float16).view(np.uint8)}
-    if fmt.min_stored:
-        fields["m"] = low.astype(np.float16).view(np.uint8)
-    if fmt.element_bits == 8:
-        fields["qs"] = codes
-    else:
-        fields["qs"] = (codes[:, :16] & 15) | (codes[:, 16:] << 4)
-        if fmt.element_bits == 5:
-            fields["qh"] = np.packbits(codes >> 4, axis=1, bitorder="little")
-    return np.concatenate([fields[name] for name, _ in fmt.layout], axis=1)
+    return _pack_legacy(codes, d, low if fmt.min_stored else None, fmt)
 
 
 def _mxfp4_exponent(amax: np.ndarray, rule: MXFP4Rule) -> np.ndarray:
