@@ -62,7 +62,7 @@ def _cmd_datapaths(args) -> int:
         acc = path.accumulator
         unit = (f"fused G={acc.fused_group} B={acc.fused_bits} {acc.fused_align}" if acc.fused_group
                 else f"{acc.order} adds")
-        kind = f"MX blocks of {path.block_size}" if path.block_size else f"{unit} in {acc.format} {acc.rounding}"
+        kind = "block products summed exactly, FP32 across blocks" if path.block_products else f"{unit} in {acc.format} {acc.rounding}"
         print(f"{name:<17} inputs {path.a_format or 'any'} x {path.b_format or 'any'}, {kind}"
               f"{f', promoted every {acc.promote_every}' if acc.promote_every else ''}")
         print(f"{'':<17} {path.description}")
@@ -85,7 +85,13 @@ def _cmd_hardware(args) -> int:
         from dataclasses import asdict
         hw = load_hardware(args.show)
         print(f"{hw.name}: {hw.description}")
-        for section in ("datapath", "quantization", "array", "energy"):
+        d = hw.datapath
+        print(f"  datapath: kernel={d.kernel}, output={d.output}, vector_format={d.vector_format}"
+              + "".join(f", accumulator.{k}={v}" for k, v in d.accumulator) + (f", requant={d.requant}" if d.requant else "")
+              + f" (config hash {d.config_hash})")
+        for role in ("activations", "weights"):
+            print(f"  {role}: " + ", ".join(f"{k}={v}" for k, v in asdict(getattr(d, role)).items() if v not in (0, None)))
+        for section in ("array", "energy"):
             print(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in asdict(getattr(hw, section)).items()
                                               if v is not None))
         for level in hw.memory:
@@ -104,15 +110,10 @@ def _cmd_hardware(args) -> int:
     for name in hardware_presets():
         hw = load_hardware(name)
         d = hw.datapath
-        path = f"{d.preset} ({d.weights}x{d.activations}" + (f", acc{d.accumulator_bits}" if d.accumulator_bits else "") + ")"
+        path = f"{hw.resolve_datapath().name} ({d.weights.format} x {d.activations.format})"
         print(f"{name:<20} {path:<34} {hw.array.rows:>4}x{hw.array.cols:<5} {hw.array.clock_hz / 1e9:>6.2f} GHz"
               f" {hw.peak_macs_per_s / 1e12:>12.3f}")
         print(f"{'':<20} {hw.description}")
-    from .plan import datapath_presets
-    both = [name for name in hardware_presets() if name in datapath_presets()]
-    if both:
-        print(f"\n{', '.join(both)}: machine presets here, and also kernel-path presets (qsim datapaths) "
-              "of the same name, which a description names in datapath.preset")
     return 0
 
 
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  qsim datapaths --ties\n"
                "  qsim hardware --show edge-npu-int8-acc16\n"
                "  qsim simulate --model digits-cnn --hardware h100-fp8 --out reports/runs\n"
-               "  qsim simulate --hardware edge-npu-int8 --set datapath.accumulator_bits=20 --fp32-layers conv1\n"
+               "  qsim simulate --hardware edge-npu-int8 --set datapath.accumulator.bits=20 --fp32-layers conv1\n"
                "  qsim compare --model mnist1d-cnn --calibration entropy --out reports/compare",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="how activation ranges are taken from the calibration split (default max)")
         parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                             help="override a key of the hardware description, VALUE as in TOML "
-                                 "(e.g. datapath.accumulator_bits=20, quantization.dynamic_activations=true); "
+                                 "(e.g. datapath.accumulator.bits=20, datapath.activations.dynamic=true); "
                                  "repeatable")
         parser.add_argument("--fp32-layers", default="", metavar="A,B",
                             help="comma-separated layers kept in FP32 (partial quantization)")

@@ -13,16 +13,27 @@ from dataclasses import dataclass, replace
 
 from .datapaths import FLOAT_PRESETS, PRESETS, FloatDatapath, IntDatapath
 from .formats import FloatFormat, IntFormat, format as get_format
+from .formats.block import BlockFormat
 from .hardware.cost import GemmCostInputs
 from .hardware.presets import hardware_presets
 
-# granularities of a quantizer; "none": values are encoded as they are, without a scale
-GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "mx")
+# granularities of a quantizer (those of a description's operands, qsim.hardware.spec)
+GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "block")
 # where a quantizer's range comes from
 RANGES = ("none", "calibrated", "dynamic", "weights", "blocks")
-KERNELS = ("integer", "float", "mx", "fp32", "fp32-layer")
+KERNELS = ("integer", "float", "block", "fp32", "fp32-layer")
 _RANGE_TEXT = {"calibrated": "calibrated range", "dynamic": "range of each input", "weights": "range of the weights",
                "blocks": "scale per block from its largest value"}
+
+
+def preset_kinds() -> dict[str, str]:
+    """Every preset name, kernel paths and machines together, and its kind ("integer kernel",
+    "float kernel", "machine"): one namespace, so a name never means two things."""
+    kinds = {**{n: "integer kernel" for n in PRESETS}, **{n: "float kernel" for n in FLOAT_PRESETS}}
+    clashes = sorted((set(PRESETS) & set(FLOAT_PRESETS)) | (set(kinds) & set(hardware_presets())))
+    if clashes:
+        raise ImportError(f"preset names used twice (kernel paths and machines share one namespace): {clashes}")
+    return {**kinds, **{n: "machine" for n in hardware_presets()}}
 
 
 def datapath_preset(name: str):
@@ -44,18 +55,23 @@ def datapath_presets() -> list[str]:
 
 
 def resolve_datapath(hw):
-    """The kernel path a hardware description runs: its preset with the described accumulator
-    width/overflow and, on MX datapaths, quantization.mx_block as the block size. The name
-    says what was changed (e.g. "mxfp8+block16"): it is the records' `datapath` label."""
-    d = hw.datapath
-    path = datapath_preset(d.preset)
-    if d.accumulator_bits is not None or d.accumulator_overflow is not None:
-        acc = replace(path.accumulator, bits=d.accumulator_bits or path.accumulator.bits,
-                      overflow=d.accumulator_overflow or path.accumulator.overflow)
-        path = replace(path, name=f"{path.name}+acc{acc.bits}{acc.overflow[0]}", accumulator=acc)
-    block = hw.quantization.mx_block
-    if getattr(path, "block_size", 0) and path.block_size != block:
-        path = replace(path, name=f"{path.name}+block{block}", block_size=block)
+    """The kernel path a hardware description runs: its kernel preset with the described
+    accumulator overrides and requantization. The name says what was changed (e.g.
+    "gemmlowp+acc16s"): it is the records' `datapath` label."""
+    d = hw.datapath if hasattr(hw, "datapath") else hw
+    path = datapath_preset(d.kernel)
+    if d.accumulator:
+        changes = dict(d.accumulator)
+        acc = replace(path.accumulator, **changes)
+        if isinstance(path, IntDatapath) and set(changes) <= {"bits", "overflow"}:
+            label = f"acc{acc.bits}{acc.overflow[0]}"
+        else:
+            label = ",".join(f"{k}={v}" for k, v in d.accumulator)
+        path = replace(path, name=f"{path.name}+{label}", accumulator=acc)
+    if isinstance(path, IntDatapath) and d.requant and d.requant != path.requant:
+        from .datapaths.requant import FLOAT_BIAS_METHODS
+        path = replace(path, name=f"{path.name}+{d.requant}", requant=d.requant,
+                       bias="float" if d.requant in FLOAT_BIAS_METHODS else "int32")
     return path
 
 
@@ -65,18 +81,22 @@ class Quantizer:
     format: str
     granularity: str = "none"     # GRANULARITIES
     symmetric: bool = True
-    block: int = 0                # group size (per-group) or block size (mx)
-    range: str = "none"           # RANGES: calibrated (static), dynamic (each input), weights, blocks (MX)
+    block: int = 0                # group size (per-group) or block length along K (block)
+    range: str = "none"           # RANGES: calibrated (static), dynamic (each input), weights, blocks
     then: Quantizer | None = None  # weight-only groups: dequantized, then quantized again for the kernel
+    block_format: BlockFormat | None = None   # block granularity: the block format (block length applied)
 
     def describe(self) -> str:
         if self.granularity == "none":
             text = f"{self.format}, unscaled"
+        elif self.granularity == "block":
+            f = self.block_format
+            text = (f"{f.name}: {f.element.name} in blocks of {'x'.join(map(str, f.block))}, {f.scale.name} "
+                    f"scales ({f.scale_rule})" + (", FP32 tensor scale" if f.tensor_scale else "")
+                    + ", " + _RANGE_TEXT[self.range])
         else:
             text = f"{self.format} {self.granularity}" + (f" of {self.block}" if self.block else "")
-            if self.granularity != "mx":
-                text += ", symmetric" if self.symmetric else ", affine"
-            text += ", " + _RANGE_TEXT[self.range]
+            text += (", symmetric" if self.symmetric else ", affine") + ", " + _RANGE_TEXT[self.range]
         return text + (f"; dequantized, then {self.then.describe()}" if self.then else "")
 
 
@@ -91,10 +111,6 @@ class Kernel:
     @property
     def accumulator(self):
         return None if self.path is None else self.path.accumulator
-
-    @property
-    def block(self) -> int:
-        return getattr(self.path, "block_size", 0) if self.kind == "mx" else 0
 
     def describe(self) -> str:
         if self.kind == "fp32-layer":
@@ -147,54 +163,54 @@ class GemmPlan:
 
 
 def plan_gemm(hw, m: int, k: int, n: int, weight: bool, full_precision: bool = False) -> GemmPlan:
-    """The plan of one GEMM on `hw`. full_precision: the layer is kept in FP32."""
-    d, q = hw.datapath, hw.quantization
+    """The plan of one GEMM on `hw`. full_precision: the layer is kept in FP32. A product of
+    two activations (weight=False) quantizes B as the activations are."""
+    d = hw.datapath
     path = resolve_datapath(hw)
     integer = isinstance(path, IntDatapath)
-    acc_bits = path.accumulator.bits if integer else None
-    mac_pj = hw.energy.mac_pj_at(acc_bits)
+    mac_pj = hw.energy.mac_pj_at(path.accumulator.bits if integer else None)
     if full_precision:
         fp32 = Quantizer("fp32")
         return GemmPlan(m, k, n, weight, path.name, fp32, fp32, Kernel("fp32-layer", "fp32", "fp32"),
-                        OutputStage("none", "fp32"), GemmCostInputs.of(("fp32",) * 3, 0, mac_pj))
-    b_format = d.weights if weight else d.activations
-    act_range = "dynamic" if q.dynamic_activations else "calibrated"
-    block = path.block_size if not integer else 0
+                        OutputStage("none", "fp32"), GemmCostInputs((32.0, 32.0, 32.0), mac_pj))
+    a_op = d.activations
+    b_op = d.weights if weight else d.activations
+    a = _quantizer(a_op, weight_operand=False)
+    b = _quantizer(b_op, weight_operand=weight, kernel_operand=a_op)
+    a_fmt, b_fmt = a_op.element_format, b_op.element_format
     if integer:
-        a = Quantizer(d.activations, "per-tensor", q.symmetric_activations, 0, act_range)
-        b = (Quantizer(d.weights, q.weights, q.symmetric_weights, 0, "weights") if weight
-             else Quantizer(d.activations, "per-tensor", q.symmetric_activations, 0, act_range))
-        kernel = Kernel("integer", d.activations, b_format, path)
-        output = (OutputStage("scale-to-float", d.outputs) if q.dynamic_activations
-                  else OutputStage("requantize", d.outputs, path.requant, q.symmetric_activations))
-    elif block:
-        a, b = Quantizer(d.activations, "mx", True, block, "blocks"), Quantizer(b_format, "mx", True, block, "blocks")
-        kernel = Kernel("mx", d.activations, b_format, path)
-        output = OutputStage("convert" if d.outputs != "fp32" else "none", d.outputs)
-    elif get_format(d.activations).storage_bits == get_format(b_format).storage_bits == 32:
-        a, b = Quantizer(d.activations), Quantizer(b_format)
-        kernel = Kernel("fp32", d.activations, b_format, path)
-        output = OutputStage("convert" if d.outputs != "fp32" else "none", d.outputs)
+        kernel = Kernel("integer", a_fmt, b_fmt, path)
+        output = (OutputStage("scale-to-float", d.output) if a_op.dynamic
+                  else OutputStage("requantize", d.output, path.requant, a_op.symmetric))
     else:
-        a = _float_quantizer(d.activations, "per-tensor", act_range)
-        if weight and isinstance(get_format(d.weights), IntFormat):      # weight-only integer groups
-            b = Quantizer(d.weights, "per-group", True, q.group_size, "weights",
-                          then=_float_quantizer(d.activations, "per-tensor", "weights"))
-            kernel = Kernel("float", d.activations, d.activations, path)
+        if path.block_products:
+            kind = "block"
+        elif get_format(a_fmt).storage_bits == get_format(b_fmt).storage_bits == 32:
+            kind = "fp32"
         else:
-            b = _float_quantizer(b_format, q.weights if weight else "per-tensor", "weights" if weight else act_range)
-            kernel = Kernel("float", d.activations, b_format, path)
-        output = OutputStage("convert" if d.outputs != "fp32" else "none", d.outputs)
-    cost = GemmCostInputs.of((d.activations, b_format, d.outputs), block, mac_pj)
-    return GemmPlan(m, k, n, weight, path.name, a, b, kernel, output, cost)
+            kind = "float"
+        if b.then is not None:                          # weight-only integer groups: the kernel sees floats
+            b_fmt = b.then.format
+        kernel = Kernel(kind, a_fmt, b_fmt, path)
+        output = OutputStage("convert" if d.output != "fp32" else "none", d.output)
+    bits = (a_op.bits_per_element, b_op.bits_per_element, float(get_format(d.output).storage_bits))
+    return GemmPlan(m, k, n, weight, path.name, a, b, kernel, output, GemmCostInputs(bits, mac_pj))
 
 
-def _float_quantizer(fmt: str, granularity: str, source: str) -> Quantizer:
-    # 8-bit and narrower floats are scaled to their range; 16-bit floats (BF16, FP16) are not
-    f = get_format(fmt)
-    if isinstance(f, FloatFormat) and f.storage_bits >= 16:
-        return Quantizer(fmt)
-    return Quantizer(fmt, granularity, True, 0, source)
+def _quantizer(op, weight_operand: bool, kernel_operand=None) -> Quantizer:
+    """An operand's quantizer: its granularity, and where its range comes from. Weight-only
+    integer groups are dequantized, then quantized again as kernel_operand (the activations) is."""
+    source = "weights" if weight_operand else "dynamic" if op.dynamic else "calibrated"
+    if op.granularity == "none":
+        return Quantizer(op.format)
+    if op.granularity == "block":
+        return Quantizer(op.block.name, "block", True, op.block.block[-1], "blocks", block_format=op.block)
+    if op.granularity == "per-group":
+        again = kernel_operand.granularity
+        then = Quantizer(kernel_operand.format) if again == "none" else Quantizer(kernel_operand.format, again,
+                                                                                    True, 0, "weights")
+        return Quantizer(op.format, "per-group", True, op.group_size, "weights", then=then)
+    return Quantizer(op.format, op.granularity, op.symmetric, 0, source)
 
 
 # a typical layer, for descriptions of a hardware's plan (qsim hardware --show, stored facts)
@@ -206,8 +222,8 @@ def accumulator_text(path) -> str:
     acc = path.accumulator
     if isinstance(path, IntDatapath):
         return f"int{acc.bits}, {acc.overflow}" + (", pairs saturate to 16 bits" if acc.pair_saturate16 else "")
-    if path.block_size:
-        text = f"MX blocks of {path.block_size} summed exactly, then {acc.format}"
+    if path.block_products:
+        text = "each block's products summed exactly, block scales applied, blocks summed in FP32"
     elif acc.fused_group:
         text = (f"fused groups of {acc.fused_group} products, {acc.fused_bits} bits kept ({acc.fused_align}), "
                 f"into {acc.format} ({acc.rounding})")

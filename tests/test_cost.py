@@ -89,7 +89,7 @@ def test_mac_energy_follows_an_overridden_accumulator_width():
     def mac_energy_pj(hw):
         return plan_gemm(hw, 4, 64, 8, weight=True).cost.mac_pj
     base = load_hardware("edge-npu-int8")                       # int8_acc32: 0.30 pJ
-    acc16 = override_hardware("edge-npu-int8", {"datapath.accumulator_bits": 16})
+    acc16 = override_hardware("edge-npu-int8", {"datapath.accumulator.bits": 16})
     assert mac_energy_pj(base) == 0.30 and mac_energy_pj(acc16) == pytest.approx(0.30 - 16 * 0.1 / 32)
     assert mac_energy_pj(acc16) == pytest.approx(mac_energy_pj(load_hardware("edge-npu-int8-acc16")))
     cost = gemm_layer_cost(acc16, 4, 64, 8, plan_gemm(acc16, 4, 64, 8, weight=True).cost)

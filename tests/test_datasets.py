@@ -29,7 +29,7 @@ SWEEP = textwrap.dedent("""
     [[hardware]]
     preset = "edge-npu-int8"
     [hardware.grid]
-    "datapath.accumulator_bits" = [16, 32]
+    "datapath.accumulator.bits" = [16, 32]
     [[hardware]]
     preset = "h100-fp8"
     [[hardware]]
@@ -252,8 +252,8 @@ def _spec(tmp_path, text=SWEEP):
     (["compare", "--hardware", "edge-npu-int8,,h100-fp8"], "--hardware 'edge-npu-int8,,h100-fp8': an empty name"),
     (["compare", "--hardware", "edge-npu-int8,edge-npu-int8"], "edge-npu-int8 listed twice"),
     (["compare", "--hardware", "edge-npu-int8,h100-fp8", "--set", "nonsense"], "--set takes KEY=VALUE"),
-    (["compare", "--hardware", "edge-npu-int8,h100-fp8", "--set", "datapath.accumulator_bits=4"],
-     "datapath.accumulator_bits must be an integer"),
+    (["compare", "--hardware", "edge-npu-int8,h100-fp8", "--set", "datapath.accumulator.bits=4"],
+     "datapath.accumulator.bits must be an integer"),
     (["compare", "--model", "digits-mlp", "--hardware", "edge-npu-int8", "--fp32-layers", "fc1,fc9"],
      "--fp32-layers: digits-mlp has no layer 'fc9'"),
     (["simulate", "--hardware", "nope.toml"], "cannot read"),

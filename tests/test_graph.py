@@ -136,7 +136,7 @@ def test_dynamic_int8_equals_matmul_integer_to_float():
     """Dynamic quantization: the input range is taken from the input itself and the int32
     accumulator is scaled to float32 and the float bias added (ONNX Runtime's
     DynamicQuantizeLinear + MatMulIntegerToFloat)."""
-    hw = override_hardware("edge-npu-int8", {"quantization.dynamic_activations": True, "datapath.outputs": "fp32"})
+    hw = override_hardware("edge-npu-int8", {"datapath.activations.dynamic": True, "datapath.output.format": "fp32"})
     x = rng.normal(size=(6, 30)).astype(np.float32) * 3
     w = rng.normal(size=(30, 5)).astype(np.float32)
     bias = rng.normal(size=5).astype(np.float32)
@@ -202,14 +202,14 @@ def test_records_sum_the_products_of_an_attention_layer():
 
 
 def test_integer_hardware_refuses_grouped_weights():
-    with pytest.raises(HardwareError, match="quantization.weights"):
-        override_hardware("edge-npu-int8", {"quantization.weights": "per-group"})
+    with pytest.raises(HardwareError, match="datapath.weights.granularity"):
+        override_hardware("edge-npu-int8", {"datapath.weights.granularity": "per-group"})
 
 
 def test_per_tensor_weights_cost_accuracy_on_the_first_layer():
     """One scale for all of fc1's channels: coarser steps for the small channels, as the
     NVIDIA paper's per-channel recommendation predicts."""
-    hw = override_hardware("edge-npu-int8", {"quantization.weights": "per-tensor"})
+    hw = override_hardware("edge-npu-int8", {"datapath.weights.granularity": "per-tensor"})
     per_tensor, per_channel = simulate("digits-mlp", hw), simulate("digits-mlp", "edge-npu-int8")
     assert per_tensor[0]["sqnr_db"] < per_channel[0]["sqnr_db"] - 1
     assert per_tensor[-1]["top1"] > 0.9

@@ -7,7 +7,7 @@ from qsim.datapaths import Accumulator, FloatDatapath, IntDatapath
 from qsim.hardware import HardwareError, hardware_presets, load_hardware, parse_hardware
 
 PRESETS = ["edge-npu-int8", "edge-npu-int8-acc16", "h100-fp8", "tpu-bf16", "mi300-fp8fnuz", "mxfp8", "mxfp4",
-           "int4-weight-only", "fp32-reference"]
+           "int4-weight-only", "fp32-reference", "nvfp4", "fp8-blockwise"]
 
 
 def test_every_preset_ships_and_loads():
@@ -49,14 +49,17 @@ def load_text() -> str:
     ("rows = 16", "rows = 0", "array.rows must be a positive integer"),
     ("rows = 16", "rows = true", "array.rows"),
     ('dataflow = "weight-stationary"', 'dataflow = "row-stationary"', "array.dataflow must be one of"),
-    ('preset = "gemmlowp"', 'preset = "tpu"', "datapath.preset must be one of"),
-    ('weights = "int8"', 'weights = "int9x"', "datapath.weights"),
+    ('kernel = "gemmlowp"', 'kernel = "tpu"', "datapath.kernel = 'tpu': unknown kernel path; choose one of"),
+    ('weights = { format = "int8"', 'weights = { format = "int9x"', "datapath.weights.format"),
+    ('weights = { format = "int8"', 'weights = { fmt = "int8"', "missing key datapath.weights.format"),
+    ('output = { format = "int8" }', 'output = { format = "int8", rounding = "rne" }', "unknown key datapath.output.rounding"),
+    ('vector_format = "fp32"', 'vector_format = "fp32"\nkind = "integer"', "unknown key datapath.kind"),
     ("clock_hz = 500e6", "", "missing key array.clock_hz"),
     ("mac_pj = 0.30", "mac_pj = 0.30\nmac_nj = 1", "unknown key energy.mac_nj"),
     ("energy_pj_per_byte = 2.5", "energy_pj_per_byte = -1", r"memory\[0\].energy_pj_per_byte"),
     ('name = "dram"', 'name = "sram"', "distinct"),
     ("[array]", "[array", "malformed TOML"),
-    ('outputs = "int8"', 'outputs = "int8"\naccumulator_bits = 7', "datapath.accumulator_bits"),
+    ('output = { format = "int8" }', 'output = { format = "int8" }\naccumulator = { bits = 7 }', "datapath.accumulator.bits = 7"),
 ])
 def test_malformed_descriptions_name_the_key(old, new, match):
     with pytest.raises(HardwareError, match=match):
@@ -77,4 +80,4 @@ def test_hardware_command_lists_and_shows():
     assert run.returncode == 0 and all(name in run.stdout for name in PRESETS)
     run = subprocess.run([sys.executable, "-P", "-m", "qsim.cli", "hardware", "--show", "edge-npu-int8-acc16"],
                          capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0 and "accumulator_bits=16" in run.stdout and "Horowitz" in run.stdout
+    assert run.returncode == 0 and "accumulator.bits=16" in run.stdout and "Horowitz" in run.stdout

@@ -9,7 +9,10 @@ from dataclasses import replace
 
 import pytest
 
+import numpy as np
+
 from qsim.formats import IntFormat, format as get_format
+from qsim.formats.block import block_format
 from qsim.hardware import hardware_presets, load_hardware, override_hardware
 from qsim.hardware.cost import systolic_gemm
 from qsim.plan import plan_gemm
@@ -17,14 +20,20 @@ from qsim.plan import plan_gemm
 PRESETS = hardware_presets()
 
 
+def _operand_bits(op) -> float:
+    """Storage bits of an element, plus its block's scale (whole bytes) spread over the block."""
+    if op.granularity != "block":
+        return get_format(op.format).storage_bits
+    f = block_format(op.format)
+    elements = op.block_size or int(np.prod(f.block))
+    return f.element.storage_bits + 8 * -(-f.scale.storage_bits // 8) / elements
+
+
 def _described_bits(hw, weight: bool) -> tuple[float, float, float]:
-    """Bits per element of A, B, C read off the description itself: storage bits, plus one
-    8-bit scale per block for MX quantization."""
-    d, q = hw.datapath, hw.quantization
-    block = 8 / q.mx_block if q.weights == "mx" else 0.0
-    b = d.weights if weight else d.activations
-    return (get_format(d.activations).storage_bits + block, get_format(b).storage_bits + block,
-            get_format(d.outputs).storage_bits)
+    """Bits per element of A, B, C read off the description itself."""
+    d = hw.datapath
+    return (_operand_bits(d.activations), _operand_bits(d.weights if weight else d.activations),
+            get_format(d.output).storage_bits)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -47,44 +56,48 @@ def test_plan_is_what_the_simulator_ran_and_the_cost_model_charged(preset):
 @pytest.mark.parametrize("preset", PRESETS)
 def test_plan_follows_the_description(preset):
     hw = load_hardware(preset)
-    d, q = hw.datapath, hw.quantization
+    d = hw.datapath
     path = hw.resolve_datapath()
     for weight in (True, False):
         plan = plan_gemm(hw, 256, 1024, 1024, weight)
+        b_op = d.weights if weight else d.activations
         assert plan.datapath == path.name and plan.kernel.path == path
-        assert plan.a.format == d.activations and plan.output.format == d.outputs
-        assert plan.b.format == (d.weights if weight else d.activations)
+        assert plan.output.format == d.output
+        assert plan.a.granularity == d.activations.granularity and plan.b.granularity == b_op.granularity
         if d.kind == "integer":
+            assert plan.a.format == d.activations.format and plan.b.format == b_op.format
             assert plan.kernel.kind == "integer"
-            assert plan.kernel.accumulator.bits == (d.accumulator_bits or 32)
-            assert plan.b.granularity == (q.weights if weight else "per-tensor")
-            assert plan.b.symmetric == (q.symmetric_weights if weight else q.symmetric_activations)
-            assert plan.output.method == ("scale-to-float" if q.dynamic_activations else "requantize")
+            assert plan.kernel.accumulator.bits == dict(d.accumulator).get("bits", 32)
+            assert plan.b.symmetric == b_op.symmetric
+            assert plan.output.method == ("scale-to-float" if d.activations.dynamic else "requantize")
             assert plan.cost.mac_pj == hw.energy.mac_pj_at(plan.kernel.accumulator.bits)
-        elif q.weights == "mx":
-            assert plan.kernel.kind == "mx" and plan.kernel.block == plan.a.block == plan.b.block == q.mx_block
-            assert plan.a.granularity == plan.b.granularity == "mx"
-        elif weight and isinstance(get_format(d.weights), IntFormat):
-            assert plan.b.granularity == "per-group" and plan.b.block == q.group_size
-            assert plan.kernel.b_format == d.activations
+        elif d.activations.granularity == "block":
+            assert plan.kernel.kind == "block"
+            assert plan.a.block_format == block_format(d.activations.format)
+            assert plan.b.block_format == block_format(b_op.format)
+        elif weight and isinstance(get_format(d.weights.format), IntFormat):
+            assert plan.b.granularity == "per-group" and plan.b.block == d.weights.group_size
+            assert plan.kernel.b_format == d.activations.format
         if d.kind == "float":
             assert plan.cost.mac_pj == hw.energy.mac_pj
 
 
 def test_a_changed_key_changes_the_plan():
     base = plan_gemm(load_hardware("mxfp8"), 64, 64, 64, True)
-    block16 = plan_gemm(override_hardware("mxfp8", {"quantization.mx_block": 16}), 64, 64, 64, True)
-    assert (base.kernel.block, block16.kernel.block, block16.a.block, block16.b.block) == (32, 16, 16, 16)
+    block16 = plan_gemm(override_hardware("mxfp8", {"datapath.activations.block_size": 16,
+                                                    "datapath.weights.block_size": 16}), 64, 64, 64, True)
+    assert (base.a.block, block16.a.block, block16.b.block) == (32, 16, 16)
+    assert block16.a.block_format.block == block16.b.block_format.block == (16,)
     assert block16.cost.bits[:2] == (8.5, 8.5) and base.cost.bits[:2] == (8.25, 8.25)
 
     base = plan_gemm(load_hardware("edge-npu-int8"), 64, 64, 64, True)
-    acc16 = plan_gemm(override_hardware("edge-npu-int8", {"datapath.accumulator_bits": 16}), 64, 64, 64, True)
+    acc16 = plan_gemm(override_hardware("edge-npu-int8", {"datapath.accumulator.bits": 16}), 64, 64, 64, True)
     assert base.kernel.accumulator.bits == 32 and acc16.kernel.accumulator.bits == 16
     assert acc16.cost.mac_pj < base.cost.mac_pj and acc16.datapath != base.datapath
-    tensor = plan_gemm(override_hardware("edge-npu-int8", {"quantization.weights": "per-tensor"}), 64, 64, 64, True)
+    tensor = plan_gemm(override_hardware("edge-npu-int8", {"datapath.weights.granularity": "per-tensor"}), 64, 64, 64, True)
     assert base.b.granularity == "per-channel" and tensor.b.granularity == "per-tensor"
-    dynamic = plan_gemm(override_hardware("edge-npu-int8", {"quantization.dynamic_activations": True,
-                                                            "datapath.outputs": "fp32"}), 64, 64, 64, True)
+    dynamic = plan_gemm(override_hardware("edge-npu-int8", {"datapath.activations.dynamic": True,
+                                                            "datapath.output.format": "fp32"}), 64, 64, 64, True)
     assert base.a.range == "calibrated" and dynamic.a.range == "dynamic"
     assert dynamic.output.method == "scale-to-float"
 
@@ -110,7 +123,7 @@ def test_the_simulator_executes_the_plan_and_plans_each_gemm_once(monkeypatch):
     monkeypatch.setattr(sim, "plan_gemm", per_tensor)
     altered = sim.simulate("digits-cnn", "edge-npu-int8")
     monkeypatch.undo()
-    wanted = sim.simulate("digits-cnn", override_hardware("edge-npu-int8", {"quantization.weights": "per-tensor"}))
+    wanted = sim.simulate("digits-cnn", override_hardware("edge-npu-int8", {"datapath.weights.granularity": "per-tensor"}))
     assert [r["sqnr_db"] for r in altered] == [r["sqnr_db"] for r in wanted]
     assert [r["sqnr_db"] for r in altered] != [r["sqnr_db"] for r in sim.simulate("digits-cnn", "edge-npu-int8")]
     assert len(calls) == len(set(calls)) == sum(r.get("unit") == "gemm" for r in altered)     # one plan per GEMM
@@ -120,9 +133,10 @@ def test_golden_resolves_a_description_as_the_plan_does(tmp_path):
     from qsim.golden import make_golden, resolve_datapath
     from qsim.hardware.spec import PRESET_DIR
     toml = tmp_path / "mx16.toml"
-    toml.write_text((PRESET_DIR / "mxfp8.toml").read_text().replace("mx_block = 32", "mx_block = 16"))
+    text = (PRESET_DIR / "mxfp8.toml").read_text().replace('format = "mxfp8_e4m3" }', 'format = "mxfp8_e4m3", block_size = 16 }')
+    toml.write_text(text)
     path, hw = resolve_datapath(str(toml))
-    assert path == plan_gemm(hw, 64, 64, 64, True).kernel.path and path.block_size == 16
+    assert path == plan_gemm(hw, 64, 64, 64, True).kernel.path and hw.datapath.activations.block.block == (16,)
     assert make_golden("mx", datapath=str(toml), random=1).info["block_size"] == 16
 
 
@@ -149,7 +163,7 @@ def test_the_report_describes_a_retired_preset_as_stored(tmp_path):
     from dataclasses import asdict
     stored = asdict(load_hardware("edge-npu-int8"))
     stored["name"] = "retired-npu"
-    stored["datapath"]["preset"] = "retired-kernel"           # no such kernel path today
+    stored["datapath"]["kernel"] = "retired-kernel"           # no such kernel path today
     stored["resolved"].update(datapath="retired-kernel+acc24w", datapath_description="a kernel path of long ago",
                               accumulator="int24, wrap", mac_pj=0.123)
     html = _stored_report(tmp_path, stored)
@@ -165,13 +179,13 @@ def test_an_older_dataset_is_not_described_by_todays_presets(tmp_path):
     stored = asdict(load_hardware("edge-npu-int8"))
     del stored["resolved"]
     html = _stored_report(tmp_path, stored)
-    assert stored["datapath"]["preset"] in html and PRESETS[stored["datapath"]["preset"]].description not in html
+    assert stored["datapath"]["kernel"] in html and PRESETS[stored["datapath"]["kernel"]].description not in html
 
 
 def test_stored_facts_are_the_plan():
-    hw = override_hardware("mxfp8", {"quantization.mx_block": 16})
+    hw = override_hardware("mxfp8", {"datapath.activations.block_size": 16, "datapath.weights.block_size": 16})
     facts = hw.resolved
-    assert facts["datapath"] == "mxfp8+block16" and "MX blocks of 16" in facts["accumulator"]
+    assert facts["datapath"] == "block-dot" and "blocks of 16" in facts["quantization"]
     assert facts["mac_pj"] == plan_gemm(hw, 1, 1, 1, True).cost.mac_pj
     assert facts["plan"]["weight GEMM"] == dict(plan_gemm(hw, 256, 1024, 1024, True).describe())
 
@@ -193,6 +207,26 @@ def test_config_hash_is_the_descriptions_and_follows_every_setting():
     from qsim.sim.simulate import config_hash
     base = load_hardware("edge-npu-int8")
     assert config_hash(base) == base.config_hash == load_hardware("edge-npu-int8").config_hash
-    for key, value in (("datapath.accumulator_bits", 16), ("quantization.weights", "per-tensor"),
+    for key, value in (("datapath.accumulator.bits", 16), ("datapath.weights.granularity", "per-tensor"),
                        ("array.rows", 32), ("energy.mac_pj", 0.5)):
         assert override_hardware("edge-npu-int8", {key: value}).config_hash != base.config_hash, key
+
+
+def test_config_hash_is_on_the_datapath_description_itself():
+    base = load_hardware("edge-npu-int8").datapath
+    assert base.config_hash == load_hardware("edge-npu-int8").datapath.config_hash
+    assert load_hardware("edge-npu-int8-acc16").datapath.config_hash != base.config_hash
+    moved = override_hardware("edge-npu-int8", {"array.rows": 32})       # the machine changes, the datapath does not
+    assert moved.datapath.config_hash == base.config_hash and moved.config_hash != load_hardware("edge-npu-int8").config_hash
+
+
+def test_one_namespace_of_presets():
+    from qsim.datapaths import FLOAT_PRESETS, PRESETS
+    from qsim.plan import preset_kinds
+    kinds = preset_kinds()
+    assert len(kinds) == len(PRESETS) + len(FLOAT_PRESETS) + len(PRESETS_MACHINES)
+    assert {n for n, k in kinds.items() if k == "machine"} == set(PRESETS_MACHINES)
+    assert not (set(PRESETS) | set(FLOAT_PRESETS)) & set(PRESETS_MACHINES)
+
+
+PRESETS_MACHINES = hardware_presets()

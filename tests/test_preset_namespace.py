@@ -50,10 +50,11 @@ OLD_FLOAT = [
                   FloatAccumulator("fp32", "rtz", fused_group=32, fused_bits=14, promote_every=128), description=(
         "E4M3 inputs; fused groups of 32 products aligned to the largest exponent keeping 14 bits "
         "(truncated), normalized toward zero; partial sums promoted to FP32 every 128 (DeepSeek-V3 3.3.2)")),
-    FloatDatapath("mxfp8", "e4m3", "e4m3", block_size=32, description=(
-        "OCP MXFP8 (E4M3) blocks of 32: exact block dot products, scales applied, FP32 accumulation")),
-    FloatDatapath("mxfp4", "fp4_e2m1", "fp4_e2m1", block_size=32, description=(
-        "OCP MXFP4 (E2M1) blocks of 32: exact block dot products, scales applied, FP32 accumulation")),
+    # the OCP MX kernels mxfp8 and mxfp4 became one block kernel: the block formats moved into the
+    # descriptions' operands (mxfp8 and mxfp4 now name machines only)
+    FloatDatapath("block-dot", None, None, block_products=True, description=(
+        "block-scaled operands (OCP MX, NVFP4, FP8 block scaling): each block's products summed exactly, the "
+        "two block scales applied (power-of-two scales: rounded once to FP32), blocks accumulated in FP32 in order")),
 ]
 
 
@@ -143,15 +144,18 @@ def test_kernel_path_name_used_as_machine_says_so():
 
 def test_preset_datapath_naming_a_machine_says_so(tmp_path):
     f = tmp_path / "m.toml"
-    f.write_text('extends = "edge-npu-int8"\nname = "m"\n[datapath]\npreset = "tpu-bf16"\n')
-    with pytest.raises(HardwareError, match=r"datapath\.preset = 'tpu-bf16': that is a machine preset"):
+    f.write_text('extends = "edge-npu-int8"\nname = "m"\n[datapath]\nkernel = "tpu-bf16"\n')
+    with pytest.raises(HardwareError, match=r"datapath\.kernel = 'tpu-bf16': that is a machine preset"):
         load_hardware(f)
 
 
-def test_qsim_hardware_says_which_names_are_in_both_namespaces():
-    import subprocess
-    import sys
-    out = subprocess.run([sys.executable, "-P", "-m", "qsim.cli", "hardware"], capture_output=True, text=True,
-                         check=True).stdout
-    note = [line for line in out.splitlines() if "also kernel-path presets" in line]
-    assert len(note) == 1 and "mxfp4" in note[0] and "mxfp8" in note[0] and "edge-npu-int8" not in note[0]
+def test_no_name_is_both_a_kernel_path_and_a_machine():
+    """mxfp8 and mxfp4 used to name a kernel path and a machine each."""
+    from qsim.plan import preset_kinds
+    kinds = preset_kinds()
+    assert set(kinds) == set(PRESETS) | set(FLOAT_PRESETS) | set(hardware_presets())
+    assert len(kinds) == len(PRESETS) + len(FLOAT_PRESETS) + len(hardware_presets())
+    for name in ("mxfp8", "mxfp4"):
+        assert kinds[name] == "machine"
+        with pytest.raises(ValueError, match=rf"'{name}' is a machine preset"):
+            datapath_preset(name)

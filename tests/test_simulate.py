@@ -180,13 +180,13 @@ def test_command_line_overrides_and_partial_quantization(tmp_path, capsys):
     layers in FP32; a malformed --set is a clear error."""
     from qsim.cli import main
     from qsim.hardware import override_hardware
-    argv = ["simulate", "--model", "digits-mlp", "--out", str(tmp_path), "--set", "datapath.accumulator_bits=16",
-            "--set", "quantization.dynamic_activations=true", "--set", "datapath.outputs=fp32", "--fp32-layers", "fc2"]
+    argv = ["simulate", "--model", "digits-mlp", "--out", str(tmp_path), "--set", "datapath.accumulator.bits=16",
+            "--set", "datapath.activations.dynamic=true", "--set", "datapath.output.format=fp32", "--fp32-layers", "fc2"]
     assert main(argv) == 0
     got = read_records(tmp_path)
-    want = simulate("digits-mlp", override_hardware("edge-npu-int8", {"datapath.accumulator_bits": 16,
-                                                                      "quantization.dynamic_activations": True,
-                                                                      "datapath.outputs": "fp32"}),
+    want = simulate("digits-mlp", override_hardware("edge-npu-int8", {"datapath.accumulator.bits": 16,
+                                                                      "datapath.activations.dynamic": True,
+                                                                      "datapath.output.format": "fp32"}),
                     fp32_layers=["fc2"])
     assert list(got["sqnr_db"]) == [r["sqnr_db"] for r in want]
     assert list(got["unit"][:3]) == ["gemm", "vector", "fp32"]

@@ -29,8 +29,8 @@ calibration = ["max", "percentile"]
 [[hardware]]
 preset = "edge-npu-int8"
 [hardware.grid]
-"datapath.accumulator_bits" = [16, 32]
-"quantization.weights" = ["per-tensor", "per-channel"]
+"datapath.accumulator.bits" = [16, 32]
+"datapath.weights.granularity" = ["per-tensor", "per-channel"]
 [[hardware]]
 preset = "h100-fp8"
 """
@@ -55,7 +55,7 @@ def test_grid_expands_in_file_order_with_stable_ids():
                                              "edge-npu-int8 acc16 per-channel max"]
     assert points[-1].config == "h100-fp8 percentile" and points[-1].overrides == ()
     first = points[0].hardware
-    assert first.datapath.accumulator_bits == 16 and first.quantization.weights == "per-tensor"
+    assert first.datapath.accumulator.bits == 16 and first.quantization.weights == "per-tensor"
     assert len({p.point_id for p in points}) == len(points)
     assert [p.point_id for p in small().points] == [p.point_id for p in points]      # stable
     reseeded = small(SMALL.replace('name = "small"', 'name = "other"\nseed = 1'))
@@ -73,11 +73,11 @@ def test_grid_expands_in_file_order_with_stable_ids():
     (('name = "small"', 'name = "small"\ndescription = 3'), "description must be a string"),
     (('preset = "h100-fp8"', 'preset = "h200-fp8"'), "hardware[1] (h200-fp8): unknown hardware 'h200-fp8'"),
     (('preset = "h100-fp8"', 'presets = "h100-fp8"'), "unknown key hardware[1].presets"),
-    (('[16, 32]', '[]'), 'hardware[0].grid."datapath.accumulator_bits" must be a non-empty list'),
-    (('[16, 32]', '16'), 'hardware[0].grid."datapath.accumulator_bits" must be a non-empty list'),
-    (('[16, 32]', '[16, 4]'), "datapath.accumulator_bits must be an integer from 8 to 64"),
-    (('"datapath.accumulator_bits"', '"datapath.acumulator_bits"'), "unknown key datapath.acumulator_bits"),
-    (('"quantization.weights" = ["per-tensor", "per-channel"]', '"quantization.weights" = ["per-row"]'),
+    (('[16, 32]', '[]'), 'hardware[0].grid."datapath.accumulator.bits" must be a non-empty list'),
+    (('[16, 32]', '16'), 'hardware[0].grid."datapath.accumulator.bits" must be a non-empty list'),
+    (('[16, 32]', '[16, 4]'), "datapath.accumulator.bits must be an integer from 8 to 64"),
+    (('"datapath.accumulator.bits"', '"datapath.acumulator_bits"'), "unknown key datapath.acumulator_bits"),
+    (('"datapath.weights.granularity" = ["per-tensor", "per-channel"]', '"datapath.weights.granularity" = ["per-row"]'),
      "quantization.weights must be one of"),
 ])
 def test_spec_errors_name_the_key(change, key):
@@ -102,9 +102,9 @@ def test_hardware_files_are_found_next_to_the_sweep_file(tmp_path):
     (tmp_path / "hw" / "my-npu.toml").write_text(text)
     (tmp_path / "sweep.toml").write_text('name = "f"\nmodels = ["digits-mlp"]\n'
                                          '[[hardware]]\npreset = "hw/my-npu.toml"\n'
-                                         '[hardware.grid]\n"datapath.accumulator_bits" = [24]\n')
+                                         '[hardware.grid]\n"datapath.accumulator.bits" = [24]\n')
     point, = load_sweep(tmp_path / "sweep.toml").points
-    assert point.config == "my-npu acc24 max" and point.hardware.datapath.accumulator_bits == 24
+    assert point.config == "my-npu acc24 max" and point.hardware.datapath.accumulator.bits == 24
 
 
 def test_dataset_layout_metadata_and_columns(tmp_path):
@@ -115,13 +115,13 @@ def test_dataset_layout_metadata_and_columns(tmp_path):
     for i, point in enumerate(sweep.points):            # each file says which sweep and point it is
         tag = file_metadata(part_path(tmp_path, point))["sweep"]
         assert (tag["name"], tag["index"], tag["points"]) == ("small", i, 10)
-        assert tag["spec"]["hardware"][0]["grid"]["datapath.accumulator_bits"] == [16, 32]
+        assert tag["spec"]["hardware"][0]["grid"]["datapath.accumulator.bits"] == [16, 32]
     df = read_sweep(tmp_path)
     assert {"config", "point_id", "model", "hardware", "layer", "overrides", "top1"} <= set(df.columns)
     model_rows = df[df.layer == "__model__"]
     assert model_rows.config.tolist() == [p.config for p in sweep.points]          # manifest order
-    assert json.loads(model_rows.overrides.iloc[0]) == {"datapath.accumulator_bits": 16,
-                                                        "quantization.weights": "per-tensor"}
+    assert json.loads(model_rows.overrides.iloc[0]) == {"datapath.accumulator.bits": 16,
+                                                        "datapath.weights.granularity": "per-tensor"}
     stored = read_hardware(tmp_path)
     assert set(stored) == set(df.config_hash)
     assert {hw["name"] for hw in stored.values()} == {"edge-npu-int8", "h100-fp8"}

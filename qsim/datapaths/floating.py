@@ -193,58 +193,94 @@ def convert_output(acc_values, fmt, scale=1.0, rounding: str = "rne", saturate: 
     return encode(v, fmt, rounding=rounding, saturate=saturate)
 
 
-# -- MX (OCP Microscaling) dot products -----------------------------------------------------------
+# -- block-scaled dot products (OCP MX, NVFP4, FP8 block scaling) --------------------------------
+def block_matmul(a, b) -> np.ndarray:
+    """A @ B of block-scaled operands. a: BlockArray of A (..., M, K); b: BlockArray of B
+    transposed (..., N, K); both blocked along K, their last axis (2-D tiles of B cover (N, K)).
+
+    Per block, the element products are summed exactly and the two block scales applied: with
+    power-of-two scales (OCP MX v1.0) X_A * X_B * sum P_i Q_i is rounded once to FP32; with
+    other scales (NVFP4's UE4M3, FP32 block scales) the FP32 sum times the FP32 product of the
+    scales, as block-scaled GEMM epilogues apply them. Blocks are accumulated in FP32 in order;
+    two-level formats then multiply by the FP32 product of the tensor scales. Batch dimensions
+    broadcast. Returns float64 holding FP32 values."""
+    from ..quant.blocks import BlockArray, element_unit, element_values, row_scales
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, BlockArray):
+            raise TypeError(f"{name} must be a BlockArray (qsim.quant.blocks.block_quantize), got {type(x).__name__}")
+        if x.elements.ndim < 2 or x.axis != x.elements.ndim - 1:
+            raise ValueError(f"{name} must be at least 2-D with its blocks along its last axis (K), got shape "
+                             f"{x.elements.shape}, axis {x.axis}")
+    fa, fb = a.format, b.format
+    bs, k = fa.block[-1], a.elements.shape[-1]
+    if fb.block[-1] != bs:
+        raise ValueError(f"block lengths along K differ: {fa.name} has {bs}, {fb.name} {fb.block[-1]}")
+    if b.elements.shape[-1] != k:
+        raise ValueError(f"K differs: a has {k}, b (transposed) has {b.elements.shape[-1]}")
+    batch = matmul_batch(a.elements.shape, np.swapaxes(b.elements, -1, -2).shape)
+    m, n, nb = a.elements.shape[-2], b.elements.shape[-2], -(-k // bs)
+    if nb == 0:
+        return np.zeros(batch + (m, n))
+    top = float(fa.element_max) / element_unit(fa) * float(fb.element_max) / element_unit(fb) * bs
+    if top >= 2.0 ** 53:
+        raise ValueError(f"exact block sums of {fa.element.name} x {fb.element.name} need more than 53 bits; "
+                         "not modelled yet (E5M2 blocks)")
+    ea, eb = element_values(a), np.swapaxes(element_values(b), -1, -2)
+    sa, sb = row_scales(a), row_scales(b)
+    total = None
+    with np.errstate(over="ignore", invalid="ignore"):       # a block beyond FP32's range is +-Inf
+        for j in range(nb):                                   # blocks in order, each rounded once to FP32
+            cols = slice(j * bs, (j + 1) * bs)
+            sums = np.matmul(ea[..., cols], eb[..., cols, :])  # exact: integers of one unit below 2^53
+            scale = sa[..., :, j, None] * sb[..., None, :, j]  # exact in float64
+            pow2 = np.frexp(scale)[0] == 0.5
+            block = np.where(pow2, (sums * scale).astype(np.float32),
+                             sums.astype(np.float32) * scale.astype(np.float32))
+            total = block if total is None else total + block
+        if a.tensor_scale is not None or b.tensor_scale is not None:
+            ts = np.float32(a.tensor_scale or 1.0) * np.float32(b.tensor_scale or 1.0)
+            total = total * ts
+    return np.broadcast_to(total, batch + (m, n)).astype(np.float64)
+
+
 def mx_matmul(a, b) -> np.ndarray:
-    """Product of MX operands per OCP MX v1.0: for each 32-element block the element products are
-    summed exactly, the two block scales applied (X_A * X_B * sum P_i Q_i), the result rounded to
-    FP32, and the blocks accumulated in FP32 in order. a: MXArray (..., M, K) with blocks along K
-    (its last axis); b: MXArray (..., K, N) with blocks along K (its second-last axis); batch
-    dimensions broadcast. Returns float64 holding FP32 values.
-    """
-    from ..quant.mx import MXArray
+    """Product of MX operands per OCP MX v1.0 (block_matmul): a: MXArray (..., M, K) with
+    blocks along K (its last axis); b: MXArray (..., K, N) with blocks along K (its second-last
+    axis). Returns float64 holding FP32 values."""
+    from ..quant.blocks import BlockArray
+    from ..quant.mx import MXArray, mx_format
     for name, x, where in (("a", a, 1), ("b", b, 2)):
         if not isinstance(x, MXArray):
             raise TypeError(f"{name} must be an MXArray (qsim.mx_quantize), got {type(x).__name__}")
         if x.elements.ndim < 2 or x.axis != x.elements.ndim - where:
             raise ValueError(f"{name} must be at least 2-D with its blocks along K (axis {-where}), "
                              f"got shape {x.elements.shape}, axis {x.axis}")
-    batch = matmul_batch(a.elements.shape, b.elements.shape)
     if a.block_size != b.block_size:
         raise ValueError(f"block sizes differ: {a.block_size} and {b.block_size}")
-    bs, k = a.block_size, a.elements.shape[-1]
-    m, n, nb = a.elements.shape[-2], b.elements.shape[-1], -(-k // a.block_size)
-    if nb == 0:
-        return np.zeros(batch + (m, n))
-    fa, fb = a.element_format, b.element_format
-    ua, ub = fa.emin - fa.mantissa_bits, fb.emin - fb.mantissa_bits     # value = integer * 2^u
-    top = (fa.max / 2.0 ** ua) * (fb.max / 2.0 ** ub) * bs
-    if top >= 2.0 ** 53:
-        raise ValueError(f"exact block sums of {fa.name} x {fb.name} need more than 53 bits; "
-                         "not modelled yet (E5M2 blocks)")
-    # Decoded values (element x 2^scale, NaN under a NaN scale) are exact in float64, and so is
-    # each block's sum of products: all are multiples of one power of two, below 2^53 of it.
-    va, vb = a.decode(np.float64), b.decode(np.float64)
-    total = None
-    for j in range(nb):                                # blocks in order, each rounded once to FP32
-        cols = slice(j * bs, (j + 1) * bs)
-        with np.errstate(over="ignore"):               # a block beyond FP32's range is +-Inf
-            block = np.matmul(va[..., cols], vb[..., cols, :]).astype(np.float32)
-        total = block if total is None else total + block
-    return total.astype(np.float64)
+    qa = BlockArray(a.elements, a.scales, None, mx_format(a.element_format, a.block_size), a.axis)
+    qb = BlockArray(np.swapaxes(b.elements, -1, -2), np.swapaxes(b.scales, -1, -2), None,
+                    mx_format(b.element_format, b.block_size), b.elements.ndim - 1)
+    return block_matmul(qa, qb)
 
 
 # -- presets ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FloatDatapath:
     """A floating-point kernel path: input formats (None: as given), the accumulator, and
-    block_size > 0 for MX operands (mx_matmul)."""
+    block_products: the operands are block-scaled and each block's products are summed
+    exactly before the scales (block_matmul), the blocks then accumulated in FP32."""
 
     name: str
     a_format: str | None
     b_format: str | None
     accumulator: FloatAccumulator = field(default_factory=FloatAccumulator)
-    block_size: int = 0
+    block_products: bool = False
     description: str = ""
+
+    def __post_init__(self):
+        if self.block_products and (self.a_format or self.b_format or self.accumulator != FloatAccumulator()):
+            raise ValueError("block products take their formats from the block-scaled operands and accumulate "
+                             "in FP32: set neither a_format, b_format nor accumulator")
 
 
 # data in presets/float.toml; a_format and b_format absent: the inputs are taken as given

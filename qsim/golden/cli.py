@@ -32,7 +32,7 @@ DIR/<array>.hex per array for Verilog $readmemh (cases concatenated, one code pe
 and DIR/manifest.json (configuration, seeds, formats, case shapes, sha256 of every file).
 
 Float gemm/conv: y is the FP32 accumulator (fp32 codes). When --datapath names a hardware
-description (preset or .toml) of a float kind whose datapath.outputs is not fp32 (e.g.
+description (preset or .toml) of a float kind whose datapath.output is not fp32 (e.g.
 h100-fp8, mi300-fp8fnuz, tpu-bf16: bf16), the set has a second output y_out: the codes of
 y converted to that format as the hardware writes it, qsim.datapaths.convert_output(y, fmt,
 scale=1.0, rounding="rne", saturate=None) = encode(float32(y * 1.0)) with the format's
@@ -138,7 +138,7 @@ def register(subparsers) -> None:
     g.add_argument("--out", metavar="DIR", help="output directory (replaced atomically if it holds a golden set)")
     g.add_argument("--datapath", metavar="PRESET_OR_TOML",
                    help="datapath preset (see `qsim datapaths`), hardware preset (see `qsim hardware`) or .toml; "
-                        "required for gemm, conv, requant. Float gemm/conv on hardware whose datapath.outputs "
+                        "required for gemm, conv, requant. Float gemm/conv on hardware whose datapath.output "
                         "is not fp32 also give y_out (see below)")
     g.add_argument("--format", help="element format (encode, decode, mx) or activation format (gemm, conv)")
     g.add_argument("--weight-format", help="weight format for gemm and conv (default int8 / the datapath's)")

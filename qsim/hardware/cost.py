@@ -64,24 +64,11 @@ def roofline_seconds(cycles: int, clock_hz: float, bytes_by_level: dict[str, flo
     return bounds[active], active
 
 
-def element_bits(fmt_name: str, mx_block: int = 0) -> float:
-    """Storage bits per element, with an MX block's 8-bit E8M0 scale spread over its elements."""
-    from ..formats import format as get_format
-    bits = float(get_format(fmt_name).storage_bits)
-    return bits + (8.0 / mx_block if mx_block else 0.0)
-
-
 @dataclass(frozen=True)
 class GemmCostInputs:
     """What the cost model charges for a GEMM, as the plan (qsim.plan) resolved it."""
     bits: tuple[float, float, float]      # storage bits per element of A, B, C, block scales included
     mac_pj: float                         # one MAC (before calibration) with the resolved accumulator
-
-    @classmethod
-    def of(cls, formats: tuple[str, str, str], mx_block: int, mac_pj: float) -> "GemmCostInputs":
-        """From the formats of A, B, C; MX blocks (mx_block > 0) add their scale to A and B."""
-        a, b, c = formats
-        return cls((element_bits(a, mx_block), element_bits(b, mx_block), element_bits(c)), mac_pj)
 
 
 @dataclass(frozen=True)
@@ -137,7 +124,8 @@ def vector_layer_cost(hw, elements_read: int, elements_written: int, fmt: str) -
     lanes = hw.array.cols
     cycles = ceil(max(elements_read, elements_written) / lanes)
     near = hw.memory[0]
-    nbytes = (elements_read + elements_written) * element_bits(fmt) / 8
+    from ..formats import format as get_format
+    nbytes = (elements_read + elements_written) * get_format(fmt).storage_bits / 8
     seconds, bound = roofline_seconds(cycles, hw.array.clock_hz, {near.name: nbytes},
                                       {near.name: near.bandwidth_bytes_per_s})
     energy = {"mac": 0.0, **{lv.name: 0.0 for lv in hw.memory}, near.name: nbytes * near.energy_pj_per_byte}

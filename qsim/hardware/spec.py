@@ -1,26 +1,29 @@
 """Hardware descriptions: TOML in, frozen dataclasses out, validated on load. Every error
-names the key path (e.g. `array.rows`) and the file.
+names the key path (e.g. `datapath.weights.granularity`) and the file.
 
-A description has: the GEMM datapath (formats, accumulator and requantization by preset
-name from qsim.datapaths), the vector-unit format for other operations, the quantization
-scheme, the compute array, the memory levels and the energy table with its citations.
-`extends = "other-preset"` (or a .toml path) starts from that description and sets only what
-differs. Machine presets (presets/*.toml) and kernel-path presets (qsim.datapaths) are two
-namespaces; mxfp8 and mxfp4 name one of each.
+A description has one datapath description (`Datapath`: how each GEMM operand is quantized,
+the kernel and its accumulator, the output stage, the vector-unit format), the compute array,
+the memory levels and the energy table with its citations. `extends = "other-preset"` (or a
+.toml path) starts from that description and sets only what differs. Kernel paths (`kernel =
+"gemmlowp"`, qsim.datapaths) and machines (presets/*.toml) share one namespace of presets
+(qsim.plan.preset_kinds): no name means two things.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ..formats import format as get_format
+from ..formats import FloatFormat, IntFormat, format as get_format
+from ..formats.block import BlockFormat, block_format, builtin_block_formats
 from .cost import DATAFLOWS
 from .presets import PRESET_DIR, hardware_presets
 
-GRANULARITIES = ("per-tensor", "per-channel", "per-group", "mx")
+# how an operand is scaled: one scale per tensor, per output channel, per group of K elements,
+# per block of a block format, or not at all (16-bit and wider floats are encoded as they are)
+GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "block")
 
 
 class HardwareError(ValueError):
@@ -28,26 +31,61 @@ class HardwareError(ValueError):
 
 
 @dataclass(frozen=True)
-class Datapath:
-    kind: str                 # "integer" or "float"
-    preset: str               # a qsim.datapaths preset
-    weights: str
-    activations: str
-    outputs: str
-    vector_format: str
-    accumulator_bits: int | None = None          # integer kind: overrides the preset's width
-    accumulator_overflow: str | None = None      # "wrap" or "saturate"
+class Operand:
+    """How one GEMM operand (activations or weights) becomes codes."""
+    format: str                  # an element format, or a block format (granularity "block")
+    granularity: str             # GRANULARITIES
+    symmetric: bool = True       # integer formats: no zero point
+    group_size: int = 0          # per-group: elements of K that share a scale
+    block_size: int = 0          # block: a block length along K other than the block format's own
+    dynamic: bool = False        # activations: the range of each input at run time, not calibrated
+
+    @property
+    def block(self) -> BlockFormat | None:
+        """The block format, with block_size applied; None unless granularity is "block"."""
+        if self.granularity != "block":
+            return None
+        fmt = block_format(self.format)
+        if self.block_size and self.block_size != fmt.block[-1]:
+            fmt = replace(fmt, name=f"{fmt.name}/{self.block_size}", block=(self.block_size,))
+        return fmt
+
+    @property
+    def element_format(self) -> str:
+        """The format of each code (a block format's element format)."""
+        block = self.block
+        return get_format(self.format).name if block is None else block.element.name
+
+    @property
+    def bits_per_element(self) -> float:
+        block = self.block
+        return float(get_format(self.format).storage_bits) if block is None else block.bits_per_element
 
 
 @dataclass(frozen=True)
-class Quantization:
-    weights: str
-    activations: str
-    symmetric_weights: bool
-    symmetric_activations: bool
-    group_size: int
-    mx_block: int
-    dynamic_activations: bool = False         # ranges from each input at run time, float output
+class Datapath:
+    """Everything that decides a GEMM's numbers on this hardware: each operand's format and
+    granularity, the kernel path (a preset of qsim.datapaths: the accumulator model and, for
+    integer kernels, the requantization), overrides of its accumulator, the output format and
+    the vector unit's format."""
+    kernel: str                           # a kernel-path preset
+    activations: Operand
+    weights: Operand
+    output: str                           # format of the GEMM outputs
+    vector_format: str = "fp32"
+    accumulator: tuple = ()               # (field, value) overrides of the kernel's accumulator, in order
+    requant: str | None = None            # integer kernels: another requantization method
+
+    @property
+    def kind(self) -> str:
+        from ..datapaths import IntDatapath
+        from ..plan import datapath_preset
+        return "integer" if isinstance(datapath_preset(self.kernel), IntDatapath) else "float"
+
+    @property
+    def config_hash(self) -> str:
+        """The hash of every setting: equal descriptions compute equal numbers."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -92,7 +130,6 @@ class Hardware:
     name: str
     description: str
     datapath: Datapath
-    quantization: Quantization
     array: ComputeArray
     memory: tuple[MemoryLevel, ...]
     energy: Energy
@@ -164,9 +201,12 @@ class _Table:
         except (KeyError, ValueError) as e:
             raise HardwareError(f"{self.where}: {self._key(key)}: {e}") from None
 
-    def table(self, key: str):
+    def table(self, key: str, optional: bool = False):
+        """The sub-table at key; absent and optional: an empty one (every key at its default)."""
         self.used.add(key)
-        return _Table(self.data.get(key), self._key(key), self.where)
+        if key not in self.data and not optional:
+            raise HardwareError(f"{self.where}: missing table {self._key(key)}")
+        return _Table(self.data.get(key, {}), self._key(key), self.where)
 
     def done(self):
         unknown = sorted(set(self.data) - self.used)
@@ -189,38 +229,13 @@ def parse_hardware(text: str, where: str = "<string>") -> Hardware:
 
 def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     """A Hardware from a parsed TOML document (nested dicts), validated as parse_hardware."""
-    from ..datapaths import FLOAT_PRESETS, PRESETS
     top = _Table(doc, "", where)
     name = top.get("name", str)
     description = top.get("description", str, "")
-
-    d = top.table("datapath")
-    kind = d.choice("kind", ("integer", "float"))
-    presets = PRESETS if kind == "integer" else FLOAT_PRESETS
-    given = d.data.get("preset")
-    if given in hardware_presets() and given not in PRESETS and given not in FLOAT_PRESETS:
-        raise d.error("preset", given, "that is a machine preset (a whole hardware description), not "
-                      f"a kernel path; the {kind} kernel-path presets are {', '.join(presets)}")
-    preset = d.choice("preset", tuple(presets))
-    bits = overflow = None
-    if kind == "integer":
-        bits = d.get("accumulator_bits", int, None, lambda v: 8 <= v <= 64, "an integer from 8 to 64", required=False)
-        overflow = d.choice("accumulator_overflow", ("wrap", "saturate"), None, required=False)
-    datapath = Datapath(kind, preset, d.fmt("weights"), d.fmt("activations"), d.fmt("outputs"),
-                        d.fmt("vector_format", "fp32"), bits, overflow)
-    path = presets[preset]
-    q = top.table("quantization")
-    quant = Quantization(q.choice("weights", GRANULARITIES, "per-channel"),
-                         q.choice("activations", GRANULARITIES, "mx" if getattr(path, "block_size", 0) else "per-tensor"),
-                         q.get("symmetric_weights", bool, True),
-                         q.get("symmetric_activations", bool, kind == "float"),
-                         q.get("group_size", int, 128, _positive, "a positive integer"),
-                         q.get("mx_block", int, getattr(path, "block_size", 0) or 32, _positive, "a positive integer"),
-                         q.get("dynamic_activations", bool, False))
-    q.done()
-    _check_datapath(datapath, path, d)
-    _check_quantization(datapath, quant, path, q)
-    d.done()
+    if "quantization" in doc:
+        raise HardwareError(f"{where}: [quantization] is gone: each operand's granularity is set in "
+                            "[datapath.activations] and [datapath.weights] (see qsim hardware --show edge-npu-int8)")
+    datapath = _datapath(top.table("datapath"))
 
     a = top.table("array")
     array = ComputeArray(a.get("rows", int, check=_positive, what="a positive integer"),
@@ -257,61 +272,171 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
                     float(e.get("add_pj_per_bit", (int, float), ADD_PJ_PER_BIT, lambda v: v >= 0, "a number >= 0")))
     e.done()
     top.done()
-    return Hardware(name, description, datapath, quant, array, tuple(memory), energy)
+    return Hardware(name, description, datapath, array, tuple(memory), energy)
 
 
-def _check_datapath(d: Datapath, path, t: _Table) -> None:
-    """The formats are of the kind the datapath computes in, and those its preset names."""
-    from ..formats import FloatFormat, IntFormat
-    kinds = {"weights": d.weights, "activations": d.activations, "outputs": d.outputs}
-    if d.kind == "integer":
-        for key, name in kinds.items():
-            if key != "outputs" and not isinstance(get_format(name), IntFormat):
-                raise t.error(key, name, "an integer datapath takes integer formats (int8, uint8, int4, ...)")
+def _datapath(d: _Table) -> Datapath:
+    """The [datapath] table: read, every default filled in, every cross-field rule checked here."""
+    from ..datapaths import IntDatapath
+    from ..plan import datapath_preset, datapath_presets
+    given = d.get("kernel", str)
+    if given not in datapath_presets():
+        if given in hardware_presets():
+            raise d.error("kernel", given, "that is a machine preset (a whole hardware description), not a "
+                                           f"kernel path; kernel paths are {', '.join(datapath_presets())}")
+        raise d.error("kernel", given, f"unknown kernel path; choose one of {', '.join(datapath_presets())}")
+    path = datapath_preset(given)
+    integer = isinstance(path, IntDatapath)
+    activations = _operand(d.table("activations"), path, integer, weights=False)
+    weights = _operand(d.table("weights"), path, integer, weights=True)
+    out = d.table("output")
+    output = out.fmt("format")
+    requant = out.choice("requant", _requant_methods(), None, required=False) if integer else None
+    if not integer and out.given("requant"):
+        raise out.error("requant", out.data["requant"], "float kernels convert their outputs; requantization "
+                                                        "is for integer kernels")
+    out.done()
+    accumulator = _accumulator(d.table("accumulator", optional=True), path)
+    dp = Datapath(given, activations, weights, output, d.fmt("vector_format", "fp32"), accumulator, requant)
+    _check_datapath(dp, path, integer, d)
+    d.done()
+    return dp
+
+
+def _block_names() -> list[str]:
+    return [f.name for f in builtin_block_formats()]
+
+
+def _requant_methods() -> tuple[str, ...]:
+    from ..datapaths.requant import METHODS
+    return (*METHODS, "shift")
+
+
+def _operand(t: _Table, path, integer: bool, weights: bool) -> Operand:
+    """One operand's table: format, granularity and the settings that granularity takes."""
+    name = t.get("format", str)
+    is_block = name in _block_names()
+    if not is_block:
+        name = t.fmt("format")
+    fmt = None if is_block else get_format(name)
+    wide_float = isinstance(fmt, FloatFormat) and fmt.storage_bits >= 16
+    default = ("block" if is_block else "none" if wide_float else
+               "per-group" if weights and not integer and isinstance(fmt, IntFormat) else
+               "per-channel" if weights else "per-tensor")
+    granularity = t.choice("granularity", GRANULARITIES, default)
+    if is_block != (granularity == "block"):
+        raise t.error("granularity", granularity, f"{name} is a block format: its granularity is block" if is_block
+                      else f"block granularity takes a block format ({', '.join(_block_names())}), not {name}")
+    symmetric = t.get("symmetric", bool, not (integer and not weights))
+    group_size = t.get("group_size", int, 128 if granularity == "per-group" else 0, lambda v: v > 0,
+                       "a positive integer")
+    block_size = t.get("block_size", int, 0, lambda v: v > 0, "a positive integer", required=False)
+    dynamic = t.get("dynamic", bool, False)
+    if t.given("group_size") and granularity != "per-group":
+        raise t.error("group_size", group_size, "applies to per-group granularity only")
+    if block_size and granularity != "block":
+        raise t.error("block_size", block_size, "applies to block formats only")
+    if block_size and len(block_format(name).block) == 2:
+        raise t.error("block_size", block_size, f"{name} has 2-D tiles; choose another block format")
+    if dynamic and weights:
+        raise t.error("dynamic", True, "weights are quantized once from their own range")
+    t.done()
+    return Operand(name, granularity, symmetric, group_size, block_size or 0, dynamic)
+
+
+def _accumulator(t: _Table, path) -> tuple:
+    """Overrides of the kernel's accumulator, each a field of its Accumulator / FloatAccumulator."""
+    acc = path.accumulator
+    names = {f.name: type(getattr(acc, f.name)) for f in fields(acc)}
+    overrides = []
+    for key in t.data:
+        if key not in names:
+            raise HardwareError(f"{t.where}: unknown key {t._key(key)}; the accumulator of kernel {path.name} "
+                                f"has {', '.join(names)}")
+        value = t.get(key, names[key], what=f"a {names[key].__name__}")
+        try:
+            replace(acc, **{key: value})
+        except (TypeError, ValueError) as e:
+            raise t.error(key, value, str(e)) from None
+        overrides.append((key, value))
+    try:
+        replace(acc, **dict(overrides))
+    except (TypeError, ValueError) as e:
+        raise HardwareError(f"{t.where}: {t.path}: {e}") from None
+    t.done()
+    return tuple(overrides)
+
+
+def _check_datapath(d: Datapath, path, integer: bool, t: _Table) -> None:
+    """What the kernel path can run: every setting the simulator would not honour is refused,
+    so that a description (or a sweep over it) never carries a key with no effect."""
+    a, w, out = d.activations, d.weights, get_format(d.output)
+    blocks = bool(getattr(path, "block_products", False))
+    acts, wts = t.table("activations"), t.table("weights")
+    if integer:
+        for op, tab in ((a, acts), (w, wts)):
+            if not isinstance(get_format(op.element_format), IntFormat) or op.granularity == "block":
+                raise tab.error("format", op.format, f"integer kernel {path.name} takes integer formats (int8, uint8, int4, ...)")
+        if a.granularity != "per-tensor":
+            raise acts.error("granularity", a.granularity, "integer kernels take per-tensor activations")
+        if w.granularity not in ("per-tensor", "per-channel"):
+            raise wts.error("granularity", w.granularity, "integer kernels take per-tensor or per-channel weights")
+        if not a.dynamic and not isinstance(out, IntFormat):
+            raise t.table("output").error("format", d.output, "static integer kernels requantize to an integer format")
+        if a.dynamic and not isinstance(out, FloatFormat):
+            raise t.table("output").error("format", d.output, "with dynamic activations the accumulator is scaled to "
+                                          "float (as MatMulIntegerToFloat): choose a float format such as fp32")
+        try:
+            replace(path, requant=d.requant or path.requant,
+                    bias="float" if (d.requant or path.requant) in _float_bias() else "int32")
+        except ValueError as e:
+            raise HardwareError(f"{t.where}: datapath.output.requant: {e}") from None
     else:
-        for key in ("activations", "outputs"):
-            if not isinstance(get_format(kinds[key]), FloatFormat):
-                raise t.error(key, kinds[key], "a float datapath takes float formats (integer weights are weight-only groups)")
-        for key, want in (("activations", path.a_format),
-                          ("weights", path.b_format if isinstance(get_format(d.weights), FloatFormat) else None)):
-            if want is not None and get_format(kinds[key]).name != get_format(want).name:
-                raise t.error(key, kinds[key], f"datapath preset {path.name} computes on {want}; "
-                                   f"choose a preset for {kinds[key]} (qsim datapaths lists them)")
+        if blocks != (a.granularity == "block") or blocks != (w.granularity == "block"):
+            want = "block formats" if blocks else "element formats"
+            raise acts.error("format", a.format, f"kernel {path.name} takes {want} for both operands "
+                             + ("(block products)" if blocks else "(choose kernel block-dot for block formats)"))
+        if blocks:
+            if a.block.block[-1] != w.block.block[-1]:
+                raise wts.error("format", w.format, f"block length along K {w.block.block[-1]} differs from the "
+                                f"activations' {a.block.block[-1]}")
+            if a.dynamic:
+                raise acts.error("dynamic", True, "block scales always come from the data")
+        else:
+            if not isinstance(get_format(a.format), FloatFormat):
+                raise acts.error("format", a.format, "a float kernel takes float activations "
+                                 "(integer weights are weight-only groups)")
+            if a.granularity not in ("none", "per-tensor"):
+                raise acts.error("granularity", a.granularity, "float kernels scale activations per tensor")
+            int_weights = isinstance(get_format(w.format), IntFormat)
+            wide = not int_weights and get_format(w.format).storage_bits >= 16
+            allowed = ("per-group",) if int_weights else ("none",) if wide else ("per-tensor", "per-channel")
+            if w.granularity not in allowed:
+                raise wts.error("granularity", w.granularity, f"{w.format} weights on a float kernel take "
+                                f"{' or '.join(allowed)}" + (" (weight-only groups)" if int_weights else
+                                                             " (encoded as they are, no scale)" if wide else ""))
+            for op, tab, want in ((a, acts, path.a_format), (w, wts, None if int_weights else path.b_format)):
+                if want is not None and get_format(op.format).name != get_format(want).name:
+                    raise tab.error("format", op.format, f"kernel {path.name} computes on {want}; choose a kernel "
+                                    f"for {op.format} (qsim datapaths lists them)")
+        for op, tab in ((a, acts), (w, wts)):
+            fmt = get_format(op.element_format)
+            if isinstance(fmt, FloatFormat) and fmt.storage_bits >= 16 and op.granularity != "none":
+                raise tab.error("granularity", op.granularity, f"{fmt.name} is encoded as it is (no scale): "
+                                "granularity none")
+            if isinstance(fmt, FloatFormat) and fmt.storage_bits < 16 and op.granularity == "none":
+                raise tab.error("granularity", op.granularity, f"{fmt.name} needs a scale: per-tensor or per-channel")
+            if not op.symmetric:
+                raise tab.error("symmetric", False, "float and block formats are symmetric (no zero point): only true")
+        if not isinstance(out, FloatFormat):
+            raise t.table("output").error("format", d.output, "float kernels convert their outputs to a float format")
     if not isinstance(get_format(d.vector_format), FloatFormat):
         raise t.error("vector_format", d.vector_format, "the vector unit computes in a float format")
 
 
-def _check_quantization(d: Datapath, q: Quantization, path, t: _Table) -> None:
-    """Every setting the simulator would not honour is refused, so that a description (or a
-    sweep over it) never carries a key with no effect."""
-    from ..formats import FloatFormat, IntFormat
-    mx, integer = bool(getattr(path, "block_size", 0)), d.kind == "integer"
-    int_weights = isinstance(get_format(d.weights), IntFormat)
-    weight_choices = (("mx",) if mx else ("per-channel", "per-tensor") if integer or not int_weights
-                      else ("per-group",))
-    if q.weights not in weight_choices:
-        raise t.error("weights", q.weights, f"this datapath takes {' or '.join(weight_choices)} weights"
-                                 + ("" if integer or mx else " (per-group is for integer weight-only groups)"))
-    activation_choice = "mx" if mx else "per-tensor"
-    if q.activations != activation_choice:
-        raise t.error("activations", q.activations, f"this datapath takes {activation_choice} activations")
-    if not integer:
-        for key in ("symmetric_activations", "symmetric_weights"):
-            if not getattr(q, key):
-                raise t.error(key, False, "float and MX formats are symmetric (no zero point): only true")
-    if t.given("group_size") and q.weights != "per-group":
-        raise t.error("group_size", q.group_size, "applies to per-group weights only")
-    if t.given("mx_block") and not mx:
-        raise t.error("mx_block", q.mx_block, "applies to MX datapaths only")
-    if q.dynamic_activations and mx:
-        raise t.error("dynamic_activations", True, "MX block scales always come from the data")
-    if integer and not q.dynamic_activations and not isinstance(get_format(d.outputs), IntFormat):
-        raise HardwareError(f"{t.where}: datapath.outputs = {d.outputs!r}: static integer datapaths requantize "
-                            "to an integer output format")
-    if integer and q.dynamic_activations and not isinstance(get_format(d.outputs), FloatFormat):
-        raise HardwareError(f"{t.where}: datapath.outputs = {d.outputs!r}: with dynamic activations the "
-                            "accumulator is scaled to float (as MatMulIntegerToFloat): set datapath.outputs to "
-                            "a float format such as fp32")
+def _float_bias() -> tuple[str, ...]:
+    from ..datapaths.requant import FLOAT_BIAS_METHODS
+    return FLOAT_BIAS_METHODS
 
 
 def load_hardware(spec) -> Hardware:
@@ -372,8 +497,9 @@ def _merge(base: dict, over: dict) -> dict:
 def override_hardware(spec, overrides: dict, name: str | None = None) -> Hardware:
     """A preset or .toml file with some keys replaced, validated as any description.
 
-    overrides maps dotted key paths to values, e.g. {"datapath.accumulator_bits": 16,
-    "quantization.weights": "per-tensor"}; `memory` levels are replaced whole."""
+    overrides maps dotted key paths to values, e.g. {"datapath.accumulator.bits": 16,
+    "datapath.weights.granularity": "per-tensor"}; `memory` levels are replaced whole; a table
+    that the description leaves to its defaults (datapath.accumulator) is created."""
     import copy
     doc = copy.deepcopy(hardware_document(spec))
     where = f"{spec} with overrides"
@@ -385,7 +511,7 @@ def override_hardware(spec, overrides: dict, name: str | None = None) -> Hardwar
         *tables, leaf = key.split(".")
         node = doc
         for t in tables:
-            node = node.get(t)
+            node = node.setdefault(t, {}) if t == "accumulator" and node is doc.get("datapath") else node.get(t)
             if not isinstance(node, dict):
                 raise HardwareError(f"{where}: override {key}: {t} is not a table of the description")
         node[leaf] = value
@@ -412,6 +538,6 @@ def _unknown_machine(name: str) -> str:
     machines = f"machine presets are {', '.join(hardware_presets())}"
     if name in datapath_presets():
         return (f"unknown hardware {name!r}: {name!r} is a kernel-path preset (qsim datapaths), which a "
-                f"description names in datapath.preset, not a machine; {machines}")
+                f"description names in datapath.kernel, not a machine; {machines}")
     return (f"unknown hardware {name!r}; {machines} (kernel-path presets, for a description's "
-            f"datapath.preset: {', '.join(datapath_presets())})")
+            f"datapath.kernel: {', '.join(datapath_presets())})")

@@ -346,3 +346,22 @@ def unpack(packed, bits: int, count: int, num_threads: int | None = None) -> np.
     word = g[:, 0] | (g[:, 1] << 8) | (g[:, 2] << 16)
     codes = np.stack([(word >> s) & 0x3F for s in (0, 6, 12, 18)], axis=1).reshape(-1)
     return codes[:count].astype(np.uint8)
+
+
+# -- operands of block products -----------------------------------------------------------------
+def element_values(q: BlockArray) -> np.ndarray:
+    """Each element's own value (float64, exact), block scales not applied."""
+    return _element_table(q.format.element, q.format.int_fraction_bits)[q.elements]
+
+
+def row_scales(q: BlockArray) -> np.ndarray:
+    """Block scale values (float64; NaN for the NaN code) laid out as q's rows with its blocks
+    along the last axis: (..., rows, blocks) for an array blocked along its last axis, a 2-D
+    tile's scale repeated for each of its rows."""
+    return _per_row(q.scale_values(), q, np.moveaxis(q.elements, q.axis, -1).shape[-2:])
+
+
+def element_unit(fmt: BlockFormat) -> float:
+    """The value of the smallest element step: every element is an integer multiple of it."""
+    elem = fmt.element
+    return 2.0 ** -fmt.int_fraction_bits if isinstance(elem, IntFormat) else 2.0 ** (elem.emin - elem.mantissa_bits)

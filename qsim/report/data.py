@@ -19,7 +19,10 @@ import pandas as pd
 from ..io import MODEL_ROW, read_hardware, read_records
 
 # datapath keys that name a format, and how the report calls each role
-FORMAT_ROLES = {"weights": "weights", "activations": "activations", "outputs": "outputs", "vector_format": "vector"}
+# where a stored datapath names a format, and the role it plays ("outputs": datasets from before
+# the one datapath description, whose operands were names rather than tables)
+FORMAT_ROLES = {"weights": "weights", "activations": "activations", "output": "outputs", "outputs": "outputs",
+                "vector_format": "vector"}
 
 
 @dataclass
@@ -223,17 +226,22 @@ def _hardware_definitions(path: Path, frame: pd.DataFrame) -> tuple[list[dict], 
 
 def _formats_used(hardware: list[dict]) -> list[dict]:
     from .. import format as get_format
+    from ..formats.block import block_format
     used: dict[str, list] = {}
     for hw in hardware:
         for key, role in FORMAT_ROLES.items():
             name = hw.get("datapath", {}).get(key)
+            name = name.get("format") if isinstance(name, dict) else name
             if name and role not in used.setdefault(name, []):
                 used[name].append(role)
     rows = []
     for name, roles in sorted(used.items()):
-        try:
-            described = get_format(name).describe()
-        except (KeyError, ValueError):      # a format this qsim does not know: its name only
-            described = {"name": name}
-        rows.append(dict(described, used_as=", ".join(r for r in FORMAT_ROLES.values() if r in roles)))
+        described = {"name": name}          # a format this qsim does not know: its name only
+        for lookup in (get_format, block_format):
+            try:
+                described = lookup(name).describe()
+                break
+            except (KeyError, ValueError):
+                pass
+        rows.append(dict(described, used_as=", ".join(dict.fromkeys(r for r in FORMAT_ROLES.values() if r in roles))))
     return rows

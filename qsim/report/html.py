@@ -208,8 +208,8 @@ def _hardware_card(h: dict) -> str:
     d, a, e, r = h["datapath"], h["array"], h.get("energy") or {}, h.get("resolved") or {}
     about = r.get("datapath_description")
     kernel = (r.get("plan") or {}).get("weight GEMM", {}).get("kernel")
-    facts = [("datapath", f'{d["kind"]} · {r.get("datapath", d["preset"])}' + (f": {about}" if about else "")),
-             ("weights × activations → outputs", f'{d["weights"]} × {d["activations"]} → {d["outputs"]}'),
+    facts = [("datapath", f'{r.get("datapath", d.get("kernel") or d.get("preset"))}' + (f": {about}" if about else "")),
+             ("weights × activations → outputs", _formats(d)),
              ("vector unit", d.get("vector_format")), ("accumulator", _accumulator(d, r)),
              ("quantization", _quantization(h, r)), ("weight GEMM kernel", kernel),
              ("array", f'{a["rows"]}×{a["cols"]} {a["dataflow"]} at {frequency(a["clock_hz"])}'),
@@ -224,28 +224,20 @@ def _hardware_card(h: dict) -> str:
             f'{memory}</article>')
 
 
+def _formats(d: dict) -> str:
+    """The operand and output formats as stored (operands are tables since the one datapath
+    description; older datasets stored names)."""
+    name = lambda v: v.get("format") if isinstance(v, dict) else v
+    return f'{name(d.get("weights"))} × {name(d.get("activations"))} → {d.get("output") or d.get("outputs")}'
+
+
 def _accumulator(d: dict, resolved: dict) -> str:
     """How the datapath summed products, as stored."""
-    if resolved.get("accumulator"):
-        return resolved["accumulator"]
-    bits = d.get("accumulator_bits")
-    return f'int{int(bits)}, {d.get("accumulator_overflow") or "preset overflow"}' if bits else MISSING
+    return resolved.get("accumulator") or MISSING
 
 
 def _quantization(h, resolved: dict) -> str:
-    if resolved.get("quantization"):
-        return resolved["quantization"]
-    q = h.get("quantization") or {}
-    if not q:
-        return MISSING
-    sym = lambda flag: "symmetric" if flag else "affine"
-    text = (f'weights {q.get("weights")} {sym(q.get("symmetric_weights"))}, '
-            f'activations {q.get("activations")} {sym(q.get("symmetric_activations"))}')
-    if "mx" in (q.get("weights"), q.get("activations")):
-        text += f', MX block {q.get("mx_block")}'
-    if "per-group" in (q.get("weights"), q.get("activations")):
-        text += f', group {q.get("group_size")}'
-    return text
+    return resolved.get("quantization") or MISSING
 
 
 def _mac_energy(h, resolved: dict) -> str:

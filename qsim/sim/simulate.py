@@ -23,7 +23,7 @@ from collections import OrderedDict, defaultdict
 import numpy as np
 
 from .. import __version__, encode, quantize
-from ..datapaths import FloatAccumulator, float_matmul, int_matmul, mx_matmul, quantize_bias
+from ..datapaths import FloatAccumulator, block_matmul, float_matmul, int_matmul, quantize_bias
 from ..datapaths.integer import requantize_accumulator
 from ..formats import IntFormat, format as get_format
 from ..hardware import load_hardware
@@ -32,7 +32,7 @@ from ..io import MODEL_ROW
 from ..plan import plan_gemm, resolve_datapath
 from ..quant.calibrate import calibrate
 from ..quant.intquant import dequantize_int, quantize_int
-from ..quant.mx import mx_quantize
+from ..quant.blocks import block_quantize
 from .graph import FP32, forward_fp32, run_graph
 from .layers import GEMM_LAYERS
 from .models import load_model
@@ -179,8 +179,8 @@ class _OnHardware(FP32):
     # -- float kernels -----------------------------------------------------------------------------
     def _float_gemm(self, plan, key, a, b, bias, weight):
         qa, qb, kernel = plan.a, plan.b, plan.kernel
-        if kernel.kind == "mx":
-            y, counts = self._mx_gemm(kernel, a, b), {"overflow": 0, "saturated": 0}
+        if kernel.kind == "block":
+            y, counts = self._block_gemm(qa, qb, a, b), {"overflow": 0, "saturated": 0}
         elif kernel.kind == "fp32":
             # FP32 operands: the FP32 reference product (qsim's float kernels model <= 16-bit operands)
             y = super().gemm(key, a, b, None, weight)
@@ -212,10 +212,10 @@ class _OnHardware(FP32):
         return (y if out.method == "none" else quantize(y, out.format, saturate=True)), counts
 
     @staticmethod
-    def _mx_gemm(kernel, a, b):
-        block = kernel.block
-        return mx_matmul(mx_quantize(a, kernel.a_format, axis=-1, block_size=block),
-                         mx_quantize(b, kernel.b_format, axis=-2, block_size=block)).astype(np.float32)
+    def _block_gemm(qa, qb, a, b):
+        """Both operands in blocks along K (B transposed, so 2-D tiles cover (N, K))."""
+        return block_matmul(block_quantize(a, qa.block_format, axis=-1),
+                            block_quantize(np.swapaxes(b, -1, -2), qb.block_format, axis=-1)).astype(np.float32)
 
     @staticmethod
     def _weight_only(qb, w):

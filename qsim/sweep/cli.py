@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                '  name = "digits-24"\n  models = ["digits-cnn"]\n  calibration = ["max", "entropy"]\n'
                '  [[hardware]]\n  preset = "edge-npu-int8"\n  [hardware.grid]\n'
                '  "datapath.accumulator_bits" = [16, 20, 32]\n'
-               '  "quantization.weights" = ["per-tensor", "per-channel"]\n'
+               '  "datapath.weights.granularity" = ["per-tensor", "per-channel"]\n'
                '  [[hardware]]\n  preset = "h100-fp8"',
         formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("spec", metavar="SWEEP.toml", help="the sweep description")

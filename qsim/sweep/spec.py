@@ -7,8 +7,8 @@
     [[hardware]]                            # a preset name or a .toml file (relative to this file)
     preset = "edge-npu-int8"
     [hardware.grid]                         # every combination of these override lists
-    "datapath.accumulator_bits" = [16, 20, 32]
-    "quantization.weights" = ["per-tensor", "per-channel"]
+    "datapath.accumulator.bits" = [16, 20, 32]
+    "datapath.weights.granularity" = ["per-tensor", "per-channel"]
     [[hardware]]
     preset = "h100-fp8"
 
@@ -94,16 +94,18 @@ def make_point(model: str, hardware: Hardware, overrides=(), calibration: str = 
 
 # short words for the overrides people sweep; anything else shows as leaf=value
 _WORDS = {
-    "datapath.accumulator_bits": lambda v: f"acc{v}",
-    "datapath.accumulator_overflow": lambda v: {"saturate": "sat"}.get(v, v),
-    "datapath.weights": lambda v: f"{v}w",
-    "datapath.activations": lambda v: f"{v}a",
-    "datapath.outputs": lambda v: f"{v}out",
-    "quantization.weights": lambda v: v,
-    "quantization.activations": lambda v: f"act-{v}",
-    "quantization.group_size": lambda v: f"g{v}",
-    "quantization.mx_block": lambda v: f"mx{v}",
-    "quantization.dynamic_activations": lambda v: "dynamic" if v else "static",
+    "datapath.kernel": lambda v: v,
+    "datapath.accumulator.bits": lambda v: f"acc{v}",
+    "datapath.accumulator.overflow": lambda v: {"saturate": "sat"}.get(v, v),
+    "datapath.weights.format": lambda v: f"{v}w",
+    "datapath.activations.format": lambda v: f"{v}a",
+    "datapath.output.format": lambda v: f"{v}out",
+    "datapath.weights.granularity": lambda v: v,
+    "datapath.activations.granularity": lambda v: f"act-{v}",
+    "datapath.weights.group_size": lambda v: f"g{v}",
+    "datapath.weights.block_size": lambda v: f"wblock{v}",
+    "datapath.activations.block_size": lambda v: f"ablock{v}",
+    "datapath.activations.dynamic": lambda v: "dynamic" if v else "static",
 }
 
 

@@ -157,7 +157,7 @@ class GoldenOp(ABC):
         """cfg with no format= given: the hardware's activation format, or the datapath's."""
         if cfg.format is not None:
             return cfg
-        cfg = replace(cfg, format=pick(hw and hw.datapath.activations, getattr(path, "a_format", None)))
+        cfg = replace(cfg, format=pick(hw and hw.datapath.activations.element_format, getattr(path, "a_format", None)))
         if cfg.format is None:
             raise ValueError(f"{self.name} needs a format (--format)")
         return cfg

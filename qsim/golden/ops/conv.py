@@ -75,8 +75,8 @@ CONV_NAMES = {"a_scale": "x_scale", "a_zero": "x_zero", "b_scale": "w_scale", "b
 
 
 def _conv_float_cases(cfg, path, hw, rng):
-    if path.block_size:
-        raise ValueError(f"golden conv does not model MX datapaths ({path.name}); use op gemm or mx")
+    if path.block_products:
+        raise ValueError(f"golden conv does not model block-scaled datapaths ({path.name}); use op gemm or mx")
     fa, fb = float_formats(cfg, path, hw)
     ca, cb = finite_codes(fa), finite_codes(fb)
 

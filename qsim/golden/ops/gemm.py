@@ -13,7 +13,7 @@ from ...quant.intquant import container_dtype
 from ...quant.mx import MXArray, mx_quantize
 from ..show import show_range, values
 from ..store import Case
-from .layers import IntLayer, LayerOp, channel_scalars, float_formats
+from .layers import IntLayer, LayerOp, channel_scalars, float_formats, mx_operands
 from .values import cast, f32, finite_codes, ints, saturated_codes
 
 
@@ -98,8 +98,8 @@ def _float_operands(fa, fb, rng) -> list[tuple]:
 
 
 def _gemm_float_cases(cfg, path, hw, rng):
-    if path.block_size:
-        return _gemm_mx_cases(cfg, path, rng)
+    if path.block_products:
+        return _gemm_mx_cases(cfg, hw, rng)
     fa, fb = float_formats(cfg, path, hw)
     ca, cb = finite_codes(fa), finite_codes(fb)
     raw = [(n, "directed", d, saturated_codes(fa, a), saturated_codes(fb, b)) for n, d, a, b in _float_operands(fa, fb, rng)]
@@ -113,8 +113,8 @@ def _gemm_float_cases(cfg, path, hw, rng):
                                                              "y": "FP32 accumulator values"}
 
 
-def _gemm_mx_cases(cfg, path, rng):
-    fa, fb, bs = get_format(path.a_format), get_format(path.b_format), path.block_size
+def _gemm_mx_cases(cfg, hw, rng):
+    fa, fb, bs = mx_operands(cfg, hw)
 
     def operands(m, k, n, spread=0):
         x = rng.normal(0, 1, (m, k)) * 2.0 ** rng.integers(-spread, spread + 1, (m, 1))

@@ -19,9 +19,9 @@ from .values import f32, log_uniform, middle, pow2, random_zero
 
 
 def _int_formats(cfg, hw) -> tuple[IntFormat, IntFormat, IntFormat]:
-    a = _int_fmt(pick(cfg.format, hw and hw.datapath.activations, "uint8"), "", "format")
-    b = _int_fmt(pick(cfg.weight_format, hw and hw.datapath.weights, "int8"), "", "weight_format")
-    y = _output_format(pick(cfg.output_format, hw and hw.datapath.outputs), a)
+    a = _int_fmt(pick(cfg.format, hw and hw.datapath.activations.format, "uint8"), "", "format")
+    b = _int_fmt(pick(cfg.weight_format, hw and hw.datapath.weights.format, "int8"), "", "weight_format")
+    y = _output_format(pick(cfg.output_format, hw and hw.datapath.output), a)
     return a, b, y
 
 
@@ -113,8 +113,8 @@ def _float_only(name: str | None, what: str, path_name: str) -> str | None:
 
 
 def float_formats(cfg, path, hw):
-    a = pick(cfg.format, _float_only(hw and hw.datapath.activations, "activations", path.name), path.a_format)
-    b = pick(cfg.weight_format, _float_only(hw and hw.datapath.weights, "weights", path.name), path.b_format, a)
+    a = pick(cfg.format, _float_only(hw and hw.datapath.activations.format, "activations", path.name), path.a_format)
+    b = pick(cfg.weight_format, _float_only(hw and hw.datapath.weights.format, "weights", path.name), path.b_format, a)
     if a is None:
         raise ValueError(f"datapath {path.name} takes any input format: pass format= (--format)")
     for name in (a, b):
@@ -130,22 +130,40 @@ OUTPUT_CONVERSION = {"scale": 1.0, "rounding": "rne", "saturate": None}
 
 def _output_format_of(hw) -> FloatFormat | None:
     """The format a float hardware description converts the FP32 accumulator to (its
-    datapath.outputs), or None when there is no conversion: no hardware description (a plain
-    datapath preset), or outputs = fp32."""
+    datapath.output), or None when there is no conversion: no hardware description (a plain
+    datapath preset), or output = fp32."""
     if hw is None or hw.datapath.kind != "float":
         return None
-    fmt = get_format(hw.datapath.outputs)
+    fmt = get_format(hw.datapath.output)
     if fmt == get_format("fp32"):
         return None
     if not isinstance(fmt, FloatFormat):
-        raise ValueError(f"hardware {hw.name}: datapath.outputs = {fmt.name} on a float datapath; golden float "
+        raise ValueError(f"hardware {hw.name}: datapath.output = {fmt.name} on a float datapath; golden float "
                          "GEMM/conv convert the FP32 accumulator to a float output format only")
     return fmt
 
 
+def mx_operands(cfg, hw) -> tuple[FloatFormat, FloatFormat, int]:
+    """Element formats and block size of golden MX products: format= / weight_format= /
+    block_size= as given, else the hardware's block formats (OCP MX: E8M0 scales, 1-D blocks)."""
+    a_op, b_op = (hw.datapath.activations, hw.datapath.weights) if hw else (None, None)
+    for op in (a_op, b_op):
+        if op is not None and op.block is not None and (op.block.scale_format != "e8m0" or len(op.block.block) > 1):
+            raise ValueError(f"hardware {hw.name}: golden block products model OCP MX formats (E8M0 scales, blocks "
+                             f"along K); {op.block.name} has {op.block.scale_format} scales in blocks of "
+                             f"{'x'.join(map(str, op.block.block))}")
+    a = pick(cfg.format, a_op and a_op.element_format)
+    if a is None:
+        raise ValueError("MX block products need an element format: pass format= (--format) or a hardware "
+                         "description with block formats")
+    b = pick(cfg.weight_format, b_op and b_op.element_format, a)
+    block = cfg.block_size or (a_op.block.block[-1] if a_op else 32)
+    return get_format(a), get_format(b), int(block)
+
+
 def converted_output(cases, formats, info, hw):
     """Add the output y_out to float GEMM/conv cases when the hardware converts its outputs:
-    codes of convert_output(y, datapath.outputs, scale=1.0, rounding="rne", saturate=None),
+    codes of convert_output(y, datapath.output, scale=1.0, rounding="rne", saturate=None),
     i.e. encode(float32(y * 1.0)) with the format's default overflow. y stays the FP32
     accumulator values."""
     fmt = _output_format_of(hw)
@@ -154,7 +172,7 @@ def converted_output(cases, formats, info, hw):
     for case in cases:
         case.expected["y_out"] = convert_output(case.expected["y"], fmt, **OUTPUT_CONVERSION).astype(code_dtype(fmt))
     conversion = {"format": fmt.name, **OUTPUT_CONVERSION,
-                  "saturate_resolved": bool(fmt.default_saturate), "from": f"hardware {hw.name} datapath.outputs"}
+                  "saturate_resolved": bool(fmt.default_saturate), "from": f"hardware {hw.name} datapath.output"}
     info = {**info, "y_out": f"{fmt.name} codes of y converted as the hardware's output: convert_output(y, "
                              f"{fmt.name}, scale=1.0, rounding='rne', saturate=None) = encode(float32(y * 1.0))",
             "output_conversion": conversion}
@@ -170,11 +188,7 @@ class LayerOp(GoldenOp):
         if is_int_path(path):
             return {"format": INT_OPERAND, "weight_format": INT_OPERAND, "output_format": INT_OPERAND}
         outputs = not_for(f"float GEMM/conv write the FP32 accumulator y, and y_out in the format of a hardware "
-                          f"description's datapath.outputs; the float datapath {path.name} takes no output format")
-        if path.block_size:
-            def fixed(name):
-                return (f"the element format of the MX datapath {path.name}", lambda f: f == get_format(name))
-            return {"format": fixed(path.a_format), "weight_format": fixed(path.b_format), "output_format": outputs}
+                          f"description's datapath.output; the float datapath {path.name} takes no output format")
         return {"format": FLOAT_OPERAND, "weight_format": FLOAT_OPERAND, "output_format": outputs}
 
     def cases(self, cfg, path, hw, rng):

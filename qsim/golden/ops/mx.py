@@ -15,15 +15,16 @@ from .values import cast, finite_codes
 
 
 def _mx_element(cfg, path, hw) -> tuple[FloatFormat, int]:
-    mx_path = path if getattr(path, "block_size", 0) else None
-    name = pick(cfg.format, mx_path and mx_path.a_format, hw and hw.datapath.activations)
+    """The element format and block size: format= / block_size= as given, else the hardware's
+    activations (their block format's element and block length)."""
+    op = hw.datapath.activations if hw else None
+    name = pick(cfg.format, op and op.element_format)
     if name is None:
-        raise ValueError("mx needs an element format: pass format= (--format), or an MX datapath")
+        raise ValueError("mx needs an element format: pass format= (--format), or a hardware description")
     if cfg.format is None and not FLOAT_OPERAND[1](get_format(name)):     # format= is checked with the options
-        source = f"the MX datapath {mx_path.name}" if mx_path else f"hardware {hw.name} datapath.activations"
-        raise ValueError(f"mx: the element format {name} from {source} is not an MX element format; pass format= "
-                         f"(--format): it must be {must_be(FLOAT_OPERAND)}")
-    block = cfg.block_size or (mx_path.block_size if mx_path else 0) or (hw.quantization.mx_block if hw else 32)
+        raise ValueError(f"mx: the element format {name} from hardware {hw.name} datapath.activations is not an MX "
+                         f"element format; pass format= (--format): it must be {must_be(FLOAT_OPERAND)}")
+    block = cfg.block_size or (op.block.block[-1] if op is not None and op.block is not None else 32)
     return get_format(name), int(block)
 
 
