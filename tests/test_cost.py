@@ -66,11 +66,13 @@ def test_gemm_layer_cost_by_hand():
 
 def test_mx_and_sub_byte_formats_scale_the_bytes():
     from qsim.hardware import load_hardware
-    from qsim.hardware.cost import GemmCostInputs, element_bits, gemm_layer_cost
+    from qsim.hardware.cost import GemmCostInputs, gemm_layer_cost
     from qsim.plan import plan_gemm
-    assert element_bits("fp4_e2m1", 32) == 4.25 and element_bits("int4") == 4 and element_bits("bf16") == 16
     hw = load_hardware("mxfp4")
-    inputs4 = GemmCostInputs.of(("fp4_e2m1", "fp4_e2m1", "bf16"), 32, hw.energy.mac_pj)
+    # 4-bit elements and one 8-bit E8M0 scale per 32; BF16 outputs
+    inputs4 = GemmCostInputs((4 + 8 / 32, 4 + 8 / 32, 16.0), hw.energy.mac_pj)
+    assert plan_gemm(load_hardware("int4-weight-only"), 64, 64, 64, weight=True).cost.bits == (16.0, 4.0, 16.0)
+    assert plan_gemm(load_hardware("nvfp4"), 64, 64, 64, weight=True).cost.bits[:2] == (4.5, 4.5)
     assert plan_gemm(hw, 64, 64, 64, weight=True).cost == inputs4      # the plan charges what it runs
     c4 = gemm_layer_cost(hw, 64, 64, 64, inputs4)
     hw8 = load_hardware("mxfp8")

@@ -253,7 +253,7 @@ def _spec(tmp_path, text=SWEEP):
     (["compare", "--hardware", "edge-npu-int8,edge-npu-int8"], "edge-npu-int8 listed twice"),
     (["compare", "--hardware", "edge-npu-int8,h100-fp8", "--set", "nonsense"], "--set takes KEY=VALUE"),
     (["compare", "--hardware", "edge-npu-int8,h100-fp8", "--set", "datapath.accumulator.bits=4"],
-     "datapath.accumulator.bits must be an integer"),
+     "datapath.accumulator.bits = 4: accumulator bits must be an integer"),
     (["compare", "--model", "digits-mlp", "--hardware", "edge-npu-int8", "--fp32-layers", "fc1,fc9"],
      "--fp32-layers: digits-mlp has no layer 'fc9'"),
     (["simulate", "--hardware", "nope.toml"], "cannot read"),

@@ -428,17 +428,17 @@ def test_float_hardware_outputs_are_converted(goldens, name, hw_fmt, plain):
 def test_hardware_outputs_fp32_or_integer(tmp_path):
     from qsim.hardware.spec import PRESET_DIR
     text = (PRESET_DIR / "h100-fp8.toml").read_text()
-    assert 'outputs = "bf16"' in text
-    (tmp_path / "fp32.toml").write_text(text.replace('outputs = "bf16"', 'outputs = "fp32"'))
+    assert 'output = { format = "bf16" }' in text
+    (tmp_path / "fp32.toml").write_text(text.replace('output = { format = "bf16" }', 'output = { format = "fp32" }'))
     g = make_golden("gemm", datapath=str(tmp_path / "fp32.toml"), random=1)
     assert g.outputs == ["y"] and "output_conversion" not in g.info
-    (tmp_path / "fp16.toml").write_text(text.replace('outputs = "bf16"', 'outputs = "fp16"'))
+    (tmp_path / "fp16.toml").write_text(text.replace('output = { format = "bf16" }', 'output = { format = "fp16" }'))
     g = make_golden("conv", datapath=str(tmp_path / "fp16.toml"), random=1)
     assert g.outputs == ["y", "y_out"] and g.formats["y_out"] == "fp16"
     for c in g.cases:
         assert np.array_equal(c.expected["y_out"], qsim.encode(c.expected["y"], "fp16"))
-    (tmp_path / "int8.toml").write_text(text.replace('outputs = "bf16"', 'outputs = "int8"'))
-    with pytest.raises(ValueError, match="datapath.outputs = 'int8': a float datapath takes float formats"):
+    (tmp_path / "int8.toml").write_text(text.replace('output = { format = "bf16" }', 'output = { format = "int8" }'))
+    with pytest.raises(ValueError, match="datapath.output.format = 'int8': float kernels convert their outputs to a float"):
         make_golden("gemm", datapath=str(tmp_path / "int8.toml"))
 
 
@@ -642,7 +642,7 @@ def test_interrupted_write_leaves_nothing_behind(tmp_path, monkeypatch):
     (dict(op="requant", datapath="bf16-fp32acc"), ValueError, "requant needs an integer datapath"),
     (dict(op="gemm", datapath="int4-weight-only"), ValueError, "weights int4 on the float datapath"),
     (dict(op="gemm", datapath="fp32-sequential"), ValueError, "pass format="),
-    (dict(op="conv", datapath="mxfp8"), ValueError, "does not model MX datapaths"),
+    (dict(op="conv", datapath="mxfp8"), ValueError, "does not model block-scaled datapaths"),
     (dict(op="encode", format="int8", zero_point=200), ValueError, "zero_point 200 is outside"),
     (dict(op="encode", format="fp4_e2m1", saturate=False), ValueError, "no Inf or NaN"),
     (dict(op="encode", format="e4m3", rounding="sideways"), ValueError, "unknown rounding"),
@@ -658,8 +658,7 @@ def test_bad_configurations(kwargs, error, match):
 def test_datapath_from_toml(tmp_path):
     from qsim.hardware.spec import PRESET_DIR
     toml = tmp_path / "npu.toml"
-    toml.write_text((PRESET_DIR / "edge-npu-int8-acc16.toml").read_text().replace('accumulator_bits = 16',
-                                                                                  'accumulator_bits = 12'))
+    toml.write_text((PRESET_DIR / "edge-npu-int8-acc16.toml").read_text().replace('bits = 16', 'bits = 12'))
     g = make_golden("gemm", datapath=str(toml))
     assert g.info["datapath"]["accumulator"]["bits"] == 12
     with pytest.raises(ValueError, match="cannot read"):

@@ -331,7 +331,7 @@ def test_a_manifest_without_its_hash_is_refused_with_regenerate(e4m3_copy):
      r"output_format \(--output-format\) e4m3.*int2.*uint8"),
     (dict(op="gemm", datapath="onnxruntime-x86", output_format="bf16"), r"output_format \(--output-format\) bf16"),
     (dict(op="gemm", datapath="mxfp4", format="int8"), r"format \(--format\) int8.*mxfp4"),
-    (dict(op="gemm", datapath="mxfp4", weight_format="e4m3"), r"weight_format \(--weight-format\) e4m3.*mxfp4"),
+    (dict(op="gemm", datapath="mxfp4", weight_format="int4"), r"weight_format \(--weight-format\) int4.*mxfp4"),
     (dict(op="gemm", datapath="h100-fp8-like", output_format="int8"), r"output_format \(--output-format\).*float"),
     (dict(op="conv", datapath="bf16-fp32acc", output_format="e4m3"), r"output_format \(--output-format\)"),
     (dict(op="gemm", datapath="h100-fp8-like", format="e8m0"), r"format \(--format\) e8m0.*e4m3"),

@@ -55,7 +55,7 @@ def test_grid_expands_in_file_order_with_stable_ids():
                                              "edge-npu-int8 acc16 per-channel max"]
     assert points[-1].config == "h100-fp8 percentile" and points[-1].overrides == ()
     first = points[0].hardware
-    assert first.datapath.accumulator.bits == 16 and first.quantization.weights == "per-tensor"
+    assert first.resolve_datapath().accumulator.bits == 16 and first.datapath.weights.granularity == "per-tensor"
     assert len({p.point_id for p in points}) == len(points)
     assert [p.point_id for p in small().points] == [p.point_id for p in points]      # stable
     reseeded = small(SMALL.replace('name = "small"', 'name = "other"\nseed = 1'))
@@ -75,10 +75,10 @@ def test_grid_expands_in_file_order_with_stable_ids():
     (('preset = "h100-fp8"', 'presets = "h100-fp8"'), "unknown key hardware[1].presets"),
     (('[16, 32]', '[]'), 'hardware[0].grid."datapath.accumulator.bits" must be a non-empty list'),
     (('[16, 32]', '16'), 'hardware[0].grid."datapath.accumulator.bits" must be a non-empty list'),
-    (('[16, 32]', '[16, 4]'), "datapath.accumulator.bits must be an integer from 8 to 64"),
+    (('[16, 32]', '[16, 4]'), "datapath.accumulator.bits = 4: accumulator bits must be an integer from 8 to 64"),
     (('"datapath.accumulator.bits"', '"datapath.acumulator_bits"'), "unknown key datapath.acumulator_bits"),
     (('"datapath.weights.granularity" = ["per-tensor", "per-channel"]', '"datapath.weights.granularity" = ["per-row"]'),
-     "quantization.weights must be one of"),
+     "datapath.weights.granularity must be one of"),
 ])
 def test_spec_errors_name_the_key(change, key):
     with pytest.raises(SweepError) as e:
@@ -104,7 +104,7 @@ def test_hardware_files_are_found_next_to_the_sweep_file(tmp_path):
                                          '[[hardware]]\npreset = "hw/my-npu.toml"\n'
                                          '[hardware.grid]\n"datapath.accumulator.bits" = [24]\n')
     point, = load_sweep(tmp_path / "sweep.toml").points
-    assert point.config == "my-npu acc24 max" and point.hardware.datapath.accumulator.bits == 24
+    assert point.config == "my-npu acc24 max" and point.hardware.resolve_datapath().accumulator.bits == 24
 
 
 def test_dataset_layout_metadata_and_columns(tmp_path):
