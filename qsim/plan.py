@@ -36,6 +36,9 @@ def preset_kinds() -> dict[str, str]:
     return {**kinds, **{n: "machine" for n in hardware_presets()}}
 
 
+preset_kinds()             # a name in both namespaces fails here, at import
+
+
 def datapath_preset(name: str):
     """The kernel-path preset (IntDatapath or FloatDatapath) of that name."""
     if name in PRESETS:

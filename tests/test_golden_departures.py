@@ -349,6 +349,8 @@ def test_format_options_that_fit_still_work():
     assert make_golden("mx", datapath="mxfp4", random=1).formats["elements"] == "fp4_e2m1"
     assert make_golden("gemm", datapath="mxfp4", format="fp4_e2m1", random=1).formats["a"] == "fp4_e2m1"
     assert make_golden("requant", datapath="gemmlowp", output_format="uint8", random=1).formats["y"] == "uint8"
+    # a hardware description's output format is the default (the requant op reads it as the plan does)
+    assert make_golden("requant", datapath="edge-npu-int8", random=1).formats["y"] == "int8"
 
 
 def test_cli_mx_int8_names_the_option(tmp_path):

@@ -3,7 +3,7 @@ outputs computed by qsim's own kernels (proven bit-exact against real runtimes i
 
 Operations (OPS): encode (alias quantize), decode, gemm, conv, requant, mx. Every case holds
 its inputs and parameters as arrays; `make_golden(**golden.config)` regenerates the same set.
-Float gemm/conv on a hardware description that converts its outputs (datapath.outputs not
+Float gemm/conv on a hardware description that converts its outputs (datapath.output not
 fp32) carry y_out, the converted codes, beside y, the FP32 accumulator values.
 """
 
@@ -60,7 +60,7 @@ def make_golden(op: str, *, datapath=None, format=None, weight_format=None, outp
     integer formats). bias: include a bias in gemm/conv (int32, or float for the PyTorch
     datapaths). random: random values (encode, decode, requant, mx) or cases (gemm, conv).
     Float gemm/conv give y, the FP32 accumulator values; on a hardware description (preset
-    or .toml) whose datapath.outputs is not fp32 also y_out, the codes of
+    or .toml) whose datapath.output is not fp32 also y_out, the codes of
     convert_output(y, outputs, scale=1.0, rounding="rne", saturate=None).
     rounding_seed is derived (the seed, for stochastic rounding); it is accepted so that
     make_golden(**golden.config) regenerates a stored set.

@@ -15,7 +15,7 @@ from .values import f32, log_uniform, pow2, random_zero
 
 
 def _requant_cases(cfg, path, hw, rng):
-    yf = _output_format(pick(cfg.output_format, hw and hw.datapath.outputs, "int8"), get_format("int8"))
+    yf = _output_format(pick(cfg.output_format, hw and hw.datapath.output, "int8"), get_format("int8"))
     acc = path.accumulator
     adt = np.int32 if acc.bits <= 32 else np.int64
     lo_acc, hi_acc = np.iinfo(adt).min, np.iinfo(adt).max
