@@ -12,7 +12,7 @@ from qsim.datapaths.integer import IntDatapath
 from qsim.hardware.spec import HardwareError, hardware_presets, load_hardware
 from qsim.plan import datapath_preset
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 # The Python tables these presets were defined by before they became TOML data, copied literally.
 OLD_INT = [
