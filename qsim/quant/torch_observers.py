@@ -9,8 +9,8 @@ operations; torch is not imported. Facts the bits depend on:
 - observers compute in float32 tensors; a Python number meeting a float32 tensor becomes
   float32 first (scale = (max - min) / float32(qmax - qmin), then max(scale, eps)); the zero
   point is qmin - round_half_even(min / scale) as int32, clamped.
-- HistogramObserver sums in torch's float32 cascade order (`torch_sum`), whose lane count is
-  the width of torch's float vectors: 16 on AVX-512 CPUs, 8 on AVX2 (`simd_lanes`).
+- HistogramObserver sums in torch's float32 cascade order (`torch_sum`: 8-float vectors,
+  measured on an AVX-512 CPU, where torch runs its AVX2 sum).
 - the run-time choice works in double on float32 min/max, widens the range to hold 0, cuts
   scales below 6.1e-5, and halves the integer range with reduce_range (fbgemm does, qnnpack
   ignores it: ENGINE_REDUCE_RANGE).
@@ -265,25 +265,37 @@ def _cascade(rows: np.ndarray) -> np.ndarray:
     return acc[0]
 
 
-def torch_sum(x, simd_lanes: int = 16) -> np.float32:
-    """torch.sum of a contiguous float32 tensor on CPU (ATen's cascade_sum, one thread): lanes
-    of `simd_lanes` floats, 4 vectors side by side, summed by _cascade; the scalar tail, then
-    each lane, join the total in order."""
-    x = np.asarray(x, F32).reshape(-1)
-    n_vec = x.size // simd_lanes
-    vecs = x[:n_vec * simd_lanes].reshape(n_vec, simd_lanes)
-    n_ilp = n_vec // 4
-    partial = _cascade(vecs[:n_ilp * 4].reshape(n_ilp, 4, simd_lanes))     # (4, lanes)
-    for v in vecs[n_ilp * 4:]:
-        partial[0] += v
+def _row_sum(rows: np.ndarray) -> np.ndarray:
+    """ATen's row_sum: 4 interleaved accumulators (ILP) summed by _cascade, the leftover rows
+    into the first, then the four together."""
+    n_ilp = rows.shape[0] // 4
+    partial = _cascade(rows[:n_ilp * 4].reshape((n_ilp, 4) + rows.shape[1:]))
+    for row in rows[n_ilp * 4:]:
+        partial[0] += row
     for k in range(1, 4):
         partial[0] += partial[k]
+    return partial[0]
+
+
+SUM_LANES = 8      # torch 2.13 sums floats in 8-float vectors even on AVX-512 CPUs (measured there)
+
+
+def torch_sum(x) -> np.float32:
+    """torch.sum of a contiguous float32 tensor on CPU, as ATen's cascade_sum computes it on
+    one thread (torch uses one below 32768 elements): vectors of SUM_LANES floats summed by
+    _row_sum, then the scalar tail and each lane join the total in order; fewer elements than
+    a vector take the scalar _row_sum."""
+    x = np.asarray(x, F32).reshape(-1)
+    if x.size < SUM_LANES:
+        return F32(F32(0) + _row_sum(x))
+    n_vec = x.size // SUM_LANES
+    lanes = _row_sum(x[:n_vec * SUM_LANES].reshape(n_vec, SUM_LANES))
     total = F32(0)
-    for v in x[n_vec * simd_lanes:]:
+    for v in x[n_vec * SUM_LANES:]:
         total = F32(total + v)
-    for v in partial[0]:
+    for v in lanes:
         total = F32(total + v)
-    return total
+    return F32(F32(0) + total)       # the output starts at 0 and accumulates the result
 
 
 def torch_cumsum(x) -> np.ndarray:
@@ -307,16 +319,19 @@ def torch_linspace(start, end, steps: int) -> np.ndarray:
 
 def torch_histc(x: np.ndarray, bins: int, lo, hi) -> np.ndarray:
     """torch.histc in float32: bin = trunc(float32(x - lo) * bins / (hi - lo)), x == hi in the
-    last bin, values outside [lo, hi] dropped; lo == hi widens to lo - 1, hi + 1 (in double)."""
+    last bin, values outside [lo, hi] dropped; lo == hi widens to lo - 1, hi + 1 (in double).
+    Where that widening vanishes in float32 (|lo| >= 2^25) torch puts every value in the middle
+    bin (measured); so does this."""
     lo, hi = float(lo), float(hi)
     if lo == hi:
         lo, hi = lo - 1, hi + 1
     left, right = F32(lo), F32(hi)
-    if left == right:
-        raise ValueError(f"histogram range [{lo}, {hi}] collapses to one float32 value; torch's histc is "
-                         f"undefined there (all observed values equal {lo + 1:g})")
     x = np.asarray(x, F32).reshape(-1)
     x = x[(x >= left) & (x <= right)]
+    if left == right:
+        hist = np.zeros(bins, F32)
+        hist[bins // 2] = x.size
+        return hist
     pos = (((x - left) * F32(bins)).astype(F32) / F32(right - left)).astype(F32)
     pos = np.minimum(np.trunc(pos).astype(np.int64), bins - 1)
     return np.bincount(pos, minlength=bins).astype(F32)
@@ -326,14 +341,14 @@ class HistogramObserver(_Uniform):
     """torch's HistogramObserver: a running histogram of `bins` bins over [min, max], widened by
     upsampling the old histogram 16 times onto the new range; calculate_qparams searches the
     start and end bins that minimize an L2 estimate of the quantization error, then chooses
-    parameters like MinMaxObserver on that range. Per tensor only. simd_lanes: see torch_sum."""
+    parameters like MinMaxObserver on that range. Per tensor only."""
 
     def __init__(self, bins: int = 2048, dtype="quint8", qscheme="per_tensor_affine", reduce_range: bool = False,
-                 quant_min=None, quant_max=None, eps: float = FLOAT32_EPS, simd_lanes: int = 16):
+                 quant_min=None, quant_max=None, eps: float = FLOAT32_EPS):
         super().__init__(dtype, qscheme, reduce_range, quant_min, quant_max, eps)
         if not isinstance(bins, int) or bins < 1:
             raise ValueError(f"bins must be a positive integer, got {bins!r}")
-        self.bins, self.simd_lanes = bins, simd_lanes
+        self.bins = bins
         self.histogram = np.zeros(bins, F32)
         self.min_val, self.max_val = F32(np.inf), F32(-np.inf)
         self.dst_nbins = 2 ** DTYPES[self.dtype][0]
@@ -364,7 +379,7 @@ class HistogramObserver(_Uniform):
 
     def _combine(self, update, new_lo, new_hi):
         if self.min_val == self.max_val:          # one value so far: all its weight in one bin
-            weight = torch_sum(self.histogram, self.simd_lanes)
+            weight = torch_sum(self.histogram)
             moved = (torch_histc(np.array([self.min_val]), self.bins, new_lo, new_hi) * weight).astype(F32)
             return (moved + update).astype(F32)
         rate = self.upsample_rate
@@ -382,6 +397,7 @@ class HistogramObserver(_Uniform):
         """density * (end^3 - begin^3) / 3 in float32, torch's _get_norm."""
         return (density * ((end * end * end - begin * begin * begin) / F32(3))).astype(F32)
 
+    @np.errstate(over="ignore", invalid="ignore")
     def _quantization_error(self, start: int, end: int) -> float:
         bin_width = (float(self.max_val) - float(self.min_val)) / self.bins        # double
         dst_width = bin_width * (end - start + 1) / self.dst_nbins
@@ -401,11 +417,11 @@ class HistogramObserver(_Uniform):
         norm = (norm + ((dst_end - dst_begin - F32(1)) * inner).astype(F32)).astype(F32)
         dst_end_center = ((dst_end * dw).astype(F32) + half).astype(F32)
         norm = (norm + self._norm(F32(-dst_width / 2), (src_end - dst_end_center).astype(F32), density)).astype(F32)
-        return float(torch_sum(norm, self.simd_lanes))
+        return float(torch_sum(norm))
 
     def _search(self):
         bin_width = F32(F32(self.max_val - self.min_val) / F32(self.bins))
-        total = float(torch_sum(self.histogram, self.simd_lanes))
+        total = float(torch_sum(self.histogram))
         csum = torch_cumsum(self.histogram)
         stepsize, alpha, beta = 1e-5, 0.0, 1.0
         start, end = 0, self.bins - 1
