@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._kernels import _intcodec
+from .._kernels import _intcodec, _torchquant
 from .._threads import resolve_threads
 from ..arrays import float_input
 from ..formats import FloatFormat, IntFormat, format as get_format
@@ -41,7 +41,7 @@ QUANTIZE_RULES = {
     "reciprocal_fma": "round(fma(x, inv, zero_point)): fbgemm's AVX2 Quantize (torch.quantize_per_tensor "
                       "to 8 bits, dynamic activations in fbgemm and qnnpack)",
 }
-INT32_FLOAT_MAX = np.float32(2 ** 31 - 128)     # the largest float32 below 2^31: fbgemm clamps to it
+_RULE_CODES = {"reciprocal": 0, "reciprocal_add": 1, "reciprocal_fma": 2}     # cython_src/_torchquant.pyx
 
 _CALLS = {
     "quantize_int": "quantize_int(x, fmt, scale, zero_point=0, axis=None, group_size=None, ...)",
@@ -151,24 +151,16 @@ def quantize_int(x, fmt, scale, zero_point=0, axis: int | None = None, group_siz
     if rule == "divide":
         _intcodec.quantize_rows(xr, s_rows, z_rows, out, fmt.qmin, fmt.qmax, mode, seed, threads)
     else:
-        out[...] = _quantize_reciprocal(xr, s_rows, z_rows, rule, fmt)
+        _quantize_reciprocal(xr, s_rows, z_rows, rule, fmt, out, threads)
     return rows.from_rows(out)
 
 
-def _quantize_reciprocal(xr: np.ndarray, s_rows: np.ndarray, z_rows: np.ndarray, rule: str, fmt: IntFormat):
+def _quantize_reciprocal(xr: np.ndarray, s_rows: np.ndarray, z_rows: np.ndarray, rule: str, fmt: IntFormat,
+                         out: np.ndarray, threads: int) -> None:
     """PyTorch's quantize arithmetics (QUANTIZE_RULES) on rows of float32 x, one scale and zero
-    point per row; the conversions are x86's (CVTPS2DQ: half to even, INT32_MIN out of range)."""
-    from ..datapaths.requant import fma_float32      # one fused multiply-add for the whole package
-    inv = (np.float32(1) / s_rows.astype(np.float32))[:, None]
-    zero = z_rows.astype(np.int64)[:, None]
-    if rule == "reciprocal_add":
-        return np.clip(np.rint(xr * inv + zero.astype(np.float32)), fmt.qmin, fmt.qmax)
-    v = fma_float32(xr, inv, zero.astype(np.float32)) if rule == "reciprocal_fma" else xr * inv
-    v = np.minimum(v, INT32_FLOAT_MAX)
-    r = np.where(v >= -2.0 ** 31, np.rint(np.maximum(v, -2.0 ** 31)), -2.0 ** 31).astype(np.int64)
-    if rule == "reciprocal":          # the zero point joins in wrapping int32
-        r = ((r + zero + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-    return np.clip(r, fmt.qmin, fmt.qmax)
+    point per row (compiled, cython_src/_torchquant.pyx)."""
+    inv = np.float32(1) / s_rows.astype(np.float32)
+    _torchquant.quantize_rows(xr, inv, z_rows, out, fmt.qmin, fmt.qmax, _RULE_CODES[rule], threads)
 
 
 def dequantize_int(q, scale, zero_point=0, axis: int | None = None, group_size: int | None = None,

@@ -21,8 +21,10 @@ float module left in the graph, is an error that names the node. Needs torch.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -139,6 +141,7 @@ def _from_memory_order(flat: np.ndarray, shape: tuple, channels_last: bool) -> n
 
 
 # -- the engine's kernels -------------------------------------------------------------------------
+@functools.cache
 def engine_datapath(engine: str) -> str:
     """The integer datapath preset of PyTorch's quantized linear and convolution on this CPU:
     qnnpack; fbgemm with VNNI (VPDPBUSD, exact sums) where the CPU has AVX512-VNNI and
@@ -347,13 +350,28 @@ def _relu(run, x, inplace=False):
                    channels_last=_suggest_channels_last(x.shape, x.channels_last))
 
 
+def _packed(mod):
+    """The packed weight object of a quantized linear or convolution module."""
+    packed = mod._packed_params
+    return getattr(packed, "_packed_params", packed)
+
+
+_WEIGHTS = weakref.WeakKeyDictionary()     # module -> (its packed weights, what _weight_bias read)
+
+
 def _weight_bias(run, mod):
-    w = mod.weight()
-    codes, scale, zero, dtype, axis = _tensor_qparams(w)
+    """(codes, scale, zero point, float bias) of a module's packed weights, read once per
+    packing (unpacking on every call would cost more than the layer)."""
+    packed = _packed(mod)
+    cached = _WEIGHTS.get(mod)
+    if cached is not None and cached[0] is packed:
+        return cached[1]
+    codes, scale, zero, dtype, axis = _tensor_qparams(mod.weight())
     if dtype != "qint8" or axis not in (None, 0):
         run.fail(f"weights must be qint8 per tensor or per output channel, got {dtype} (axis {axis})")
     bias = mod.bias()
     bias = None if bias is None else bias.detach().numpy().astype(F32)
+    _WEIGHTS[mod] = (packed, (codes, scale, zero, bias))
     return codes, scale, zero, bias
 
 
