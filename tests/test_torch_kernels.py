@@ -13,6 +13,7 @@ import torch.ao.nn.quantized as nnq
 import torch.nn.functional as F
 
 from qsim.datapaths import qlinear_conv, qlinear_dynamic, torch_cpu
+from qsim.datapaths.requant import fma_float32
 from qsim.quant.intquant import quantize_int
 
 ENGINES = [("fbgemm", "fbgemm-vnni"), ("qnnpack", "qnnpack")]
@@ -82,6 +83,42 @@ def test_quantize_per_channel_rule(dtype):
             for rule in wrong:
                 wrong[rule] += int((quantize_int(x, fmt, s, zp, axis=axis, rule=rule) != want).sum())
     assert min(wrong.values()) > 50, wrong
+
+
+def reference_quantize(x, scale, zero, rule, lo, hi):
+    """The PyTorch rules in numpy float64, element by element (requant.fma_float32 gives the
+    single rounding of an FMA): the reference for the compiled kernel."""
+    x = x.astype(np.float32)
+    inv = np.float32(1) / np.float32(scale)
+    out = []
+    for v in x:
+        if rule == "reciprocal_add":
+            r = np.rint(np.float32(np.float32(v * inv) + np.float32(zero)))
+            out.append(lo if r < lo else hi if r > hi else int(r))
+            continue
+        f = fma_float32(v, inv, np.float32(zero)) if rule == "reciprocal_fma" else np.float32(v * inv)
+        f = min(f, np.float32(2 ** 31 - 128))
+        r = int(np.rint(f)) if f >= -2.0 ** 31 else -(1 << 31)          # CVTPS2DQ
+        if rule == "reciprocal":
+            r = (r + zero + (1 << 31)) % (1 << 32) - (1 << 31)            # int32 wrap
+        out.append(min(max(r, lo), hi))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("rule", ["reciprocal", "reciprocal_add", "reciprocal_fma"])
+def test_quantize_kernel_against_reference(rule):
+    """Ties, their neighbours, subnormals, -0, infinities, values past int32 and zero points
+    at the ends of the range."""
+    rng = np.random.default_rng(12)
+    special = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, np.inf, -np.inf, 3e38, -3e38, 2.1e9, -2.1e9, 4e9],
+                       np.float32)
+    for fmt, lo, hi in (("uint8", 0, 255), ("int8", -128, 127), ("int16", -32768, 32767)):
+        for _ in range(25):
+            s = np.float32(10 ** rng.uniform(-6, 3))
+            zero = int(rng.choice([lo, hi, 0, int(rng.integers(lo, hi + 1))]))
+            x = np.concatenate([tie_inputs(rng, s, 30), special, rng.normal(0, 300 * s, 30).astype(np.float32)])
+            np.testing.assert_array_equal(quantize_int(x, fmt, s, zero, rule=rule),
+                                          reference_quantize(x, s, zero, rule, lo, hi), err_msg=f"{fmt} {s} {zero}")
 
 
 def test_quantize_rule_errors():

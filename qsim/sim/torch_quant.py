@@ -154,13 +154,17 @@ def engine_datapath(engine: str) -> str:
     return "fbgemm-vnni" if "avx512_vnni" in flags and (not forced or "VNNI" in forced) else "fbgemm-avx2"
 
 
-def aten_cpu() -> torch_cpu.AtenCPU:
-    """torch's CPU capability and thread count, as AtenCPU."""
-    torch = _torch()
-    capability = torch.backends.cpu.get_cpu_capability()
+@functools.cache
+def _capability() -> str:
+    capability = _torch().backends.cpu.get_cpu_capability()
     if capability not in torch_cpu.CAPABILITIES:
         raise ValueError(f"torch runs its {capability} kernels here; qsim models {torch_cpu.CAPABILITIES} only")
-    return torch_cpu.AtenCPU(capability, torch.get_num_threads())
+    return capability
+
+
+def aten_cpu() -> torch_cpu.AtenCPU:
+    """torch's CPU capability and current thread count, as AtenCPU."""
+    return torch_cpu.AtenCPU(_capability(), _torch().get_num_threads())
 
 
 def _dtype_name(dtype) -> str:
