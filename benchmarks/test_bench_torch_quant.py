@@ -1,6 +1,8 @@
 """Issue 14 speed target: run_torch on the seeds' FX dynamic example (Linear(784, 256)-ReLU-
 Linear(256, 10), default_dynamic_qconfig) with 64 inputs against torch's own forward of the
-converted model (target: qsim at most 5x slower), on the fbgemm and the qnnpack engine.
+converted model (target: qsim at most 5x slower), on the fbgemm and the qnnpack engine. Both
+sides run on one thread (torch's intra-op threads and BLAS's), so that the ratio measures the
+work rather than how two thread pools share a busy machine.
 
 Run: pytest benchmarks --benchmark-enable (see README)."""
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from threadpoolctl import threadpool_limits
 from torch.ao.quantization import default_dynamic_qconfig, quantize_fx
 
 from qsim.sim.torch_quant import run_torch
@@ -17,15 +20,16 @@ from qsim.sim.torch_quant import run_torch
 
 @pytest.fixture(scope="module", params=["fbgemm", "qnnpack"])
 def seeds_model(request):
-    old = torch.backends.quantized.engine
+    old, threads = torch.backends.quantized.engine, torch.get_num_threads()
     torch.backends.quantized.engine = request.param
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
     for layer in net:
         if isinstance(layer, nn.Linear):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")
         model = quantize_fx.convert_fx(quantize_fx.prepare_fx(net.eval(), {"": default_dynamic_qconfig},
                                                               torch.randn(1, 784)))
@@ -33,6 +37,7 @@ def seeds_model(request):
         np.testing.assert_array_equal(run_torch(model, x.numpy()), model(x).numpy())   # same bits first
         yield request.param, model, x
     torch.backends.quantized.engine = old
+    torch.set_num_threads(threads)
 
 
 def test_seeds_example_qsim(benchmark, mark_role, seeds_model):

@@ -64,3 +64,13 @@ def quantize_rows(const float[:, ::1] x, const float[::1] inv, const int32_t[::1
     with nogil:
         for r in prange(rows, num_threads=num_threads, schedule="static"):
             _row(&x[r, 0], &out[r, 0], cols, inv[r], zero_point[r], qmin, qmax, rule)
+
+
+def fma_columns(const float[:, ::1] x, const float[::1] scale, const float[::1] bias, float[:, ::1] out,
+                int num_threads):
+    """out = fmaf(x, scale[j], bias[j]) per column j: one rounding (fbgemm's float output)."""
+    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1], r, j
+    with nogil:
+        for r in prange(rows, num_threads=num_threads, schedule="static"):
+            for j in range(cols):
+                out[r, j] = fmaf(x[r, j], scale[j], bias[j])

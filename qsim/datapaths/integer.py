@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._kernels import _torchquant
+from .._threads import resolve_threads
 from ..formats import IntFormat, format as get_format
 from .accumulate import Accumulator, int_matmul
 from .conv import int_conv
-from .requant import FLOAT_BIAS_METHODS, METHODS, SHIFT_ROUNDINGS, fma_float32, real_multiplier, requantize, requantize_shift
+from .requant import FLOAT_BIAS_METHODS, METHODS, SHIFT_ROUNDINGS, real_multiplier, requantize, requantize_shift
 
 BIAS_KINDS = ("int32", "float")
 ACTIVATIONS = (None, "relu", "relu6")
@@ -243,7 +245,14 @@ def _fbgemm_float_output(acc, scale, bias):
     """fbgemm ReQuantizeForFloat (AVX2/AVX-512): float32(acc) * float32(sx * sw), the float bias
     joined by a fused multiply-add (measured on AVX-512; the multiply alone without a bias)."""
     xf = acc.astype(np.float32)
-    return xf * scale if bias is None else fma_float32(xf, scale, bias)
+    if bias is None:
+        return xf * scale
+    rows = np.ascontiguousarray(xf.reshape(-1, xf.shape[-1]))
+    out = np.empty_like(rows)
+    n = rows.shape[1]
+    _torchquant.fma_columns(rows, np.ascontiguousarray(np.broadcast_to(scale, (n,)), np.float32), bias, out,
+                            resolve_threads(None, out.size))
+    return out.reshape(xf.shape)
 
 
 def _qnnpack_float_output(acc, scale, bias):
@@ -267,7 +276,7 @@ def qlinear_dynamic(x, w, w_scale, w_zero, bias=None, *, datapath="fbgemm-vnni",
     requantization ("fbgemm" or "qnnpack"). w_scale, w_zero per tensor or per column (N,);
     bias float32 (N,). Returns y, and with return_activation (y, x codes, x scale, x zero).
     """
-    from ..quant.intquant import quantize_int
+    from ..quant.intquant import quantize_uint8_per_tensor
     from ..quant.torch_observers import dynamic_qparams
     path = get_datapath(datapath)
     if path.requant not in FLOAT_OUTPUTS:
@@ -292,7 +301,7 @@ def qlinear_dynamic(x, w, w_scale, w_zero, bias=None, *, datapath="fbgemm-vnni",
         bias = bias.astype(np.float32)
     scale, zero = dynamic_qparams(x, path.requant, reduce_range)
     sx = np.float32(scale)
-    xq = quantize_int(x, "uint8", sx, zero, rule="reciprocal_fma")
+    xq = quantize_uint8_per_tensor(x, sx, zero, "reciprocal_fma")
     acc = int_matmul(xq, w, np.int64(zero), zw, path.accumulator, num_threads=num_threads)
     y = FLOAT_OUTPUTS[path.requant](acc, (sx * sw).astype(np.float32), bias).astype(np.float32)
     if activation == "relu":

@@ -499,6 +499,10 @@ def dynamic_qparams(x, engine: str, reduce_range: bool = True) -> tuple[float, i
     """The uint8 activation parameters `engine` ("fbgemm" or "qnnpack") chooses at run time for
     quantized::linear_dynamic: min and max of the whole float32 input (0 and 0 when empty)."""
     engine = _name(engine, ENGINE_REDUCE_RANGE, "engine")
-    x = _float32_input(x)
+    x = np.asarray(x)
+    if x.dtype != F32:
+        raise TypeError(f"dynamic activations must be float32, got dtype {x.dtype}")
     lo, hi = (x.min(), x.max()) if x.size else (F32(0), F32(0))
+    if np.isnan(lo) or np.isnan(hi):              # min and max carry any NaN
+        raise ValueError("the activations contain NaN")
     return choose_qparams(lo, hi, 0, 255, reduce_range and ENGINE_REDUCE_RANGE[engine])

@@ -365,7 +365,8 @@ _WEIGHTS = weakref.WeakKeyDictionary()     # module -> (its packed weights, what
 
 def _weight_bias(run, mod):
     """(codes, scale, zero point, float bias) of a module's packed weights, read once per
-    packing (unpacking on every call would cost more than the layer)."""
+    packing (unpacking on every call would cost more than the layer). Linear layers get their
+    codes transposed to (K, N), C-contiguous, as the matrix products take them."""
     packed = _packed(mod)
     cached = _WEIGHTS.get(mod)
     if cached is not None and cached[0] is packed:
@@ -373,6 +374,8 @@ def _weight_bias(run, mod):
     codes, scale, zero, dtype, axis = _tensor_qparams(mod.weight())
     if dtype != "qint8" or axis not in (None, 0):
         run.fail(f"weights must be qint8 per tensor or per output channel, got {dtype} (axis {axis})")
+    if codes.ndim == 2:
+        codes = np.ascontiguousarray(codes.T)
     bias = mod.bias()
     bias = None if bias is None else bias.detach().numpy().astype(F32)
     _WEIGHTS[mod] = (packed, (codes, scale, zero, bias))
@@ -394,7 +397,7 @@ def _linear(run, mod, x, relu: bool):
     x = run.quantized(x)
     codes, sw, zw, bias = _weight_bias(run, mod)
     sy, zy = _output_params(mod)
-    y = qlinear_matmul(x.codes, F32(x.scale), np.uint8(x.zero_point), codes.T, sw, np.asarray(zw).astype(np.int8),
+    y = qlinear_matmul(x.codes, F32(x.scale), np.uint8(x.zero_point), codes, sw, np.asarray(zw).astype(np.int8),
                        sy, np.uint8(zy), _bias_for(run, bias, x.scale, sw), datapath=run.datapath,
                        activation="relu" if relu else None)
     return QuantizedTensor(y, sy, zy, "quint8")
@@ -422,7 +425,7 @@ def _linear_dynamic(run, mod, x, relu: bool):
     codes, sw, zw, bias = _weight_bias(run, mod)
     # nn.quantized.dynamic.Linear passes reduce_range=True from version 4 on; LinearReLU always
     reduce_range = relu or (getattr(mod, "version", None) or 0) >= 4
-    y = qlinear_dynamic(x.values, codes.T, sw, np.asarray(zw).astype(np.int8), bias, datapath=run.datapath,
+    y = qlinear_dynamic(x.values, codes, sw, np.asarray(zw).astype(np.int8), bias, datapath=run.datapath,
                         activation="relu" if relu else None, reduce_range=reduce_range)
     return _Float(y)
 
