@@ -1,7 +1,8 @@
 """run_torch against torch on a zoo of quantized models, each on the fbgemm and the qnnpack
 engine: the seeds' FX dynamic MLP (Linear(784, 256)-ReLU-Linear(256, 10)), a static eager CNN
 (Conv2d+ReLU fusion, residual add_relu, cat, max / average / adaptive average pooling), a
-static eager Conv1d model (residual add, MaxPool1d), a static FX MLP and a static FX CNN. The
+static eager Conv1d model (residual add, MaxPool1d), a static FX MLP, a static FX CNN and
+residual adds across memory layouts. The
 float outputs must be bitwise equal and every quantized intermediate's codes equal, as
 calibrated and again adversarial: power-of-two scales, odd zero points and inputs on half
 steps, so that requantization lands on ties and the rules' differences show."""
@@ -93,6 +94,17 @@ class FxCNN(nn.Module):
         z = F.max_pool2d(self.c2(y) + y, 2)
         c = torch.cat([z, F.avg_pool2d(self.c3(y), 2)], 1)
         return self.fc(F.adaptive_avg_pool2d(c, 1).flatten(1))
+
+
+class FxMixedLayouts(nn.Module):
+    """Residual adds of a contiguous input and channels-last convolution outputs, both ways."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.c2(self.c1(x) + x)
 
 
 def calibrated(engine, model, shape, fx: bool, fuse=()):
@@ -194,6 +206,7 @@ STATIC = {   # name -> (model, calibration / test shape, FX?, modules to fuse, q
     "fx-mlp": (lambda: nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 3)),
                (33, 20), True, (), 4),
     "fx-cnn": (FxCNN, (3, 3, 8, 8), True, (), 8),
+    "fx-mixed-layouts": (FxMixedLayouts, (3, 8, 5, 7), True, (), 5),
 }
 
 

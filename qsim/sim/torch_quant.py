@@ -440,22 +440,29 @@ def _add(run, a, b, scale, zero_point, relu: bool = False):
         run.fail(f"broadcasting add of shapes {a.shape} and {b.shape} is not modelled")
     if a.dtype != b.dtype:
         run.fail(f"add of {a.dtype} and {b.dtype}")
-    out_cl = _suggest_channels_last(a.shape, a.channels_last)
+    out_cl = _suggest_channels_last(a.shape, a.channels_last)       # qadd allocates like its first input
     sy, zy = F32(_number(scale)), int(_number(zero_point))
     if run.engine == "qnnpack" and a.dtype == "quint8":
         codes = torch_cpu.add(a.codes, a.scale, a.zero_point, b.codes, b.scale, b.zero_point, sy, zy, relu=relu,
                               engine="qnnpack")
         return QuantizedTensor(codes, sy, zy, a.dtype, None, out_cl)
-    same = a.channels_last == b.channels_last == out_cl or a.codes.ndim < 3
-    if not same and a.codes.ndim == 3 and a.channels_last == b.channels_last and not out_cl:
-        # inputs with channels innermost, output contiguous: no operand stream is contiguous in
-        # the loop's inner dimension, so ATen runs every element on its scalar path
-        return QuantizedTensor(_scalar_add(a, b, sy, zy, relu), sy, zy, a.dtype, None, False)
-    if not same:
-        run.fail("add of tensors in different memory layouts is not modelled")
-    codes = torch_cpu.add(_memory_order(a), a.scale, a.zero_point, _memory_order(b), b.scale, b.zero_point, sy, zy,
-                          relu=relu, dtype=a.dtype, engine="fbgemm", cpu=run.cpu)
-    return QuantizedTensor(_from_memory_order(codes, a.shape, out_cl), sy, zy, a.dtype, None, out_cl)
+    shape = a.shape
+    if _same_layout(shape, a.channels_last, out_cl) and _same_layout(shape, b.channels_last, out_cl):
+        codes = torch_cpu.add(_memory_order(a), a.scale, a.zero_point, _memory_order(b), b.scale, b.zero_point,
+                              sy, zy, relu=relu, dtype=a.dtype, engine="fbgemm", cpu=run.cpu)
+        return QuantizedTensor(_from_memory_order(codes, shape, out_cl), sy, zy, a.dtype, None, out_cl)
+    inner = _strides(shape, out_cl).index(1)         # TensorIterator walks the output's memory order
+    if any(_strides(shape, t.channels_last)[inner] != 1 for t in (a, b)):
+        # an operand not contiguous along the loop's inner dimension: every element takes the
+        # scalar path (conv1d outputs, channels innermost, into a contiguous output do this)
+        return QuantizedTensor(_scalar_add(a, b, sy, zy, relu), sy, zy, a.dtype, None, out_cl)
+    run.fail("add of tensors in these memory layouts is not modelled")
+
+
+def _same_layout(shape: tuple, cl1: bool, cl2: bool) -> bool:
+    """Two layouts of `shape` walk memory in the same order (size-1 dimensions do not count)."""
+    s1, s2 = _strides(shape, cl1), _strides(shape, cl2)
+    return all(x == y for x, y, n in zip(s1, s2, shape) if n > 1)
 
 
 def _scalar_add(a, b, sy, zy, relu):
