@@ -255,6 +255,9 @@ def test_errors_name_the_node():
         run_torch(tq.convert(prepared), np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="engine 'x86'"):
         run_torch(float_model, np.zeros((2, 4), np.float32), engine="x86")
+    pooled = calibrated("qnnpack", nn.Sequential(nn.Conv2d(2, 2, 1), nn.AvgPool2d(1)), (1, 2, 4, 4), fx=True)
+    with pytest.raises(UnsupportedNode, match=r"node '_1'.*1x1"):        # qnnpack refuses it, and says where
+        run_torch(pooled, np.zeros((1, 2, 4, 4), np.float32), engine="qnnpack")
     mlp = calibrated("fbgemm", nn.Sequential(nn.Linear(4, 3)), (2, 4), fx=True)
     with pytest.raises(TypeError, match="float32"):
         run_torch(mlp, np.zeros((2, 4)))

@@ -239,13 +239,14 @@ def run_torch(module, inputs, intermediates: bool = False, *, engine: str | None
     gm = module if isinstance(module, torch.fx.GraphModule) else _trace(module)
     run = _Run(gm, engine, datapath or engine_datapath(engine), cpu or aten_cpu())
     args = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
-    env, seen = {}, {}
+    given = len(args)
+    env = {}
     handlers = _handlers()
     for node in gm.graph.nodes:
         run.node = node
         if node.op == "placeholder":
             if not args:
-                raise ValueError(f"the model takes more inputs than the {len(seen)} given (missing {node.name!r})")
+                raise ValueError(f"the model takes more inputs than the {given} given (missing {node.name!r})")
             env[node.name] = _input(args.pop(0), node.name)
         elif node.op == "output":
             if args:
@@ -255,8 +256,12 @@ def run_torch(module, inputs, intermediates: bool = False, *, engine: str | None
         else:
             a = _map(node.args, lambda n: env[n.name])
             kw = _map(node.kwargs, lambda n: env[n.name])
-            env[node.name] = _dispatch(run, node, handlers, a, kw)
-        seen[node.name] = True
+            try:
+                env[node.name] = _dispatch(run, node, handlers, a, kw)
+            except UnsupportedNode:
+                raise
+            except (ValueError, TypeError) as e:      # a kernel's refusal: say where
+                run.fail(str(e))
     raise ValueError("the graph has no output node")
 
 
@@ -308,7 +313,7 @@ def _dispatch(run: _Run, node, handlers, args, kwargs):
         handler = modules.get(type(mod))
         if handler is None:
             kind = type(mod).__module__ + "." + type(mod).__qualname__
-            if getattr(mod, "weight", None) is not None and not callable(mod.weight) or kind.startswith("torch.nn.modules"):
+            if kind.startswith("torch.nn.modules"):
                 run.fail(f"module {node.target!r} is a float {kind} that qsim does not run; quantize the model "
                          f"(torch.ao.quantization convert / convert_fx) or use a modelled module")
             run.fail(f"module type {kind} is not modelled; supported: {', '.join(sorted(t.__name__ for t in modules))}")
