@@ -241,7 +241,7 @@ def qlinear_conv(x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias=N
 
 
 # -- dynamic quantization: float in, float out ------------------------------------------------------
-def _fbgemm_float_output(acc, scale, bias):
+def _fbgemm_float_output(acc, scale, bias, threads):
     """fbgemm ReQuantizeForFloat (AVX2/AVX-512): float32(acc) * float32(sx * sw), the float bias
     joined by a fused multiply-add (measured on AVX-512; the multiply alone without a bias)."""
     xf = acc.astype(np.float32)
@@ -251,11 +251,11 @@ def _fbgemm_float_output(acc, scale, bias):
     out = np.empty_like(rows)
     n = rows.shape[1]
     _torchquant.fma_columns(rows, np.ascontiguousarray(np.broadcast_to(scale, (n,)), np.float32), bias, out,
-                            resolve_threads(None, out.size))
+                            resolve_threads(threads, out.size))
     return out.reshape(xf.shape)
 
 
-def _qnnpack_float_output(acc, scale, bias):
+def _qnnpack_float_output(acc, scale, bias, threads):
     """qnnpack q8gemm_dq: float32(acc) * float32(sw * sx), then + bias, two roundings."""
     y = acc.astype(np.float32) * scale
     return y if bias is None else y + bias
@@ -301,9 +301,9 @@ def qlinear_dynamic(x, w, w_scale, w_zero, bias=None, *, datapath="fbgemm-vnni",
         bias = bias.astype(np.float32)
     scale, zero = dynamic_qparams(x, path.requant, reduce_range)
     sx = np.float32(scale)
-    xq = quantize_uint8_per_tensor(x, sx, zero, "reciprocal_fma")
+    xq = quantize_uint8_per_tensor(x, sx, zero, "reciprocal_fma", num_threads)
     acc = int_matmul(xq, w, np.int64(zero), zw, path.accumulator, num_threads=num_threads)
-    y = FLOAT_OUTPUTS[path.requant](acc, (sx * sw).astype(np.float32), bias).astype(np.float32)
+    y = FLOAT_OUTPUTS[path.requant](acc, (sx * sw).astype(np.float32), bias, num_threads).astype(np.float32)
     if activation == "relu":
         y = np.maximum(y, np.float32(0))
     return (y, xq, sx, zero) if return_activation else y

@@ -163,14 +163,18 @@ def _quantize_reciprocal(xr: np.ndarray, s_rows: np.ndarray, z_rows: np.ndarray,
     _torchquant.quantize_rows(xr, inv, z_rows, out, fmt.qmin, fmt.qmax, _RULE_CODES[rule], threads)
 
 
-def quantize_uint8_per_tensor(x: np.ndarray, scale: np.float32, zero_point: int, rule: str) -> np.ndarray:
+def quantize_uint8_per_tensor(x: np.ndarray, scale: np.float32, zero_point: int, rule: str,
+                              num_threads: int | None = None) -> np.ndarray:
     """quantize_int(x, "uint8", scale, zero_point, rule=rule) for float32 x free of NaN and a
-    checked scale and zero point: the run-time path of dynamic quantization, without the checks."""
-    flat = np.ascontiguousarray(x, np.float32).reshape(1, -1)
-    out = np.empty(flat.shape, np.uint8)
-    _quantize_reciprocal(flat, np.array([scale], np.float32), np.array([zero_point], np.int32), rule,
-                         _int_format("uint8"), out, resolve_threads(None, flat.size))
-    return out.reshape(np.shape(x))
+    checked scale and zero point: the run-time path of dynamic quantization, without the checks.
+    Rows of the last axis are the kernel's rows, so threads can share the work."""
+    x = np.asarray(x, np.float32)
+    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1))
+    out = np.empty(rows.shape, np.uint8)
+    n = rows.shape[0]
+    _quantize_reciprocal(rows, np.full(n, scale, np.float32), np.full(n, zero_point, np.int32), rule,
+                         _int_format("uint8"), out, resolve_threads(num_threads, rows.size))
+    return out.reshape(x.shape)
 
 
 def dequantize_int(q, scale, zero_point=0, axis: int | None = None, group_size: int | None = None,
