@@ -1,5 +1,6 @@
 """run_torch against torch on a zoo of quantized models, each on the fbgemm and the qnnpack
-engine: the seeds' FX dynamic MLP (Linear(784, 256)-ReLU-Linear(256, 10)), a static eager CNN
+engine: the seeds' FX dynamic MLP (Linear(784, 256)-ReLU-Linear(256, 10)) and its eager
+quantize_dynamic twin, a static eager CNN
 (Conv2d+ReLU fusion, residual add_relu, cat, max / average / adaptive average pooling), a
 static eager Conv1d model (residual add, MaxPool1d), a static FX MLP, a static FX CNN and
 residual adds across memory layouts. The
@@ -208,6 +209,14 @@ STATIC = {   # name -> (model, calibration / test shape, FX?, modules to fuse, q
     "fx-cnn": (FxCNN, (3, 3, 8, 8), True, (), 8),
     "fx-mixed-layouts": (FxMixedLayouts, (3, 8, 5, 7), True, (), 5),
 }
+
+
+def test_eager_dynamic_mlp(engine):
+    """quantize_dynamic in eager mode: dynamic Linear modules around a float ReLU module."""
+    torch.manual_seed(1)
+    model = tq.quantize_dynamic(seeds_mlp(), {nn.Linear}, dtype=torch.qint8)
+    assert_matches_torch(model, torch.randn(64, 784))
+    assert_matches_torch(model, tie_input(engine, (64, 784), 5))
 
 
 @pytest.mark.parametrize("adverse", [False, True], ids=["calibrated", "adversarial"])
