@@ -153,8 +153,10 @@ def test_dynamic_linear(engine, preset):
         relu = t % 4 == 1
         if engine == "fbgemm" and t % 5 == 0:
             scales = torch.from_numpy(np.abs(w).max(1).astype(np.float64) / 127 + 1e-6)
-            wq = torch.quantize_per_channel(torch.from_numpy(w), scales, torch.zeros(n, dtype=torch.long), 0, torch.qint8)
-            w_scale, w_zero = wq.q_per_channel_scales().numpy().astype(np.float32), wq.q_per_channel_zero_points().numpy()
+            zeros = torch.zeros(n, dtype=torch.long)
+            wq = torch.quantize_per_channel(torch.from_numpy(w), scales, zeros, 0, torch.qint8)
+            w_scale = wq.q_per_channel_scales().numpy().astype(np.float32)
+            w_zero = wq.q_per_channel_zero_points().numpy()
         else:
             wq = torch.quantize_per_tensor(torch.from_numpy(w), float(np.abs(w).max() / 127 + 1e-6), 0, torch.qint8)
             w_scale, w_zero = np.float32(wq.q_scale()), np.int64(wq.q_zero_point())
@@ -190,7 +192,8 @@ def test_convolution(engine, preset):
         c_in = int(rng.integers(1, 9)) * (groups or 1)
         groups = groups or c_in
         c_out = int(rng.integers(1, 5)) * groups
-        k, stride, pad, dil = int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(0, 2)), 1 + (t % 5 == 0)
+        k, stride, pad = int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(0, 2))
+        dil = 1 + (t % 5 == 0)
         size = (int(rng.integers(k * dil, 10)),) * dims
         x = rng.normal(0, 1, (int(rng.integers(1, 3)), c_in) + size).astype(np.float32)
         w = rng.normal(0, 0.3, (c_out, c_in // groups) + (k,) * dims).astype(np.float32)

@@ -35,8 +35,10 @@ def batch_sets():
         ("one value then more", [np.full(8, 2.0, np.float32), rng.normal(0, 1, 300).astype(np.float32)]),
     ]
     for i in range(12):
-        sets.append((f"random {i}", [rng.normal(rng.uniform(-2, 2), 10 ** rng.uniform(-3, 3), int(rng.integers(1, 3000)))
-                                     .astype(np.float32) for _ in range(int(rng.integers(1, 4)))]))
+        mean, spread = rng.uniform(-2, 2), 10 ** rng.uniform(-3, 3)
+        batches = [rng.normal(mean, spread, int(rng.integers(1, 3000))).astype(np.float32)
+                   for _ in range(int(rng.integers(1, 4)))]
+        sets.append((f"random {i}", batches))
     return sets
 
 
@@ -74,7 +76,11 @@ def qparams_equal(torch_obs, qsim_obs, batches):
     return np.array_equal(s1.view(np.int32), s2.view(np.int32)) and np.array_equal(z1.numpy(), z2), (s1, z1, s2, z2)
 
 
-@pytest.mark.parametrize("config", PER_TENSOR, ids=lambda c: "-".join(f"{v}".removeprefix("torch.") for v in c.values()))
+def config_id(config: dict) -> str:
+    return "-".join(f"{v}".removeprefix("torch.") for v in config.values())
+
+
+@pytest.mark.parametrize("config", PER_TENSOR, ids=config_id)
 @pytest.mark.parametrize("pair", [(tob.MinMaxObserver, qob.MinMaxObserver, {}),
                                   (tob.MovingAverageMinMaxObserver, qob.MovingAverageMinMaxObserver, {}),
                                   (tob.MovingAverageMinMaxObserver, qob.MovingAverageMinMaxObserver,
@@ -90,8 +96,7 @@ def test_min_max_observers(pair, config):
     assert not failed, failed[:3]
 
 
-@pytest.mark.parametrize("config", [c for c in PER_TENSOR if c["dtype"] != torch.qint32][:6],
-                         ids=lambda c: "-".join(f"{v}".removeprefix("torch.") for v in c.values()))
+@pytest.mark.parametrize("config", [c for c in PER_TENSOR if c["dtype"] != torch.qint32][:6], ids=config_id)
 def test_histogram_observer(config):
     failed = []
     for bins in (2048, 256, 37):

@@ -32,7 +32,6 @@ import numpy as np
 
 from ..datapaths import torch_cpu
 from ..datapaths.integer import get_datapath, qlinear_conv, qlinear_dynamic, qlinear_matmul, quantize_bias
-from ..quant.intquant import quantize_int
 
 ENGINES = ("fbgemm", "qnnpack")
 F32 = np.float32
