@@ -27,6 +27,7 @@ from ..quant.intquant import quantize_int
 from .requant import fma_float32
 
 F32 = np.float32
+INT32_FLOAT_MAX = F32(2 ** 31 - 128)        # vector paths clamp here before converting to int32
 QUANTIZED_DTYPES = {"quint8": ("uint8", 0, 255), "qint8": ("int8", -128, 127)}
 
 
@@ -106,7 +107,7 @@ def add(a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero, *, relu: bool =
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"add needs operands of one shape, got {a.shape} and {b.shape}")
-    _, lo, hi = _dtype(dtype)
+    _dtype(dtype)
     if engine == "qnnpack" and dtype == "quint8":
         return _qnnpack_add(a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero, relu)
     if engine == "qnnpack":
@@ -254,23 +255,21 @@ def avg_pool2d(q, scale, zero, kernel, stride, padding, *, ceil_mode: bool = Fal
 
 
 def _channels_last_requantize(acc, multiplier, zero, dtype, lanes, vector_rule):
-    """The requantization of ATen's channels-last pooling kernels: per output pixel, channels
-    in whole float vectors quantize with 1 / multiplier's reciprocal rule `vector_rule`, the
-    remaining channels by quantize_val(1 / multiplier), whose reciprocal is that of a
-    reciprocal (float32)."""
+    """The requantization of ATen's channels-last pooling kernels, per output pixel: channels in
+    whole float vectors by `vector_rule` ("reciprocal": round(acc * multiplier) + zero, ATen's
+    QuantizeAvx512; "reciprocal_fma": fbgemm's Quantize with scale 1 / multiplier), the rest by
+    quantize_val(1 / multiplier); those two multiply by the float32 reciprocal of a reciprocal."""
     fmt, lo, hi = _dtype(dtype)
-    channels = acc.shape[1]
-    vec = channels // lanes * lanes
-    m = multiplier[None, None]
-    back = (F32(1) / (F32(1) / multiplier)).astype(F32)[None, None]
+    vec = acc.shape[1] // lanes * lanes
     v = acc.astype(F32)
+    back = (F32(1) / (F32(1) / multiplier)).astype(F32)
+    zf = F32(int(zero))
     y = np.empty(acc.shape, np.int64)
-    head = v[:, :vec] * m if vector_rule == "reciprocal" else fma_float32(v[:, :vec], back, F32(int(zero)))
     if vector_rule == "reciprocal":
-        y[:, :vec] = np.rint(np.minimum(head, F32(2 ** 31 - 128))).astype(np.int64) + int(zero)
+        y[:, :vec] = np.rint(np.minimum(v[:, :vec] * multiplier, INT32_FLOAT_MAX)) + int(zero)
     else:
-        y[:, :vec] = np.rint(np.minimum(head, F32(2 ** 31 - 128)))
-    y[:, vec:] = np.rint((v[:, vec:] * back).astype(F32) + F32(int(zero)))
+        y[:, :vec] = np.rint(np.minimum(fma_float32(v[:, :vec], back, zf), INT32_FLOAT_MAX))
+    y[:, vec:] = np.rint((v[:, vec:] * back).astype(F32) + zf)
     return np.clip(y, lo, hi).astype(np.uint8 if fmt == "uint8" else np.int8)
 
 
