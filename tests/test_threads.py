@@ -122,3 +122,18 @@ def test_explicit_count_overrides_environment(monkeypatch):
     want = qsim.encode(x, "e5m2", rounding="stochastic", seed=3, num_threads=1)
     monkeypatch.setenv("QSIM_NUM_THREADS", "3")
     np.testing.assert_array_equal(qsim.encode(x, "e5m2", rounding="stochastic", seed=3, num_threads=2), want)
+
+
+@pytest.mark.parametrize("rule", ["reciprocal", "reciprocal_add", "reciprocal_fma"])
+def test_quantize_int_torch_rules(rule):
+    x = data((613, 587), seed=6).astype(np.float32)
+    scale = np.linspace(0.01, 0.2, 587).astype(np.float32)
+    same_at_every_thread_count(lambda n: qsim.quantize_int(x, "uint8", scale, 3, axis=1, rule=rule, num_threads=n))
+
+
+def test_dynamic_linear_float_output():
+    from qsim.datapaths import qlinear_dynamic
+    x = data((300, 200), seed=7).astype(np.float32)
+    w = np.random.default_rng(8).integers(-127, 128, (200, 150)).astype(np.int8)
+    bias = np.random.default_rng(9).normal(0, 1, 150).astype(np.float32)
+    same_at_every_thread_count(lambda n: qlinear_dynamic(x, w, 0.01, 0, bias, num_threads=n).view(np.uint32))

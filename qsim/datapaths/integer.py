@@ -5,6 +5,10 @@ real integer kernels compute them, with every arithmetic choice named in one Int
 
 The accumulator, the requantization method and how the bias enters are the datapath; the
 presets in PRESETS mirror real kernel paths and are proven against them in tests/.
+
+PyTorch's dynamic quantized linear (quantized::linear_dynamic) has a float output instead:
+qlinear_dynamic quantizes float activations at run time and dequantizes the accumulator as
+the engine of the datapath's requantization does (FLOAT_OUTPUTS).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._kernels import _torchquant
+from .._threads import resolve_threads
 from ..formats import IntFormat, format as get_format
 from .accumulate import Accumulator, int_matmul
 from .conv import int_conv
@@ -232,6 +238,75 @@ def qlinear_conv(x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias=N
     y, ev_last = requantize_accumulator(acc_last, ev_last, bias, sx, sw, sy, int(zy), lo, hi, path, yf)
     y = np.moveaxis(y, -1, 1).astype(np.int8 if yf.signed else np.uint8)
     return (y, np.moveaxis(ev_last, -1, 1)) if return_events else y
+
+
+# -- dynamic quantization: float in, float out ------------------------------------------------------
+def _fbgemm_float_output(acc, scale, bias, threads):
+    """fbgemm ReQuantizeForFloat (AVX2/AVX-512): float32(acc) * float32(sx * sw), the float bias
+    joined by a fused multiply-add (measured on AVX-512; the multiply alone without a bias)."""
+    xf = acc.astype(np.float32)
+    if bias is None:
+        return xf * scale
+    rows = np.ascontiguousarray(xf.reshape(-1, xf.shape[-1]))
+    out = np.empty_like(rows)
+    n = rows.shape[1]
+    _torchquant.fma_columns(rows, np.ascontiguousarray(np.broadcast_to(scale, (n,)), np.float32), bias, out,
+                            resolve_threads(threads, out.size))
+    return out.reshape(xf.shape)
+
+
+def _qnnpack_float_output(acc, scale, bias, threads):
+    """qnnpack q8gemm_dq: float32(acc) * float32(sw * sx), then + bias, two roundings."""
+    y = acc.astype(np.float32) * scale
+    return y if bias is None else y + bias
+
+
+# requantization method -> its engine's dequantizing output stage (fbgemm's and qnnpack's)
+FLOAT_OUTPUTS = {"fbgemm": _fbgemm_float_output, "qnnpack": _qnnpack_float_output}
+
+
+def qlinear_dynamic(x, w, w_scale, w_zero, bias=None, *, datapath="fbgemm-vnni", activation=None,
+                    reduce_range: bool = True, w_format=None, return_activation: bool = False,
+                    num_threads: int | None = None):
+    """PyTorch's dynamic quantized linear: float32 x (..., K) quantized at run time to uint8
+    with the parameters the engine chooses (qsim.quant.torch_observers.dynamic_qparams; fbgemm
+    honours reduce_range, qnnpack ignores it) and fbgemm's fused multiply-add rule; int32
+    accumulation with w (K, N) codes; the float32 output as the engine computes it
+    (FLOAT_OUTPUTS); activation "relu" clamps at 0 in float. The engine is the datapath's
+    requantization ("fbgemm" or "qnnpack"). w_scale, w_zero per tensor or per column (N,);
+    bias float32 (N,). Returns y, and with return_activation (y, x codes, x scale, x zero).
+    """
+    from ..quant.intquant import quantize_uint8_per_tensor
+    from ..quant.torch_observers import dynamic_qparams
+    path = get_datapath(datapath)
+    if path.requant not in FLOAT_OUTPUTS:
+        raise ValueError(f"datapath {path.name} has no dynamic float output; PyTorch's dynamic linear runs on "
+                         f"datapaths with requant in {tuple(FLOAT_OUTPUTS)}")
+    if activation not in (None, "relu"):
+        raise ValueError(f"dynamic linear fuses only activation 'relu', got {activation!r}")
+    w, wf = _codes(w, w_format, "w")
+    if w.ndim != 2:
+        raise ValueError(f"w must be 2-D (K, N), got shape {w.shape}")
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        raise TypeError(f"x must be float32 activations, got dtype {x.dtype}")
+    if x.ndim < 1 or x.shape[-1] != w.shape[0]:
+        raise ValueError(f"x (..., K) does not match w (K, N): shapes {x.shape} and {w.shape}")
+    n = w.shape[1]
+    sw, zw = _scale(w_scale, "w_scale", n), _zero(w_zero, wf, "w_zero", n)
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.shape != (n,) or bias.dtype.kind != "f" or not np.all(np.isfinite(bias)):
+            raise ValueError(f"bias must be finite floats of shape ({n},), got {bias.dtype} {bias.shape}")
+        bias = bias.astype(np.float32)
+    scale, zero = dynamic_qparams(x, path.requant, reduce_range)
+    sx = np.float32(scale)
+    xq = quantize_uint8_per_tensor(x, sx, zero, "reciprocal_fma", num_threads)
+    acc = int_matmul(xq, w, np.int64(zero), zw, path.accumulator, num_threads=num_threads)
+    y = FLOAT_OUTPUTS[path.requant](acc, (sx * sw).astype(np.float32), bias, num_threads).astype(np.float32)
+    if activation == "relu":
+        y = np.maximum(y, np.float32(0))
+    return (y, xq, sx, zero) if return_activation else y
 
 
 # -- presets: data in presets/integer.toml ----------------------------------------------------------

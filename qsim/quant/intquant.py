@@ -2,13 +2,15 @@
 
 q = clamp(round(x / scale) + zero_point, qmin, qmax), the division in x's precision (a true
 float32 division for float32 input, as ONNX QuantizeLinear does); x = (q - zero_point) * scale.
+PyTorch multiplies by a float32 reciprocal instead, and where the zero point joins depends on
+the kernel: QUANTIZE_RULES names each arithmetic and where torch uses it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._kernels import _intcodec
+from .._kernels import _intcodec, _torchquant
 from .._threads import resolve_threads
 from ..arrays import float_input
 from ..formats import FloatFormat, IntFormat, format as get_format
@@ -28,6 +30,18 @@ def container_dtype(fmt: IntFormat) -> np.dtype:
         return np.dtype(np.int8 if fmt.signed else np.uint8)
     return np.dtype(np.int16 if fmt.signed else np.uint16)
 
+
+# rule -> what it computes (inv = float32(1 / float32(scale)), rounding half to even) and who does
+QUANTIZE_RULES = {
+    "divide": "round(x / scale) + zero_point: ONNX QuantizeLinear (qsim's default)",
+    "reciprocal": "round(float32(x * inv)) + zero_point in int32: ATen's vectorized quantize "
+                  "(quantized add, cat, pooling)",
+    "reciprocal_add": "round(float32(float32(x * inv) + zero_point)): fbgemm's scalar Quantize "
+                      "(torch.quantize_per_channel, qint32, the scalar tails of ATen kernels)",
+    "reciprocal_fma": "round(fma(x, inv, zero_point)): fbgemm's AVX2 Quantize (torch.quantize_per_tensor "
+                      "to 8 bits, dynamic activations in fbgemm and qnnpack)",
+}
+_RULE_CODES = {"reciprocal": 0, "reciprocal_add": 1, "reciprocal_fma": 2}     # cython_src/_torchquant.pyx
 
 _CALLS = {
     "quantize_int": "quantize_int(x, fmt, scale, zero_point=0, axis=None, group_size=None, ...)",
@@ -103,19 +117,28 @@ def scale_in(s: np.ndarray, dtype) -> np.ndarray:
 
 
 def quantize_int(x, fmt, scale, zero_point=0, axis: int | None = None, group_size: int | None = None,
-                 rounding: str = "rne", seed: int | None = None, num_threads: int | None = None) -> np.ndarray:
+                 rounding: str = "rne", seed: int | None = None, num_threads: int | None = None,
+                 rule: str = "divide") -> np.ndarray:
     """Integer codes of x, in int8/uint8 (up to 8 bits) or int16/uint16.
 
     Per tensor: scalar scale and zero point. Per channel: `axis`, parameters of shape
     (x.shape[axis],). Per group: `axis` and `group_size`, parameters shaped like x with the
     axis dimension replaced by ceil(x.shape[axis] / group_size) (as ONNX blocked quantization).
     scale is cast to x's precision. +-Inf clamps to the range; NaN is an error.
+    rule: the arithmetic (QUANTIZE_RULES). The reciprocal rules are PyTorch's: they compute in
+    float32 (x and scale rounded to float32 first) and round half to even only.
     """
 
     fmt = _int_format(fmt)
+    if rule not in QUANTIZE_RULES:
+        raise ValueError(f"unknown quantize rule {rule!r}; choose one of {', '.join(QUANTIZE_RULES)}")
+    if rule != "divide" and rounding != "rne":
+        raise ValueError(f"rule {rule!r} rounds half to even (rounding='rne'), got rounding={rounding!r}")
     mode = rounding_code(rounding)
     seed = check_seed(rounding, seed)
     arr = float_input(x)
+    if rule != "divide":
+        arr = arr.astype(np.float32, copy=False)
     threads = resolve_threads(num_threads, arr.size)
     if arr.size and np.isnan(arr).any():
         raise ValueError("x contains NaN, which has no integer code")
@@ -125,8 +148,33 @@ def quantize_int(x, fmt, scale, zero_point=0, axis: int | None = None, group_siz
     z_rows = np.ascontiguousarray(rows.params_to_rows(z), dtype=np.int32)
     xr = rows.to_rows(arr)
     out = np.empty(xr.shape, container_dtype(fmt))
-    _intcodec.quantize_rows(xr, s_rows, z_rows, out, fmt.qmin, fmt.qmax, mode, seed, threads)
+    if rule == "divide":
+        _intcodec.quantize_rows(xr, s_rows, z_rows, out, fmt.qmin, fmt.qmax, mode, seed, threads)
+    else:
+        _quantize_reciprocal(xr, s_rows, z_rows, rule, fmt, out, threads)
     return rows.from_rows(out)
+
+
+def _quantize_reciprocal(xr: np.ndarray, s_rows: np.ndarray, z_rows: np.ndarray, rule: str, fmt: IntFormat,
+                         out: np.ndarray, threads: int) -> None:
+    """PyTorch's quantize arithmetics (QUANTIZE_RULES) on rows of float32 x, one scale and zero
+    point per row (compiled, cython_src/_torchquant.pyx)."""
+    inv = np.float32(1) / s_rows.astype(np.float32)
+    _torchquant.quantize_rows(xr, inv, z_rows, out, fmt.qmin, fmt.qmax, _RULE_CODES[rule], threads)
+
+
+def quantize_uint8_per_tensor(x: np.ndarray, scale: np.float32, zero_point: int, rule: str,
+                              num_threads: int | None = None) -> np.ndarray:
+    """quantize_int(x, "uint8", scale, zero_point, rule=rule) for float32 x free of NaN and a
+    checked scale and zero point: the run-time path of dynamic quantization, without the checks.
+    Rows of the last axis are the kernel's rows, so threads can share the work."""
+    x = np.asarray(x, np.float32)
+    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1))
+    out = np.empty(rows.shape, np.uint8)
+    n = rows.shape[0]
+    _quantize_reciprocal(rows, np.full(n, scale, np.float32), np.full(n, zero_point, np.int32), rule,
+                         _int_format("uint8"), out, resolve_threads(num_threads, rows.size))
+    return out.reshape(x.shape)
 
 
 def dequantize_int(q, scale, zero_point=0, axis: int | None = None, group_size: int | None = None,
