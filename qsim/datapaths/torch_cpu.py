@@ -14,7 +14,7 @@ dequantization, on uint8 (quint8) and int8 (qint8) codes. Three families of arit
 
 Arrays come in and go out in the order the kernels walk memory: callers that hold NCHW
 tensors in channels-last memory pass NHWC arrays (qsim.sim.torch_quant does this). Measured
-against torch 2.13 on an AVX-512 CPU (tests/test_torch_quant.py).
+against torch 2.13 on an AVX-512 CPU (tests/sim/test_torch_quant.py).
 """
 
 from __future__ import annotations
