@@ -367,3 +367,118 @@ def conv(x, w, bias, stride, padding, dilation, groups: int) -> np.ndarray:
     if bias is not None:
         y = (y + np.asarray(bias, F32).reshape((1, c_out) + (1,) * len(kernel))).astype(F32)
     return y
+
+
+# -- quantized elementwise operators (com.microsoft) -----------------------------------------------------
+def _pack_saturate(r: np.ndarray, fmt) -> np.ndarray:
+    """CVTPS2DQ results packed to 8 bits as SSE does: saturate to int16, then to the type."""
+    return np.clip(np.clip(r, -32768, 32767), fmt.qmin, fmt.qmax)
+
+
+def _cvtps2dq(v: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(v) & (np.abs(v) < F32(2.0 ** 31))
+    return np.where(ok, np.rint(np.where(ok, v, 0)), -2.0 ** 31).astype(np.int64)
+
+
+def broadcast_span(a_shape, b_shape) -> str:
+    """Which operand ORT's broadcast loop holds constant over each innermost span: "a" or "b"
+    (that operand is a scalar per span), or "" (both vary element by element)."""
+    out = np.broadcast_shapes(a_shape, b_shape)
+    if int(np.prod(a_shape)) == 1:
+        return "a"
+    if int(np.prod(b_shape)) == 1:
+        return "b"
+    a = (1,) * (len(out) - len(a_shape)) + tuple(a_shape)
+    b = (1,) * (len(out) - len(b_shape)) + tuple(b_shape)
+    for d in reversed(range(len(out))):          # the innermost axis that is not 1
+        if out[d] != 1:
+            return "a" if a[d] == 1 else "b" if b[d] == 1 else ""
+    return ""
+
+
+def qlinear_add(a, sa, za, b, sb, zb, sc, zc, fmt) -> np.ndarray:
+    """MlasQLinearAdd (AVX2): ratios ra = sa / sc, rb = sb / sc; fixed = zc - (ra za + rb zb);
+    y = rne(fma(a, ra, fma(b, rb, fixed))); an operand constant over the broadcast span folds
+    into the fixed part (fixed + a0 ra). Saturated through int16 to the type."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    span = broadcast_span(a.shape, b.shape)
+    ra, rb = F32(F32(sa) / F32(sc)), F32(F32(sb) / F32(sc))
+    fixed = F32(F32(zc) - _fma(ra, F32(za), F32(rb * F32(zb))))
+    a, b = np.broadcast_arrays(a.astype(F32), b.astype(F32))
+    with np.errstate(invalid="ignore", over="ignore"):
+        if span == "a":
+            v = _fma(b, rb, (fixed + (a * ra).astype(F32)).astype(F32))
+        elif span == "b":
+            v = _fma(a, ra, (fixed + (b * rb).astype(F32)).astype(F32))
+        else:
+            v = _fma(a, ra, _fma(b, rb, fixed))
+    return _pack_saturate(_cvtps2dq(np.asarray(v, F32)), fmt)
+
+
+def qlinear_mul(a, sa, za, b, sb, zb, sc, zc, fmt) -> np.ndarray:
+    """MlasQLinearMul (SSE2): the exact product (a - za)(b - zb) to float32, times
+    float32(float32(sa sb) / sc), plus zc (two roundings), CVTPS2DQ, saturated through int16."""
+    prod = (np.asarray(a, np.int64) - int(za)) * (np.asarray(b, np.int64) - int(zb))
+    ratio = F32(F32(F32(sa) * F32(sb)) / F32(sc))
+    v = (prod.astype(F32) * ratio).astype(F32) + F32(zc)
+    return _pack_saturate(_cvtps2dq(v.astype(F32)), fmt)
+
+
+def lookup_table(fn, sx, zx, sy, zy, fmt) -> np.ndarray:
+    """ORT's QLinear lookup table: for each of the 256 codes x, quantize(fn(sx * (x - zx)))."""
+    from ..quant.intquant import quantize_int
+    codes = np.arange(256, dtype=np.int64)
+    if fmt.signed:
+        codes = np.where(codes >= 128, codes - 256, codes)
+    x = (F32(sx) * (codes - int(zx)).astype(F32)).astype(F32)
+    y = np.asarray(fn(x), F32)
+    return quantize_int(np.where(np.isnan(y), F32(-np.inf), y), fmt, F32(sy), int(zy)).astype(np.int64)
+
+
+def apply_table(table, x) -> np.ndarray:
+    return table[np.asarray(x).astype(np.int64) & 0xFF]
+
+
+def qlinear_average_pool(x, sx, zx, sy, zy, fmt, kernel, strides, pads, count_include_pad) -> np.ndarray:
+    """QLinearAveragePool: dequantized to float32, each window summed from 0 in row-major order,
+    divided by its size, then rne(y / sy + zy) clamped. A kernel covering the whole unpadded
+    input is the integer global average pool."""
+    x = np.asarray(x, np.int64)
+    if tuple(kernel) == x.shape[2:] and not any(pads):
+        return qlinear_global_average_pool(x, sx, zx, sy, zy, fmt)
+    xf = (F32(sx) * (x - int(zx)).astype(F32)).astype(F32)
+    windows = pool_windows(x.shape, kernel, strides, pads)
+    out_shape = tuple(len(w[0]) for w in windows)
+    y = np.empty(x.shape[:2] + out_shape, np.int64)
+    for index in np.ndindex(*out_shape):
+        spans = [range(windows[d][0][i], windows[d][1][i]) for d, i in enumerate(index)]
+        total = np.zeros(x.shape[:2], F32)
+        for point in np.ndindex(*[len(s) for s in spans]):
+            total = (total + xf[(slice(None), slice(None)) + tuple(spans[d][p] for d, p in enumerate(point))]).astype(F32)
+        count = int(np.prod(kernel)) if count_include_pad else int(np.prod([len(s) for s in spans]))
+        mean = (total / F32(count)).astype(F32)
+        q = np.rint(((mean / F32(sy)).astype(F32) + F32(zy)).astype(F32))
+        y[(slice(None), slice(None)) + index] = np.clip(_cvtps2dq(q), fmt.qmin, fmt.qmax)
+    return y
+
+
+def global_pool_scale(sx, sy, size: int) -> np.float32:
+    """MLAS's QLinearGlobalAveragePool scale sx / (sy * size), in float32; refused outside
+    [2^-32, 256) as MLAS refuses it."""
+    scale = F32(F32(sx) / F32(F32(sy) * F32(size)))
+    if not (F32(2.0 ** -32) <= scale < F32(256)) or size >= 1 << 24:
+        raise ValueError("QLinearGlobalAveragePool parameter out of computation range (ORT refuses it too)")
+    return scale
+
+
+def qlinear_global_average_pool(x, sx, zx, sy, zy, fmt, datapath=None) -> np.ndarray:
+    """MlasQLinearGlobalAveragePool: the exact integer sum minus zx * size, requantized by
+    scale = sx / (sy * size) as MLAS's output stage does (float32(acc) * scale, clamped, rne)."""
+    from ..datapaths.integer import get_datapath
+    from ..datapaths.requant import requantize
+    x = np.asarray(x, np.int64)
+    size = int(np.prod(x.shape[2:]))
+    acc = x.reshape(x.shape[0], x.shape[1], -1).sum(axis=-1) - int(zx) * size
+    path = get_datapath("onnxruntime-x86" if datapath is None else datapath)
+    y = requantize(acc, global_pool_scale(sx, sy, size), F32(1), F32(1), int(zy), fmt.qmin, fmt.qmax, path.requant)
+    return y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))

@@ -99,7 +99,8 @@ def _dequantize_linear(ctx, x, scale, zero=None):
     axis, block = _granularity(ctx, x, scale)
     fmt = qformat(x.dtype)
     z = 0 if zero is None or isinstance(fmt, FloatFormat) else ints(zero).astype(np.int64)
-    return K.dequantize_linear(x if isinstance(fmt, FloatFormat) else ints(x), scale, z, fmt, axis, block)
+    codes = np.asarray(x).view(np.uint8) if isinstance(fmt, FloatFormat) else ints(x)
+    return K.dequantize_linear(codes, scale, z, fmt, axis, block)
 
 
 @op("DynamicQuantizeLinear")
@@ -488,3 +489,84 @@ def _global_average_pool(ctx, x):
 @op("GlobalMaxPool")
 def _global_max_pool(ctx, x):
     return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+# -- quantized elementwise and pooling (com.microsoft) -------------------------------------------------------
+def _qformat_of(ctx, zero, x=None):
+    dtype = np.asarray(zero if zero is not None else x).dtype
+    fmt = qformat(dtype)
+    if fmt is None or isinstance(fmt, FloatFormat) or fmt.bits != 8:
+        ctx.fail(f"{ctx.node.op} takes 8-bit integer tensors, got {dtype}")
+    return fmt, dtype
+
+
+def _z(z) -> int:
+    return 0 if z is None else int(np.asarray(ints(z)).reshape(()))
+
+
+def _s(s) -> np.float32:
+    return F32(np.asarray(s, F32).reshape(()))
+
+
+@op("QLinearAdd", domain=MS)
+def _qlinear_add(ctx, a, sa, za, b, sb, zb, sc, zc=None):
+    fmt, dtype = _qformat_of(ctx, zc, a)
+    return K.qlinear_add(ints(a), _s(sa), _z(za), ints(b), _s(sb), _z(zb), _s(sc), _z(zc), fmt).astype(dtype)
+
+
+@op("QLinearMul", domain=MS)
+def _qlinear_mul(ctx, a, sa, za, b, sb, zb, sc, zc=None):
+    fmt, dtype = _qformat_of(ctx, zc, a)
+    return K.qlinear_mul(ints(a), _s(sa), _z(za), ints(b), _s(sb), _z(zb), _s(sc), _z(zc), fmt).astype(dtype)
+
+
+def _lookup(fn):
+    def run(ctx, x, sx, zx, sy, zy=None):
+        fmt, dtype = _qformat_of(ctx, zy, x)
+        table = K.lookup_table(fn(ctx), _s(sx), _z(zx), _s(sy), _z(zy), fmt)
+        return K.apply_table(table, x).astype(dtype)
+    return run
+
+
+op("QLinearSigmoid", domain=MS)(_lookup(lambda ctx: K.logistic))
+op("QLinearLeakyRelu", domain=MS)(_lookup(
+    lambda ctx: lambda v: np.where(v >= 0, v, (v * F32(ctx.attr("alpha", 0.01))).astype(F32))))
+
+
+@op("QLinearConcat", domain=MS)
+def _qlinear_concat(ctx, sy, zy, *tuples):
+    fmt, dtype = _qformat_of(ctx, zy)
+    parts = []
+    for x, sx, zx in zip(tuples[0::3], tuples[1::3], tuples[2::3]):
+        if _s(sx) == _s(sy) and _z(zx) == _z(zy):
+            parts.append(ints(x).astype(np.int64))             # same scale and zero point: a copy
+        else:
+            parts.append(K.apply_table(K.lookup_table(lambda v: v, _s(sx), _z(zx), _s(sy), _z(zy), fmt), x))
+    return np.concatenate(parts, axis=ctx.attr("axis")).astype(dtype)
+
+
+def _channels_first(ctx, x):
+    """com.microsoft pooling with channels_last=1 runs on NHWC; qsim computes in NCHW."""
+    return np.moveaxis(x, -1, 1) if ctx.attr("channels_last", 0) else x
+
+
+def _channels_back(ctx, y):
+    return np.moveaxis(y, 1, -1) if ctx.attr("channels_last", 0) else y
+
+
+@op("QLinearAveragePool", domain=MS)
+def _qlinear_average_pool(ctx, x, sx, zx, sy, zy=None):
+    fmt, dtype = _qformat_of(ctx, zy, x)
+    xc = _channels_first(ctx, ints(x))
+    kernel, strides, pads = _pool_attrs(ctx, xc)
+    y = K.qlinear_average_pool(xc, _s(sx), _z(zx), _s(sy), _z(zy), fmt, kernel, strides, pads,
+                               bool(ctx.attr("count_include_pad", 0)))
+    return _channels_back(ctx, y).astype(dtype)
+
+
+@op("QLinearGlobalAveragePool", domain=MS)
+def _qlinear_global_average_pool(ctx, x, sx, zx, sy, zy):
+    fmt, dtype = _qformat_of(ctx, zy, x)
+    y = K.qlinear_global_average_pool(_channels_first(ctx, ints(x)), _s(sx), _z(zx), _s(sy), _z(zy), fmt,
+                                      ctx.datapath)
+    return _channels_back(ctx, y).astype(dtype)

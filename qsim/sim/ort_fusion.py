@@ -1,0 +1,361 @@
+"""The graph ONNX Runtime's default CPU session runs, as far as the numbers go.
+
+ORT (1.32, x86-64) rewrites a quantized model before running it. These are the rewrites that
+change results, measured against sessions that save their optimized model
+(SessionOptions.optimized_model_filepath) and against their outputs; layout-only rewrites
+(NHWC, constant folding of shapes) are left out:
+
+1. EnsureUniqueDQForNodeUnit: a DequantizeLinear read by several nodes (or also a graph
+   output) is duplicated, one per reading node input.
+2. QDQS8ToU8 (x86, where int8 activations are not "allowed"): a QuantizeLinear read only by
+   one DequantizeLinear, both with the same constant int8 zero point, becomes uint8 with the
+   zero point + 128. The values are the same; the integer kernels that follow see other
+   codes, which changes some roundings (QLinearAdd's float part, QLinearAveragePool).
+3. QDQ selectors and actions: DQ inputs -> op -> Q groups become integer operators when the
+   types agree (RULES below); DQ -> MatMul without Q becomes MatMulIntegerToFloat.
+4. Dynamic quantization: DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul(scale) [-> Add]
+   becomes MatMulIntegerToFloat, and DynamicQuantizeMatMul when the DynamicQuantizeLinear
+   feeds nothing else.
+5. Float fusions of transformer blocks: MatMul + scalar Mul/Div -> FusedMatMul (the scale as
+   the GEMM's alpha), Gelu from its Erf form, Add + Gelu -> BiasGelu, Add + LayerNormalization
+   -> SkipLayerNormalization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .onnx_quant import MS, Node, QuantModel
+
+INT8, UINT8 = np.dtype(np.int8), np.dtype(np.uint8)
+
+
+class _Graph:
+    """A mutable view of a QuantModel's nodes: who produces and who reads each tensor."""
+
+    def __init__(self, qm: QuantModel):
+        self.qm = qm
+        self.nodes = list(qm.nodes)
+        self.consts = dict(qm.consts)
+        self.outputs = set(qm.outputs)
+        self.inputs = {i.name: i for i in qm.inputs}
+        self.types = {}                 # element types of tensors whose producer was fused away
+        self._fresh = 0
+
+    def producer(self, name: str):
+        for n in self.nodes:
+            if name in n.outputs:
+                return n
+        return None
+
+    def readers(self, name: str) -> list:
+        """(node, input index) of every read of a tensor."""
+        return [(n, i) for n in self.nodes for i, t in enumerate(n.inputs) if t == name]
+
+    def new_name(self, base: str) -> str:
+        self._fresh += 1
+        return f"{base}/qsim{self._fresh}"
+
+    def const(self, base: str, value) -> str:
+        name = self.new_name(base)
+        self.consts[name] = np.asarray(value)
+        return name
+
+    def swap(self, old: Node, new: Node) -> None:
+        self.nodes[self.nodes.index(old)] = new
+
+    def remove(self, *nodes) -> None:
+        for n in nodes:
+            self.nodes.remove(n)
+
+    def dtype(self, name: str):
+        """The element type of a tensor where the graph says it: constants, graph inputs,
+        QuantizeLinear and DequantizeLinear outputs."""
+        if name in self.types:
+            return self.types[name]
+        if name in self.consts:
+            return self.consts[name].dtype
+        if name in self.inputs:
+            return self.inputs[name].dtype
+        p = self.producer(name)
+        if p is None:
+            return None
+        if p.op == "QuantizeLinear":
+            if len(p.inputs) > 2 and p.inputs[2]:
+                return self.dtype(p.inputs[2])
+            from .ort_ops import _onnx_dtype
+            return _onnx_dtype(p.attrs["output_dtype"]) if p.attrs.get("output_dtype") else UINT8
+        if p.op == "DequantizeLinear":
+            return np.dtype(np.float32)
+        return None
+
+    def scalar_const(self, name: str):
+        v = self.consts.get(name)
+        return None if v is None or v.size != 1 else v.reshape(())
+
+    def freeze(self) -> QuantModel:
+        return replace(self.qm, nodes=tuple(self.nodes), consts=self.consts)
+
+
+def ort_default(qm: QuantModel) -> QuantModel:
+    """The graph ORT's default session executes, rewritten as ORT rewrites it (see above)."""
+    g = _Graph(qm)
+    _ensure_unique_dq(g)
+    _qdq_s8_to_u8(g)
+    _qdq_fuse(g)
+    _dynamic_quant_fuse(g)
+    from .ort_float_fusion import float_fuse
+    float_fuse(g)
+    return g.freeze()
+
+
+# -- 1. one DequantizeLinear per reading node input -------------------------------------------------
+def _ensure_unique_dq(g: _Graph) -> None:
+    for dq in [n for n in g.nodes if n.op == "DequantizeLinear"]:
+        reads = g.readers(dq.outputs[0])
+        graph_output = dq.outputs[0] in g.outputs
+        if not reads or (len(reads) == 1 and not graph_output):
+            continue
+        for reader, index in reads[0 if graph_output else 1:]:
+            name = g.new_name(dq.outputs[0] + "/duplicated")
+            copy = replace(dq, name=dq.name + "/duplicated", outputs=(name,))
+            g.nodes.insert(g.nodes.index(dq) + 1, copy)
+            reader_now = next(n for n in g.nodes if n.name == reader.name and n.outputs == reader.outputs)
+            inputs = list(reader_now.inputs)
+            inputs[index] = name
+            g.swap(reader_now, replace(reader_now, inputs=tuple(inputs)))
+
+
+# -- 2. int8 Q -> DQ pairs to uint8 --------------------------------------------------------------------
+def _qdq_s8_to_u8(g: _Graph) -> None:
+    for q in [n for n in g.nodes if n.op == "QuantizeLinear"]:
+        reads = g.readers(q.outputs[0])
+        if len(reads) != 1 or q.outputs[0] in g.outputs or reads[0][0].op != "DequantizeLinear":
+            continue
+        dq = reads[0][0]
+        if len(q.inputs) != 3 or len(dq.inputs) != 3:
+            continue
+        zq, zd = g.scalar_const(q.inputs[2]), g.scalar_const(dq.inputs[2])
+        if zq is None or zd is None or zq.dtype != INT8 or zd.dtype != INT8 or zq != zd:
+            continue
+        zero = g.const("qdq_s8_to_u8_zp_conversion", np.uint8(int(zq) + 128))
+        codes = g.new_name("qdq_s8_to_u8_quant")
+        g.swap(q, replace(q, inputs=q.inputs[:2] + (zero,), outputs=(codes,)))
+        g.swap(dq, replace(dq, inputs=(codes, dq.inputs[1], zero)))
+
+
+# -- 3. QDQ node groups to integer operators ---------------------------------------------------------------
+DROP_QDQ = {"Expand", "Flatten", "Gather", "GatherElements", "Reshape", "Slice", "Squeeze", "Tile", "Transpose",
+            "Unsqueeze", "MaxPool", "ReduceMax", "ReduceMin", "Resize"}
+UNARY = {"AveragePool": "QLinearAveragePool", "LeakyRelu": "QLinearLeakyRelu",
+         "GlobalAveragePool": "QLinearGlobalAveragePool", "Sigmoid": "QLinearSigmoid", "Softmax": "QLinearSoftmax"}
+BINARY = {"Add": "QLinearAdd", "Mul": "QLinearMul"}
+_WIDE = {np.dtype(t) for t in (np.int16, np.uint16)}
+
+
+def _sub_byte(dtype) -> bool:
+    return dtype is not None and np.dtype(dtype).name in ("int4", "uint4")
+
+
+def _eight_bit(dtype) -> bool:
+    return dtype is not None and np.dtype(dtype) in (INT8, UINT8)
+
+
+def _group(g: _Graph, node: Node):
+    """The DQ nodes feeding node and the Q nodes reading it, if they form a QDQ node unit:
+    every DQ read only by this node, the node read only by Q nodes and no graph output."""
+    dqs = []
+    for t in node.inputs:
+        p = g.producer(t) if t else None
+        if p is not None and p.op == "DequantizeLinear":
+            dqs.append(p)
+    for dq in dqs:
+        if [r for r, _ in g.readers(dq.outputs[0])] != [node] or dq.outputs[0] in g.outputs:
+            return None
+    reads = [r for out in node.outputs for r, _ in g.readers(out)]
+    qs = [r for r in reads if r.op == "QuantizeLinear"]
+    if qs and (len(qs) != len(reads) or any(o in g.outputs for o in node.outputs) or len(node.outputs) != len(qs)):
+        qs = None
+    return dqs, qs
+
+
+def _types(g: _Graph, dqs, qs):
+    return [g.dtype(d.inputs[0]) for d in dqs], [g.dtype(q.outputs[0]) for q in qs or []]
+
+
+def _same_qparams(g: _Graph, dq: Node, q: Node) -> bool:
+    """IsQDQPairSupported: constant scalar scale and zero point, equal on both sides (and the
+    scale positive)."""
+    s1, s2 = g.scalar_const(dq.inputs[1]), g.scalar_const(q.inputs[1])
+    z1 = g.scalar_const(dq.inputs[2]) if len(dq.inputs) > 2 and dq.inputs[2] else np.uint8(0)
+    z2 = g.scalar_const(q.inputs[2]) if len(q.inputs) > 2 and q.inputs[2] else np.uint8(0)
+    return (s1 is not None and s2 is not None and z1 is not None and z2 is not None and s1 == s2 and s1 > 0
+            and int(z1) == int(z2) and z1.dtype == z2.dtype)
+
+
+def _qparams(dq: Node) -> tuple:
+    return dq.inputs[1], dq.inputs[2] if len(dq.inputs) > 2 else ""
+
+
+def _qdq_fuse(g: _Graph) -> None:
+    for node in list(g.nodes):
+        if node not in g.nodes or node.domain:
+            continue
+        found = _group(g, node)
+        if found is None:
+            continue
+        dqs, qs = found
+        fused = _select(g, node, dqs, qs)
+        if fused is None:
+            continue
+        for q in qs or []:
+            g.types[q.outputs[0]] = g.dtype(q.outputs[0])
+        g.swap(node, fused)
+        g.remove(*dqs, *(qs or []))
+
+
+def _select(g: _Graph, node: Node, dqs, qs):
+    """The replacement of a QDQ node unit, or None where ORT's CPU selectors refuse it."""
+    dt_in, dt_out = _types(g, dqs, qs)
+    n_inputs = len([t for t in node.inputs if t])
+    op = node.op
+    if op == "Gemm" and len(dqs) == n_inputs and len(dqs) in (2, 3) and qs is not None:
+        y = (qs[0].inputs[1], qs[0].inputs[2] if len(qs[0].inputs) > 2 else "") if qs else ()
+        return _qgemm(g, node, dqs, y, qs[0].outputs if qs else node.outputs)
+    if op in DROP_QDQ:
+        if len(dqs) != 1 or not qs or len(qs) != 1 or dqs[0].outputs[0] != node.inputs[0]:
+            return None
+        if dt_in[0] != dt_out[0] or _sub_byte(dt_in[0]) or not _same_qparams(g, dqs[0], qs[0]):
+            return None
+        if op in ("MaxPool", "ReduceMax", "ReduceMin", "Resize") and dt_in[0] in _WIDE:
+            return None
+        return replace(node, inputs=(dqs[0].inputs[0],) + node.inputs[1:], outputs=(qs[0].outputs[0],))
+    if not qs or len(dqs) != n_inputs:
+        if op == "MatMul" and not qs and len(dqs) == 2 and _matmul_types_ok(dt_in):
+            return _matmul_integer_to_float(node, dqs)
+        return None
+    if not all(_eight_bit(t) for t in dt_in + dt_out if t is not None and t != np.dtype(np.int32)):
+        return None
+    q = qs[0]
+    y = (q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "")
+    if op in UNARY and len(dqs) == 1 and dt_in[0] == dt_out[0]:
+        if UNARY[op] == "QLinearSoftmax":
+            _not_modelled(g, node, "QLinearSoftmax")
+        return Node(node.name, UNARY[op], MS, (dqs[0].inputs[0], *_qparams(dqs[0]), *y), q.outputs, node.attrs)
+    if op in BINARY and len(dqs) == 2 and dt_in[0] == dt_in[1] == dt_out[0]:
+        a, b = (next(d for d in dqs if d.outputs[0] == t) for t in node.inputs)
+        return Node(node.name, BINARY[op], MS, (a.inputs[0], *_qparams(a), b.inputs[0], *_qparams(b), *y),
+                    q.outputs, {})
+    if op == "Concat" and all(t == dt_out[0] for t in dt_in):
+        ordered = [next(d for d in dqs if d.outputs[0] == t) for t in node.inputs]
+        args = [a for d in ordered for a in (d.inputs[0], *_qparams(d))]
+        return Node(node.name, "QLinearConcat", MS, (*y, *args), q.outputs, node.attrs)
+    if op == "Conv" and len(dqs) in (2, 3):
+        x, w = _by_slot(node, dqs, 0), _by_slot(node, dqs, 1)
+        tx, tw = g.dtype(x.inputs[0]), g.dtype(w.inputs[0])
+        if tx != dt_out[0] or tx == INT8:                 # x86: int8 activations are not allowed
+            return None
+        bias = ()
+        if len(node.inputs) > 2 and node.inputs[2]:
+            b = _by_slot(node, dqs, 2)
+            if g.dtype(b.inputs[0]) != np.dtype(np.int32):
+                return None
+            bias = (b.inputs[0],)
+        return Node(node.name, "QLinearConv", "", (x.inputs[0], *_qparams(x), w.inputs[0], *_qparams(w), *y, *bias),
+                    q.outputs, node.attrs)
+    if op == "MatMul" and len(dqs) == 2 and _matmul_types_ok(dt_in) and dt_in[0] == dt_out[0]:
+        a, b = _by_slot(node, dqs, 0), _by_slot(node, dqs, 1)
+        return Node(node.name, "QLinearMatMul", "", (a.inputs[0], *_qparams(a), b.inputs[0], *_qparams(b), *y),
+                    q.outputs, {})
+    if op == "Where" and len(dqs) == 2 and dt_in[0] == dt_in[1] == dt_out[0]:
+        _not_modelled(g, node, "QLinearWhere")
+    return None
+
+
+def _not_modelled(g: _Graph, node: Node, fused: str):
+    g.qm.fail(node, f"ONNX Runtime's default session fuses this QDQ group into {fused}, which qsim does not "
+                    "model; run it with path='ort-unfused'")
+
+
+def _by_slot(node: Node, dqs, slot: int) -> Node:
+    return next(d for d in dqs if d.outputs[0] == node.inputs[slot])
+
+
+def _matmul_types_ok(dt_in) -> bool:
+    return all(_eight_bit(t) for t in dt_in) and dt_in[0] != INT8
+
+
+def _matmul_integer_to_float(node: Node, dqs) -> Node:
+    a, b = _by_slot(node, dqs, 0), _by_slot(node, dqs, 1)
+    return Node(node.name, "MatMulIntegerToFloat", MS,
+                (a.inputs[0], b.inputs[0], a.inputs[1], b.inputs[1], _qparams(a)[1], _qparams(b)[1]), node.outputs, {})
+
+
+def _qgemm(g: _Graph, node: Node, dqs, y, outputs):
+    a, b = _by_slot(node, dqs, 0), _by_slot(node, dqs, 1)
+    ta, tb = g.dtype(a.inputs[0]), g.dtype(b.inputs[0])
+    if (ta == INT8 and tb != INT8) or (y and ta != g.dtype(outputs[0])):
+        return None
+    bias = ""
+    if len(dqs) == 3:
+        if node.attrs.get("beta", 1.0) != 1.0:
+            return None
+        c = _by_slot(node, dqs, 2)
+        if g.dtype(c.inputs[0]) != np.dtype(np.int32):
+            return None
+        bias = c.inputs[0]
+    attrs = {k: node.attrs[k] for k in ("alpha", "transA", "transB") if k in node.attrs}
+    return Node(node.name, "QGemm", MS, (a.inputs[0], *_qparams(a), b.inputs[0], *_qparams(b), bias, *y), outputs,
+                attrs)
+
+
+# -- 4. dynamic quantization -------------------------------------------------------------------------------
+def _dynamic_quant_fuse(g: _Graph) -> None:
+    for mmi in [n for n in g.nodes if n.op == "MatMulInteger"]:
+        dql = g.producer(mmi.inputs[0])
+        if dql is None or dql.op != "DynamicQuantizeLinear" or mmi.inputs[1] not in g.consts:
+            continue
+        chain = _single_reader(g, mmi, "Cast")
+        mul = chain and _single_reader(g, chain, "Mul")
+        if not mul:
+            continue
+        scale_name = next(t for t in mul.inputs if t != chain.outputs[0])
+        scale_mul = g.producer(scale_name)
+        if scale_mul is None or scale_mul.op != "Mul" or dql.outputs[1] not in scale_mul.inputs:
+            continue
+        b_scale = next(t for t in scale_mul.inputs if t != dql.outputs[1])
+        if b_scale not in g.consts:
+            continue
+        add = _single_reader(g, mul, "Add")
+        bias = add and next((t for t in add.inputs if t != mul.outputs[0]), None)
+        if add and (bias not in g.consts or g.consts[bias].ndim != 1):
+            add = None
+        last = add or mul
+        zb = mmi.inputs[3] if len(mmi.inputs) > 3 else ""
+        fused = Node(mmi.name, "MatMulIntegerToFloat", MS,
+                     (mmi.inputs[0], mmi.inputs[1], dql.outputs[1], b_scale, dql.outputs[2], zb, bias if add else ""),
+                     last.outputs, {})
+        g.swap(last, fused)
+        g.remove(*[n for n in (mmi, chain, mul, add) if n is not None and n is not last])
+        if len(g.readers(scale_name)) == 0:
+            g.remove(scale_mul)
+    for fused in [n for n in g.nodes if n.op == "MatMulIntegerToFloat" and n.domain == MS]:
+        dql = g.producer(fused.inputs[0])
+        if dql is None or dql.op != "DynamicQuantizeLinear":
+            continue
+        readers = {r.name for out in dql.outputs for r, _ in g.readers(out)}
+        if readers != {fused.name} or fused.inputs[2] != dql.outputs[1] or fused.inputs[4] != dql.outputs[2]:
+            continue
+        g.swap(fused, Node(fused.name, "DynamicQuantizeMatMul", MS,
+                           (dql.inputs[0], fused.inputs[1], fused.inputs[3], fused.inputs[5], fused.inputs[6]),
+                           fused.outputs, {}))
+        g.remove(dql)
+
+
+def _single_reader(g: _Graph, node: Node, op: str):
+    reads = g.readers(node.outputs[0])
+    if len(reads) == 1 and reads[0][0].op == op and node.outputs[0] not in g.outputs:
+        return reads[0][0]
+    return None
