@@ -482,3 +482,74 @@ def qlinear_global_average_pool(x, sx, zx, sy, zy, fmt, datapath=None) -> np.nda
     path = get_datapath("onnxruntime-x86" if datapath is None else datapath)
     y = requantize(acc, global_pool_scale(sx, sy, size), F32(1), F32(1), int(zy), fmt.qmin, fmt.qmax, path.requant)
     return y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+
+
+# -- softmax and layer normalization -----------------------------------------------------------------------
+# MlasExpConstants (compute.cpp) as float32
+_EXP_LOW, _ROUND_BIAS = F32(-103.9720840454), F32(12582912.0)
+_SUMEXP_POLY = [F32(float.fromhex(h)) for h in ("0x1.694000p-10", "0x1.125edcp-7", "0x1.555b5ap-5", "0x1.555450p-3",
+                                                "0x1.fffff6p-2", "0x1.000000p+0", "0x1.000000p+0")]
+
+
+def exp_scalef(v: np.ndarray) -> np.ndarray:
+    """MLAS's AVX512F exp: clamp at -103.97, m = round(v / ln 2) by the rounding-bias trick,
+    v - m ln2 in two FMAs, a degree-6 polynomial by FMAs, then VSCALEFPS (p * 2^m)."""
+    v = np.where(np.isnan(v), v, np.maximum(_EXP_LOW, v)).astype(F32)
+    m = (_fma(v, _LOG2E, _ROUND_BIAS) - _ROUND_BIAS).astype(F32)
+    v = _fma(m, _LN2_HI, v)
+    v = _fma(m, _LN2_LO, v)
+    p = np.full(v.shape, _SUMEXP_POLY[0], F32)
+    for c in _SUMEXP_POLY[1:]:
+        p = _fma(p, v, c)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ldexp(p, np.nan_to_num(m).astype(np.int32)).astype(F32)
+
+
+def softmax(x, axis: int = -1) -> np.ndarray:
+    """MlasComputeSoftmax (AVX512F) along the last axis: e = exp(x - max) per element; the
+    row sum in 16 lanes (lane j takes elements j mod 16 in order), reduced by adding the two
+    halves and two horizontal adds; then e * (1 / sum)."""
+    x = np.moveaxis(np.asarray(x, F32), axis, -1)
+    e = exp_scalef((x + (-x.max(axis=-1, keepdims=True))).astype(F32))
+    n = x.shape[-1]
+    lanes = np.zeros(x.shape[:-1] + (16,), F32)
+    for i in range(0, n, 16):
+        w = min(16, n - i)
+        lanes[..., :w] = (lanes[..., :w] + e[..., i:i + w]).astype(F32)
+    s = (lanes[..., 8:] + lanes[..., :8]).astype(F32)
+    total = (((s[..., 0] + s[..., 1]).astype(F32) + (s[..., 2] + s[..., 3]).astype(F32)).astype(F32)
+             + ((s[..., 4] + s[..., 5]).astype(F32) + (s[..., 6] + s[..., 7]).astype(F32)).astype(F32)).astype(F32)
+    y = (e * (F32(1) / total).astype(F32)[..., None]).astype(F32)
+    return np.moveaxis(y, -1, axis)
+
+
+def _hsum8(v: np.ndarray) -> np.ndarray:
+    """An AVX 8-lane horizontal sum as MLAS writes it: ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7))."""
+    r = [(v[..., j] + v[..., j + 4]).astype(F32) for j in range(4)]
+    return ((r[0] + r[2]).astype(F32) + (r[1] + r[3]).astype(F32)).astype(F32)
+
+
+def layer_norm(x, scale, bias, epsilon, simplified: bool = False) -> np.ndarray:
+    """MLAS's LayerNorm kernel (AVX2, centered two-pass), measured on onnxruntime 1.32: the
+    mean is float32(sum / n) with the sum in double; then d = x - mean, the squares summed by
+    FMA in 8 float32 lanes (reduced ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)), a tail added in order),
+    var = sum / n, inv = 1 / sqrt(var + eps), y = fma(d * inv, scale, bias). Simplified
+    (RMSNorm): the same with no mean."""
+    x = np.asarray(x, F32)
+    n = x.shape[-1]
+    body = n // 8 * 8
+    mean = np.zeros(x.shape[:-1], F32) if simplified else \
+        (np.add.accumulate(x.astype(np.float64), axis=-1)[..., -1] / n).astype(F32)
+    d = (x - mean[..., None]).astype(F32)
+    lanes = np.zeros(x.shape[:-1] + (8,), F32)
+    for i in range(0, body, 8):
+        lanes = _fma(d[..., i:i + 8], d[..., i:i + 8], lanes)
+    total = _hsum8(lanes)
+    for i in range(body, n):
+        total = _fma(d[..., i], d[..., i], total)
+    var = (total / F32(n)).astype(F32)
+    inv = (F32(1) / np.sqrt((var + F32(epsilon)).astype(F32))).astype(F32)[..., None]
+    y = (d * inv).astype(F32)
+    if bias is None:
+        return (y * np.asarray(scale, F32)).astype(F32)
+    return _fma(y, np.asarray(scale, F32), np.asarray(bias, F32))

@@ -378,8 +378,9 @@ def _reshape(ctx, x, shape):
 
 @op("Flatten")
 def _flatten(ctx, x):
-    axis = ctx.attr("axis", 1) % max(x.ndim, 1) if x.ndim else 0
-    return x.reshape(int(np.prod(x.shape[:axis])), -1)
+    axis = ctx.attr("axis", 1)
+    axis = axis + x.ndim if axis < 0 else axis               # axis == rank is allowed: (size, 1)
+    return x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))
 
 
 @op("Transpose")
@@ -570,3 +571,26 @@ def _qlinear_global_average_pool(ctx, x, sx, zx, sy, zy):
     y = K.qlinear_global_average_pool(_channels_first(ctx, ints(x)), _s(sx), _z(zx), _s(sy), _z(zy), fmt,
                                       ctx.datapath)
     return _channels_back(ctx, y).astype(dtype)
+
+
+op("GreaterOrEqual")(_binary(np.greater_equal))
+op("LessOrEqual")(_binary(np.less_equal))
+
+
+@op("GatherElements")
+def _gather_elements(ctx, x, index):
+    axis = ctx.attr("axis", 0)
+    index = np.asarray(index)
+    return np.take_along_axis(x, np.where(index < 0, index + x.shape[axis], index), axis=axis)
+
+
+@op("Softmax")
+def _softmax(ctx, x):
+    return K.softmax(x, ctx.attr("axis", -1))
+
+
+@op("LayerNormalization")
+def _layer_norm(ctx, x, scale, bias=None):
+    if ctx.attr("axis", -1) not in (-1, x.ndim - 1):
+        ctx.fail("only normalization over the last axis is modelled")
+    return K.layer_norm(x, scale, bias, F32(ctx.attr("epsilon", 1e-5)))
