@@ -67,6 +67,7 @@ class QuantModel:
     inputs: tuple                 # GraphInput
     outputs: tuple                # names
     opset: int
+    shapes: dict = field(default_factory=dict, compare=False)   # tensor -> dims (ints, names, None) where inferred
 
     def fail(self, node: Node | None, why: str):
         where = f"{self.source}: " + (f"{node.label}: " if node is not None else "")
@@ -122,9 +123,26 @@ def load_quantized(model) -> QuantModel:
             continue
         nodes.append(node)
     inputs = tuple(_graph_input(v) for v in graph.input if v.name not in consts)
-    qm = QuantModel(source, tuple(nodes), consts, inputs, tuple(o.name for o in graph.output), opset)
+    qm = QuantModel(source, tuple(nodes), consts, inputs, tuple(o.name for o in graph.output), opset,
+                    _inferred_shapes(proto))
     _check(qm)
     return qm
+
+
+def _inferred_shapes(proto) -> dict:
+    """Tensor shapes by ONNX shape inference (ORT's fusions test some of them); {} if it fails."""
+    from onnx import shape_inference
+    try:
+        inferred = shape_inference.infer_shapes(proto)
+    except Exception:                   # inference is advisory: a model it cannot follow still runs
+        return {}
+    shapes = {}
+    for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        t = v.type.tensor_type
+        if t.HasField("shape"):
+            shapes[v.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                                   for d in t.shape.dim)
+    return shapes
 
 
 def _opset(proto, source: str) -> int:

@@ -530,13 +530,15 @@ def _hsum8(v: np.ndarray) -> np.ndarray:
 
 
 def layer_norm(x, scale, bias, epsilon, simplified: bool = False) -> np.ndarray:
-    """MLAS's LayerNorm kernel (AVX2, centered two-pass), measured on onnxruntime 1.32: the
-    mean is float32(sum / n) with the sum in double; then d = x - mean, the squares summed by
-    FMA in 8 float32 lanes (reduced ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)), a tail added in order),
-    var = sum / n, inv = 1 / sqrt(var + eps), y = fma(d * inv, scale, bias). Simplified
-    (RMSNorm): the same with no mean."""
+    """ORT's LayerNormalization, measured on onnxruntime 1.32. Rows of 8 or more run MLAS's
+    centered two-pass AVX2 kernel: mean = float32(sum / n) with the sum in double; d = x - mean;
+    the squares summed by FMA in 8 float32 lanes, reduced ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)),
+    a 4-element tail added as rounded squares, the last few by FMA; inv = 1 / sqrt(sum / n + eps);
+    y = fma(d * inv, scale, bias). Shorter rows run the scalar Welford loop (welford_norm)."""
     x = np.asarray(x, F32)
     n = x.shape[-1]
+    if n < 8:
+        return welford_norm(x, scale, bias, epsilon, simplified)
     body = n // 8 * 8
     mean = np.zeros(x.shape[:-1], F32) if simplified else \
         (np.add.accumulate(x.astype(np.float64), axis=-1)[..., -1] / n).astype(F32)
@@ -545,11 +547,47 @@ def layer_norm(x, scale, bias, epsilon, simplified: bool = False) -> np.ndarray:
     for i in range(0, body, 8):
         lanes = _fma(d[..., i:i + 8], d[..., i:i + 8], lanes)
     total = _hsum8(lanes)
-    for i in range(body, n):
-        total = _fma(d[..., i], d[..., i], total)
-    var = (total / F32(n)).astype(F32)
-    inv = (F32(1) / np.sqrt((var + F32(epsilon)).astype(F32))).astype(F32)[..., None]
+    i = body
+    if n - i >= 4:
+        for j in range(i, i + 4):
+            total = (total + (d[..., j] * d[..., j]).astype(F32)).astype(F32)
+        i += 4
+    for j in range(i, n):
+        total = _fma(d[..., j], d[..., j], total)
+    inv = (F32(1) / np.sqrt(((total / F32(n)).astype(F32) + F32(epsilon)).astype(F32))).astype(F32)[..., None]
     y = (d * inv).astype(F32)
     if bias is None:
         return (y * np.asarray(scale, F32)).astype(F32)
     return _fma(y, np.asarray(scale, F32), np.asarray(bias, F32))
+
+
+def welford_norm(x, scale, bias, epsilon, simplified: bool = False) -> np.ndarray:
+    """ORT's scalar layer normalization (SkipLayerNormalization; LayerNormalization rows under
+    8): Welford's running mean (+ (x - mean) / (h + 1)) and sum of squared deviations in
+    float32, sd = sqrt(m2 / n + eps), y = ((x - mean) / sd) * scale + bias."""
+    x = np.asarray(x, F32)
+    n = x.shape[-1]
+    mean = np.zeros(x.shape[:-1], F32)
+    m2 = np.zeros(x.shape[:-1], F32)
+    for h in range(n):
+        v = x[..., h]
+        if simplified:
+            m2 = (m2 + (v * v).astype(F32)).astype(F32)
+            continue
+        delta = (v - mean).astype(F32)
+        mean = (mean + (delta / F32(h + 1)).astype(F32)).astype(F32)
+        m2 = (m2 + (delta * (v - mean).astype(F32)).astype(F32)).astype(F32)
+    sd = np.sqrt(((m2 / F32(n)).astype(F32) + F32(epsilon)).astype(F32)).astype(F32)[..., None]
+    y = (((x - mean[..., None]).astype(F32) / sd).astype(F32) * np.asarray(scale, F32)).astype(F32)
+    return y if bias is None else (y + np.asarray(bias, F32)).astype(F32)
+
+
+_SQRT1_2 = F32(0.7071067811865476)
+
+
+def gelu(x) -> np.ndarray:
+    """ORT's Gelu (erf form): e = erf(x * float32(1/sqrt(2))) by MLAS, then (0.5 x)(e + 1)."""
+    x = np.asarray(x, F32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = erf((x * _SQRT1_2).astype(F32))
+        return ((F32(0.5) * x).astype(F32) * (e + F32(1)).astype(F32)).astype(F32)

@@ -594,3 +594,36 @@ def _layer_norm(ctx, x, scale, bias=None):
     if ctx.attr("axis", -1) not in (-1, x.ndim - 1):
         ctx.fail("only normalization over the last axis is modelled")
     return K.layer_norm(x, scale, bias, F32(ctx.attr("epsilon", 1e-5)))
+
+
+# -- float contrib operators (ORT's fusions produce them) -------------------------------------------------
+@op("Gelu", domain=MS)
+@op("Gelu")
+def _gelu(ctx, x):
+    if ctx.attr("approximate", "none") != "none":
+        ctx.fail("only the exact (erf) Gelu is modelled")
+    return K.gelu(x)
+
+
+@op("BiasGelu", domain=MS)
+def _bias_gelu(ctx, x, bias):
+    return K.gelu((np.asarray(x, F32) + np.asarray(bias, F32)).astype(F32))
+
+
+@op("SkipLayerNormalization", domain=MS)
+def _skip_layer_norm(ctx, x, skip, gamma, beta=None, bias=None):
+    s = (np.asarray(x, F32) + np.asarray(skip, F32)).astype(F32)
+    if bias is not None:
+        s = (s + np.asarray(bias, F32)).astype(F32)
+    return K.welford_norm(s, gamma, beta, F32(ctx.attr("epsilon", 1e-12)))
+
+
+@op("FusedMatMul", domain=MS)
+def _fused_matmul(ctx, a, b):
+    if ctx.attr("transBatchA", 0) or ctx.attr("transBatchB", 0):
+        ctx.fail("transBatchA / transBatchB are not modelled")
+    ta, tb = bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0))
+    a, b = np.asarray(a, F32), np.asarray(b, F32)
+    a2 = np.swapaxes(a, -1, -2) if ta else a
+    b2 = np.swapaxes(b, -1, -2) if tb else b
+    return K.sgemm(a2, b2, trans_a=ta, trans_b=tb, alpha=F32(ctx.attr("alpha", 1.0)))
