@@ -11,6 +11,7 @@ from libc.math cimport fmaf
 
 cdef enum:
     TILE = 256        # columns per work item
+    DOT_TILE = 64     # rows and columns per block of int8_dots
 
 
 def fma_chain(const float[:, :, ::1] a, const float[:, :, ::1] b, float[:, :, ::1] out, Py_ssize_t kblock,
@@ -58,3 +59,249 @@ cdef void _row_tile(const float[:, :, ::1] a, const float[:, :, ::1] b, float[:,
             for j in range(n):
                 o[j] = fmaf(acc[j], alpha, o[j])
         k0 += kblock
+
+
+ctypedef fused a_t:
+    unsigned char
+    signed char
+
+ctypedef fused b_t:
+    unsigned char
+    signed char
+
+
+def int8_dots(const a_t[:, ::1] a, const b_t[:, ::1] bt, long long[:, ::1] out, int num_threads):
+    """out[m, n] = sum_k a[m, k] * bt[n, k], exact (8-bit operands, |sum| < 2^31 for K < 2^16):
+    the raw products an 8-bit GEMM sums before its zero-point correction. Blocks of 64 x 64
+    outputs keep both operand panels in cache; compilers turn each dot product into VNNI."""
+    cdef Py_ssize_t M = a.shape[0], N = bt.shape[0], K = a.shape[1]
+    cdef Py_ssize_t mt = (M + DOT_TILE - 1) // DOT_TILE, nt = (N + DOT_TILE - 1) // DOT_TILE, item, m, n, m0, n0, k
+    cdef int acc
+    if M == 0 or N == 0:
+        return
+    with nogil:
+        for item in prange(mt * nt, num_threads=num_threads, schedule="static"):
+            m0 = (item // nt) * DOT_TILE
+            n0 = (item % nt) * DOT_TILE
+            for m in range(m0, min(M, m0 + DOT_TILE)):
+                for n in range(n0, min(N, n0 + DOT_TILE)):
+                    acc = 0
+                    for k in range(K):
+                        acc = acc + <int>a[m, k] * <int>bt[n, k]
+                    out[m, n] = acc
+
+
+# -- elementwise and per-row float kernels (the numpy statements in qsim/sim/ort_kernels.py are their
+#    reference; see there for what each step models) -------------------------------------------------
+
+from libc.math cimport sqrtf, ldexpf
+from libc.stdint cimport uint32_t, int32_t
+from libc.string cimport memcpy
+
+cdef inline uint32_t _bits(float x) noexcept nogil:
+    cdef uint32_t u
+    memcpy(&u, &x, 4)
+    return u
+
+cdef inline float _float(uint32_t u) noexcept nogil:
+    cdef float x
+    memcpy(&x, &u, 4)
+    return x
+
+cdef float ERF_SMALL[6]
+cdef float ERF_BIG[7]
+cdef float EXP_POLY[7]
+cdef float LOGISTIC_ALPHA[5]
+cdef float LOGISTIC_BETA[6]
+cdef float SUMEXP_POLY[7]
+cdef float EXP_LOWER, LOG2E, EXP_C, LN2_HI, LN2_LO, EXP_LOW, ROUND_BIAS
+
+
+def set_constants(erf_small, erf_big, exp_poly, logistic_alpha, logistic_beta, sumexp_poly, scalars):
+    """The float32 constants of MLAS's kernels, set once from qsim/sim/ort_kernels.py (defined there)."""
+    global EXP_LOWER, LOG2E, EXP_C, LN2_HI, LN2_LO, EXP_LOW, ROUND_BIAS
+    cdef int i
+    for i in range(6):
+        ERF_SMALL[i] = erf_small[i]
+        LOGISTIC_BETA[i] = logistic_beta[i]
+    for i in range(7):
+        ERF_BIG[i] = erf_big[i]
+        EXP_POLY[i] = exp_poly[i]
+        SUMEXP_POLY[i] = sumexp_poly[i]
+    for i in range(5):
+        LOGISTIC_ALPHA[i] = logistic_alpha[i]
+    EXP_LOWER, LOG2E, EXP_C, LN2_HI, LN2_LO, EXP_LOW, ROUND_BIAS = scalars
+
+
+cdef inline float _erf(float x) noexcept nogil:
+    # branch-free, as the vector kernel is (so that compilers vectorize the loops that call it)
+    cdef uint32_t b = _bits(x)
+    cdef uint32_t sign = b & 0x80000000u
+    cdef float a = _float(b & 0x7FFFFFFFu), s, small, ab, big, r, f, y, pow2
+    cdef bint big_lane
+    a = <float>3.925 if a > <float>3.925 else a
+    s = a * a
+    small = fmaf(fmaf(fmaf(fmaf(fmaf(ERF_SMALL[0], s, ERF_SMALL[1]), s, ERF_SMALL[2]), s, ERF_SMALL[3]), s,
+                      ERF_SMALL[4]), s, ERF_SMALL[5])
+    small = fmaf(small, a, a)
+    big_lane = <float>0.921875 <= a
+    small = <float>0.0 if big_lane else small
+    ab = a if big_lane else <float>0.0
+    big = fmaf(fmaf(fmaf(fmaf(fmaf(fmaf(ERF_BIG[0], ab, ERF_BIG[1]), ab, ERF_BIG[2]), ab, ERF_BIG[3]), ab,
+                         ERF_BIG[4]), ab, ERF_BIG[5]), ab, ERF_BIG[6])
+    big = -fmaf(big, ab, ab)
+    big = big if big > EXP_LOWER else EXP_LOWER
+    r = fmaf(LOG2E, big, EXP_C) - EXP_C
+    f = fmaf(r, LN2_HI, big)
+    f = fmaf(r, LN2_LO, f)
+    y = fmaf(fmaf(fmaf(fmaf(fmaf(fmaf(EXP_POLY[0], f, EXP_POLY[1]), f, EXP_POLY[2]), f, EXP_POLY[3]), f,
+                       EXP_POLY[4]), f, EXP_POLY[5]), f, EXP_POLY[6])
+    pow2 = _float((<uint32_t>(<int32_t>r + 127)) << 23)
+    y = <float>1.0 - y * pow2
+    return _float(_bits(y) | _bits(small) | sign)
+
+
+def erf(const float[::1] x, float[::1] out, int num_threads):
+    cdef Py_ssize_t i
+    with nogil:
+        for i in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+            out[i] = _erf(x[i])
+
+
+def gelu(const float[::1] x, float[::1] out, float sqrt1_2, int num_threads):
+    cdef Py_ssize_t i
+    cdef float e
+    with nogil:
+        for i in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+            e = _erf(x[i] * sqrt1_2)
+            out[i] = (<float>0.5 * x[i]) * (e + <float>1.0)
+
+
+def logistic(const float[::1] x, float[::1] out, int num_threads):
+    cdef Py_ssize_t i
+    cdef float v, v2, p, q, r
+    cdef int j
+    with nogil:
+        for i in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+            v = x[i]
+            if v == v:
+                if v < -18.0:
+                    v = -18.0
+                if v > 18.0:
+                    v = 18.0
+            v2 = v * v
+            p = fmaf(v2, LOGISTIC_ALPHA[0], LOGISTIC_ALPHA[1])
+            for j in range(2, 5):
+                p = fmaf(v2, p, LOGISTIC_ALPHA[j])
+            q = fmaf(v2, LOGISTIC_BETA[0], LOGISTIC_BETA[1])
+            for j in range(2, 6):
+                q = fmaf(v2, q, LOGISTIC_BETA[j])
+            r = (v * p) / q + <float>0.5
+            if r < 0.0:
+                r = 0.0
+            out[i] = r
+
+
+cdef inline float _exp_scalef(float v) noexcept nogil:
+    cdef float m, p
+    cdef int j
+    if v == v and v < EXP_LOW:
+        v = EXP_LOW
+    m = fmaf(v, LOG2E, ROUND_BIAS) - ROUND_BIAS
+    v = fmaf(m, LN2_HI, v)
+    v = fmaf(m, LN2_LO, v)
+    p = SUMEXP_POLY[0]
+    for j in range(1, 7):
+        p = fmaf(p, v, SUMEXP_POLY[j])
+    return ldexpf(p, <int>m)
+
+
+def softmax_rows(const float[:, ::1] x, float[:, ::1] out, int num_threads):
+    cdef Py_ssize_t r
+    with nogil:
+        for r in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+            _softmax_row(&x[r, 0], &out[r, 0], x.shape[1])
+
+
+cdef void _softmax_row(const float* x, float* out, Py_ssize_t n) noexcept nogil:
+    cdef float lanes[16]
+    cdef float s[8]
+    cdef float mx = x[0], total, inv
+    cdef Py_ssize_t i, j
+    for i in range(1, n):
+        if x[i] > mx:
+            mx = x[i]
+    for j in range(16):
+        lanes[j] = 0.0
+    for i in range(n):
+        out[i] = _exp_scalef(x[i] + (-mx))
+        lanes[i % 16] = lanes[i % 16] + out[i]
+    for j in range(8):
+        s[j] = lanes[j + 8] + lanes[j]
+    total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+    inv = <float>1.0 / total
+    for i in range(n):
+        out[i] = out[i] * inv
+
+
+cdef inline float _hsum8(float* l) noexcept nogil:
+    cdef float r0 = l[0] + l[4], r1 = l[1] + l[5], r2 = l[2] + l[6], r3 = l[3] + l[7]
+    return (r0 + r2) + (r1 + r3)
+
+
+def layer_norm_rows(const float[:, ::1] x, const float[::1] scale, const float[::1] bias, float[:, ::1] out,
+                    float epsilon, bint has_bias, int num_threads):
+    """Rows of at least 8 (MLAS's centered two-pass kernel)."""
+    cdef Py_ssize_t r
+    with nogil:
+        for r in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+            _layer_norm_row(&x[r, 0], &scale[0], &bias[0], &out[r, 0], x.shape[1], epsilon, has_bias)
+
+
+cdef void _layer_norm_row(const float* x, const float* scale, const float* bias, float* out, Py_ssize_t n,
+                          float epsilon, bint has_bias) noexcept nogil:
+    cdef Py_ssize_t body = n // 8 * 8, i, j
+    cdef double total_d = 0.0
+    cdef float mean, d, total, inv, y
+    cdef float lanes[8]
+    for i in range(n):
+        total_d = total_d + <double>x[i]
+    mean = <float>(total_d / <double>n)
+    for j in range(8):
+        lanes[j] = 0.0
+    for i in range(body):
+        d = x[i] - mean
+        lanes[i % 8] = fmaf(d, d, lanes[i % 8])
+    total = _hsum8(lanes)
+    i = body
+    if n - i >= 4:
+        for j in range(i, i + 4):
+            d = x[j] - mean
+            total = total + d * d
+        i = i + 4
+    for j in range(i, n):
+        d = x[j] - mean
+        total = fmaf(d, d, total)
+    inv = <float>1.0 / sqrtf(total / <float>n + epsilon)
+    for i in range(n):
+        y = (x[i] - mean) * inv
+        out[i] = fmaf(y, scale[i], bias[i]) if has_bias else y * scale[i]
+
+
+def welford_rows(const float[:, ::1] x, const float[::1] scale, const float[::1] bias, float[:, ::1] out,
+                 float epsilon, bint has_bias, int num_threads):
+    cdef Py_ssize_t R = x.shape[0], n = x.shape[1], r, h
+    cdef float mean, m2, v, delta, sd, y
+    with nogil:
+        for r in prange(R, num_threads=num_threads, schedule="static"):
+            mean = 0.0
+            m2 = 0.0
+            for h in range(n):
+                v = x[r, h]
+                delta = v - mean
+                mean = mean + delta / <float>(h + 1)
+                m2 = m2 + delta * (v - mean)
+            sd = sqrtf(m2 / <float>n + epsilon)
+            for h in range(n):
+                y = ((x[r, h] - mean) / sd) * scale[h]
+                out[r, h] = y + bias[h] if has_bias else y

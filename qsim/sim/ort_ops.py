@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..datapaths.accumulate import int_matmul
 from ..datapaths.conv import int_conv
-from ..datapaths.integer import qlinear_conv, qlinear_matmul
+from ..datapaths.integer import activation_range, qlinear_conv, qlinear_matmul, requantize_accumulator
 from ..formats import FloatFormat, format as get_format
 from . import ort_kernels as K
 
@@ -148,22 +147,45 @@ def _promote(a, b):
     return a, b, tuple(squeeze)
 
 
+def _requantized(ctx, acc, sa, sb, sy, zy, bias=None):
+    """An accumulator requantized as the datapath does (qsim's requantize_accumulator)."""
+    fmt = qformat(np.asarray(zy).dtype)
+    zy_int = int(np.asarray(ints(zy)).reshape(()))
+    lo, hi = activation_range(None, sy, zy_int, fmt)
+    y, _ = requantize_accumulator(acc, None, bias, F32(np.asarray(sa).reshape(())), np.asarray(sb, F32),
+                                  F32(np.asarray(sy).reshape(())), zy_int, lo, hi, ctx.datapath, fmt)
+    return y.astype(np.asarray(zy).dtype)
+
+
 @op("QLinearMatMul")
 def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy):
     a, b, squeeze = _promote(ints(a), ints(b))
     n = b.shape[-1]
     sb, zb = _column_param(ctx, sb, n, "b_scale"), _column_param(ctx, ints(zb), n, "b_zero_point")
-    y = _batched(lambda a2, b2: qlinear_matmul(a2, sa, _scalar_zero(ctx, za, "a_zero_point"), b2, sb, zb, sy,
-                                               np.asarray(zy).reshape(()), datapath=ctx.datapath), a, b)
+    za = _scalar_zero(ctx, za, "a_zero_point")
+    if b.ndim == 2:
+        y = _requantized(ctx, K.int_product(a, b, za, zb, ctx.datapath.accumulator), sa, sb, sy, zy)
+    else:
+        y = _batched(lambda a2, b2: qlinear_matmul(a2, sa, za, b2, sb, zb, sy, np.asarray(zy).reshape(()),
+                                                   datapath=ctx.datapath), a, b)
     return y.squeeze(squeeze).astype(zy.dtype) if squeeze else y.astype(zy.dtype)
+
+
+def _int_product(ctx, a, b, za, zb):
+    a, b, squeeze = _promote(ints(a), ints(b))
+    zb = np.asarray(0, np.int64) if zb is None else _column_param(ctx, ints(zb), b.shape[-1], "b_zero_point")
+    za = _scalar_zero(ctx, za, "a_zero_point")
+    if b.ndim == 2:
+        acc = K.int_product(a, b, za, zb, ctx.datapath.accumulator)
+    else:
+        from ..datapaths.accumulate import int_matmul
+        acc = int_matmul(a, b, za, zb, ctx.datapath.accumulator)
+    return acc.squeeze(squeeze) if squeeze else acc
 
 
 @op("MatMulInteger")
 def _matmul_integer(ctx, a, b, za=None, zb=None):
-    a, b, squeeze = _promote(ints(a), ints(b))
-    zb = np.asarray(0, np.int64) if zb is None else _column_param(ctx, ints(zb), b.shape[-1], "b_zero_point")
-    acc = int_matmul(a, b, _scalar_zero(ctx, za, "a_zero_point"), zb, ctx.datapath.accumulator)
-    return (acc.squeeze(squeeze) if squeeze else acc).astype(np.int32)
+    return _int_product(ctx, a, b, za, zb).astype(np.int32)
 
 
 def conv_attrs(ctx, x_shape, w_shape) -> dict:
@@ -238,10 +260,9 @@ def _qgemm(ctx, a, sa, za, b, sb, zb, c=None, sy=None, zy=None):
         if c.size != 1 and c.shape not in ((n,), (1, n)):
             ctx.fail(f"bias C of shape {c.shape} is not modelled; (N,) or a scalar")
         bias = np.broadcast_to(c.reshape(-1), (n,)).astype(np.int32)
+    acc = K.int_product(a, b, za, zb, ctx.datapath.accumulator)
     if sy is not None:
-        return qlinear_matmul(a, sa, za, b, sb, zb, sy, np.asarray(zy).reshape(()), bias,
-                              datapath=ctx.datapath).astype(zy.dtype)
-    acc = int_matmul(a, b, za, zb, ctx.datapath.accumulator)
+        return _requantized(ctx, acc, sa, sb, sy, zy, bias)
     if bias is not None:
         acc = ctx.datapath.accumulator.fit(acc + bias.astype(np.int64))
     return K.scale_output(acc, F32(sa * np.asarray(sb, F32)))
@@ -249,11 +270,7 @@ def _qgemm(ctx, a, sa, za, b, sb, zb, c=None, sy=None, zy=None):
 
 @op("MatMulIntegerToFloat", domain=MS)
 def _matmul_integer_to_float(ctx, a, b, sa, sb, za=None, zb=None, bias=None):
-    a, b, squeeze = _promote(ints(a), ints(b))
-    zb = np.asarray(0, np.int64) if zb is None else _column_param(ctx, ints(zb), b.shape[-1], "b_zero_point")
-    acc = int_matmul(a, b, _scalar_zero(ctx, za, "a_zero_point"), zb, ctx.datapath.accumulator)
-    y = K.scale_output(acc, K.product_scale(sa, sb), bias)
-    return y.squeeze(squeeze) if squeeze else y
+    return K.scale_output(_int_product(ctx, a, b, za, zb), K.product_scale(sa, sb), bias)
 
 
 @op("DynamicQuantizeMatMul", domain=MS)
