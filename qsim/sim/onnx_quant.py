@@ -214,6 +214,18 @@ def _check(qm: QuantModel) -> None:
         raise OnnxQuantError(f"{qm.source}: graph output {missing[0]!r} is produced by no node")
 
 
+def prepare(model, path: str = "ort-default") -> QuantModel:
+    """The graph a path runs: the model as loaded ("ort-unfused") or as ORT's default session
+    rewrites it ("ort-default", qsim/sim/ort_fusion.py)."""
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r}; choose one of {', '.join(PATHS)}")
+    qm = load_quantized(model)
+    if path == "ort-default":
+        from .ort_fusion import ort_default
+        qm = ort_default(qm)
+    return qm
+
+
 # -- running ---------------------------------------------------------------------------------------
 @dataclass
 class Ctx:

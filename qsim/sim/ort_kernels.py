@@ -18,6 +18,9 @@ from . import ort_reference as R
 from .ort_reference import _fma
 
 F32 = np.float32
+# A multiply-accumulate costs a small fraction of an elementwise step: products spread over
+# threads only when they are this many times larger than the elementwise threshold.
+MACS_PER_ELEMENT = 64
 
 # -- float32 GEMM (MLAS SGEMM) --------------------------------------------------------------------
 SGEMM_STRIDE_N, SGEMM_STRIDE_K = 128, 128     # MLAS_SGEMM_STRIDEN / STRIDEK: one packed panel of B
@@ -63,7 +66,7 @@ def sgemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 
                        else _m1_transposed(col, a3, o3[:, :, 0], c is None))
     else:
         block = PACKED_STRIDE_K if packed_b else sgemm_block_k(m, n, k, trans_a)
-        _mlas.fma_chain(a3, b3, o3, block, F32(alpha), c is None, resolve_threads(None, o3.size * k))
+        _mlas.fma_chain(a3, b3, o3, block, F32(alpha), c is None, resolve_threads(None, o3.size * k // MACS_PER_ELEMENT))
     return out
 
 
@@ -187,7 +190,7 @@ def int_product(a, b, a_zero, b_zero, accumulator) -> np.ndarray:
         return int_matmul(a, b, a_zero, b_zero, accumulator)
     a2 = np.ascontiguousarray(a.reshape(-1, k))
     raw = np.empty((a2.shape[0], b.shape[1]), np.int64)
-    _mlas.int8_dots(a2, np.ascontiguousarray(b.T), raw, resolve_threads(None, raw.size * k))
+    _mlas.int8_dots(a2, np.ascontiguousarray(b.T), raw, resolve_threads(None, raw.size * k // MACS_PER_ELEMENT))
     za, zb = np.int64(np.asarray(a_zero).reshape(())), np.asarray(b_zero, np.int64)
     acc = raw - za * b.sum(axis=0, dtype=np.int64) - zb * a2.sum(axis=1, dtype=np.int64)[:, None] + k * za * zb
     return accumulator.fit(acc).reshape(a.shape[:-1] + (b.shape[1],))
@@ -445,7 +448,7 @@ _mlas.set_constants(R._ERF_SMALL, R._ERF_BIG, R._EXP_POLY, R._LOGISTIC_ALPHA, R.
 def _elementwise(kernel, x, *args) -> np.ndarray:
     x = np.ascontiguousarray(x, F32)
     out = np.empty_like(x)
-    kernel(x.reshape(-1), out.reshape(-1), *args, resolve_threads(None, x.size * 32))
+    kernel(x.reshape(-1), out.reshape(-1), *args, resolve_threads(None, x.size))
     return out
 
 
@@ -474,7 +477,7 @@ def softmax(x, axis: int = -1) -> np.ndarray:
     moved = np.ascontiguousarray(np.moveaxis(np.asarray(x, F32), axis, -1))
     rows = _rows(moved)
     out = np.empty_like(rows)
-    _mlas.softmax_rows(rows, out, resolve_threads(None, rows.size * 32))
+    _mlas.softmax_rows(rows, out, resolve_threads(None, rows.size))
     return np.moveaxis(out.reshape(moved.shape), -1, axis)
 
 
@@ -485,7 +488,7 @@ def _norm(kernel, x, scale, bias, epsilon) -> np.ndarray:
     n = rows.shape[1]
     scale = np.ascontiguousarray(np.broadcast_to(np.asarray(scale, F32), (n,)))
     b = np.zeros(n, F32) if bias is None else np.ascontiguousarray(np.broadcast_to(np.asarray(bias, F32), (n,)))
-    kernel(rows, scale, b, out, F32(epsilon), bias is not None, resolve_threads(None, rows.size * 16))
+    kernel(rows, scale, b, out, F32(epsilon), bias is not None, resolve_threads(None, rows.size))
     return out.reshape(x.shape)
 
 
