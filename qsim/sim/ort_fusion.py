@@ -221,7 +221,8 @@ def _select(g: _Graph, node: Node, dqs, qs):
     dt_in, dt_out = _types(g, dqs, qs)
     n_inputs = len([t for t in node.inputs if t])
     op = node.op
-    if op == "Gemm" and len(dqs) == n_inputs and len(dqs) in (2, 3) and qs is not None:
+    if op == "Gemm" and len(dqs) == n_inputs and len(dqs) in (2, 3) and qs is not None and \
+            all(_eight_bit(t) for t in dt_in[:2] + dt_out):
         y = (qs[0].inputs[1], qs[0].inputs[2] if len(qs[0].inputs) > 2 else "") if qs else ()
         return _qgemm(g, node, dqs, y, qs[0].outputs if qs else node.outputs)
     if op in DROP_QDQ:

@@ -242,17 +242,17 @@ def pool_windows(x_shape, kernel, strides, pads):
     return out
 
 
-def average_pool(x, kernel, strides, pads, count_include_pad: bool) -> np.ndarray:
-    """MlasPool average pooling. 2-D with a last stride <= 2 and kernels <= 32 (the vector
-    kernel): rows summed first (each window's rows from the top), then the column sums
-    across the window with the zero padding added in; otherwise (the generic kernels) every
-    window summed in row-major order from 0. Divided by the window's size (with or without
-    the padding)."""
+def average_pool(x, kernel, strides, pads, count_include_pad: bool, mlas: bool = True) -> np.ndarray:
+    """Float AveragePool. Every window is summed in row-major order from 0 and divided by its
+    size (with or without the padding), except where MLAS's 2-D vector kernel runs (mlas: the
+    operator before opset 19, which ORT hands to MlasPool; last stride <= 2, kernels <= 32): it
+    sums each window's rows first (from the top row), then the column sums across the window
+    with the zero padding added in."""
     x = np.asarray(x, F32)
     dims = x.ndim - 2
     kernel, strides, pads = tuple(kernel), tuple(strides), tuple(pads)
     windows = pool_windows(x.shape, kernel, strides, pads)
-    if dims == 2 and strides[1] <= 2 and max(kernel) <= 32:
+    if mlas and dims == 2 and strides[1] <= 2 and max(kernel) <= 32:
         return _average_pool_2d_vector(x, kernel, strides, pads, count_include_pad, windows)
     out_shape = tuple(len(w[0]) for w in windows)
     y = np.empty(x.shape[:2] + out_shape, F32)

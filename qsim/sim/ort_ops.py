@@ -79,6 +79,7 @@ def _granularity(ctx, x, scale, default_axis: int = 1):
 
 # -- quantization -------------------------------------------------------------------------------------
 @op("QuantizeLinear")
+@op("QuantizeLinear", domain=MS)
 def _quantize_linear(ctx, x, scale, zero=None):
     if zero is not None:
         dtype = zero.dtype
@@ -94,6 +95,7 @@ def _quantize_linear(ctx, x, scale, zero=None):
 
 
 @op("DequantizeLinear")
+@op("DequantizeLinear", domain=MS)
 def _dequantize_linear(ctx, x, scale, zero=None):
     axis, block = _granularity(ctx, x, scale)
     fmt = qformat(x.dtype)
@@ -496,7 +498,7 @@ def _max_pool(ctx, x):
 @op("AveragePool")
 def _average_pool(ctx, x):
     kernel, strides, pads = _pool_attrs(ctx, x)
-    return K.average_pool(x, kernel, strides, pads, bool(ctx.attr("count_include_pad", 0)))
+    return K.average_pool(x, kernel, strides, pads, bool(ctx.attr("count_include_pad", 0)), mlas=ctx.model.opset < 19)
 
 
 @op("GlobalAveragePool")
