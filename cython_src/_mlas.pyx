@@ -1,28 +1,33 @@
-# ONNX Runtime's float32 GEMM (MLAS SGEMM on x86) in its own order of operations.
+# ONNX Runtime's CPU kernels (MLAS on x86-64) in their own order of operations.
 #
-# Each output is a chain of fused multiply-adds over one block of K (MLAS's StrideK), from
-# zero; each block's sum then joins the output: the first (zero mode) as acc * alpha, the
-# others as fma(acc, alpha, out). The block size is the caller's (qsim/sim/ort_kernels.py
-# derives it as MLAS does). Work items are (batch, row, column tile): any thread count gives
-# the same bits. No validation here.
+# Every kernel computes a range [begin, end) of independent work items and runs serially:
+# qsim/sim/ort_kernels.py hands ranges to its threads (any thread may compute any item, with
+# the same bits). No validation here.
+#
+# fma_chain: float32 GEMM. Each output is a chain of fused multiply-adds over one block of K
+# (MLAS's StrideK), from zero; each block's sum then joins the output: the first (zero mode)
+# as acc * alpha, the others as fma(acc, alpha, out). The block size is the caller's. Items
+# are (batch, row, column tile).
 
-from cython.parallel cimport prange
 from libc.math cimport fmaf
 
 cdef enum:
-    TILE = 256        # columns per work item
-    DOT_TILE = 64     # rows and columns per block of int8_dots
+    TILE = 256        # columns per work item of fma_chain
+    DOT_TILE = 64     # rows and columns per work item of int8_products
+    GROUP = 16        # rows normalized together by welford_rows
+
+
+def fma_chain_items(Py_ssize_t batches, Py_ssize_t rows, Py_ssize_t columns):
+    return batches * rows * ((columns + TILE - 1) // TILE)
 
 
 def fma_chain(const float[:, :, ::1] a, const float[:, :, ::1] b, float[:, :, ::1] out, Py_ssize_t kblock,
-              float alpha, bint zero_mode, int num_threads):
+              float alpha, bint zero_mode, Py_ssize_t begin, Py_ssize_t end):
     """out[i, m, n] = blocks of sum_k fma(a[i, m, k], b[i, k, n], .) joined as MLAS joins them."""
-    cdef Py_ssize_t B = a.shape[0], M = a.shape[1], K = a.shape[2], N = b.shape[2]
+    cdef Py_ssize_t M = a.shape[1], K = a.shape[2], N = b.shape[2]
     cdef Py_ssize_t tiles = (N + TILE - 1) // TILE, item, i, m, n0
-    if B == 0 or M == 0 or N == 0:
-        return
     with nogil:
-        for item in prange(B * M * tiles, num_threads=num_threads, schedule="static"):
+        for item in range(begin, end):
             i = item // (M * tiles)
             m = (item // tiles) % M
             n0 = (item % tiles) * TILE
@@ -69,26 +74,51 @@ ctypedef fused b_t:
     unsigned char
     signed char
 
+ctypedef fused acc_t:
+    int
+    long long
 
-def int8_dots(const a_t[:, ::1] a, const b_t[:, ::1] bt, long long[:, ::1] out, int num_threads):
-    """out[m, n] = sum_k a[m, k] * bt[n, k], exact (8-bit operands, |sum| < 2^31 for K < 2^16):
-    the raw products an 8-bit GEMM sums before its zero-point correction. Blocks of 64 x 64
-    outputs keep both operand panels in cache; within them 2 x 4 dot products share their
-    loads, and compilers turn each into VNNI instructions."""
-    cdef Py_ssize_t M = a.shape[0], N = bt.shape[0]
-    cdef Py_ssize_t mt = (M + DOT_TILE - 1) // DOT_TILE, nt = (N + DOT_TILE - 1) // DOT_TILE, item
-    if M == 0 or N == 0:
-        return
+
+def int8_row_sums(const a_t[:, ::1] a, long long[::1] sums):
+    cdef Py_ssize_t m, k
+    cdef long long total
     with nogil:
-        for item in prange(mt * nt, num_threads=num_threads, schedule="static"):
-            _dot_tile(a, bt, out, (item // nt) * DOT_TILE, (item % nt) * DOT_TILE)
+        for m in range(a.shape[0]):
+            total = 0
+            for k in range(a.shape[1]):
+                total = total + a[m, k]
+            sums[m] = total
 
 
-cdef void _dot_tile(const a_t[:, ::1] a, const b_t[:, ::1] bt, long long[:, ::1] out, Py_ssize_t m0,
-                    Py_ssize_t n0) noexcept nogil:
+def int8_products_items(Py_ssize_t rows, Py_ssize_t columns):
+    return ((rows + DOT_TILE - 1) // DOT_TILE) * ((columns + DOT_TILE - 1) // DOT_TILE)
+
+
+def int8_products(const a_t[:, ::1] a, const b_t[:, ::1] bt, long long a_zero, const long long[::1] b_zero,
+                  const long long[::1] a_sums, const long long[::1] b_sums, acc_t[:, ::1] out,
+                  Py_ssize_t begin, Py_ssize_t end):
+    """out[m, n] = sum_k (a[m, k] - a_zero) (bt[n, k] - b_zero[n]), exact: the raw products
+    summed in int (the caller keeps K * |a| * |b| < 2^31), then corrected for the zero points
+    from a_sums[m] = sum_k a[m, k] and b_sums[n] = sum_k bt[n, k]. An int out must hold every
+    sum. Items are blocks of 64 x 64 outputs (both operand panels stay in cache); within them
+    2 x 4 dot products share their loads, and compilers turn each into VNNI instructions."""
+    cdef Py_ssize_t nt = (bt.shape[0] + DOT_TILE - 1) // DOT_TILE, item
+    with nogil:
+        for item in range(begin, end):
+            _dot_tile(a, bt, out, (item // nt) * DOT_TILE, (item % nt) * DOT_TILE, a_zero, b_zero, b_sums, a_sums)
+
+
+cdef inline void _put(acc_t[:, ::1] out, Py_ssize_t m, Py_ssize_t n, int raw, long long za, const long long[::1] zb,
+                      const long long[::1] b_sums, const long long[::1] a_sums, Py_ssize_t K) noexcept nogil:
+    out[m, n] = <acc_t>(raw - za * b_sums[n] - zb[n] * a_sums[m] + K * za * zb[n])
+
+
+cdef void _dot_tile(const a_t[:, ::1] a, const b_t[:, ::1] bt, acc_t[:, ::1] out, Py_ssize_t m0, Py_ssize_t n0,
+                    long long za, const long long[::1] zb, const long long[::1] b_sums,
+                    const long long[::1] a_sums) noexcept nogil:
     cdef Py_ssize_t M = min(a.shape[0], m0 + DOT_TILE), N = min(bt.shape[0], n0 + DOT_TILE), K = a.shape[1]
     cdef Py_ssize_t m, n, k, j
-    cdef int c00, c01, c02, c03, c10, c11, c12, c13, acc
+    cdef int c00, c01, c02, c03, c10, c11, c12, c13
     cdef const a_t* a0
     cdef const a_t* a1
     cdef const b_t* b0
@@ -115,22 +145,22 @@ cdef void _dot_tile(const a_t[:, ::1] a, const b_t[:, ::1] bt, long long[:, ::1]
                 c11 = c11 + <int>a1[k] * <int>b1[k]
                 c12 = c12 + <int>a1[k] * <int>b2[k]
                 c13 = c13 + <int>a1[k] * <int>b3[k]
-            out[m, n] = c00
-            out[m, n + 1] = c01
-            out[m, n + 2] = c02
-            out[m, n + 3] = c03
-            out[m + 1, n] = c10
-            out[m + 1, n + 1] = c11
-            out[m + 1, n + 2] = c12
-            out[m + 1, n + 3] = c13
+            _put(out, m, n, c00, za, zb, b_sums, a_sums, K)
+            _put(out, m, n + 1, c01, za, zb, b_sums, a_sums, K)
+            _put(out, m, n + 2, c02, za, zb, b_sums, a_sums, K)
+            _put(out, m, n + 3, c03, za, zb, b_sums, a_sums, K)
+            _put(out, m + 1, n, c10, za, zb, b_sums, a_sums, K)
+            _put(out, m + 1, n + 1, c11, za, zb, b_sums, a_sums, K)
+            _put(out, m + 1, n + 2, c12, za, zb, b_sums, a_sums, K)
+            _put(out, m + 1, n + 3, c13, za, zb, b_sums, a_sums, K)
             n = n + 4
         for j in range(n, N):
-            out[m, j] = _dot(a0, &bt[j, 0], K)
-            out[m + 1, j] = _dot(a1, &bt[j, 0], K)
+            _put(out, m, j, _dot(a0, &bt[j, 0], K), za, zb, b_sums, a_sums, K)
+            _put(out, m + 1, j, _dot(a1, &bt[j, 0], K), za, zb, b_sums, a_sums, K)
         m = m + 2
     for j in range(m, M):
         for n in range(n0, N):
-            out[j, n] = _dot(&a[j, 0], &bt[n, 0], K)
+            _put(out, j, n, _dot(&a[j, 0], &bt[n, 0], K), za, zb, b_sums, a_sums, K)
 
 
 cdef inline int _dot(const a_t* x, const b_t* y, Py_ssize_t K) noexcept nogil:
@@ -211,28 +241,28 @@ cdef inline float _erf(float x) noexcept nogil:
     return _float(_bits(y) | _bits(small) | sign)
 
 
-def erf(const float[::1] x, float[::1] out, int num_threads):
+def erf(const float[::1] x, float[::1] out, Py_ssize_t begin, Py_ssize_t end):
     cdef Py_ssize_t i
     with nogil:
-        for i in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+        for i in range(begin, end):
             out[i] = _erf(x[i])
 
 
-def gelu(const float[::1] x, float[::1] out, float sqrt1_2, int num_threads):
+def gelu(const float[::1] x, float[::1] out, float sqrt1_2, Py_ssize_t begin, Py_ssize_t end):
     cdef Py_ssize_t i
     cdef float e
     with nogil:
-        for i in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+        for i in range(begin, end):
             e = _erf(x[i] * sqrt1_2)
             out[i] = (<float>0.5 * x[i]) * (e + <float>1.0)
 
 
-def logistic(const float[::1] x, float[::1] out, int num_threads):
+def logistic(const float[::1] x, float[::1] out, Py_ssize_t begin, Py_ssize_t end):
     cdef Py_ssize_t i
     cdef float v, v2, p, q, r
     cdef int j
     with nogil:
-        for i in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+        for i in range(begin, end):
             v = x[i]
             if v == v:
                 if v < -18.0:
@@ -263,13 +293,40 @@ cdef inline float _exp_scalef(float v) noexcept nogil:
     p = SUMEXP_POLY[0]
     for j in range(1, 7):
         p = fmaf(p, v, SUMEXP_POLY[j])
+    # p * 2^m rounded once, as scalef (and ldexpf) round it
+    if m >= -126.0 and m <= 127.0:
+        return p * _pow2(<int>m)
+    if m < -126.0 and p > 0.0 and p == p and p < 2.0:
+        return _subnormal(p, <int>m)
     return ldexpf(p, <int>m)
 
 
-def softmax_rows(const float[:, ::1] x, float[:, ::1] out, int num_threads):
+cdef inline float _subnormal(float p, int m) noexcept nogil:
+    """p * 2^m below 2^-126 for 0 < p < 2 (normal): the significand shifted right and rounded
+    half to even in integers (float arithmetic on subnormals is slow on some CPUs)."""
+    cdef uint32_t b = _bits(p)
+    cdef uint32_t sig = (b & 0x7FFFFFu) | 0x800000u          # p = sig * 2^(exponent - 150)
+    cdef int shift = 1 - <int>(b >> 23) - m                   # to units of 2^-149
+    cdef uint32_t q, rest, half
+    if shift > 25:
+        return 0.0
+    q = sig >> shift
+    rest = sig & ((1u << shift) - 1u)
+    half = 1u << (shift - 1)
+    if rest > half or (rest == half and (q & 1u)):
+        q = q + 1u
+    return _float(q)
+
+
+cdef inline float _pow2(int e) noexcept nogil:
+    """2^e for -126 <= e <= 127."""
+    return _float((<uint32_t>(e + 127)) << 23)
+
+
+def softmax_rows(const float[:, ::1] x, float[:, ::1] out, Py_ssize_t begin, Py_ssize_t end):
     cdef Py_ssize_t r
     with nogil:
-        for r in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+        for r in range(begin, end):
             _softmax_row(&x[r, 0], &out[r, 0], x.shape[1])
 
 
@@ -300,11 +357,11 @@ cdef inline float _hsum8(float* l) noexcept nogil:
 
 
 def layer_norm_rows(const float[:, ::1] x, const float[::1] scale, const float[::1] bias, float[:, ::1] out,
-                    float epsilon, bint has_bias, int num_threads):
+                    float epsilon, bint has_bias, Py_ssize_t begin, Py_ssize_t end):
     """Rows of at least 8 (MLAS's centered two-pass kernel)."""
     cdef Py_ssize_t r
     with nogil:
-        for r in prange(x.shape[0], num_threads=num_threads, schedule="static"):
+        for r in range(begin, end):
             _layer_norm_row(&x[r, 0], &scale[0], &bias[0], &out[r, 0], x.shape[1], epsilon, has_bias)
 
 
@@ -339,19 +396,47 @@ cdef void _layer_norm_row(const float* x, const float* scale, const float* bias,
 
 
 def welford_rows(const float[:, ::1] x, const float[::1] scale, const float[::1] bias, float[:, ::1] out,
-                 float epsilon, bint has_bias, int num_threads):
-    cdef Py_ssize_t R = x.shape[0], n = x.shape[1], r, h
-    cdef float mean, m2, v, delta, sd, y
+                 float epsilon, bint has_bias, Py_ssize_t begin, Py_ssize_t end):
+    """Welford's running mean and M2 per row, in float32, then ((x - mean) / sd) * scale + bias.
+    Each step depends on the last, so rows go GROUP at a time, one per vector lane."""
+    cdef Py_ssize_t n = x.shape[1], r = begin, h, j
+    cdef float mean[GROUP]
+    cdef float m2[GROUP]
+    cdef float sd[GROUP]
+    cdef float v, delta, count
     with nogil:
-        for r in prange(R, num_threads=num_threads, schedule="static"):
-            mean = 0.0
-            m2 = 0.0
-            for h in range(n):
-                v = x[r, h]
-                delta = v - mean
-                mean = mean + delta / <float>(h + 1)
-                m2 = m2 + delta * (v - mean)
-            sd = sqrtf(m2 / <float>n + epsilon)
-            for h in range(n):
-                y = ((x[r, h] - mean) / sd) * scale[h]
-                out[r, h] = y + bias[h] if has_bias else y
+        while r < end:
+            for j in range(GROUP):
+                mean[j] = 0.0
+                m2[j] = 0.0
+            if r + GROUP <= end:
+                for h in range(n):
+                    count = <float>(h + 1)
+                    for j in range(GROUP):
+                        v = x[r + j, h]
+                        delta = v - mean[j]
+                        mean[j] = mean[j] + delta / count
+                        m2[j] = m2[j] + delta * (v - mean[j])
+                for j in range(GROUP):
+                    sd[j] = sqrtf(m2[j] / <float>n + epsilon)
+                for j in range(GROUP):
+                    _normalize_row(&x[r + j, 0], &scale[0], &bias[0], &out[r + j, 0], n, mean[j], sd[j], has_bias)
+                r = r + GROUP
+            else:
+                for h in range(n):
+                    v = x[r, h]
+                    delta = v - mean[0]
+                    mean[0] = mean[0] + delta / <float>(h + 1)
+                    m2[0] = m2[0] + delta * (v - mean[0])
+                _normalize_row(&x[r, 0], &scale[0], &bias[0], &out[r, 0], n, mean[0],
+                               sqrtf(m2[0] / <float>n + epsilon), has_bias)
+                r = r + 1
+
+
+cdef inline void _normalize_row(const float* x, const float* scale, const float* bias, float* out, Py_ssize_t n,
+                                float mean, float sd, bint has_bias) noexcept nogil:
+    cdef Py_ssize_t h
+    cdef float y
+    for h in range(n):
+        y = ((x[h] - mean) / sd) * scale[h]
+        out[h] = y + bias[h] if has_bias else y

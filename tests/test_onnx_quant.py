@@ -465,41 +465,47 @@ def test_float_elementwise_and_rows_match_ort():
             assert mismatches(execute(load_quantized_float(model), {"x": img})["y"], want) == 0, (opset, attrs)
 
 
-def test_compiled_kernels_match_their_references():
-    """cython_src/_mlas.pyx against the numpy statements (ort_reference.py), at 1 and 3 threads."""
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_compiled_kernels_match_their_references(monkeypatch, threads):
+    """cython_src/_mlas.pyx against the numpy statements (ort_reference.py) and exact integer
+    sums, with the work spread over 1 and 3 threads."""
+    monkeypatch.setenv("QSIM_NUM_THREADS", threads)
     rng = np.random.default_rng(90)
     x = np.concatenate([(rng.normal(size=100_001) * 5).astype(F32), TIES, np.array([3.925, -3.925, 1e-40, np.nan], F32)])
     for name in ("logistic", "erf", "gelu"):
         assert mismatches(getattr(K, name)(x), getattr(R, name)(x)) == 0, name
     for n in (5, 8, 9, 20, 33, 384):
         rows = (rng.normal(size=(150, n)) * 5).astype(F32)
+        rows[3, :2] = [-200, 200]                                  # exp far below 2^-126 within the row
         g, b = rng.normal(size=n).astype(F32), rng.normal(size=n).astype(F32)
         assert mismatches(K.softmax(rows), R.softmax(rows)) == 0
         assert mismatches(K.layer_norm(rows, g, b, 1e-5), R.layer_norm(rows, g, b, 1e-5)) == 0
         assert mismatches(K.welford_norm(rows, g, b, 1e-12), R.welford_norm(rows, g, b, 1e-12)) == 0
-    from qsim._kernels import _mlas
-    for (m, k, n) in ((1, 1, 1), (3, 7, 5), (65, 130, 67), (2, 1536, 9)):
+    deep = np.linspace(-105, -85, 700_000, dtype=F32).reshape(-1, 7)      # exps below 2^-126: subnormal
+    deep = np.concatenate([np.zeros((deep.shape[0], 1), F32), deep], axis=1)
+    assert mismatches(K.softmax(deep), R.softmax(deep)) == 0
+    wrap = Accumulator(32, "wrap")
+    for (m, k, n) in ((1, 1, 1), (3, 7, 5), (65, 130, 67), (2, 1536, 9), (5, 33025, 3)):
         for adt, bdt in ((np.uint8, np.int8), (np.int8, np.int8), (np.uint8, np.uint8), (np.int8, np.uint8)):
             a = rng.integers(np.iinfo(adt).min, np.iinfo(adt).max + 1, (m, k)).astype(adt)
-            bt = rng.integers(np.iinfo(bdt).min, np.iinfo(bdt).max + 1, (n, k)).astype(bdt)
-            want = a.astype(np.int64) @ bt.astype(np.int64).T
-            for threads in (1, 3):
-                out = np.empty((m, n), np.int64)
-                _mlas.int8_dots(a, bt, out, threads)
-                assert (out == want).all()
-    a3, b3 = rng.normal(size=(2, 7, 300)).astype(F32), rng.normal(size=(2, 300, 9)).astype(F32)
-    outs = []
-    for threads in (1, 3):
-        out = np.zeros((2, 7, 9), F32)
-        _mlas.fma_chain(a3, b3, out, 128, F32(0.5), True, threads)
-        outs.append(out)
-    want = np.zeros((2, 7, 9), F32)
+            b = rng.integers(np.iinfo(bdt).min, np.iinfo(bdt).max + 1, (k, n)).astype(bdt)
+            a[0] = np.iinfo(adt).max                                    # the extreme sums
+            b[:, 0] = np.iinfo(bdt).min if adt == bdt == np.int8 else np.iinfo(bdt).max
+            za, zb = np.iinfo(adt).min, rng.integers(np.iinfo(bdt).min, np.iinfo(bdt).max + 1, n)
+            want = (a.astype(np.int64) - za) @ (b.astype(np.int64) - zb)
+            for dtype in (np.int32, np.int64):
+                got = K.int_product(a, b, za, zb, wrap, dtype=dtype)
+                assert got.dtype == dtype and (got == want).all()
+    a3, b3 = rng.normal(size=(2, 7, 300)).astype(F32), rng.normal(size=(2, 300, 130)).astype(F32)
+    got = K.sgemm(a3, b3, alpha=0.5)                       # M, N > 1, unpacked: MLAS's K block is 128 here
+    assert K.sgemm_block_k(7, 130, 300, False) == 128
+    want = np.zeros((2, 7, 130), F32)
     for k0 in range(0, 300, 128):                          # the chain by blocks, in numpy
-        acc = np.zeros((2, 7, 9), F32)
+        acc = np.zeros((2, 7, 130), F32)
         for kk in range(k0, min(300, k0 + 128)):
             acc = R._fma(a3[:, :, kk, None], b3[:, None, kk, :], acc)
         want = (acc * F32(0.5)).astype(F32) if k0 == 0 else R._fma(acc, F32(0.5), want)
-    assert mismatches(outs[0], want) == 0 and mismatches(outs[1], want) == 0
+    assert mismatches(got, want) == 0
 
 
 # -- the integer datapath as one argument ------------------------------------------------------------

@@ -68,6 +68,7 @@ class QuantModel:
     outputs: tuple                # names
     opset: int
     shapes: dict = field(default_factory=dict, compare=False)   # tensor -> dims (ints, names, None) where inferred
+    packed: dict = field(default_factory=dict, init=False, compare=False, repr=False)  # Ctx.prepacked's results
 
     def fail(self, node: Node | None, why: str):
         where = f"{self.source}: " + (f"{node.label}: " if node is not None else "")
@@ -241,6 +242,16 @@ class Ctx:
 
     def fail(self, why: str):
         self.model.fail(self.node, why)
+
+    def prepacked(self, i: int, pack, value):
+        """pack(value) for input i, made once per prepared model where that input is a constant
+        (as ORT packs constant weights when its session starts; the numbers are the same)."""
+        if not self.const[i]:
+            return pack(value)
+        key = (self.node.inputs[i], pack.__qualname__)
+        if key not in self.model.packed:
+            self.model.packed[key] = pack(value)
+        return self.model.packed[key]
 
 
 def check_feeds(qm: QuantModel, inputs) -> dict:

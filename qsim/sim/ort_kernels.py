@@ -10,6 +10,8 @@ ORT's own float GEMM splits its work by thread and can change the last bit with 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .._kernels import _mlas
@@ -21,6 +23,37 @@ F32 = np.float32
 # A multiply-accumulate costs a small fraction of an elementwise step: products spread over
 # threads only when they are this many times larger than the elementwise threshold.
 MACS_PER_ELEMENT = 64
+CHUNKS_PER_THREAD = 8         # work handed out in this many pieces per thread, to whoever is free
+
+_pool = None
+
+
+def _spread(task, items: int, work: int) -> None:
+    """task(begin, end) over the work items [0, items), on resolve_threads(None, work) threads:
+    the caller and pool workers take chunks as they become free, and a worker that has not
+    started when the chunks run out is cancelled rather than awaited (on a busy machine it
+    may not get a core for milliseconds; ORT's thread pool behaves the same way). Items are
+    independent and each computed the same way on any thread: the numbers never depend on
+    the thread count."""
+    global _pool
+    threads = min(resolve_threads(None, work), items)
+    if threads <= 1:
+        task(0, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    if _pool is None or _pool._max_workers < threads - 1:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="qsim-ort")
+    chunk = max(1, items // (threads * CHUNKS_PER_THREAD))
+    starts = iter(range(0, items, chunk))          # next() holds the GIL: each chunk is taken once
+
+    def work_off():
+        for begin in starts:
+            task(begin, min(begin + chunk, items))
+    helpers = [_pool.submit(work_off) for _ in range(threads - 1)]
+    work_off()
+    for helper in helpers:
+        if not helper.cancel():
+            helper.result()
 
 # -- float32 GEMM (MLAS SGEMM) --------------------------------------------------------------------
 SGEMM_STRIDE_N, SGEMM_STRIDE_K = 128, 128     # MLAS_SGEMM_STRIDEN / STRIDEK: one packed panel of B
@@ -66,7 +99,8 @@ def sgemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 
                        else _m1_transposed(col, a3, o3[:, :, 0], c is None))
     else:
         block = PACKED_STRIDE_K if packed_b else sgemm_block_k(m, n, k, trans_a)
-        _mlas.fma_chain(a3, b3, o3, block, F32(alpha), c is None, resolve_threads(None, o3.size * k // MACS_PER_ELEMENT))
+        _spread(lambda begin, end: _mlas.fma_chain(a3, b3, o3, block, F32(alpha), c is None, begin, end),
+                _mlas.fma_chain_items(*o3.shape), o3.size * k // MACS_PER_ELEMENT)
     return out
 
 
@@ -175,25 +209,48 @@ def dynamic_quantize_linear(x) -> tuple[np.ndarray, np.float32, np.uint8]:
 
 
 # -- integer products ------------------------------------------------------------------------------------------
-def int_product(a, b, a_zero, b_zero, accumulator) -> np.ndarray:
+class PackedB(NamedTuple):
+    """An 8-bit B (K, N) as the compiled product reads it: rows of B^T and their sums."""
+    bt: np.ndarray                # (N, K), contiguous
+    sums: np.ndarray              # (N,) int64
+
+
+def pack_b(b) -> PackedB:
+    bt = np.ascontiguousarray(np.asarray(b).T)
+    return PackedB(bt, bt.sum(axis=1, dtype=np.int64))
+
+
+def _eight_bit_max(dtype) -> int | None:
+    """The largest |code| of an 8-bit integer type; None for other types."""
+    return {np.dtype(np.uint8): 255, np.dtype(np.int8): 128}.get(np.dtype(dtype))
+
+
+def int_product(a, b, a_zero, b_zero, accumulator, packed: PackedB | None = None, dtype=np.int64) -> np.ndarray:
     """What qsim.datapaths.int_matmul(a, b, a_zero, b_zero, accumulator) returns, for a (..., K)
-    and a 2-D b (K, N). 8-bit operands in an accumulator that wraps (or that no sum can
-    overflow) take a compiled exact product (VNNI dot products of the raw codes, zero points
-    corrected after: the sum is exact, so wrap(exact) is the accumulator's value); any other
-    accumulator runs int_matmul's order-aware kernel."""
+    and a 2-D b (K, N) (packed: pack_b(b), made once for a constant b), in dtype (int32 for
+    an accumulator of at most 32 bits). 8-bit operands in an accumulator that wraps (or that no
+    sum can overflow) take a compiled exact product (VNNI dot products of the raw codes, zero
+    points corrected after: the sum is exact, so fit(exact) is the accumulator's value); any
+    other accumulator runs int_matmul's order-aware kernel."""
     from ..datapaths.accumulate import int_matmul
     a, b = np.asarray(a), np.asarray(b)
-    k = a.shape[-1]
-    eight = a.dtype in (np.int8, np.uint8) and b.dtype in (np.int8, np.uint8) and b.ndim == 2 and k < 1 << 16
-    bound = k * 255 * 255
-    if not eight or accumulator.pair_saturate16 or (accumulator.overflow != "wrap" and bound > accumulator.hi):
-        return int_matmul(a, b, a_zero, b_zero, accumulator)
+    k, n = a.shape[-1], b.shape[-1]
+    amax, bmax = _eight_bit_max(a.dtype), _eight_bit_max(b.dtype)
+    exact = 255 * 255 * k                          # |sum (a - za)(b - zb)| <= this
+    if amax is None or bmax is None or b.ndim != 2 or amax * bmax * k >= 1 << 31 or accumulator.pair_saturate16 \
+            or (accumulator.overflow != "wrap" and exact > accumulator.hi):
+        return int_matmul(a, b, a_zero, b_zero, accumulator).astype(dtype)
+    packed = pack_b(b) if packed is None else packed
     a2 = np.ascontiguousarray(a.reshape(-1, k))
-    raw = np.empty((a2.shape[0], b.shape[1]), np.int64)
-    _mlas.int8_dots(a2, np.ascontiguousarray(b.T), raw, resolve_threads(None, raw.size * k // MACS_PER_ELEMENT))
-    za, zb = np.int64(np.asarray(a_zero).reshape(())), np.asarray(b_zero, np.int64)
-    acc = raw - za * b.sum(axis=0, dtype=np.int64) - zb * a2.sum(axis=1, dtype=np.int64)[:, None] + k * za * zb
-    return accumulator.fit(acc).reshape(a.shape[:-1] + (b.shape[1],))
+    fits = exact <= accumulator.hi                 # then fit() is the identity
+    out = np.empty((a2.shape[0], n), np.int32 if fits and exact < 1 << 31 and dtype == np.int32 else np.int64)
+    zb = np.ascontiguousarray(np.broadcast_to(np.asarray(b_zero, np.int64), (n,)))
+    za, a_sums = int(np.asarray(a_zero).reshape(())), np.empty(a2.shape[0], np.int64)
+    _mlas.int8_row_sums(a2, a_sums)
+    _spread(lambda begin, end: _mlas.int8_products(a2, packed.bt, za, zb, a_sums, packed.sums, out, begin, end),
+            _mlas.int8_products_items(*out.shape), out.size * k // MACS_PER_ELEMENT)
+    acc = out if fits else accumulator.fit(out)
+    return acc.astype(dtype, copy=False).reshape(a.shape[:-1] + (n,))
 
 
 # -- integer accumulators to float --------------------------------------------------------------------
@@ -204,8 +261,11 @@ def product_scale(a_scale, b_scale) -> np.ndarray:
 
 def scale_output(acc, scale, bias=None) -> np.ndarray:
     """MLAS's scale-bias output processor: float32(acc) * scale, then + bias (two roundings)."""
-    y = np.asarray(acc).astype(F32) * np.asarray(scale, F32)
-    return (y if bias is None else y + np.asarray(bias, F32)).astype(F32)
+    y = np.asarray(acc).astype(F32)
+    np.multiply(y, np.asarray(scale, F32), out=y)
+    if bias is not None:
+        np.add(y, np.asarray(bias, F32), out=y)
+    return y
 
 
 # -- pooling (MLAS pooling.cpp) ----------------------------------------------------------------------------
@@ -448,7 +508,8 @@ _mlas.set_constants(R._ERF_SMALL, R._ERF_BIG, R._EXP_POLY, R._LOGISTIC_ALPHA, R.
 def _elementwise(kernel, x, *args) -> np.ndarray:
     x = np.ascontiguousarray(x, F32)
     out = np.empty_like(x)
-    kernel(x.reshape(-1), out.reshape(-1), *args, resolve_threads(None, x.size))
+    flat, flat_out = x.reshape(-1), out.reshape(-1)
+    _spread(lambda begin, end: kernel(flat, flat_out, *args, begin, end), flat.size, flat.size)
     return out
 
 
@@ -477,7 +538,7 @@ def softmax(x, axis: int = -1) -> np.ndarray:
     moved = np.ascontiguousarray(np.moveaxis(np.asarray(x, F32), axis, -1))
     rows = _rows(moved)
     out = np.empty_like(rows)
-    _mlas.softmax_rows(rows, out, resolve_threads(None, rows.size))
+    _spread(lambda begin, end: _mlas.softmax_rows(rows, out, begin, end), rows.shape[0], rows.size)
     return np.moveaxis(out.reshape(moved.shape), -1, axis)
 
 
@@ -488,7 +549,8 @@ def _norm(kernel, x, scale, bias, epsilon) -> np.ndarray:
     n = rows.shape[1]
     scale = np.ascontiguousarray(np.broadcast_to(np.asarray(scale, F32), (n,)))
     b = np.zeros(n, F32) if bias is None else np.ascontiguousarray(np.broadcast_to(np.asarray(bias, F32), (n,)))
-    kernel(rows, scale, b, out, F32(epsilon), bias is not None, resolve_threads(None, rows.size))
+    _spread(lambda begin, end: kernel(rows, scale, b, out, F32(epsilon), bias is not None, begin, end),
+            rows.shape[0], rows.size)
     return out.reshape(x.shape)
 
 

@@ -166,22 +166,29 @@ def _qlinear_matmul(ctx, a, sa, za, b, sb, zb, sy, zy):
     sb, zb = _column_param(ctx, sb, n, "b_scale"), _column_param(ctx, ints(zb), n, "b_zero_point")
     za = _scalar_zero(ctx, za, "a_zero_point")
     if b.ndim == 2:
-        y = _requantized(ctx, K.int_product(a, b, za, zb, ctx.datapath.accumulator), sa, sb, sy, zy)
+        y = _requantized(ctx, K.int_product(a, b, za, zb, ctx.datapath.accumulator, _packed(ctx, 3, b)), sa, sb, sy, zy)
     else:
         y = _batched(lambda a2, b2: qlinear_matmul(a2, sa, za, b2, sb, zb, sy, np.asarray(zy).reshape(()),
                                                    datapath=ctx.datapath), a, b)
     return y.squeeze(squeeze).astype(zy.dtype) if squeeze else y.astype(zy.dtype)
 
 
-def _int_product(ctx, a, b, za, zb):
+def _packed(ctx, i: int, b):
+    """B of a product packed for the compiled 8-bit kernel, once where it is a 2-D constant."""
+    return ctx.prepacked(i, K.pack_b, b) if b.ndim == 2 and b.dtype.itemsize == 1 else None
+
+
+def _int_product(ctx, a, b, za, zb, dtype=np.int64):
+    """The accumulators of a @ b (B is input 1) on the datapath's accumulator, in dtype."""
+    packed = _packed(ctx, 1, ints(b))
     a, b, squeeze = _promote(ints(a), ints(b))
     zb = np.asarray(0, np.int64) if zb is None else _column_param(ctx, ints(zb), b.shape[-1], "b_zero_point")
     za = _scalar_zero(ctx, za, "a_zero_point")
     if b.ndim == 2:
-        acc = K.int_product(a, b, za, zb, ctx.datapath.accumulator)
+        acc = K.int_product(a, b, za, zb, ctx.datapath.accumulator, packed, dtype)
     else:
         from ..datapaths.accumulate import int_matmul
-        acc = int_matmul(a, b, za, zb, ctx.datapath.accumulator)
+        acc = int_matmul(a, b, za, zb, ctx.datapath.accumulator).astype(dtype)
     return acc.squeeze(squeeze) if squeeze else acc
 
 
@@ -272,7 +279,9 @@ def _qgemm(ctx, a, sa, za, b, sb, zb, c=None, sy=None, zy=None):
 
 @op("MatMulIntegerToFloat", domain=MS)
 def _matmul_integer_to_float(ctx, a, b, sa, sb, za=None, zb=None, bias=None):
-    return K.scale_output(_int_product(ctx, a, b, za, zb), K.product_scale(sa, sb), bias)
+    small = ctx.datapath.accumulator.bits <= 32                # int32 holds every value
+    acc = _int_product(ctx, a, b, za, zb, np.int32 if small else np.int64)
+    return K.scale_output(acc, K.product_scale(sa, sb), bias)
 
 
 @op("DynamicQuantizeMatMul", domain=MS)
