@@ -25,24 +25,26 @@ F32 = np.float32
 MACS_PER_ELEMENT = 64
 CHUNKS_PER_THREAD = 8         # work handed out in this many pieces per thread, to whoever is free
 
-_pool = None
+_pool, _pool_size = None, 0
 
 
 def _spread(task, items: int, work: int) -> None:
     """task(begin, end) over the work items [0, items), on resolve_threads(None, work) threads:
     the caller and pool workers take chunks as they become free, and a worker that has not
     started when the chunks run out is cancelled rather than awaited (on a busy machine it
-    may not get a core for milliseconds; ORT's thread pool behaves the same way). Items are
+    may not get a core for milliseconds, where an OpenMP team would wait for it). Items are
     independent and each computed the same way on any thread: the numbers never depend on
     the thread count."""
-    global _pool
+    global _pool, _pool_size
     threads = min(resolve_threads(None, work), items)
     if threads <= 1:
         task(0, items)
         return
-    from concurrent.futures import ThreadPoolExecutor
-    if _pool is None or _pool._max_workers < threads - 1:
-        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="qsim-ort")
+    if _pool_size < threads - 1:
+        from concurrent.futures import ThreadPoolExecutor
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool, _pool_size = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="qsim-ort"), threads - 1
     chunk = max(1, items // (threads * CHUNKS_PER_THREAD))
     starts = iter(range(0, items, chunk))          # next() holds the GIL: each chunk is taken once
 
@@ -54,6 +56,7 @@ def _spread(task, items: int, work: int) -> None:
     for helper in helpers:
         if not helper.cancel():
             helper.result()
+
 
 # -- float32 GEMM (MLAS SGEMM) --------------------------------------------------------------------
 SGEMM_STRIDE_N, SGEMM_STRIDE_K = 128, 128     # MLAS_SGEMM_STRIDEN / STRIDEK: one packed panel of B
