@@ -99,7 +99,7 @@ def check_both_paths(model, feeds, compare_intermediates=True):
 # ORT's fused operators whose number qsim's ort-default graph must reproduce
 FUSED = ("QGemm", "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearAveragePool",
          "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearConcat", "MatMulIntegerToFloat",
-         "DynamicQuantizeMatMul", "FusedMatMul", "Gelu", "SkipLayerNormalization", "LayerNormalization", "Conv",
+         "DynamicQuantizeMatMul", "FusedMatMul", "Gelu", "BiasGelu", "SkipLayerNormalization", "LayerNormalization", "Conv",
          "Gemm", "MatMul", "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "DynamicQuantizeLinear")
 
 
@@ -506,6 +506,27 @@ def test_compiled_kernels_match_their_references(monkeypatch, threads):
             acc = R._fma(a3[:, :, kk, None], b3[:, None, kk, :], acc)
         want = (acc * F32(0.5)).astype(F32) if k0 == 0 else R._fma(acc, F32(0.5), want)
     assert mismatches(got, want) == 0
+
+
+def test_gelu_fusions(tmp_path):
+    """Gelu's Erf form after a bias Add (on dequantized values): ORT's default session fuses
+    it into BiasGelu, in both orders of the Gelu's products."""
+    rng = np.random.default_rng(95)
+    x = (rng.normal(size=(64, 48)) * 3).astype(F32)
+    c = dict(s=F32(0.05), z=np.uint8(128), bias=rng.normal(size=48).astype(F32), sq=F32(np.sqrt(2)), one=F32(1),
+             half=F32(0.5))
+    head = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+            helper.make_node("Add", ["bias", "d"], ["a"]),
+            helper.make_node("Div", ["a", "sq"], ["t"]), helper.make_node("Erf", ["t"], ["e"]),
+            helper.make_node("Add", ["e", "one"], ["e1"])]
+    tails = ([helper.make_node("Mul", ["a", "e1"], ["m"]), helper.make_node("Mul", ["m", "half"], ["y"])],
+             [helper.make_node("Mul", ["a", "half"], ["h"]), helper.make_node("Mul", ["h", "e1"], ["y"])])
+    for tail in tails:
+        model = graph_model(head + tail, {"x": x}, c, ["y"], opset=17)
+        check_both_paths(model, {"x": x})
+        check_fusions(model, tmp_path)
+        assert [n.op for n in prepare(model).nodes][-1] == "BiasGelu"
 
 
 # -- the integer datapath as one argument ------------------------------------------------------------

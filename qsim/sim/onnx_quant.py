@@ -125,7 +125,7 @@ def load_quantized(model) -> QuantModel:
         nodes.append(node)
     inputs = tuple(_graph_input(v) for v in graph.input if v.name not in consts)
     qm = QuantModel(source, tuple(nodes), consts, inputs, tuple(o.name for o in graph.output), opset,
-                    _inferred_shapes(proto))
+                    _inferred_shapes(proto) | {name: tuple(np.shape(c)) for name, c in consts.items()})
     _check(qm)
     return qm
 

@@ -1,5 +1,5 @@
-"""ONNX Runtime's float fusions that change results (default session, level 2), on the
-ort_fusion._Graph view: Gelu from its Erf form, Add + LayerNormalization ->
+"""ONNX Runtime's float fusions (default session, level 2), on the ort_fusion._Graph view:
+Gelu from its Erf form, bias Add + Gelu -> BiasGelu, Add + LayerNormalization ->
 SkipLayerNormalization, MatMul scaled by a scalar constant -> FusedMatMul."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ F32 = np.float32
 
 
 def float_fuse(g) -> None:
-    """Rewrite g (an ort_fusion._Graph) in place, as ORT's GeluFusion, SkipLayerNormFusion and
-    MatMulScaleFusion do."""
+    """Rewrite g (an ort_fusion._Graph) in place, as ORT's GeluFusion, BiasGeluFusion,
+    SkipLayerNormFusion and MatMulScaleFusion do."""
     _gelu(g)
+    _bias_gelu(g)
     _skip_layer_norm(g)
     _matmul_scale(g)
 
@@ -66,6 +67,23 @@ def _gelu(g) -> None:
             last, removed = mul, (first, div, erf, add)
         g.swap(last, Node(last.name, "Gelu", MS, (x,), last.outputs, {}))
         g.remove(*removed)
+
+
+# -- Add(x, 1-D bias) + Gelu -> BiasGelu ------------------------------------------------------------------
+def _bias_gelu(g) -> None:
+    for add in [n for n in g.nodes if n.op == "Add" and not n.domain]:
+        shapes = [g.qm.shapes.get(t) for t in add.inputs]
+        if any(s is None or len(s) < 1 or not isinstance(s[-1], int) or s[-1] <= 0 for s in shapes) \
+                or shapes[0][-1] != shapes[1][-1]:
+            continue
+        bias = 0 if len(shapes[0]) == 1 else 1 if len(shapes[1]) == 1 else None
+        reads = g.readers(add.outputs[0])
+        if bias is None or add.outputs[0] in g.outputs or len(reads) != 1 or reads[0][0].op != "Gelu" \
+                or reads[0][0].domain != MS:
+            continue
+        gelu = reads[0][0]
+        g.swap(gelu, Node(gelu.name, "BiasGelu", MS, (add.inputs[1 - bias], add.inputs[bias]), gelu.outputs, {}))
+        g.remove(add)
 
 
 # -- Add (+ bias Add) + LayerNormalization -> SkipLayerNormalization ------------------------------------

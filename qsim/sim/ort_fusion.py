@@ -17,7 +17,7 @@ change results, measured against sessions that save their optimized model
    becomes MatMulIntegerToFloat, and DynamicQuantizeMatMul when the DynamicQuantizeLinear
    feeds nothing else.
 5. Float fusions of transformer blocks: MatMul + scalar Mul/Div -> FusedMatMul (the scale as
-   the GEMM's alpha), Gelu from its Erf form, Add + Gelu -> BiasGelu, Add + LayerNormalization
+   the GEMM's alpha), Gelu from its Erf form, bias Add + Gelu -> BiasGelu, Add + LayerNormalization
    -> SkipLayerNormalization.
 """
 
