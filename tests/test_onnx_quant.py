@@ -107,7 +107,8 @@ def check_fusions(model, tmp_path):
     """qsim's ort-default graph has the compute operators ORT's optimized model has."""
     saved = tmp_path / "optimized.onnx"
     ort_session(model, optimized=True, save=saved)
-    theirs = Counter("MaxPool" if n.op_type == "NhwcMaxPool" else n.op_type for n in onnx.load(str(saved)).graph.node)
+    same = {"NhwcMaxPool": "MaxPool", "FusedGemm": "Gemm", "FusedConv": "Conv"}   # layout / activation fused in
+    theirs = Counter(same.get(n.op_type, n.op_type) for n in onnx.load(str(saved)).graph.node)
     ours = Counter(n.op for n in prepare(model).nodes)
     assert {op: ours[op] for op in FUSED} == {op: theirs[op] for op in FUSED}
 
@@ -527,6 +528,59 @@ def test_gelu_fusions(tmp_path):
         check_both_paths(model, {"x": x})
         check_fusions(model, tmp_path)
         assert [n.op for n in prepare(model).nodes][-1] == "BiasGelu"
+
+
+def level1_cases():
+    """Graphs for ORT's level-1 rewrites (MatMulAddFusion, QDQ propagation, weight and bias
+    quantization) as name -> (nodes, inputs, constants)."""
+    rng = np.random.default_rng(97)
+    q = lambda x: [helper.make_node("QuantizeLinear", [x, "s", "z"], ["q"]),
+                   helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"])]
+    out = lambda t: [helper.make_node("QuantizeLinear", [t, "ys", "yz"], ["yq"]),
+                     helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    dq_w = [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"])]
+    dq_k = [helper.make_node("DequantizeLinear", ["k", "ksc", "kzc"], ["kd"], axis=0)]
+    c = dict(s=F32(0.05), z=np.uint8(128), ys=F32(0.2), yz=np.uint8(120), ws=F32(0.01), wz=np.int8(0),
+             w=rng.integers(-127, 128, (700, 40)).astype(np.int8), wf=(rng.normal(size=(700, 40)) * 0.05).astype(F32),
+             bias=rng.normal(size=40).astype(F32), k=rng.integers(-127, 128, (16, 8, 3, 3)).astype(np.int8),
+             kf=(rng.normal(size=(16, 8, 3, 3)) * 0.1).astype(F32), kbias=rng.normal(size=16).astype(F32),
+             ksc=np.linspace(0.005, 0.02, 16).astype(F32), kzc=np.zeros(16, np.int8))
+    x2, x3 = rng.normal(size=(16, 700)).astype(F32), rng.normal(size=(4, 6, 700)).astype(F32)
+    img = rng.normal(size=(1, 8, 10, 10)).astype(F32)
+    matmul_add = lambda w, bias="bias": [helper.make_node("MatMul", ["d", w], ["mm"]),
+                                         helper.make_node("Add", [bias, "mm"] if bias == "bias" else ["mm", bias], ["a"])]
+    conv = lambda w, b: [helper.make_node("Conv", ["d", w, b], ["cv"], pads=[1, 1, 1, 1])]
+    return {
+        "dq-matmul-add-q": (q("x") + dq_w + matmul_add("wd") + out("a"), {"x": x2}),
+        "dq-matmul-add-q-3d": (q("x") + dq_w + matmul_add("wd") + out("a"), {"x": x3}),
+        "dq-matmul-add-float-3d": (q("x") + dq_w + matmul_add("wd")[:1] +
+                                   [helper.make_node("Add", ["mm", "bias"], ["y"])], {"x": x3}),
+        "float-matmul-add-after-dq-3d": (q("x") + [helper.make_node("MatMul", ["d", "wf"], ["mm"]),
+                                                   helper.make_node("Add", ["mm", "bias"], ["y"])], {"x": x3}),
+        "dq-matmul-add-relu-q": (q("x") + dq_w + matmul_add("wd") + [helper.make_node("Relu", ["a"], ["r"])] +
+                                 out("r"), {"x": x2}),
+        "float-weights-gemm-q": (q("x") + [helper.make_node("Gemm", ["d", "wf", "bias"], ["g"])] + out("g"), {"x": x2}),
+        "float-weights-gemm-relu-q": (q("x") + [helper.make_node("Gemm", ["d", "wf", "bias"], ["g"]),
+                                                helper.make_node("Relu", ["g"], ["r"])] + out("r"), {"x": x2}),
+        "dq-weights-float-bias-conv-q": (q("x") + dq_k + conv("kd", "kbias") + out("cv"), {"x": img}),
+        "float-weights-conv-q": (q("x") + conv("kf", "kbias") + out("cv"), {"x": img}),
+        "transpose-between-dq-and-matmul": (
+            q("x") + dq_w + [helper.make_node("Transpose", ["d"], ["t"], perm=[1, 0]),
+                             helper.make_node("MatMul", ["t", "wd"], ["mm"])] + out("mm"), {"x": x2.T.copy()}),
+    }, c
+
+
+@pytest.mark.parametrize("case", list(level1_cases()[0]))
+def test_level1_rewrites(tmp_path, case):
+    """ORT's level-1 rewrites before the QDQ rules: MatMul + Add -> Gemm (reshaped around a
+    3-D input), Q/DQ pairs propagated through Reshape and Transpose, float weights and biases
+    of Conv / Gemm quantized ahead of the QDQ rules; with K = 700 the Gemm's order shows."""
+    cases, consts = level1_cases()
+    nodes, inputs = cases[case]
+    used = {t for n in nodes for t in n.input}
+    model = graph_model(nodes, inputs, {k: v for k, v in consts.items() if k in used}, ["y"], opset=17)
+    check_both_paths(model, inputs)
+    check_fusions(model, tmp_path)
 
 
 # -- the integer datapath as one argument ------------------------------------------------------------

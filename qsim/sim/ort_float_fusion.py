@@ -72,7 +72,7 @@ def _gelu(g) -> None:
 # -- Add(x, 1-D bias) + Gelu -> BiasGelu ------------------------------------------------------------------
 def _bias_gelu(g) -> None:
     for add in [n for n in g.nodes if n.op == "Add" and not n.domain]:
-        shapes = [g.qm.shapes.get(t) for t in add.inputs]
+        shapes = [g.shapes.get(t) for t in add.inputs]
         if any(s is None or len(s) < 1 or not isinstance(s[-1], int) or s[-1] <= 0 for s in shapes) \
                 or shapes[0][-1] != shapes[1][-1]:
             continue
@@ -89,7 +89,7 @@ def _bias_gelu(g) -> None:
 # -- Add (+ bias Add) + LayerNormalization -> SkipLayerNormalization ------------------------------------
 def _three_d_equal(g, a: str, b: str) -> bool:
     """CheckFirstAdd's shapes: both 3-D, equal fixed dimensions (the first may be a shared name)."""
-    sa, sb = g.qm.shapes.get(a), g.qm.shapes.get(b)
+    sa, sb = g.shapes.get(a), g.shapes.get(b)
     if sa is None or sb is None or len(sa) != 3 or len(sb) != 3:
         return False
     for i, (x, y) in enumerate(zip(sa, sb)):
@@ -106,7 +106,7 @@ def _bias_add(g, node) -> bool:
     if node is None or node.op != "Add" or node.domain or len(g.readers(node.outputs[0])) != 1 \
             or node.outputs[0] in g.outputs or node.inputs[1] not in g.consts:
         return False
-    sa = g.qm.shapes.get(node.inputs[0])
+    sa = g.shapes.get(node.inputs[0])
     c = g.consts[node.inputs[1]]
     return sa is not None and len(sa) == 3 and c.ndim == 1 and isinstance(sa[2], int) and sa[2] == c.shape[0]
 

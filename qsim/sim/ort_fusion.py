@@ -5,8 +5,20 @@ change results, measured against sessions that save their optimized model
 (SessionOptions.optimized_model_filepath) and against their outputs; layout-only rewrites
 (NHWC, constant folding of shapes) are left out:
 
+0. Level 1, before the QDQ rewrites: MatMulAddFusion (a float MatMul read only by an Add of
+   a bias becomes Gemm(A, B, bias); an A of other rank than 2 is reshaped to (M, K) around it),
+   then QDQPropagation (Q/DQ pairs with the scale and zero point of a DequantizeLinear inserted
+   after the Reshape, Transpose, Squeeze, Unsqueeze, Slice or MaxPool nodes it feeds, and of a
+   QuantizeLinear before those that feed it: exact on the values, it lets the rules below see
+   DQ -> op -> Q groups).
 1. EnsureUniqueDQForNodeUnit: a DequantizeLinear read by several nodes (or also a graph
-   output) is duplicated, one per reading node input.
+   output) is duplicated, one per reading node input. Then WeightBiasQuantization: a Conv or
+   Gemm on a dequantized input whose output reaches a QuantizeLinear (through Relu or Clip at
+   most) gets its float32 constant weight quantized (int8, asymmetric, per tensor) and its
+   float bias constant rounded to int32 at scale x_scale * w_scale, each behind a DQ. (Those
+   DQs are folded to constants only after the QDQ selectors first look: where a Relu or Clip
+   stands before the Q, ORT fuses the activation into the float operator first, and the
+   group stays float; measured.)
 2. QDQS8ToU8 (x86, where int8 activations are not "allowed"): a QuantizeLinear read only by
    one DequantizeLinear, both with the same constant int8 zero point, becomes uint8 with the
    zero point + 128. The values are the same; the integer kernels that follow see other
@@ -29,6 +41,7 @@ import numpy as np
 
 from .onnx_quant import MS, Node, QuantModel
 
+F32 = np.float32
 INT8, UINT8 = np.dtype(np.int8), np.dtype(np.uint8)
 
 
@@ -42,6 +55,8 @@ class _Graph:
         self.outputs = set(qm.outputs)
         self.inputs = {i.name: i for i in qm.inputs}
         self.types = {}                 # element types of tensors whose producer was fused away
+        self.shapes = dict(qm.shapes)   # inferred shapes, and those of tensors the rewrites make
+        self.stays_float = set()        # names of nodes the QDQ rules must leave alone
         self._fresh = 0
 
     def producer(self, name: str):
@@ -102,13 +117,166 @@ class _Graph:
 def ort_default(qm: QuantModel) -> QuantModel:
     """The graph ORT's default session executes, rewritten as ORT rewrites it (see above)."""
     g = _Graph(qm)
+    _matmul_add(g)
+    _qdq_propagate(g)
     _ensure_unique_dq(g)
+    _weight_bias_quantization(g)
     _qdq_s8_to_u8(g)
     _qdq_fuse(g)
     _dynamic_quant_fuse(g)
     from .ort_float_fusion import float_fuse
     float_fuse(g)
     return g.freeze()
+
+
+# -- 0. MatMul + Add -> Gemm; Q/DQ pairs propagated through shape operators --------------------------------
+def _since(g: _Graph, op: str) -> int:
+    """The version of a default-domain operator the model's opset selects."""
+    from onnx import defs
+    return defs.get_schema(op, g.qm.opset, "").since_version
+
+
+def _attention_projection(g: _Graph, matmul: Node) -> bool:
+    """A's producer is Reshape <- Transpose <- MatMul <- Softmax (attention's output projection)."""
+    chain = ("Reshape", "Transpose", "MatMul", "Softmax")
+    node = matmul
+    for op in chain:
+        node = g.producer(node.inputs[0])
+        if node is None or node.op != op or node.domain:
+            return False
+    return True
+
+
+def _matmul_add(g: _Graph) -> None:
+    for mm in [n for n in g.nodes if n.op == "MatMul" and not n.domain]:
+        reads = g.readers(mm.outputs[0])
+        if len(reads) != 1 or mm.outputs[0] in g.outputs or reads[0][0].op != "Add" or reads[0][0].domain:
+            continue
+        add = reads[0][0]
+        if g.dtype(mm.inputs[0]) not in (None, np.dtype(np.float32)):
+            continue
+        a_shape, b_shape = g.shapes.get(mm.inputs[0]), g.shapes.get(mm.inputs[1])
+        bias = _other_input(add, mm.outputs[0])
+        c_shape = g.shapes.get(bias)
+        if a_shape is None or b_shape is None or c_shape is None or len(b_shape) != 2:
+            continue
+        reshape = len(a_shape) != 2
+        concrete = lambda dims: all(isinstance(d, int) and d >= 0 for d in dims)
+        if reshape and (_attention_projection(g, mm) or not concrete(a_shape) or not concrete(b_shape)):
+            continue
+        n = b_shape[1]
+        if not (len(c_shape) == 1 and c_shape[0] == n or not reshape and len(c_shape) == 2 and (
+                c_shape[0] == 1 and c_shape[1] == n or c_shape[0] == a_shape[0] and c_shape[1] in (1, n))):
+            continue
+        a, out = mm.inputs[0], add.outputs[0]
+        nodes = []
+        if reshape:
+            m = int(np.prod(a_shape[:-1], dtype=np.int64))
+            a, out = g.new_name(mm.name + "/gemm_input"), g.new_name(mm.name + "/gemm_output")
+            g.shapes[a], g.shapes[out] = (m, b_shape[0]), (m, n)
+            nodes.append(Node(mm.name + "/gemm_input_reshape", "Reshape", "",
+                              (mm.inputs[0], g.const("gemm_input_shape", np.array([m, b_shape[0]]))), (a,)))
+        nodes.append(Node(mm.name + "/MatMulAddFusion", "Gemm", "", (a, mm.inputs[1], bias), (out,)))
+        if reshape:
+            nodes.append(Node(mm.name + "/gemm_output_reshape", "Reshape", "",
+                              (out, g.const("gemm_output_shape", np.array(a_shape[:-1] + (n,)))), add.outputs))
+        at = g.nodes.index(add)
+        g.nodes[at:at + 1] = nodes
+        g.remove(mm)
+
+
+def _other_input(node: Node, name: str) -> str:
+    return node.inputs[1] if node.inputs[0] == name else node.inputs[0]
+
+
+def _propagates(g: _Graph, node: Node) -> bool:
+    """CanNodePropagate: the operator versions ORT propagates Q/DQ through."""
+    versions = {"MaxPool": (12,), "Reshape": (5, 13, 14, 19), "Transpose": (1, 13), "Squeeze": (1, 11, 13),
+                "Unsqueeze": (1, 11, 13), "Slice": (1, 10, 11, 13)}
+    return not node.domain and node.op in versions and _since(g, node.op) in versions[node.op]
+
+
+def _scalar_qparams(g: _Graph, node: Node) -> bool:
+    zero = node.inputs[2] if len(node.inputs) > 2 else ""
+    return g.scalar_const(node.inputs[1]) is not None and (not zero or g.scalar_const(zero) is not None)
+
+
+def _sole_reader(g: _Graph, name: str):
+    """The (node, input index) reading a tensor when there is exactly one read and it is no graph output."""
+    reads = g.readers(name)
+    return reads[0] if len(reads) == 1 and name not in g.outputs else None
+
+
+def _insert_qdq(g: _Graph, name: str, after, qparams: tuple, reads) -> None:
+    """Q(name) -> DQ per read (node, index), each read then taking its DQ's output; after: the
+    node producing name (None for a graph input). A graph output keeps its name on a DQ."""
+    q_out = g.new_name(name + "_q_to_dq")
+    source = name
+    new = []
+    if name in g.outputs:
+        source = g.new_name(name + "_pre_q")
+        g.swap(after, replace(after, outputs=tuple(source if o == name else o for o in after.outputs)))
+        after = next(n for n in g.nodes if source in n.outputs)
+        new.append(Node(g.new_name(name + "_dq"), "DequantizeLinear", "", (q_out,) + qparams, (name,)))
+    new.insert(0, Node(g.new_name(name + "_q"), "QuantizeLinear", "", (source,) + qparams, (q_out,)))
+    for reader, index in reads:
+        dq_out = g.new_name(name + "_post_dq")
+        new.append(Node(g.new_name(name + "_dq"), "DequantizeLinear", "", (q_out,) + qparams, (dq_out,)))
+        now = next(n for n in g.nodes if n.name == reader.name and n.outputs == reader.outputs)
+        inputs = list(now.inputs)
+        inputs[index] = dq_out
+        g.swap(now, replace(now, inputs=tuple(inputs)))
+    at = g.nodes.index(after) + 1 if after is not None else 0
+    g.nodes[at:at] = new
+
+
+def _qdq_propagate(g: _Graph) -> None:
+    nodes = list(g.nodes)
+    for q in [n for n in nodes if n.op == "QuantizeLinear" and not n.domain and _scalar_qparams(g, n)]:
+        qparams = q.inputs[1:]
+        edge = q.inputs[0]                              # walk up through propagating nodes
+        if g.producer(edge) is not None and _sole_reader(g, edge) is None:
+            continue
+        while True:
+            src = g.producer(edge)
+            if src is None or not _propagates(g, src):
+                break
+            edge = src.inputs[0]
+            before = g.producer(edge)
+            if (before is not None and _sole_reader(g, edge) is None) or (before is not None and
+                                                                            before.op == "DequantizeLinear"):
+                break
+            src_now = next(n for n in g.nodes if n.outputs == src.outputs)
+            _insert_qdq(g, edge, before, qparams, [(src_now, 0)])
+    for dq in [n for n in nodes if n.op == "DequantizeLinear" and not n.domain and _scalar_qparams(g, n)]:
+        if dq not in g.nodes or _sole_reader(g, dq.outputs[0]) is None:
+            continue
+        qparams = dq.inputs[1:]
+        groups = [_propagation_reads(g, _sole_reader(g, dq.outputs[0])[0])]
+        while groups:
+            node, reads = groups.pop()
+            if node is None:
+                continue
+            name = node.outputs[0]
+            _insert_qdq(g, name, node, qparams, reads)
+            for reader, _ in reads:
+                now = next(n for n in g.nodes if n.name == reader.name and n.outputs == reader.outputs)
+                groups.append(_propagation_reads(g, now))
+
+
+def _propagation_reads(g: _Graph, node: Node):
+    """GetNextPropagationEdges: a propagating node and the reads of its output that a Q/DQ pair
+    goes on (reads by Q nodes left out; a graph output counts when nothing reads it)."""
+    if not _propagates(g, node):
+        return None, []
+    name = node.outputs[0]
+    reads = g.readers(name)
+    if reads and name in g.outputs:
+        return None, []
+    reads = [(r, i) for r, i in reads if r.op != "QuantizeLinear"]
+    if not reads and name not in g.outputs:
+        return None, []
+    return node, reads
 
 
 # -- 1. one DequantizeLinear per reading node input -------------------------------------------------
@@ -126,6 +294,83 @@ def _ensure_unique_dq(g: _Graph) -> None:
             inputs = list(reader_now.inputs)
             inputs[index] = name
             g.swap(reader_now, replace(reader_now, inputs=tuple(inputs)))
+
+
+def _is_scalar(g: _Graph, name: str) -> bool:
+    shape = g.shapes.get(name)
+    return shape is not None and (len(shape) == 0 or tuple(shape) == (1,))
+
+
+def _path_to_q(g: _Graph, node: Node) -> bool:
+    """IsNoBranchPathToQuantizeLinear: one reader after another, Relu or Clip, until a Q."""
+    while len(node.outputs) == 1:
+        reads = g.readers(node.outputs[0])
+        if len(reads) != 1:
+            return False
+        node = reads[0][0]
+        if node.op == "QuantizeLinear":
+            return True
+        if node.op not in ("Relu", "Clip"):
+            return False
+    return False
+
+
+def _weight_bias_quantization(g: _Graph) -> None:
+    from .ort_kernels import quantize_linear
+    from ..formats import format as get_format
+    for node in [n for n in g.nodes if n.op in ("Conv", "Gemm") and not n.domain]:
+        x_dq, w = g.producer(node.inputs[0]), node.inputs[1]
+        if x_dq is None or x_dq.op != "DequantizeLinear" or not _is_scalar(g, x_dq.inputs[1]) \
+                or x_dq.inputs[1] not in g.consts or not _path_to_q(g, node):
+            continue
+        w_dq = g.producer(w)
+        if w_dq is not None and w_dq.op != "DequantizeLinear" or w_dq is None and (
+                w not in g.consts or g.consts[w].dtype != np.float32):
+            continue
+        bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+        if bias is not None and (bias not in g.consts or g.consts[bias].ndim != 1):
+            continue
+        if w_dq is not None and bias is None:
+            continue
+        per_tensor = w_dq is None or _is_scalar(g, w_dq.inputs[1])
+        if not per_tensor:
+            scale, attrs = g.consts.get(w_dq.inputs[1]), w_dq.attrs
+            w_rank = len(g.shapes.get(w_dq.inputs[0], ()))
+            axis = attrs.get("axis", 1)
+            axis = axis + w_rank if axis < 0 else axis
+            expected = 0 if node.op == "Conv" else (1 if not node.attrs.get("transB", 0) else 0)
+            if scale is None or scale.ndim != 1 or bias is None or scale.size != g.consts[bias].size \
+                    or attrs.get("block_size", 0) or axis != expected:
+                continue
+        inputs = list(node.inputs)
+        if w_dq is None:                                # GetQuantizationParameter<int8_t>, asymmetric
+            wf = g.consts[w]
+            lo, hi = min(F32(wf.min()), F32(0)), max(F32(wf.max()), F32(0))
+            scale = F32(1) if hi == lo else F32(F32(hi - lo) / F32(255))
+            zero = np.int8(np.rint(np.clip(F32(-128) - F32(lo / scale), F32(-128), F32(127))))
+            codes = quantize_linear(wf, scale, int(zero), get_format("int8"))
+            w_scale = g.const(node.name + "_weight_scale", scale)
+            qparams = (w_scale, g.const(node.name + "_weight_zp", zero))
+            inputs[1] = g.new_name(node.name + "_weight_dq")
+            g.nodes.insert(g.nodes.index(node), Node(g.new_name(node.name + "_weight_dq"), "DequantizeLinear", "",
+                                                     (g.const(node.name + "_weight_q", codes),) + qparams,
+                                                     (inputs[1],)))
+        else:
+            w_scale = w_dq.inputs[1]
+        if bias is not None:                            # Cast(Round(bias / (x_scale * w_scale)), int32)
+            b_scale = (F32(g.consts[x_dq.inputs[1]].reshape(())) * g.consts[w_scale]).astype(F32)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                q = np.rint((g.consts[bias] / b_scale).astype(F32)).astype(np.float64)
+            ok = np.isfinite(q) & (q >= -2.0 ** 31) & (q < 2.0 ** 31)        # else x86's integer indefinite
+            codes = np.where(ok, np.where(ok, q, 0).astype(np.int64), -2 ** 31).astype(np.int32)
+            inputs[2] = g.new_name(node.name + "_bias_dq")
+            g.nodes.insert(g.nodes.index(node), Node(
+                g.new_name(node.name + "_bias_dq"), "DequantizeLinear", "",
+                (g.const(node.name + "_bias_int32", codes), g.const(node.name + "_bias_scale", b_scale)),
+                (inputs[2],), {} if per_tensor else {"axis": 0}))
+        g.swap(node, replace(node, inputs=tuple(inputs)))
+        if g.readers(node.outputs[0])[0][0].op != "QuantizeLinear":
+            g.stays_float.add(node.name)
 
 
 # -- 2. int8 Q -> DQ pairs to uint8 --------------------------------------------------------------------
@@ -201,7 +446,7 @@ def _qparams(dq: Node) -> tuple:
 
 def _qdq_fuse(g: _Graph) -> None:
     for node in list(g.nodes):
-        if node not in g.nodes or node.domain:
+        if node not in g.nodes or node.domain or node.name in g.stays_float:
             continue
         found = _group(g, node)
         if found is None:
