@@ -253,6 +253,33 @@ def test_qlinear_lookup_tables_every_code(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_softmax(dtype):
+    """QLinearSoftmax (com.microsoft): its exp table, float sums and rounding, over row lengths,
+    input scales up to 1e36 (only each row's maximum survives), both opset axis rules; and a
+    QDQ Softmax that ORT's default session fuses into it."""
+    rng = np.random.default_rng(45)
+    info = np.iinfo(dtype)
+    for shape, axis, opset in (((50, 14), -1, 13), ((8, 3, 64), 1, 13), ((20, 1000), -1, 13), ((6, 5, 7), 1, 12)):
+        for sx in (0.01, 0.5, 1.3e36):
+            for sy, zy in ((1 / 256, info.min), (0.01, 3 if dtype == np.uint8 else -100)):
+                x = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+                c = dict(sx=F32(sx), zx=np.array(7, dtype), sy=F32(sy), zy=np.array(zy, dtype))
+                node = helper.make_node("QLinearSoftmax", ["x", "sx", "zx", "sy", "zy"], ["y"], domain=MS, axis=axis,
+                                        opset=opset)
+                check_both_paths(graph_model([node], {"x": x}, c, ["y"], opset=opset), {"x": x}, False)
+    x = rng.normal(size=(40, 30)).astype(F32) * 4
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+             helper.make_node("Softmax", ["d"], ["p"], axis=-1),
+             helper.make_node("QuantizeLinear", ["p", "sp", "zp"], ["pq"]),
+             helper.make_node("DequantizeLinear", ["pq", "sp", "zp"], ["y"])]
+    c = dict(s=F32(0.1), z=np.array(3, dtype), sp=F32(1 / 255), zp=np.array(info.min, dtype))
+    model = graph_model(nodes, {"x": x}, c, ["y"], opset=17)
+    check_both_paths(model, {"x": x})
+    assert "QLinearSoftmax" in [n.op for n in prepare(model).nodes]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_qlinear_concat_pools(dtype):
     rng = np.random.default_rng(30)
     info = np.iinfo(dtype)
@@ -676,14 +703,34 @@ def test_run_model_files_and_intermediates(tmp_path):
 
 
 # -- MiniLM ----------------------------------------------------------------------------------------------
-def test_minilm_quantize_dynamic(tmp_path):
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+    from peers.ort_minilm import minilm_float
+    return minilm_float(tmp_path_factory.mktemp("minilm"), sentences=4)
+
+
+def test_minilm_quantize_dynamic(minilm, tmp_path):
     """all-MiniLM-L6-v2's encoder quantized by quantize_dynamic: the hidden states equal ORT's
     bit for bit on both paths (ort-unfused: every tensor), also against ORT's default thread
     count, and the default path fuses what ORT fuses."""
-    from peers.ort_minilm import minilm_quantized
-    path, inputs = minilm_quantized(tmp_path, sentences=4)
+    float_path, inputs = minilm
+    path = tmp_path / "minilm_int8.onnx"
+    quantize_dynamic(str(float_path), str(path), weight_type=QuantType.QInt8)
     h = check_both_paths(path, inputs)["h"]
     assert h.shape[:2] == inputs["input_ids"].shape and np.isfinite(h).all()
     threaded = ort_session(path, optimized=True, threads=0).run(None, inputs)[0]
     assert mismatches(h, threaded) == 0
+    check_fusions(path, tmp_path)
+
+
+@pytest.mark.parametrize("fmt", [QuantFormat.QDQ, QuantFormat.QOperator], ids=lambda f: f.name)
+def test_minilm_quantize_static(minilm, tmp_path, fmt):
+    """The same encoder through quantize_static: QLinearMatMul, QLinearAdd / QLinearMul,
+    QLinearSoftmax (QDQ: fused by ORT's default session; a constant's QuantizeLinear folded
+    before the int8 -> uint8 rewrite keeps some binary operators float), bit for bit."""
+    from peers.ort_minilm import minilm_static
+    float_path, inputs = minilm
+    path = minilm_static(float_path, inputs, fmt)
+    h = check_both_paths(path, inputs)["h"]
+    assert np.isfinite(h).all() and np.unique(h).size > 100
     check_fusions(path, tmp_path)

@@ -5,7 +5,9 @@ change results, measured against sessions that save their optimized model
 (SessionOptions.optimized_model_filepath) and against their outputs; layout-only rewrites
 (NHWC, constant folding of shapes) are left out:
 
-0. Level 1, before the QDQ rewrites: MatMulAddFusion (a float MatMul read only by an Add of
+0. Level 1, before the QDQ rewrites: ConstantFolding (every node whose inputs are all
+   constants, DequantizeLinear excepted, becomes a constant: a QuantizeLinear of a constant
+   thus leaves a lone DQ that rule 2 below does not convert), MatMulAddFusion (a float MatMul read only by an Add of
    a bias becomes Gemm(A, B, bias); an A of other rank than 2 is reshaped to (M, K) around it),
    then QDQPropagation (Q/DQ pairs with the scale and zero point of a DequantizeLinear inserted
    after the Reshape, Transpose, Squeeze, Unsqueeze, Slice or MaxPool nodes it feeds, and of a
@@ -117,6 +119,7 @@ class _Graph:
 def ort_default(qm: QuantModel) -> QuantModel:
     """The graph ORT's default session executes, rewritten as ORT rewrites it (see above)."""
     g = _Graph(qm)
+    _constant_fold(g)
     _matmul_add(g)
     _qdq_propagate(g)
     _ensure_unique_dq(g)
@@ -129,7 +132,26 @@ def ort_default(qm: QuantModel) -> QuantModel:
     return g.freeze()
 
 
-# -- 0. MatMul + Add -> Gemm; Q/DQ pairs propagated through shape operators --------------------------------
+# -- 0. constants folded; MatMul + Add -> Gemm; Q/DQ pairs propagated through shape operators --------------
+def _constant_fold(g: _Graph) -> None:
+    """Run the nodes whose inputs are all constants (with qsim's kernels, which are ORT's) and
+    keep their outputs as constants; DequantizeLinear stays, as QDQ node units need it."""
+    from .onnx_quant import Ctx, get_datapath
+    from .ort_ops import OPS
+    for node in list(g.nodes):
+        if node.op == "DequantizeLinear" or not node.inputs or (node.domain, node.op) not in OPS \
+                or any(t and t not in g.consts for t in node.inputs):
+            continue
+        ctx = Ctx(node, get_datapath("onnxruntime-x86"), tuple(True for _ in node.inputs), g.qm)
+        out = OPS[(node.domain, node.op)](ctx, *[g.consts[t] if t else None for t in node.inputs])
+        for name, value in zip(node.outputs, out if isinstance(out, tuple) else (out,)):
+            if name:
+                g.consts[name] = np.asarray(value)
+                g.shapes[name] = np.shape(value)
+        g.remove(node)
+
+
+
 def _since(g: _Graph, op: str) -> int:
     """The version of a default-domain operator the model's opset selects."""
     from onnx import defs
@@ -487,9 +509,10 @@ def _select(g: _Graph, node: Node, dqs, qs):
     q = qs[0]
     y = (q.inputs[1], q.inputs[2] if len(q.inputs) > 2 else "")
     if op in UNARY and len(dqs) == 1 and dt_in[0] == dt_out[0]:
-        if UNARY[op] == "QLinearSoftmax":
-            _not_modelled(g, node, "QLinearSoftmax")
-        return Node(node.name, UNARY[op], MS, (dqs[0].inputs[0], *_qparams(dqs[0]), *y), q.outputs, node.attrs)
+        attrs = dict(node.attrs)
+        if UNARY[op] == "QLinearSoftmax":           # the kernel needs the opset (its axis rules)
+            attrs = {"axis": attrs.get("axis", -1 if g.qm.opset >= 13 else 1), "opset": g.qm.opset}
+        return Node(node.name, UNARY[op], MS, (dqs[0].inputs[0], *_qparams(dqs[0]), *y), q.outputs, attrs)
     if op in BINARY and len(dqs) == 2 and dt_in[0] == dt_in[1] == dt_out[0]:
         a, b = (next(d for d in dqs if d.outputs[0] == t) for t in node.inputs)
         return Node(node.name, BINARY[op], MS, (a.inputs[0], *_qparams(a), b.inputs[0], *_qparams(b), *y),

@@ -456,6 +456,39 @@ def apply_table(table, x) -> np.ndarray:
     return table[np.asarray(x).astype(np.int64) & 0xFF]
 
 
+def qlinear_softmax(x, sx, sy, zy, axis: int, opset: int) -> np.ndarray:
+    """ORT's QLinearSoftmax (com.microsoft; x's zero point plays no part): exp of each code's
+    distance below its row's maximum from a 256-entry float32 table made in double,
+    exp((i - 255 + shift) * sx) with shift = max(0, ln(FLT_MAX / D) - 5) / sx (keeps the sums
+    finite); the row's entries summed in float32 in order; then
+    y = rint(float32(t * floor(1 / sy)) / sum) + zy, capped at the type's largest code. Rows
+    are the last axis (opset >= 13, the axis moved there) or everything from the axis on
+    (before 13)."""
+    import math
+    x = np.asarray(x)
+    signed = x.dtype == np.int8
+    moved = np.moveaxis(x, axis, -1) if opset >= 13 else x
+    rows = moved.reshape(-1, moved.shape[-1]) if opset >= 13 else x.reshape(int(np.prod(x.shape[:axis])), -1)
+    d = rows.shape[1]
+    sx = float(F32(sx))
+    shift = max(0.0, math.log(float(F32(np.finfo(F32).max) / F32(d))) - 5.0) / sx
+    table = np.empty(256, F32)
+    for i in range(256):
+        try:
+            table[i] = math.exp((i - 255 + shift) * sx)
+        except OverflowError:
+            table[i] = np.inf
+    codes = rows.astype(np.int64) + (128 if signed else 0)              # the table's index order
+    t = table[255 - codes.max(axis=1, keepdims=True) + codes]
+    total = np.cumsum(t, axis=1, dtype=F32)[:, -1:]                     # in order, one rounding per add
+    scale = F32(np.floor(F32(1) / F32(sy)))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        q = np.rint((t * scale).astype(F32) / total).astype(np.int64) + int(zy)
+    y = np.minimum(q, 127 if signed else 255).astype(x.dtype)
+    y = y.reshape(moved.shape) if opset >= 13 else y.reshape(x.shape)
+    return np.moveaxis(y, -1, axis) if opset >= 13 else y
+
+
 def qlinear_average_pool(x, sx, zx, sy, zy, fmt, kernel, strides, pads, count_include_pad) -> np.ndarray:
     """QLinearAveragePool: dequantized to float32, each window summed from 0 in row-major order,
     divided by its size, then rne(y / sy + zy) clamped. A kernel covering the whole unpadded

