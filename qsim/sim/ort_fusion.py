@@ -7,9 +7,9 @@ change results, measured against sessions that save their optimized model
 
 0. Level 1, before the QDQ rewrites: ConstantFolding (every node whose inputs are all
    constants, DequantizeLinear excepted, becomes a constant: a QuantizeLinear of a constant
-   thus leaves a lone DQ that rule 2 below does not convert), MatMulAddFusion (a float MatMul read only by an Add of
-   a bias becomes Gemm(A, B, bias); an A of other rank than 2 is reshaped to (M, K) around it),
-   then QDQPropagation (Q/DQ pairs with the scale and zero point of a DequantizeLinear inserted
+   thus leaves a lone DQ that rule 2 below does not convert), MatMulAddFusion (a float MatMul
+   read only by an Add of a bias becomes Gemm(A, B, bias); an A of other rank than 2 is
+   reshaped to (M, K) around it), then QDQPropagation (Q/DQ pairs with the scale and zero point of a DequantizeLinear inserted
    after the Reshape, Transpose, Squeeze, Unsqueeze, Slice or MaxPool nodes it feeds, and of a
    QuantizeLinear before those that feed it: exact on the values, it lets the rules below see
    DQ -> op -> Q groups).
@@ -135,7 +135,8 @@ def ort_default(qm: QuantModel) -> QuantModel:
 # -- 0. constants folded; MatMul + Add -> Gemm; Q/DQ pairs propagated through shape operators --------------
 def _constant_fold(g: _Graph) -> None:
     """Run the nodes whose inputs are all constants (with qsim's kernels, which are ORT's) and
-    keep their outputs as constants; DequantizeLinear stays, as QDQ node units need it."""
+    keep their outputs as constants; DequantizeLinear stays, as QDQ node units need it. Like
+    ORT, which folds when the session starts, this uses ORT's own integer datapath."""
     from .onnx_quant import Ctx, get_datapath
     from .ort_ops import OPS
     for node in list(g.nodes):
