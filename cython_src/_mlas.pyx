@@ -94,28 +94,59 @@ def int8_products_items(Py_ssize_t rows, Py_ssize_t columns):
     return ((rows + DOT_TILE - 1) // DOT_TILE) * ((columns + DOT_TILE - 1) // DOT_TILE)
 
 
-def int8_products(const a_t[:, ::1] a, const b_t[:, ::1] bt, long long a_zero, const long long[::1] b_zero,
-                  const long long[::1] a_sums, const long long[::1] b_sums, acc_t[:, ::1] out,
+def int8_products(const a_t[:, ::1] a, const b_t[:, ::1] bt, const long long[::1] b_zero,
+                  const long long[::1] col, const long long[::1] a_sums, acc_t[:, ::1] out,
                   Py_ssize_t begin, Py_ssize_t end):
     """out[m, n] = sum_k (a[m, k] - a_zero) (bt[n, k] - b_zero[n]), exact: the raw products
-    summed in int (the caller keeps K * |a| * |b| < 2^31), then corrected for the zero points
-    from a_sums[m] = sum_k a[m, k] and b_sums[n] = sum_k bt[n, k]. An int out must hold every
-    sum. Items are blocks of 64 x 64 outputs (both operand panels stay in cache); within them
+    summed in int (the caller keeps K * |a| * |b| < 2^31), then corrected for the zero points:
+    + col[n] - b_zero[n] * a_sums[m], with a_sums[m] = sum_k a[m, k] and
+    col[n] = K a_zero b_zero[n] - a_zero sum_k bt[n, k]. An int out must hold every sum.
+    Items are blocks of 64 x 64 outputs (both operand panels stay in cache); within them
     2 x 4 dot products share their loads, and compilers turn each into VNNI instructions."""
     cdef Py_ssize_t nt = (bt.shape[0] + DOT_TILE - 1) // DOT_TILE, item
     with nogil:
         for item in range(begin, end):
-            _dot_tile(a, bt, out, (item // nt) * DOT_TILE, (item % nt) * DOT_TILE, a_zero, b_zero, b_sums, a_sums)
+            _dot_tile(a, bt, out, (item // nt) * DOT_TILE, (item % nt) * DOT_TILE, b_zero, col, a_sums)
 
 
-cdef inline void _put(acc_t[:, ::1] out, Py_ssize_t m, Py_ssize_t n, int raw, long long za, const long long[::1] zb,
-                      const long long[::1] b_sums, const long long[::1] a_sums, Py_ssize_t K) noexcept nogil:
-    out[m, n] = <acc_t>(raw - za * b_sums[n] - zb[n] * a_sums[m] + K * za * zb[n])
+cdef extern from "_vnni.h" nogil:
+    int QS_VNNI
+    void qs_vnni_tile(const unsigned char* a, Py_ssize_t m, Py_ssize_t k, const signed char* bp, Py_ssize_t n,
+                      Py_ssize_t m0, Py_ssize_t n0, Py_ssize_t tile, const long long* col, const long long* zb,
+                      const long long* a_sums, int* out32, long long* out64)
+
+VNNI = bool(QS_VNNI)      # compiled for AVX-512 VNNI: int8_products_vnni runs
+
+
+def int8_products_vnni(const unsigned char[:, ::1] a, const signed char[:, :, :, ::1] bp, const long long[::1] b_zero,
+                       const long long[::1] col, const long long[::1] a_sums, acc_t[:, ::1] out,
+                       Py_ssize_t begin, Py_ssize_t end):
+    """int8_products for uint8 a and int8 b packed in VNNI panels (_vnni.h), same items and
+    result; only where VNNI is true."""
+    cdef Py_ssize_t M = a.shape[0], N = out.shape[1], K = a.shape[1]
+    cdef Py_ssize_t nt = (N + DOT_TILE - 1) // DOT_TILE, item
+    cdef int* out32 = NULL
+    cdef long long* out64 = NULL
+    if M == 0 or N == 0:
+        return
+    if acc_t is int:
+        out32 = &out[0, 0]
+    else:
+        out64 = &out[0, 0]
+    with nogil:
+        for item in range(begin, end):
+            qs_vnni_tile(&a[0, 0], M, K, &bp[0, 0, 0, 0], N, (item // nt) * DOT_TILE, (item % nt) * DOT_TILE,
+                         DOT_TILE, &col[0], &b_zero[0], &a_sums[0], out32, out64)
+
+
+cdef inline void _put(acc_t* row, Py_ssize_t n, int raw, const long long* col, const long long* zb,
+                      long long a_sum) noexcept nogil:
+    # pointers, not memoryviews: a memoryview argument costs two atomic reference counts a call
+    row[n] = <acc_t>(raw + col[n] - zb[n] * a_sum)
 
 
 cdef void _dot_tile(const a_t[:, ::1] a, const b_t[:, ::1] bt, acc_t[:, ::1] out, Py_ssize_t m0, Py_ssize_t n0,
-                    long long za, const long long[::1] zb, const long long[::1] b_sums,
-                    const long long[::1] a_sums) noexcept nogil:
+                    const long long[::1] zb, const long long[::1] col, const long long[::1] a_sums) noexcept nogil:
     cdef Py_ssize_t M = min(a.shape[0], m0 + DOT_TILE), N = min(bt.shape[0], n0 + DOT_TILE), K = a.shape[1]
     cdef Py_ssize_t m, n, k, j
     cdef int c00, c01, c02, c03, c10, c11, c12, c13
@@ -145,22 +176,22 @@ cdef void _dot_tile(const a_t[:, ::1] a, const b_t[:, ::1] bt, acc_t[:, ::1] out
                 c11 = c11 + <int>a1[k] * <int>b1[k]
                 c12 = c12 + <int>a1[k] * <int>b2[k]
                 c13 = c13 + <int>a1[k] * <int>b3[k]
-            _put(out, m, n, c00, za, zb, b_sums, a_sums, K)
-            _put(out, m, n + 1, c01, za, zb, b_sums, a_sums, K)
-            _put(out, m, n + 2, c02, za, zb, b_sums, a_sums, K)
-            _put(out, m, n + 3, c03, za, zb, b_sums, a_sums, K)
-            _put(out, m + 1, n, c10, za, zb, b_sums, a_sums, K)
-            _put(out, m + 1, n + 1, c11, za, zb, b_sums, a_sums, K)
-            _put(out, m + 1, n + 2, c12, za, zb, b_sums, a_sums, K)
-            _put(out, m + 1, n + 3, c13, za, zb, b_sums, a_sums, K)
+            _put(&out[m, 0], n, c00, &col[0], &zb[0], a_sums[m])
+            _put(&out[m, 0], n + 1, c01, &col[0], &zb[0], a_sums[m])
+            _put(&out[m, 0], n + 2, c02, &col[0], &zb[0], a_sums[m])
+            _put(&out[m, 0], n + 3, c03, &col[0], &zb[0], a_sums[m])
+            _put(&out[m + 1, 0], n, c10, &col[0], &zb[0], a_sums[m + 1])
+            _put(&out[m + 1, 0], n + 1, c11, &col[0], &zb[0], a_sums[m + 1])
+            _put(&out[m + 1, 0], n + 2, c12, &col[0], &zb[0], a_sums[m + 1])
+            _put(&out[m + 1, 0], n + 3, c13, &col[0], &zb[0], a_sums[m + 1])
             n = n + 4
         for j in range(n, N):
-            _put(out, m, j, _dot(a0, &bt[j, 0], K), za, zb, b_sums, a_sums, K)
-            _put(out, m + 1, j, _dot(a1, &bt[j, 0], K), za, zb, b_sums, a_sums, K)
+            _put(&out[m, 0], j, _dot(a0, &bt[j, 0], K), &col[0], &zb[0], a_sums[m])
+            _put(&out[m + 1, 0], j, _dot(a1, &bt[j, 0], K), &col[0], &zb[0], a_sums[m + 1])
         m = m + 2
     for j in range(m, M):
         for n in range(n0, N):
-            _put(out, j, n, _dot(&a[j, 0], &bt[n, 0], K), za, zb, b_sums, a_sums, K)
+            _put(&out[j, 0], n, _dot(&a[j, 0], &bt[n, 0], K), &col[0], &zb[0], a_sums[j])
 
 
 cdef inline int _dot(const a_t* x, const b_t* y, Py_ssize_t K) noexcept nogil:

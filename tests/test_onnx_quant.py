@@ -497,6 +497,7 @@ def test_float_elementwise_and_rows_match_ort():
 def test_compiled_kernels_match_their_references(monkeypatch, threads):
     """cython_src/_mlas.pyx against the numpy statements (ort_reference.py) and exact integer
     sums, with the work spread over 1 and 3 threads."""
+    from qsim._kernels import _mlas
     monkeypatch.setenv("QSIM_NUM_THREADS", threads)
     rng = np.random.default_rng(90)
     x = np.concatenate([(rng.normal(size=100_001) * 5).astype(F32), TIES, np.array([3.925, -3.925, 1e-40, np.nan], F32)])
@@ -522,8 +523,14 @@ def test_compiled_kernels_match_their_references(monkeypatch, threads):
             za, zb = np.iinfo(adt).min, rng.integers(np.iinfo(bdt).min, np.iinfo(bdt).max + 1, n)
             want = (a.astype(np.int64) - za) @ (b.astype(np.int64) - zb)
             for dtype in (np.int32, np.int64):
-                got = K.int_product(a, b, za, zb, wrap, dtype=dtype)
+                got = K.int_product(a, b, za, zb, wrap, dtype=dtype)      # VNNI where compiled for it
                 assert got.dtype == dtype and (got == want).all()
+                portable, a_sums = np.empty((m, n), dtype), np.empty(m, np.int64)    # the loops without VNNI
+                _mlas.int8_row_sums(a, a_sums)
+                col = k * za * zb - za * b.sum(axis=0, dtype=np.int64)
+                _mlas.int8_products(a, np.ascontiguousarray(b.T), zb.astype(np.int64), col, a_sums, portable, 0,
+                                    _mlas.int8_products_items(m, n))
+                assert (portable == want).all()
     a3, b3 = rng.normal(size=(2, 7, 300)).astype(F32), rng.normal(size=(2, 300, 130)).astype(F32)
     got = K.sgemm(a3, b3, alpha=0.5)                       # M, N > 1, unpacked: MLAS's K block is 128 here
     assert K.sgemm_block_k(7, 130, 300, False) == 128

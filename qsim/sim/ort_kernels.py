@@ -180,7 +180,10 @@ def quantize_linear(x, scale, zero, fmt, axis: int | None = None, block: int | N
     from ..quant.intquant import quantize_int
     x = np.asarray(x, F32)
     if not isinstance(fmt, FloatFormat):
-        x = np.where(np.isnan(x), F32(-np.inf), x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            has_nan = np.isnan(x.sum(dtype=F32))      # any NaN makes the sum NaN (one fast pass)
+        if has_nan:
+            x = np.where(np.isnan(x), F32(-np.inf), x)
         return quantize_int(x, fmt, np.asarray(scale, F32), np.asarray(zero, np.int64), axis, block)
     s = _params_along(np.asarray(scale, F32), x.shape, axis, block)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -213,14 +216,37 @@ def dynamic_quantize_linear(x) -> tuple[np.ndarray, np.float32, np.uint8]:
 
 # -- integer products ------------------------------------------------------------------------------------------
 class PackedB(NamedTuple):
-    """An 8-bit B (K, N) as the compiled product reads it: rows of B^T and their sums."""
-    bt: np.ndarray                # (N, K), contiguous
-    sums: np.ndarray              # (N,) int64
+    """An 8-bit B (K, N) as the compiled products read it, with its column sums. With VNNI:
+    int8 codes (uint8 ones less 128, the zero point moved by `shift` with them) in panels of
+    32 columns, (N / 32, K / 4, 32, 4) rounded up with zeros; else the rows of B^T in B's own
+    type."""
+    data: np.ndarray
+    sums: np.ndarray              # (N,) int64, of the codes in data
+    shift: int                    # added to B's zero point
 
 
 def pack_b(b) -> PackedB:
-    bt = np.ascontiguousarray(np.asarray(b).T)
-    return PackedB(bt, bt.sum(axis=1, dtype=np.int64))
+    b = np.asarray(b)
+    k, n = b.shape
+    if not _mlas.VNNI:
+        bt = np.ascontiguousarray(b.T)
+        return PackedB(bt, bt.sum(axis=1, dtype=np.int64), 0)
+    shift = -128 if b.dtype == np.uint8 else 0
+    codes = (b.astype(np.int16) + shift).astype(np.int8)
+    groups, panels = (k + 3) // 4, (n + 31) // 32
+    padded = np.zeros((groups * 4, panels * 32), np.int8)
+    padded[:k, :n] = codes
+    data = _aligned(padded.reshape(groups, 4, panels, 32).transpose(2, 0, 3, 1))
+    return PackedB(data, codes.sum(axis=0, dtype=np.int64), shift)
+
+
+def _aligned(x, alignment: int = 64) -> np.ndarray:
+    """A C-contiguous copy of x starting on a cache line (64-byte loads then never straddle two)."""
+    buffer = np.empty(x.nbytes + alignment, np.uint8)
+    start = -buffer.ctypes.data % alignment
+    out = buffer[start:start + x.nbytes].view(x.dtype).reshape(x.shape)
+    out[...] = x
+    return out
 
 
 def _eight_bit_max(dtype) -> int | None:
@@ -232,25 +258,33 @@ def int_product(a, b, a_zero, b_zero, accumulator, packed: PackedB | None = None
     """What qsim.datapaths.int_matmul(a, b, a_zero, b_zero, accumulator) returns, for a (..., K)
     and a 2-D b (K, N) (packed: pack_b(b), made once for a constant b), in dtype (int32 for
     an accumulator of at most 32 bits). 8-bit operands in an accumulator that wraps (or that no
-    sum can overflow) take a compiled exact product (VNNI dot products of the raw codes, zero
-    points corrected after: the sum is exact, so fit(exact) is the accumulator's value); any
-    other accumulator runs int_matmul's order-aware kernel."""
+    sum can overflow) take a compiled exact product (dot products of the raw codes, VNNI where
+    compiled for it; zero points corrected after: the sum is exact, so fit(exact) is the
+    accumulator's value); any other accumulator runs int_matmul's order-aware kernel."""
     from ..datapaths.accumulate import int_matmul
     a, b = np.asarray(a), np.asarray(b)
     k, n = a.shape[-1], b.shape[-1]
     amax, bmax = _eight_bit_max(a.dtype), _eight_bit_max(b.dtype)
     exact = 255 * 255 * k                          # |sum (a - za)(b - zb)| <= this
-    if amax is None or bmax is None or b.ndim != 2 or amax * bmax * k >= 1 << 31 or accumulator.pair_saturate16 \
+    if amax is None or bmax is None or b.ndim != 2 or 255 * 255 * k >= 1 << 31 or accumulator.pair_saturate16 \
             or (accumulator.overflow != "wrap" and exact > accumulator.hi):
         return int_matmul(a, b, a_zero, b_zero, accumulator).astype(dtype)
     packed = pack_b(b) if packed is None else packed
     a2 = np.ascontiguousarray(a.reshape(-1, k))
+    za = int(np.asarray(a_zero).reshape(()))
+    zb = np.ascontiguousarray(np.broadcast_to(np.asarray(b_zero, np.int64), (n,))) + packed.shift
     fits = exact <= accumulator.hi                 # then fit() is the identity
     out = np.empty((a2.shape[0], n), np.int32 if fits and exact < 1 << 31 and dtype == np.int32 else np.int64)
-    zb = np.ascontiguousarray(np.broadcast_to(np.asarray(b_zero, np.int64), (n,)))
-    za, a_sums = int(np.asarray(a_zero).reshape(())), np.empty(a2.shape[0], np.int64)
+    if _mlas.VNNI:                                 # uint8 A: int8 codes move up by 128, their zero point too
+        if a2.dtype == np.int8:
+            a2, za = (a2.view(np.uint8) ^ np.uint8(0x80)), za + 128
+        kernel = _mlas.int8_products_vnni
+    else:
+        kernel = _mlas.int8_products
+    a_sums = np.empty(a2.shape[0], np.int64)
     _mlas.int8_row_sums(a2, a_sums)
-    _spread(lambda begin, end: _mlas.int8_products(a2, packed.bt, za, zb, a_sums, packed.sums, out, begin, end),
+    col = k * za * zb - za * packed.sums           # the zero-point terms of each column
+    _spread(lambda begin, end: kernel(a2, packed.data, zb, col, a_sums, out, begin, end),
             _mlas.int8_products_items(*out.shape), out.size * k // MACS_PER_ELEMENT)
     acc = out if fits else accumulator.fit(out)
     return acc.astype(dtype, copy=False).reshape(a.shape[:-1] + (n,))
