@@ -2,6 +2,7 @@
 
 from .models import MODELS, load_model
 from .onnx_import import load_onnx, onnx_workload
+from .run import run_model
 from .simulate import simulate
 
-__all__ = ["MODELS", "load_model", "simulate", "load_onnx", "onnx_workload"]
+__all__ = ["MODELS", "load_model", "simulate", "load_onnx", "onnx_workload", "run_model"]
