@@ -4,7 +4,7 @@ Each function takes numpy arrays and returns what the ORT kernel of that name re
 integer GEMMs and their requantization go through qsim's datapath primitives with an
 IntDatapath (default "onnxruntime-x86"); the float kernels reproduce MLAS's order of
 operations (which products fuse into FMAs, how sums are blocked and reduced), measured
-against onnxruntime in tests/test_onnx_quant.py. Single-threaded ORT sessions are the model:
+against onnxruntime in tests/sim/test_onnx_quant.py. Single-threaded ORT sessions are the model:
 ORT's own float GEMM splits its work by thread and can change the last bit with the count.
 """
 

@@ -48,7 +48,11 @@ def run_model(model, inputs, hardware=None, path: str | None = None, intermediat
     qsim.sim.torch_quant.run_torch). inputs: one array (a model with one input) or a dict of
     name -> array, with the model's dtypes and fixed dimensions.
     hardware: None runs the runtime's own kernel path (ONNX Runtime's CPU provider on x86-64,
-    MLAS); a hardware description is not supported yet.
+    MLAS; fbgemm or qnnpack for torch). A hardware preset, .toml path or Hardware runs the same
+    quantized model's integer products on that machine's kernel path: its accumulator (width,
+    overflow, order) and requantization (e.g. edge-npu-int8-acc16's 16-bit saturating sums).
+    The model keeps its own formats, scales and zero points; the operators around the
+    products run as the runtime does.
     path (ONNX): "ort-default" (default; the graph ORT's default session optimizes the model
     into: QDQ groups fused into integer kernels, transformer fusions) or "ort-unfused" (a
     session with GraphOptimizationLevel.ORT_DISABLE_ALL).
@@ -58,19 +62,25 @@ def run_model(model, inputs, hardware=None, path: str | None = None, intermediat
     if _is_torch_module(model):
         if path is not None:
             raise ValueError("path selects an ONNX Runtime session and does not apply to a torch.nn.Module")
-        if hardware is not None:
-            raise NotImplementedError(_NO_HARDWARE)
         from .torch_quant import run_torch
-        return run_torch(model, inputs, intermediates=intermediates)
-    if hardware is not None:
-        raise NotImplementedError(_NO_HARDWARE)
+        datapath = None if hardware is None else hardware_datapath(hardware)
+        return run_torch(model, inputs, intermediates=intermediates, datapath=datapath)
     path = "ort-default" if path is None else path
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}; choose one of {', '.join(PATHS)}")
-    return execute(_prepared(model, path), inputs, intermediates=intermediates)
+    qm = _prepared(model, path)
+    if hardware is None:
+        return execute(qm, inputs, intermediates=intermediates)
+    return execute(qm, inputs, datapath=hardware_datapath(hardware), intermediates=intermediates)
 
 
-_NO_HARDWARE = ("run_model(hardware=...) is not available yet: quantized models run on their runtime's own "
-                "kernel path (hardware=None). Running them on a described machine's datapath comes with the "
-                "redesigned hardware descriptions; qsim.sim.onnx_quant.execute(..., datapath=IntDatapath) "
-                "already swaps the integer kernel path and accumulator.")
+def hardware_datapath(hardware):
+    """The integer kernel path (qsim.plan.resolve_datapath) on which a described machine runs a
+    quantized model's products."""
+    from ..hardware import load_hardware
+    hw = load_hardware(hardware)
+    if hw.datapath.kind != "integer":
+        raise ValueError(f"hardware {hw.name}: its kernel {hw.datapath.kernel} computes in floating point; a quantized "
+                         "model's integer products run on an integer kernel path (for example edge-npu-int8, or a "
+                         "description with datapath.kernel = \"onnxruntime-x86\")")
+    return hw.resolve_datapath()

@@ -648,6 +648,29 @@ def test_datapath_swaps_the_integer_kernel_path():
     assert mismatches(execute(fused, {"a": a}, datapath=narrow)["mm"], want_mm) == 0
 
 
+def test_run_model_on_a_described_machine(tmp_path):
+    """hardware= runs the model's integer products on the machine's resolved kernel path: a
+    description whose kernel is ORT's own gives ORT's outputs; edge-npu-int8-acc16 gives its
+    16-bit saturating datapath's, which differ here; a float machine is refused by name."""
+    from qsim.hardware import load_hardware
+    rng = np.random.default_rng(101)
+    a, w = rng.integers(200, 256, (6, 64)).astype(np.uint8), rng.integers(60, 128, (64, 5)).astype(np.int8)
+    p = dict(sa=F32(0.05), za=np.uint8(0), sw=F32(0.01), zw=np.int8(0), sy=F32(40.0), zy=np.uint8(0))
+    model = graph_model([helper.make_node("QLinearMatMul", ["a", "sa", "za", "w", "sw", "zw", "sy", "zy"], ["mm"])],
+                        {"a": a}, dict(p, w=w), ["mm"])
+    ort_out = ort_session(model, optimized=True).run(None, {"a": a})[0]
+    ort_like = tmp_path / "ort-like.toml"
+    ort_like.write_text('extends = "edge-npu-int8"\nname = "ort-like"\n[datapath]\nkernel = "onnxruntime-x86"\n')
+    assert mismatches(run_model(model, a, hardware=str(ort_like))["mm"], ort_out) == 0
+    acc16 = run_model(model, a, hardware="edge-npu-int8-acc16")["mm"]
+    path16 = load_hardware("edge-npu-int8-acc16").resolve_datapath()
+    assert path16.accumulator.bits == 16 and path16.accumulator.overflow == "saturate"
+    want16 = qlinear_matmul(a, p["sa"], 0, w, p["sw"], 0, p["sy"], 0, datapath=path16)
+    assert mismatches(acc16, want16) == 0 and mismatches(acc16, ort_out) > 0
+    with pytest.raises(ValueError, match="hardware h100-fp8: its kernel h100-fp8-like computes in floating point"):
+        run_model(model, a, hardware="h100-fp8")
+
+
 # -- bad input: clear errors that name the problem ------------------------------------------------------
 def tiny_qdq(op="Relu", opset=17, **attrs):
     x = np.zeros((2, 3), F32)

@@ -272,3 +272,22 @@ def test_errors_name_the_node():
         run_torch(mlp, np.zeros((2, 4)))
     with pytest.raises(ValueError, match="more inputs"):
         run_torch(mlp, (np.zeros((2, 4), np.float32), np.zeros((2, 4), np.float32)))
+
+
+def test_run_model_runs_a_torch_model_on_a_described_machine(engine):
+    """run_model(module, x, hardware=...) runs the linear layers on the machine's kernel path
+    (edge-npu-int8: gemmlowp's requantization and an int32 bias, not the engine's float one);
+    without hardware it is run_torch on the engine's own path, which equals torch."""
+    from qsim.hardware import load_hardware
+    from qsim.sim import run_model
+    build, shape, fx, fuse, _ = STATIC["fx-mlp"]
+    model = calibrated(engine, build(), shape, fx=fx, fuse=fuse)
+    torch.manual_seed(3)
+    x = torch.randn(*shape)
+    own = run_model(model, x)
+    np.testing.assert_array_equal(own.view(np.int32), model(x).numpy().view(np.int32))
+    on_npu = run_model(model, x, hardware="edge-npu-int8")
+    want = run_torch(model, x, datapath=load_hardware("edge-npu-int8").resolve_datapath())
+    np.testing.assert_array_equal(on_npu.view(np.int32), want.view(np.int32))
+    with pytest.raises(ValueError, match="hardware tpu-bf16: its kernel bf16-fp32acc computes in floating point"):
+        run_model(model, x, hardware="tpu-bf16")
