@@ -16,9 +16,10 @@ line is `qsim golden` and `qsim validate` (qsim.golden.cli.register).
 
 from .adapters import ADAPTERS, Adapter, get_adapter
 from .generate import OPS, generate, make_golden, resolve_datapath
+from .model import model_golden
 from .store import Case, Golden, GoldenError, load_golden, read_hex, to_codes, write_golden
 from .validate import Departure, ValidationResult, compare, load_outputs, select_outputs, validate, validate_kernel
 
-__all__ = ["ADAPTERS", "Adapter", "Departure", "get_adapter", "OPS", "generate", "make_golden", "resolve_datapath", "Case",
+__all__ = ["model_golden", "ADAPTERS", "Adapter", "Departure", "get_adapter", "OPS", "generate", "make_golden", "resolve_datapath", "Case",
            "Golden", "GoldenError", "load_golden", "read_hex", "to_codes", "write_golden", "ValidationResult",
            "compare", "load_outputs", "select_outputs", "validate", "validate_kernel"]

@@ -26,6 +26,8 @@ examples:
   qsim golden mx --datapath mxfp4 --out golden/mxfp4
   qsim golden --adapter ort-qlinear-conv-u8s8 --out golden/ort-conv
   qsim golden --list-adapters
+  qsim golden model model.onnx --out golden/model      # one golden set per layer (index.json lists them)
+  qsim golden model model.onnx --hardware edge-npu-int8-acc16 --inputs x.npz --out golden/model-acc16
 
 Writes DIR/golden.npz (every case's inputs, parameters and expected outputs), one
 DIR/<array>.hex per array for Verilog $readmemh (cases concatenated, one code per line)
@@ -84,6 +86,10 @@ def _cmd_golden(args) -> int:
         return 0
     if args.out is None:
         raise ValueError("golden needs --out DIR")
+    if args.op == "model":
+        return _cmd_golden_model(args)
+    if args.model_file is not None:
+        raise ValueError(f"golden {args.op}: MODEL is for `qsim golden model MODEL --out DIR` only")
     options, seeding = _given(args, _CONFIG_OPTIONS), _given(args, ("seed", "random"))
     if args.adapter:
         if args.op:
@@ -103,6 +109,47 @@ def _cmd_golden(args) -> int:
     print(f"written to {args.out}/ (golden.npz, manifest.json, "
           f"{len(golden.cases[0].inputs) + len(golden.outputs)} .hex files)")
     return 0
+
+
+def _cmd_golden_model(args) -> int:
+    """qsim golden model MODEL --out DIR: one golden set per layer of a quantized ONNX model."""
+    import numpy as np
+
+    from .model import model_golden
+    if args.model_file is None:
+        raise ValueError("golden model needs MODEL, a quantized .onnx file")
+    inputs = _model_inputs(args.model_file, args.inputs, args.seed or 0)
+    dirs = model_golden(args.model_file, inputs, args.out, hardware=args.hardware, path=args.path)
+    total = sum(int(np.load(d / "golden.npz")[f].size) for d in dirs for f in np.load(d / "golden.npz").files
+                if "/out" in f)
+    print(f"golden model {args.model_file}: {len(dirs)} layers, {total} expected values, written to {args.out}/ "
+          f"(index.json; one golden set per layer: NNN-<node>/)")
+    return 0
+
+
+def _model_inputs(model_file: str, inputs: str | None, seed: int):
+    """The model's inputs from a .npy (one input) or .npz (by name) file, else seeded random
+    values of each input's dtype and fixed shape."""
+    import numpy as np
+
+    from ..sim.onnx_quant import load_quantized
+    if inputs is not None:
+        try:
+            data = np.load(inputs)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--inputs {inputs}: cannot read ({e})") from None
+        return dict(data) if isinstance(data, np.lib.npyio.NpzFile) else data
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for gi in load_quantized(model_file).inputs:
+        if gi.shape is None or not all(isinstance(d, int) for d in gi.shape):
+            raise ValueError(f"{model_file}: input {gi.name!r} has no fixed shape {gi.shape}; pass --inputs FILE.npz")
+        if gi.dtype.kind == "f":
+            feeds[gi.name] = rng.standard_normal(gi.shape).astype(gi.dtype)
+        else:
+            info = np.iinfo(gi.dtype)
+            feeds[gi.name] = rng.integers(max(info.min, -128), min(info.max, 127), gi.shape, endpoint=True).astype(gi.dtype)
+    return feeds
 
 
 def _cmd_validate(args) -> int:
@@ -135,7 +182,15 @@ def register(subparsers) -> None:
         epilog=_GOLDEN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("op", nargs="?", help=", ".join(op.name + (f" (alias {', '.join(op.aliases)})" if op.aliases else "")
                                                    for op in REGISTRY.values()))
+    g.add_argument("model_file", nargs="?", metavar="MODEL",
+                   help="golden model: a quantized .onnx file; one golden set per layer (see below)")
     g.add_argument("--out", metavar="DIR", help="output directory (replaced atomically if it holds a golden set)")
+    g.add_argument("--inputs", metavar="FILE", help="golden model: the model's inputs (.npy, or .npz by input name); "
+                                                     "default seeded random values of each input's shape")
+    g.add_argument("--hardware", metavar="PRESET_OR_TOML",
+                   help="golden model: run the integer products on this machine's kernel path (default ORT's own)")
+    g.add_argument("--path", choices=["ort-default", "ort-unfused"],
+                   help="golden model: ONNX Runtime's session path (default ort-default)")
     g.add_argument("--datapath", metavar="PRESET_OR_TOML",
                    help="datapath preset (see `qsim datapaths`), hardware preset (see `qsim hardware`) or .toml; "
                         "required for gemm, conv, requant. Float gemm/conv on hardware whose datapath.output "

@@ -789,3 +789,75 @@ def test_golden_config_is_frozen_and_refuses_bad_values():
     assert list(make_golden("encode", format="e4m3").config) == [
         "op", "datapath", "format", "weight_format", "output_format", "rounding", "saturate", "seed",
         "rounding_seed", "random", "scale", "zero_point", "bias", "block_size", "scale_rule"]
+
+
+# -- a whole model, layer by layer -----------------------------------------------------------------------
+def _quantized_mlp(tmp_path):
+    """A small MLP quantized by ONNX Runtime (QDQ, static): the model an RTL team would bring."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    rng = np.random.default_rng(5)
+    w1, w2 = rng.normal(0, 0.3, (16, 12)).astype(np.float32), rng.normal(0, 0.3, (12, 4)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 4])],
+                              [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    fp32 = tmp_path / "mlp.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(fp32))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"x": rng.normal(0, 1, (8, 16)).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    q = tmp_path / "mlp.q.onnx"
+    quantize_static(str(fp32), str(q), Reader(), quant_format=QuantFormat.QDQ)
+    return q, rng.normal(0, 1, (8, 16)).astype(np.float32)
+
+
+def test_model_golden_writes_every_layer_and_its_last_layer_is_the_model_output(tmp_path):
+    import json
+
+    from qsim.golden import load_golden, model_golden, validate
+    from qsim.sim import run_model
+    model, x = _quantized_mlp(tmp_path)
+    dirs = model_golden(model, x, tmp_path / "g")
+    index = json.loads((tmp_path / "g" / "index.json").read_text())
+    assert [d.name for d in dirs] == [e["dir"] for e in index["layers"]] and len(dirs) >= 3
+    ops = [e["op"] for e in index["layers"]]
+    assert "QLinearMatMul" in ops or "MatMulInteger" in ops           # the fused integer kernels of ORT's session
+    want = run_model(model, x)                                      # ORT's outputs, bit for bit (tests/sim)
+    last = load_golden(dirs[-1])
+    assert last.info["tensors"]["out0"] == "y"
+    assert np.array_equal(last.cases[0].expected["out0"].view(np.uint32), want["y"].view(np.uint32))
+    # every layer validates against its own outputs, and a flipped code is found in the right layer
+    for d in dirs:
+        g = load_golden(d)
+        assert all(g.formats[o] for o in g.outputs), (d, g.formats)        # no int32 accumulators on this path
+        assert validate(g, {o: g.cases[0].expected[o] for o in g.outputs}).ok       # in its own shape
+    integer = next(d for d, e in zip(dirs, index["layers"]) if e["op"] in ("QLinearMatMul", "MatMulInteger"))
+    g = load_golden(integer)
+    bad = g.cases[0].expected["out0"].copy()
+    bad.flat[3] ^= 1
+    assert validate(g, {"out0": bad}).mismatches == 1
+    # the layer op cannot be generated on its own
+    with pytest.raises(ValueError, match="qsim golden model"):
+        make_golden("layer")
+
+
+def test_model_golden_command_line(tmp_path, capsys):
+    model, x = _quantized_mlp(tmp_path)
+    np.save(tmp_path / "x.npy", x)
+    assert run_cli("golden", "model", str(model), "--inputs", str(tmp_path / "x.npy"), "--out", str(tmp_path / "g"),
+                   "--hardware", "edge-npu-int8-acc16") == 0
+    assert "layers" in capsys.readouterr().out and (tmp_path / "g" / "index.json").exists()
+    with pytest.raises(ValueError, match="golden model needs MODEL"):
+        run_cli("golden", "model", "--out", str(tmp_path / "g2"))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="refusing to write there"):
+        run_cli("golden", "model", str(model), "--out", str(tmp_path / "junk"))

@@ -10,10 +10,11 @@ from .conv import Conv
 from .decode import Decode
 from .encode import Encode
 from .gemm import Gemm
+from .layer import Layer
 from .mx import Mx
 from .requant import Requant
 
-REGISTRY: dict[str, GoldenOp] = {op.name: op for op in (Encode(), Decode(), Gemm(), Conv(), Requant(), Mx())}
+REGISTRY: dict[str, GoldenOp] = {op.name: op for op in (Encode(), Decode(), Gemm(), Conv(), Requant(), Mx(), Layer())}
 ALIASES = {alias: op.name for op in REGISTRY.values() for alias in op.aliases}
 
 
