@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .datapaths import FLOAT_PRESETS, PRESETS, FloatDatapath, IntDatapath
-from .formats import FloatFormat, IntFormat, format as get_format
+from .formats import format as get_format
 from .formats.block import BlockFormat
 from .hardware.cost import GemmCostInputs
 from .hardware.presets import hardware_presets

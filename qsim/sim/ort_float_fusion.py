@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_quant import MS, Node
+from .onnx_graph import MS, Node
 
 F32 = np.float32
 

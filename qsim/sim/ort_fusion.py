@@ -41,7 +41,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .onnx_quant import MS, Node, QuantModel
+from .onnx_graph import MS, Node, QuantModel
 
 F32 = np.float32
 INT8, UINT8 = np.dtype(np.int8), np.dtype(np.uint8)
@@ -137,7 +137,8 @@ def _constant_fold(g: _Graph) -> None:
     """Run the nodes whose inputs are all constants (with qsim's kernels, which are ORT's) and
     keep their outputs as constants; DequantizeLinear stays, as QDQ node units need it. Like
     ORT, which folds when the session starts, this uses ORT's own integer datapath."""
-    from .onnx_quant import Ctx, get_datapath
+    from ..datapaths.integer import get_datapath
+    from .onnx_graph import Ctx
     from .ort_ops import OPS
     for node in list(g.nodes):
         if node.op == "DequantizeLinear" or not node.inputs or (node.domain, node.op) not in OPS \
@@ -524,7 +525,7 @@ def _select(g: _Graph, node: Node, dqs, qs):
         return Node(node.name, "QLinearConcat", MS, (*y, *args), q.outputs, node.attrs)
     if op == "Conv" and len(dqs) in (2, 3):
         x, w = _by_slot(node, dqs, 0), _by_slot(node, dqs, 1)
-        tx, tw = g.dtype(x.inputs[0]), g.dtype(w.inputs[0])
+        tx = g.dtype(x.inputs[0])
         if tx != dt_out[0] or tx == INT8:                 # x86: int8 activations are not allowed
             return None
         bias = ()

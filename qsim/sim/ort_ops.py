@@ -1,6 +1,6 @@
 """The ONNX operators qsim runs, by (domain, op type): each reads its node's attributes and
 inputs as ONNX Runtime's CPU kernel does and calls the arithmetic in ort_kernels.py or qsim's
-datapath primitives. Each takes (ctx, *inputs), ctx being qsim.sim.onnx_quant.Ctx, and
+datapath primitives. Each takes (ctx, *inputs), ctx being qsim.sim.onnx_graph.Ctx, and
 returns its output or a tuple of outputs; an omitted optional input arrives as None."""
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ key: no value silently means something else, and a label always describes what r
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from qsim.hardware import HardwareError, load_hardware, override_hardware

@@ -28,6 +28,7 @@ from qsim.datapaths import Accumulator, IntDatapath, qlinear_matmul
 from qsim.sim import run_model
 from qsim.sim import ort_kernels as K
 from qsim.sim import ort_reference as R
+from qsim.hardware import HardwareError
 from qsim.sim.onnx_quant import OnnxQuantError, execute, load_quantized, prepare
 
 F32 = np.float32
@@ -712,8 +713,8 @@ def test_errors_name_the_problem(tmp_path):
             run_model(missing, np.zeros(3, F32))
     with pytest.raises(ValueError, match="unknown path 'ort-fast'; choose one of ort-default, ort-unfused"):
         run_model(model, np.zeros((2, 3), F32), path="ort-fast")
-    with pytest.raises(NotImplementedError, match="hardware=None"):
-        run_model(model, np.zeros((2, 3), F32), hardware="edge-npu-int8")
+    with pytest.raises(HardwareError, match="unknown hardware 'npu-9000'"):
+        run_model(model, np.zeros((2, 3), F32), hardware="npu-9000")
     with pytest.raises(ValueError, match="unknown integer datapath 'int7'"):
         execute(load_quantized(model), np.zeros((2, 3), F32), datapath="int7")
 
