@@ -365,38 +365,52 @@ ctypedef fused scale_t:
     uint32_t         # FP32 scales: the float32 bits themselves
 
 
+cdef enum:
+    SCALE_SPAN = 256     # block scales read ahead of a row's elements
+
+
 cdef void _decode_row_f32(const code_t* codes, const scale_t* scales, const float* scale_table,
-                          const float* table, float second, float* out,
+                          const float* table, const qs_lut* lut, float second, float* out,
                           Py_ssize_t cols, Py_ssize_t block) noexcept nogil:
-    """One row of decode_rows_f32, a block at a time: each scale read from its code here."""
-    cdef Py_ssize_t b, lo, hi, i, nblocks = (cols + block - 1) // block
-    cdef float s
-    for b in range(nblocks):
-        lo = b * block
-        hi = lo + block if lo + block < cols else cols
-        if scale_t is uint8_t:
-            s = scale_table[scales[b]]
+    """One row of decode_rows_f32: the scales of up to SCALE_SPAN blocks from their codes, then
+    those blocks' elements (uint8 codes with the table in registers, _lookup.h)."""
+    cdef float s[SCALE_SPAN]
+    cdef Py_ssize_t nblocks = (cols + block - 1) // block, first = 0, nb, b, lo, hi, i
+    while first < nblocks:
+        nb = nblocks - first if nblocks - first < SCALE_SPAN else SCALE_SPAN
+        for b in range(nb):
+            if scale_t is uint8_t:
+                s[b] = scale_table[scales[first + b]]
+            else:
+                s[b] = qs_bits_f32(scales[first + b])
+        lo = first * block
+        hi = lo + nb * block if lo + nb * block < cols else cols
+        if code_t is uint8_t:
+            qs_lut_decode(lut, codes + lo, out + lo, hi - lo, s, block, second)
         else:
-            s = qs_bits_f32(scales[b])
-        if second == 1:
-            for i in range(lo, hi):
-                out[i] = table[codes[i]] * s
-        else:
-            for i in range(lo, hi):
-                out[i] = (table[codes[i]] * s) * second
+            for b in range(nb):
+                for i in range(lo + b * block, min(lo + (b + 1) * block, hi)):
+                    if second == 1:
+                        out[i] = table[codes[i]] * s[b]
+                    else:
+                        out[i] = (table[codes[i]] * s[b]) * second
+        first += nb
 
 
 def decode_rows_f32(const code_t[:, ::1] codes, const scale_t[:, ::1] scales, const float[::1] scale_table,
                     const float[::1] table, float second, float[:, ::1] out, int block, int num_threads):
     """out = float32(table[code] * scale of its block) * second, in float32, from the scale
     codes (uint8: scale_table[code]; uint32: float32 bits); the caller checks that this is the
-    exact product rounded once (qsim/quant/blocks.py)."""
+    exact product rounded once (qsim/quant/blocks.py). The table has 2**bits entries."""
     cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r
+    cdef qs_lut lut
     if rows == 0 or cols == 0:
         return
+    if code_t is uint8_t:
+        qs_lut_init(&lut, &table[0], table.shape[0])
     with nogil:
         for r in prange(rows, num_threads=num_threads, schedule="static"):
-            _decode_row_f32(&codes[r, 0], &scales[r, 0], &scale_table[0], &table[0], second,
+            _decode_row_f32(&codes[r, 0], &scales[r, 0], &scale_table[0], &table[0], &lut, second,
                             &out[r, 0], cols, block)
 
 

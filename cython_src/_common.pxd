@@ -34,7 +34,7 @@ cdef extern from "_encode.h" nogil:
         uint32_t nan_pos
         uint32_t nan_neg
         uint32_t payload_mask
-        uint32_t rebias
+        uint32_t rne_add
         uint32_t min_normal_bits
         uint32_t magic_bits
 
@@ -43,8 +43,17 @@ cdef extern from "_encode.h" nogil:
     uint32_t qs_encode_f32(uint32_t u, int k, const fmt_t* f, int mode, int sat, uint64_t rnd)
     uint32_t qs_encode_f64(uint64_t u, int k, const fmt_t* f, int mode, int sat, uint64_t rnd)
     uint32_t qs_encode_f32_rne_fast(uint32_t u, const fmt_t* f, int sat)
+    uint32_t qs_encode_scale_f32(uint32_t u, const fmt_t* f, int mode, int sat, uint64_t rnd)
+    uint32_t qs_encode_scale_f64(uint64_t u, const fmt_t* f, int mode, int sat, uint64_t rnd)
 
 cdef extern from "_half.h" nogil:
     bint QS_HAVE_F16C
     void qs_half_prefix_to_f32_u8(const uint8_t* codes, float* out, Py_ssize_t n)
     void qs_half_prefix_to_f32_u16(const uint16_t* codes, float* out, Py_ssize_t n)
+
+cdef extern from "_lookup.h" nogil:
+    ctypedef struct qs_lut:
+        pass
+    void qs_lut_init(qs_lut* t, const float* table, int entries)
+    void qs_lut_decode(const qs_lut* t, const uint8_t* codes, float* out, Py_ssize_t n,
+                       const float* scales, Py_ssize_t block, float second)

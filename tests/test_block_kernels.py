@@ -1,9 +1,8 @@
 """The block codec kernel (cython_src/_blockcodec.pyx): element loops that run over spans of
 several blocks (short blocks) or over parts of one block (blocks longer than a span) give the
-codes of an element-by-element encode, and run near the plain encoder's speed; the float32
-decode path gives the float64 decode rounded once."""
-
-import time
+codes of an element-by-element encode; the float32 decode path gives the float64 decode
+rounded once. Their speed next to the plain encoder and decoder is measured in
+benchmarks/test_bench_blocks.py."""
 
 import numpy as np
 import pytest
@@ -65,35 +64,3 @@ def test_float32_decode_is_the_float64_decode_rounded_once(name):
     f64 = q.decode(np.float64)
     f32 = q.decode(np.float32)
     np.testing.assert_array_equal(f32.view(np.uint32), f64.astype(np.float32).view(np.uint32))
-
-
-def _ns_per_element(f, x, repeat=5):
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t0)
-    return best / x.size * 1e9
-
-
-@pytest.mark.parametrize("name", ["mxfp4", "nvfp4"])
-def test_block_quantize_runs_near_the_plain_encoder(name):
-    """Scales, then the element codes of 16- and 32-element blocks: within 12x of a plain E4M3
-    encode of the same array (it was ~40x when each block ran its own short element loop)."""
-    x = rng.standard_normal((1024, 2048)).astype(np.float32)
-    plain = _ns_per_element(lambda: qsim.encode(x, "e4m3", num_threads=1), x)
-    blocks = _ns_per_element(lambda: block_quantize(x, name, num_threads=1), x)
-    assert blocks < 12 * plain, f"{name}: {blocks:.2f} ns per element, plain encode {plain:.2f}"
-
-
-@pytest.mark.parametrize("name", ["mxfp4", "nvfp4", "mxfp8_e4m3"])
-def test_block_decode_runs_near_the_plain_decoder(name):
-    """Element value x block scale per element: within 1.5x of a plain E4M3 decode of the
-    same shape (MXFP4 took 1.6x when the scales went through float64 arrays in Python; the
-    margin is for a loaded machine: the benchmark aims at 1x)."""
-    x = rng.standard_normal((4096, 4096)).astype(np.float32)     # the benchmark's size: out of cache
-    q = block_quantize(x, name)
-    codes = qsim.encode(x, "e4m3")
-    plain = _ns_per_element(lambda: qsim.decode(codes, "e4m3", num_threads=1), x, repeat=9)
-    blocks = _ns_per_element(lambda: q.decode(np.float32, 1), x, repeat=9)
-    assert blocks < 1.5 * plain, f"{name}: {blocks:.2f} ns per element, plain decode {plain:.2f}"
