@@ -45,6 +45,12 @@ cdef inline Py_ssize_t _chunk_start(Py_ssize_t c, Py_ssize_t head, Py_ssize_t n)
     return a if a < n else n
 
 
+cdef enum:
+    STEP = 2048      # bytes of input encoded between two prefetches
+    AHEAD = 4096     # and how far ahead these reach: left to the hardware prefetcher, the fast
+                     # encoders wait on memory (BF16: 1.9 ms per 10M elements, 1.2 ms with them)
+
+
 cdef inline void _encode_span(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, int k,
                               fmt_t f, int mode, bint sat, bint exponent_only, uint64_t seed) noexcept nogil:
     # `first` is the flat index of x[0]: stochastic bits depend on it alone, not on chunking.
@@ -54,7 +60,9 @@ cdef inline void _encode_span(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize
     for i in range(n):
         if mode == STOCHASTIC:
             rnd = qs_random_bits(seed, <uint64_t>(first + i))
-        if exponent_only and in_t is float:
+        if exponent_only and in_t is float and mode == RNE_FAST:
+            out[i] = <code_t>qs_encode_scale_f32_rne(qs_f32_bits(x[i]), &f, sat)
+        elif exponent_only and in_t is float:
             out[i] = <code_t>qs_encode_scale_f32(qs_f32_bits(x[i]), &f, mode, sat, rnd)
         elif exponent_only:
             out[i] = <code_t>qs_encode_scale_f64(qs_f64_bits(x[i]), &f, mode, sat, rnd)
@@ -135,6 +143,9 @@ cdef void _encode_dispatch(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t 
     if mode == RNE and f.mbits == 0:
         _encode_even_exponent(x, out, n, k, f, sat)
         return
+    if in_t is float and code_t is uint16_t and mode == RNE and k == 0 and f.half and QS_HAVE_F16C:
+        qs_f32_to_half(x, out, n, sat)
+        return
     # Literal mode and saturation per call let the compiler specialize and vectorize each loop.
     if mode == RNE and k == 0 and f.magic_bits != 0:
         mode = RNE_FAST
@@ -146,10 +157,25 @@ cdef void _encode_dispatch(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t 
 
 cdef void _encode_exponent_only(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, fmt_t f,
                                 int mode, bint sat, uint64_t seed) noexcept nogil:
+    if in_t is float and mode == RNE:
+        mode = RNE_FAST
     if sat:
         _encode_mode(x, out, n, first, 0, f, mode, True, True, seed)
     else:
         _encode_mode(x, out, n, first, 0, f, mode, False, True, seed)
+
+
+cdef void _encode_chunk(const in_t* x, code_t* out, Py_ssize_t n, Py_ssize_t first, fmt_t f, int mode,
+                        bint sat, bint exponent_only, uint64_t seed) noexcept nogil:
+    cdef Py_ssize_t a = 0, m, step = STEP // sizeof(in_t)
+    while a < n:
+        m = n - a if n - a < step else step
+        qs_prefetch(x + a, AHEAD, STEP)
+        if exponent_only:
+            _encode_exponent_only(x + a, out + a, m, first + a, f, mode, sat, seed)
+        else:
+            _encode_dispatch(x + a, out + a, m, first + a, 0, f, mode, sat, seed)
+        a += m
 
 
 def encode(const in_t[::1] x, code_t[::1] out, fmt_t f, int mode, bint sat, uint64_t seed,
@@ -164,10 +190,7 @@ def encode(const in_t[::1] x, code_t[::1] out, fmt_t f, int mode, bint sat, uint
         for c in prange(_nchunks(head, n), num_threads=num_threads, schedule="static"):
             lo = _chunk_start(c, head, n)
             hi = _chunk_start(c + 1, head, n)
-            if exponent_only:
-                _encode_exponent_only(&x[0] + lo, &out[0] + lo, hi - lo, lo, f, mode, sat, seed)
-            else:
-                _encode_dispatch(&x[0] + lo, &out[0] + lo, hi - lo, lo, 0, f, mode, sat, seed)
+            _encode_chunk(&x[0] + lo, &out[0] + lo, hi - lo, lo, f, mode, sat, exponent_only, seed)
 
 
 def gather(const code_t[::1] codes, const val_t[::1] table, val_t[::1] out, int num_threads):
@@ -305,15 +328,15 @@ cdef void _roundtrip(const in_t* x, in_t* out, const in_t* table, Py_ssize_t n, 
 def quantize(const in_t[::1] x, in_t[::1] out, const in_t[::1] table, fmt_t f, int mode,
              bint sat, uint64_t seed, int num_threads):
     """out[i] = value of the code of x[i] (encode and decode in one pass)."""
-    cdef Py_ssize_t n = x.shape[0], nchunks = (n + CHUNK - 1) // CHUNK, c, hi
+    cdef Py_ssize_t n = x.shape[0], head, c, lo, hi
     if n == 0:
         return
+    head = _head(&x[0], sizeof(in_t), n)
     with nogil:
-        for c in prange(nchunks, num_threads=num_threads, schedule="static"):
-            hi = c * CHUNK + CHUNK
-            if hi > n:
-                hi = n
-            _roundtrip(&x[c * CHUNK], &out[c * CHUNK], &table[0], hi - c * CHUNK, c * CHUNK, f, mode, sat, seed)
+        for c in prange(_nchunks(head, n), num_threads=num_threads, schedule="static"):
+            lo = _chunk_start(c, head, n)
+            hi = _chunk_start(c + 1, head, n)
+            _roundtrip(&x[0] + lo, &out[0] + lo, &table[0], hi - lo, lo, f, mode, sat, seed)
 
 
 def mx_encode(const in_t[:, ::1] x, code_t[:, ::1] out, const int32_t[:, ::1] shared_exp,

@@ -1,82 +1,114 @@
 /* Decoding 8-bit codes through a float32 table of every code's value, the table held in
- * registers: a gather instruction costs the decoders half their speed, a permute across two
- * registers picks 16 lanes from 32 entries at once.  A table of 2**k entries (k <= 8) is
- * indexed by the code's low k bits, also by the loops without AVX-512, so codes past the
- * table read it again instead of past its end.  Where the build has no AVX-512
- * (QS_HAVE_LUT16 is 0) the same loops run one element at a time. */
+ * registers as four planes of bytes (byte k of every value): a gather instruction costs the
+ * decoders half their speed, while byte permutes across two registers (AVX-512 VBMI) look up
+ * 64 codes at once per plane, and interleaving the four result planes gives 64 floats.
+ * A table of 2**k entries (k <= 8) is indexed by the code's low k bits, also by the loops
+ * without VBMI, so codes past the table read it again instead of past its end.  Where the
+ * build has no VBMI (QS_HAVE_LUT_PLANES is 0) the same loops run one element at a time. */
 #ifndef QS_LOOKUP_H
 #define QS_LOOKUP_H
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
-/* The table repeated to 256 entries, as a code's low bits index it. */
-typedef struct { float v[256]; int small; } qs_lut;
+/* The table repeated to 256 entries, as a code's low bits index it, and its byte planes. */
+typedef struct {
+    float v[256];
+    uint8_t plane[4][256];
+    int small;             /* at most 64 entries: one permute per plane */
+} qs_lut;
 
 static inline void qs_lut_init(qs_lut *t, const float *table, int entries) {
-    for (int i = 0; i < 256; i++) t->v[i] = table[i & (entries - 1)];
-    t->small = entries <= 16;
+    for (int i = 0; i < 256; i++) {
+        uint32_t u;
+        t->v[i] = table[i & (entries - 1)];
+        memcpy(&u, &t->v[i], 4);
+        for (int k = 0; k < 4; k++) t->plane[k][i] = (uint8_t)(u >> (8 * k));
+    }
+    t->small = entries <= 64;
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* One block's span, element by element: out[i] = table[codes[i]] (* scale, then * second
+ * unless that is 1, when scaled), each product rounded once in that order. */
+static inline void qs_lut_scalar(const qs_lut *t, const uint8_t *codes, float *out, ptrdiff_t n,
+                                 int scaled, float scale, float second) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        float v = t->v[codes[i]];
+        if (scaled) v = v * scale;
+        if (scaled && second != 1.0f) v = v * second;
+        out[i] = v;
+    }
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI__)
 #include <immintrin.h>
-#define QS_HAVE_LUT16 1
+#define QS_HAVE_LUT_PLANES 1
 
-/* Values of the 16 codes in idx (each below 256) from the table in r[16]: bits 0-4 pick an
- * entry of a register pair, bits 5-7 the pair. */
-static inline __m512 qs_lut_pick(const __m512 *r, int small, __m512i idx) {
-    if (small) return _mm512_permutexvar_ps(idx, r[0]);
-    __mmask16 b5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
-    __mmask16 b6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
-    __mmask16 b7 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(128));
-    __m512 p[8];
-    for (int j = 0; j < 8; j++) p[j] = _mm512_permutex2var_ps(r[2 * j], idx, r[2 * j + 1]);
-    for (int j = 0; j < 4; j++) p[j] = _mm512_mask_blend_ps(b5, p[2 * j], p[2 * j + 1]);
-    for (int j = 0; j < 2; j++) p[j] = _mm512_mask_blend_ps(b6, p[2 * j], p[2 * j + 1]);
-    return _mm512_mask_blend_ps(b7, p[0], p[1]);
-}
-
-static inline __mmask16 qs_lanes(ptrdiff_t left) {
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+/* The values of 64 codes, in order, as four vectors of 16 floats.  The byte interleaves work
+ * within 128-bit lanes, so the codes are first reordered to undo their lane order. */
+static inline void qs_lut_64(const __m512i *p, int small, __m512i codes, __m512 value[4]) {
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    __m512i x = _mm512_permutexvar_epi32(order, codes), b[4];
+    __mmask64 high = _mm512_movepi8_mask(x);           /* codes 128..255: the planes' upper half */
+    for (int k = 0; k < 4; k++) {
+        const __m512i *q = p + 4 * k;
+        b[k] = small ? _mm512_permutexvar_epi8(x, q[0])
+                     : _mm512_mask_blend_epi8(high, _mm512_permutex2var_epi8(q[0], x, q[1]),
+                                              _mm512_permutex2var_epi8(q[2], x, q[3]));
+    }
+    __m512i lo = _mm512_unpacklo_epi8(b[0], b[1]), hi = _mm512_unpackhi_epi8(b[0], b[1]);
+    __m512i lo2 = _mm512_unpacklo_epi8(b[2], b[3]), hi2 = _mm512_unpackhi_epi8(b[2], b[3]);
+    value[0] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(lo, lo2));
+    value[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(lo, lo2));
+    value[2] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(hi, hi2));
+    value[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(hi, hi2));
 }
 
 /* out[i] = table[codes[i]]; with scales, times scales[i / block] and then times second unless
- * that is 1: float32 products, each rounded once in that order, as the loop without AVX-512
- * below rounds them. */
+ * that is 1: float32 products, each rounded once in that order, as qs_lut_scalar rounds them.
+ * 64 codes at a time where each block is whole vectors of 16 (block a multiple of 16). */
 static inline void qs_lut_decode(const qs_lut *t, const uint8_t *codes, float *out, ptrdiff_t n,
                                  const float *scales, ptrdiff_t block, float second) {
-    __m512 r[16];
-    for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(t->v + 16 * j);
-    const int small = t->small, twice = second != 1.0f;
+    if (scales && block % 16) {
+        for (ptrdiff_t i = 0, b = 0; i < n; i += block, b++)
+            qs_lut_scalar(t, codes + i, out + i, n - i < block ? n - i : block, 1, scales[b], second);
+        return;
+    }
+    __m512i p[16];
+    for (int j = 0; j < 16; j++) p[j] = _mm512_loadu_si512(t->plane[j / 4] + 64 * (j % 4));
+    const int small = t->small, scaled = scales != NULL, twice = second != 1.0f;
     const __m512 s2 = _mm512_set1_ps(second);
-    if (!scales) block = n;
-    for (ptrdiff_t lo = 0, b = 0; lo < n; lo += block, b++) {
-        ptrdiff_t hi = n - lo > block ? lo + block : n;
-        const __m512 s = _mm512_set1_ps(scales ? scales[b] : 1.0f);
-        for (ptrdiff_t i = lo; i < hi; i += 16) {
-            __mmask16 m = qs_lanes(hi - i);
-            __m512 v = qs_lut_pick(r, small, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, codes + i)));
-            if (scales) v = _mm512_mul_ps(v, s);
-            if (scales && twice) v = _mm512_mul_ps(v, s2);
-            _mm512_mask_storeu_ps(out + i, m, v);
+    ptrdiff_t i = 0, b = 0, pos = 0;                  /* element i is element pos of block b */
+    for (; i + 64 <= n; i += 64) {
+        __m512 v[4];
+        qs_lut_64(p, small, _mm512_loadu_si512(codes + i), v);
+        for (int k = 0; k < 4; k++) {
+            if (scaled) {
+                v[k] = _mm512_mul_ps(v[k], _mm512_set1_ps(scales[b]));
+                if (twice) v[k] = _mm512_mul_ps(v[k], s2);
+                pos += 16;
+                if (pos == block) pos = 0, b++;
+            }
+            _mm512_storeu_ps(out + i + 16 * k, v[k]);
         }
+    }
+    while (i < n) {                                   /* the rest, a block at a time */
+        ptrdiff_t m = scaled && block - pos < n - i ? block - pos : n - i;
+        qs_lut_scalar(t, codes + i, out + i, m, scaled, scaled ? scales[b] : 1.0f, second);
+        i += m, b++, pos = 0;
     }
 }
 #else
-#define QS_HAVE_LUT16 0
+#define QS_HAVE_LUT_PLANES 0
 
 static inline void qs_lut_decode(const qs_lut *t, const uint8_t *codes, float *out, ptrdiff_t n,
                                  const float *scales, ptrdiff_t block, float second) {
-    if (!scales) block = n;
-    for (ptrdiff_t lo = 0, b = 0; lo < n; lo += block, b++) {
-        ptrdiff_t hi = n - lo > block ? lo + block : n;
-        const float s = scales ? scales[b] : 1.0f;
-        for (ptrdiff_t i = lo; i < hi; i++) {
-            float v = t->v[codes[i]];
-            if (scales) v = v * s;
-            if (scales && second != 1.0f) v = v * second;
-            out[i] = v;
-        }
+    if (!scales) {
+        qs_lut_scalar(t, codes, out, n, 0, 1.0f, second);
+        return;
     }
+    for (ptrdiff_t i = 0, b = 0; i < n; i += block, b++)
+        qs_lut_scalar(t, codes + i, out + i, n - i < block ? n - i : block, 1, scales[b], second);
 }
 #endif
 #endif

@@ -64,6 +64,8 @@ def packed(fmt: FloatFormat) -> dict:
         "nan_pos": fmt.nan_code or 0, "nan_neg": signed_code(fmt.nan_code or 0),
         "payload_mask": ((1 << fmt.mantissa_bits) - 1) if fmt.specials == "ieee" else 0,
         **_rne_fast_fields(fmt),
+        "half": int((fmt.exponent_bits, fmt.mantissa_bits, fmt.bias, fmt.specials, fmt.subnormals, fmt.signed)
+                    == (5, 10, 15, "ieee", True, True)),
     }
 
 

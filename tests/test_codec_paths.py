@@ -1,8 +1,9 @@
 """The codecs' specialised paths against their general ones and against scalar rules.
 
-- float32 round-to-nearest-even (cython_src/_encode.h qs_encode_f32_rne_fast) against the
-  general float64 encoder, on every exponent, both signs and the mantissa bits around each
-  rounding point (and, marked slow, on every float32);
+- float32 round-to-nearest-even (cython_src/_encode.h qs_encode_f32_rne_fast, FP16 through the
+  CPU's conversion in _half.h, E8M0 through qs_encode_scale_f32_rne) against the general
+  float64 encoders, on every exponent, both signs and the mantissa bits around each rounding
+  point (and, marked slow, on every float32);
 - the exponent-only scale encoder (E8M0) against the rule written out in Python;
 - decoding 8-bit codes with the table in registers (cython_src/_lookup.h) against the table,
   at lengths off its 16-lane grid;
@@ -18,13 +19,13 @@ import pytest
 import qsim
 from qsim.codec import packed, value_table
 
-# Every built-in float format (and custom ones) the float32 fast path serves.
+# Every built-in float format (and custom ones) a float32 fast path serves.
 FAST_FORMATS = [f for f in qsim.builtin_formats() + [qsim.format(n) for n in ("e3m4", "e5m3fnuz", "e2m5fn")]
-                if isinstance(f, qsim.FloatFormat) and packed(f)["magic_bits"]]
+                if isinstance(f, qsim.FloatFormat) and packed(f)["magic_bits"]] + [qsim.format("e8m0")]
 
 
 def test_the_fast_path_serves_the_formats_it_is_for():
-    assert {"bf16", "fp16", "e4m3", "e5m2", "e4m3fnuz", "e5m2fnuz", "fp4_e2m1"} <= {f.name for f in FAST_FORMATS}
+    assert {"bf16", "fp16", "e4m3", "e5m2", "e4m3fnuz", "e5m2fnuz", "fp4_e2m1", "e8m0"} <= {f.name for f in FAST_FORMATS}
 
 
 def saturations(fmt):
@@ -63,7 +64,7 @@ def test_float32_fast_path_is_the_general_encoder(fmt):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["bf16", "fp16", "e4m3", "e5m2"])
+@pytest.mark.parametrize("name", ["bf16", "fp16", "e4m3", "e5m2", "e8m0"])
 def test_float32_fast_path_on_every_float32(name):
     fmt = qsim.format(name)
     chunk = 1 << 24
