@@ -46,9 +46,10 @@ def test_quantize_qsim(benchmark, mark_role, x, name):
 @pytest.mark.parametrize("name", ["mxfp4", "nvfp4"])
 def test_quantize_vs_encode_qsim(benchmark, mark_role, x, name):
     """Scales, then the element codes of 16- and 32-element blocks, next to a plain encode:
-    within 12x (it was ~40x when each block ran its own short element loop)."""
+    within 20x (with the plain encoder of the time it was ~40x when each block ran its own
+    short element loop, 12x once they ran over spans; the plain encoder is ~2x faster since)."""
     benchmark.group = f"quantize {name} vs e4m3 encode"
-    mark_role("qsim", target=1 / 12, elements=x.size)
+    mark_role("qsim", target=1 / 20, elements=x.size)
     benchmark(block_quantize, x, name, num_threads=1)
 
 

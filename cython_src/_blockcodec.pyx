@@ -366,16 +366,17 @@ ctypedef fused scale_t:
 
 
 cdef enum:
-    SCALE_SPAN = 256     # block scales read ahead of a row's elements
+    SCALE_SPAN = 256     # block scales read ahead of their elements
 
 
-cdef void _decode_row_f32(const code_t* codes, const scale_t* scales, const float* scale_table,
-                          const float* table, const qs_lut* lut, float second, float* out,
-                          Py_ssize_t cols, Py_ssize_t block) noexcept nogil:
-    """One row of decode_rows_f32: the scales of up to SCALE_SPAN blocks from their codes, then
-    those blocks' elements (uint8 codes with the table in registers, _lookup.h)."""
+cdef void _decode_blocks_f32(const code_t* codes, const scale_t* scales, const float* scale_table,
+                             const float* table, const qs_lut* lut, float second, float* out,
+                             Py_ssize_t n, Py_ssize_t block) noexcept nogil:
+    """n elements from the start of a block on (a row, or a run of whole blocks): the scales of
+    up to SCALE_SPAN blocks from their codes, then those blocks' elements (uint8 codes with the
+    table in registers, _lookup.h)."""
     cdef float s[SCALE_SPAN]
-    cdef Py_ssize_t nblocks = (cols + block - 1) // block, first = 0, nb, b, lo, hi, i
+    cdef Py_ssize_t nblocks = (n + block - 1) // block, first = 0, nb, b, lo, hi, i
     while first < nblocks:
         nb = nblocks - first if nblocks - first < SCALE_SPAN else SCALE_SPAN
         for b in range(nb):
@@ -384,7 +385,7 @@ cdef void _decode_row_f32(const code_t* codes, const scale_t* scales, const floa
             else:
                 s[b] = qs_bits_f32(scales[first + b])
         lo = first * block
-        hi = lo + nb * block if lo + nb * block < cols else cols
+        hi = lo + nb * block if lo + nb * block < n else n
         if code_t is uint8_t:
             qs_lut_decode(lut, codes + lo, out + lo, hi - lo, s, block, second)
         else:
@@ -401,17 +402,28 @@ def decode_rows_f32(const code_t[:, ::1] codes, const scale_t[:, ::1] scales, co
                     const float[::1] table, float second, float[:, ::1] out, int block, int num_threads):
     """out = float32(table[code] * scale of its block) * second, in float32, from the scale
     codes (uint8: scale_table[code]; uint32: float32 bits); the caller checks that this is the
-    exact product rounded once (qsim/quant/blocks.py). The table has 2**bits entries."""
-    cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r
+    exact product rounded once (qsim/quant/blocks.py). The table has 2**bits entries.
+    Rows of whole blocks are one run of blocks, split in runs of SCALE_SPAN blocks: no work
+    per row."""
+    cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r, c, runs, first, nb
+    cdef Py_ssize_t total = rows * scales.shape[1]
     cdef qs_lut lut
     if rows == 0 or cols == 0:
         return
     if code_t is uint8_t:
         qs_lut_init(&lut, &table[0], table.shape[0])
     with nogil:
-        for r in prange(rows, num_threads=num_threads, schedule="static"):
-            _decode_row_f32(&codes[r, 0], &scales[r, 0], &scale_table[0], &table[0], &lut, second,
-                            &out[r, 0], cols, block)
+        if cols % block == 0:
+            runs = (total + SCALE_SPAN - 1) // SCALE_SPAN
+            for c in prange(runs, num_threads=num_threads, schedule="static"):
+                first = c * SCALE_SPAN
+                nb = total - first if total - first < SCALE_SPAN else SCALE_SPAN
+                _decode_blocks_f32(&codes[0, 0] + first * block, &scales[0, 0] + first, &scale_table[0],
+                                   &table[0], &lut, second, &out[0, 0] + first * block, nb * block, block)
+        else:
+            for r in prange(rows, num_threads=num_threads, schedule="static"):
+                _decode_blocks_f32(&codes[r, 0], &scales[r, 0], &scale_table[0], &table[0], &lut, second,
+                                   &out[r, 0], cols, block)
 
 
 def pack4(const uint8_t[::1] codes, uint8_t[::1] out, int num_threads):

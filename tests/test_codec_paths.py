@@ -71,7 +71,8 @@ def test_float32_fast_path_on_every_float32(name):
     for start in range(0, 1 << 32, chunk):
         x = np.arange(start, start + chunk, dtype=np.uint64).astype(np.uint32).view(np.float32)
         got = qsim.encode(x, fmt)
-        want = qsim.encode(x.astype(np.float64), fmt)
+        with np.errstate(invalid="ignore"):          # signalling NaNs come out quiet
+            want = qsim.encode(x.astype(np.float64), fmt)
         bad = np.flatnonzero(got != want)
         assert bad.size == 0, f"{name}: 0x{x[bad[:1]].view(np.uint32)[0]:08x} -> 0x{got[bad[0]]:x}, want 0x{want[bad[0]]:x}"
 
