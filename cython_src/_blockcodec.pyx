@@ -366,36 +366,29 @@ ctypedef fused scale_t:
 
 
 cdef enum:
-    SCALE_SPAN = 256     # block scales read ahead of their elements
+    RUN = 256            # blocks per parallel work item, where rows are whole blocks
 
 
-cdef void _decode_blocks_f32(const code_t* codes, const scale_t* scales, const float* scale_table,
-                             const float* table, const qs_lut* lut, float second, float* out,
-                             Py_ssize_t n, Py_ssize_t block) noexcept nogil:
-    """n elements from the start of a block on (a row, or a run of whole blocks): the scales of
-    up to SCALE_SPAN blocks from their codes, then those blocks' elements (uint8 codes with the
-    table in registers, _lookup.h)."""
-    cdef float s[SCALE_SPAN]
-    cdef Py_ssize_t nblocks = (n + block - 1) // block, first = 0, nb, b, lo, hi, i
-    while first < nblocks:
-        nb = nblocks - first if nblocks - first < SCALE_SPAN else SCALE_SPAN
-        for b in range(nb):
-            if scale_t is uint8_t:
-                s[b] = scale_table[scales[first + b]]
+cdef void _decode_blocks_f32(const code_t* codes, const scale_t* scale_codes, const float* scale_table,
+                             const float* table, const qs_lut* lut, float second, float* out, Py_ssize_t n,
+                             Py_ssize_t block) noexcept nogil:
+    """n elements from the start of a block on (a row, or a run of whole blocks); uint8 codes
+    with the table in registers (_lookup.h)."""
+    cdef qs_scales scales
+    cdef Py_ssize_t b, i
+    cdef float s
+    scales.codes = scale_codes
+    scales.table = scale_table if scale_t is uint8_t else NULL
+    if code_t is uint8_t:
+        qs_lut_decode(lut, codes, out, n, &scales, block, second)
+        return
+    for b in range((n + block - 1) // block):
+        s = qs_scale(&scales, b)
+        for i in range(b * block, min(b * block + block, n)):
+            if second == 1:
+                out[i] = table[codes[i]] * s
             else:
-                s[b] = qs_bits_f32(scales[first + b])
-        lo = first * block
-        hi = lo + nb * block if lo + nb * block < n else n
-        if code_t is uint8_t:
-            qs_lut_decode(lut, codes + lo, out + lo, hi - lo, s, block, second)
-        else:
-            for b in range(nb):
-                for i in range(lo + b * block, min(lo + (b + 1) * block, hi)):
-                    if second == 1:
-                        out[i] = table[codes[i]] * s[b]
-                    else:
-                        out[i] = (table[codes[i]] * s[b]) * second
-        first += nb
+                out[i] = (table[codes[i]] * s) * second
 
 
 def decode_rows_f32(const code_t[:, ::1] codes, const scale_t[:, ::1] scales, const float[::1] scale_table,
@@ -403,9 +396,8 @@ def decode_rows_f32(const code_t[:, ::1] codes, const scale_t[:, ::1] scales, co
     """out = float32(table[code] * scale of its block) * second, in float32, from the scale
     codes (uint8: scale_table[code]; uint32: float32 bits); the caller checks that this is the
     exact product rounded once (qsim/quant/blocks.py). The table has 2**bits entries.
-    Rows of whole blocks are one run of blocks, split in runs of SCALE_SPAN blocks: no work
-    per row."""
-    cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r, c, runs, first, nb
+    Rows of whole blocks are one run of blocks, split in runs of RUN blocks: no work per row."""
+    cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r, c, first, nb
     cdef Py_ssize_t total = rows * scales.shape[1]
     cdef qs_lut lut
     if rows == 0 or cols == 0:
@@ -414,10 +406,9 @@ def decode_rows_f32(const code_t[:, ::1] codes, const scale_t[:, ::1] scales, co
         qs_lut_init(&lut, &table[0], table.shape[0])
     with nogil:
         if cols % block == 0:
-            runs = (total + SCALE_SPAN - 1) // SCALE_SPAN
-            for c in prange(runs, num_threads=num_threads, schedule="static"):
-                first = c * SCALE_SPAN
-                nb = total - first if total - first < SCALE_SPAN else SCALE_SPAN
+            for c in prange((total + RUN - 1) // RUN, num_threads=num_threads, schedule="static"):
+                first = c * RUN
+                nb = total - first if total - first < RUN else RUN
                 _decode_blocks_f32(&codes[0, 0] + first * block, &scales[0, 0] + first, &scale_table[0],
                                    &table[0], &lut, second, &out[0, 0] + first * block, nb * block, block)
         else:

@@ -58,6 +58,10 @@ cdef extern from "_half.h" nogil:
 cdef extern from "_lookup.h" nogil:
     ctypedef struct qs_lut:
         pass
+    ctypedef struct qs_scales:
+        const void* codes
+        const float* table
     void qs_lut_init(qs_lut* t, const float* table, int entries)
+    float qs_scale(const qs_scales* s, Py_ssize_t b)
     void qs_lut_decode(const qs_lut* t, const uint8_t* codes, float* out, Py_ssize_t n,
-                       const float* scales, Py_ssize_t block, float second)
+                       const qs_scales* scales, Py_ssize_t block, float second)

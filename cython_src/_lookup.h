@@ -28,6 +28,20 @@ static inline void qs_lut_init(qs_lut *t, const float *table, int entries) {
     t->small = entries <= 64;
 }
 
+/* Block scales as the decoder reads them: uint8 codes and the float32 value of each code
+ * (E8M0, UE4M3), or float32 bits (FP32 scales: table NULL). */
+typedef struct {
+    const void *codes;
+    const float *table;
+} qs_scales;
+
+static inline float qs_scale(const qs_scales *s, ptrdiff_t b) {
+    float v;
+    if (s->table) return s->table[((const uint8_t *)s->codes)[b]];
+    memcpy(&v, (const uint32_t *)s->codes + b, sizeof v);
+    return v;
+}
+
 /* One block's span, element by element: out[i] = table[codes[i]] (* scale, then * second
  * unless that is 1, when scaled), each product rounded once in that order. */
 static inline void qs_lut_scalar(const qs_lut *t, const uint8_t *codes, float *out, ptrdiff_t n,
@@ -64,14 +78,15 @@ static inline void qs_lut_64(const __m512i *p, int small, __m512i codes, __m512 
     value[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(hi, hi2));
 }
 
-/* out[i] = table[codes[i]]; with scales, times scales[i / block] and then times second unless
- * that is 1: float32 products, each rounded once in that order, as qs_lut_scalar rounds them.
- * 64 codes at a time where each block is whole vectors of 16 (block a multiple of 16). */
+/* out[i] = table[codes[i]]; with scales, times the scale of block i / block and then times
+ * second unless that is 1: float32 products, each rounded once in that order, as
+ * qs_lut_scalar rounds them.  64 codes at a time where each block is whole vectors of 16
+ * (block a multiple of 16). */
 static inline void qs_lut_decode(const qs_lut *t, const uint8_t *codes, float *out, ptrdiff_t n,
-                                 const float *scales, ptrdiff_t block, float second) {
+                                 const qs_scales *scales, ptrdiff_t block, float second) {
     if (scales && block % 16) {
         for (ptrdiff_t i = 0, b = 0; i < n; i += block, b++)
-            qs_lut_scalar(t, codes + i, out + i, n - i < block ? n - i : block, 1, scales[b], second);
+            qs_lut_scalar(t, codes + i, out + i, n - i < block ? n - i : block, 1, qs_scale(scales, b), second);
         return;
     }
     __m512i p[16];
@@ -84,7 +99,7 @@ static inline void qs_lut_decode(const qs_lut *t, const uint8_t *codes, float *o
         qs_lut_64(p, small, _mm512_loadu_si512(codes + i), v);
         for (int k = 0; k < 4; k++) {
             if (scaled) {
-                v[k] = _mm512_mul_ps(v[k], _mm512_set1_ps(scales[b]));
+                v[k] = _mm512_mul_ps(v[k], _mm512_set1_ps(qs_scale(scales, b)));
                 if (twice) v[k] = _mm512_mul_ps(v[k], s2);
                 pos += 16;
                 if (pos == block) pos = 0, b++;
@@ -94,7 +109,7 @@ static inline void qs_lut_decode(const qs_lut *t, const uint8_t *codes, float *o
     }
     while (i < n) {                                   /* the rest, a block at a time */
         ptrdiff_t m = scaled && block - pos < n - i ? block - pos : n - i;
-        qs_lut_scalar(t, codes + i, out + i, m, scaled, scaled ? scales[b] : 1.0f, second);
+        qs_lut_scalar(t, codes + i, out + i, m, scaled, scaled ? qs_scale(scales, b) : 1.0f, second);
         i += m, b++, pos = 0;
     }
 }
@@ -102,13 +117,13 @@ static inline void qs_lut_decode(const qs_lut *t, const uint8_t *codes, float *o
 #define QS_HAVE_LUT_PLANES 0
 
 static inline void qs_lut_decode(const qs_lut *t, const uint8_t *codes, float *out, ptrdiff_t n,
-                                 const float *scales, ptrdiff_t block, float second) {
+                                 const qs_scales *scales, ptrdiff_t block, float second) {
     if (!scales) {
         qs_lut_scalar(t, codes, out, n, 0, 1.0f, second);
         return;
     }
     for (ptrdiff_t i = 0, b = 0; i < n; i += block, b++)
-        qs_lut_scalar(t, codes + i, out + i, n - i < block ? n - i : block, 1, scales[b], second);
+        qs_lut_scalar(t, codes + i, out + i, n - i < block ? n - i : block, 1, qs_scale(scales, b), second);
 }
 #endif
 #endif
