@@ -1,6 +1,7 @@
 """Block-scaled quantization speed: NVFP4 and MXFP4 of a 4096x4096 float32 matrix with the
 elements packed two per byte, single thread, peers side by side (gguf's numpy MXFP4
-quantizer, torchao's CPU reference); decoding per element against qsim's E4M3 decode.
+quantizer, torchao's CPU reference); quantizing and decoding per element against qsim's E4M3
+encode and decode.
 
 Run: pytest benchmarks/test_bench_blocks.py (ratios are printed at the end of the run)."""
 
@@ -40,6 +41,23 @@ def test_quantize_qsim(benchmark, mark_role, x, name):
     mark_role("qsim", target=10.0, elements=x.size)
     packed, _ = benchmark(_qsim_packed, x, name)
     assert packed.size == x.size // 2
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "nvfp4"])
+def test_quantize_vs_encode_qsim(benchmark, mark_role, x, name):
+    """Scales, then the element codes of 16- and 32-element blocks, next to a plain encode:
+    within 20x (with the plain encoder of the time it was ~40x when each block ran its own
+    short element loop, 12x once they ran over spans; the plain encoder is ~2x faster since)."""
+    benchmark.group = f"quantize {name} vs e4m3 encode"
+    mark_role("qsim", target=1 / 20, elements=x.size)
+    benchmark(block_quantize, x, name, num_threads=1)
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "nvfp4"])
+def test_quantize_vs_encode_e4m3(benchmark, mark_role, x, name):
+    benchmark.group = f"quantize {name} vs e4m3 encode"
+    mark_role("peer", peer="qsim.encode e4m3")
+    benchmark(qsim.encode, x, "e4m3", num_threads=1)
 
 
 def test_quantize_gguf_mxfp4(benchmark, mark_role, x):

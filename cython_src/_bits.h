@@ -2,6 +2,7 @@
 #ifndef QSIM_BITS_H
 #define QSIM_BITS_H
 #include <stdint.h>
+#include <stddef.h>
 #include <string.h>
 
 static inline uint32_t qs_f32_bits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
@@ -11,6 +12,12 @@ static inline double qs_bits_f64(uint64_t u) { double x; memcpy(&x, &u, 8); retu
 /* Leading zeros; the argument must be nonzero. */
 static inline int qs_clz32(uint32_t u) { return __builtin_clz(u); }
 static inline int qs_clz64(uint64_t u) { return __builtin_clzll(u); }
+
+/* Ask for the cache lines of the `bytes` bytes `ahead` bytes past p (a hint: it never faults,
+   past an array's end included, so the addresses are formed as integers). */
+static inline void qs_prefetch(const void *p, ptrdiff_t ahead, ptrdiff_t bytes) {
+    for (ptrdiff_t b = 0; b < bytes; b += 64) __builtin_prefetch((const void *)((uintptr_t)p + ahead + b));
+}
 
 /* splitmix64 finalizer: a stateless hash of (seed, element index), so stochastic rounding
    draws the same bits for an element whatever thread or chunk handles it. */

@@ -365,24 +365,29 @@ ctypedef fused scale_t:
     uint32_t         # FP32 scales: the float32 bits themselves
 
 
-cdef void _decode_row_f32(const code_t* codes, const scale_t* scales, const float* scale_table,
-                          const float* table, float second, float* out,
-                          Py_ssize_t cols, Py_ssize_t block) noexcept nogil:
-    """One row of decode_rows_f32, a block at a time: each scale read from its code here."""
-    cdef Py_ssize_t b, lo, hi, i, nblocks = (cols + block - 1) // block
+cdef enum:
+    RUN = 256            # blocks per parallel work item, where rows are whole blocks
+
+
+cdef void _decode_blocks_f32(const code_t* codes, const scale_t* scale_codes, const float* scale_table,
+                             const float* table, const qs_lut* lut, float second, float* out, Py_ssize_t n,
+                             Py_ssize_t block) noexcept nogil:
+    """n elements from the start of a block on (a row, or a run of whole blocks); uint8 codes
+    with the table in registers (_lookup.h)."""
+    cdef qs_scales scales
+    cdef Py_ssize_t b, i
     cdef float s
-    for b in range(nblocks):
-        lo = b * block
-        hi = lo + block if lo + block < cols else cols
-        if scale_t is uint8_t:
-            s = scale_table[scales[b]]
-        else:
-            s = qs_bits_f32(scales[b])
-        if second == 1:
-            for i in range(lo, hi):
+    scales.codes = scale_codes
+    scales.table = scale_table if scale_t is uint8_t else NULL
+    if code_t is uint8_t:
+        qs_lut_decode(lut, codes, out, n, &scales, block, second)
+        return
+    for b in range((n + block - 1) // block):
+        s = qs_scale(&scales, b)
+        for i in range(b * block, min(b * block + block, n)):
+            if second == 1:
                 out[i] = table[codes[i]] * s
-        else:
-            for i in range(lo, hi):
+            else:
                 out[i] = (table[codes[i]] * s) * second
 
 
@@ -390,14 +395,26 @@ def decode_rows_f32(const code_t[:, ::1] codes, const scale_t[:, ::1] scales, co
                     const float[::1] table, float second, float[:, ::1] out, int block, int num_threads):
     """out = float32(table[code] * scale of its block) * second, in float32, from the scale
     codes (uint8: scale_table[code]; uint32: float32 bits); the caller checks that this is the
-    exact product rounded once (qsim/quant/blocks.py)."""
-    cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r
+    exact product rounded once (qsim/quant/blocks.py). The table has 2**bits entries.
+    Rows of whole blocks are one run of blocks, split in runs of RUN blocks: no work per row."""
+    cdef Py_ssize_t rows = codes.shape[0], cols = codes.shape[1], r, c, first, nb
+    cdef Py_ssize_t total = rows * scales.shape[1]
+    cdef qs_lut lut
     if rows == 0 or cols == 0:
         return
+    if code_t is uint8_t:
+        qs_lut_init(&lut, &table[0], table.shape[0])
     with nogil:
-        for r in prange(rows, num_threads=num_threads, schedule="static"):
-            _decode_row_f32(&codes[r, 0], &scales[r, 0], &scale_table[0], &table[0], second,
-                            &out[r, 0], cols, block)
+        if cols % block == 0:
+            for c in prange((total + RUN - 1) // RUN, num_threads=num_threads, schedule="static"):
+                first = c * RUN
+                nb = total - first if total - first < RUN else RUN
+                _decode_blocks_f32(&codes[0, 0] + first * block, &scales[0, 0] + first, &scale_table[0],
+                                   &table[0], &lut, second, &out[0, 0] + first * block, nb * block, block)
+        else:
+            for r in prange(rows, num_threads=num_threads, schedule="static"):
+                _decode_blocks_f32(&codes[r, 0], &scales[r, 0], &scale_table[0], &table[0], &lut, second,
+                                   &out[r, 0], cols, block)
 
 
 def pack4(const uint8_t[::1] codes, uint8_t[::1] out, int num_threads):

@@ -26,9 +26,10 @@ typedef struct {
     uint32_t nan_pos, nan_neg;  /* codes of a +-NaN input */
     uint32_t payload_mask; /* NaN payload bits kept (IEEE formats), else 0 */
     /* for qs_encode_f32_rne_fast only */
-    uint32_t rebias;          /* (127 - bias) << mbits */
+    uint32_t rne_add;         /* 2**(s-1) - 1 - ((127 - bias) << 23), s = 23 - mbits, mod 2**32 */
     uint32_t min_normal_bits; /* float32 bits of the smallest normal; 0 if float32 shares it */
     uint32_t magic_bits;      /* float32 bits of 2**(emin - mbits + 23) */
+    int half;                 /* IEEE binary16: the CPU's float32->half conversion gives its codes */
 } qs_fmt;
 
 #define QS_INLINE static inline __attribute__((always_inline))
@@ -108,21 +109,73 @@ QS_INLINE uint32_t NAME(UT u, int k, const qs_fmt *fp, int mode, int sat, uint64
 QS_DEFINE_ENCODER(qs_encode_f32, uint32_t, int32_t, 8, 23, qs_clz32, qs_round_shift32, qs_finish32)
 QS_DEFINE_ENCODER(qs_encode_f64, uint64_t, int64_t, 11, 52, qs_clz64, qs_round_shift64, qs_finish64)
 
-/* Round to nearest even from float32, no scale offset, about half the work of the generic
- * encoder: an integer add rounds the mantissa (carrying into the exponent) for the target's
- * normal range, and adding a power of two whose spacing is the target's subnormal spacing
- * lets the FPU round the subnormal range.  qsim/codec.py `packed` enables it only where
- * that is exact: the target's range lies inside float32's and no float32 subnormal can
- * reach the float add, so denormals-are-zero settings cannot change the result. */
+/* Round to nearest even from float32, no scale offset, about a third of the work of the
+ * generic encoder: one integer add rounds the mantissa (carrying into the exponent) for the
+ * target's normal range, and adding a power of two whose spacing is the target's subnormal
+ * spacing lets the FPU round the subnormal range.  qsim/codec.py `packed` enables it only where
+ * that is exact: the target's range lies inside float32's and no float32 subnormal can reach
+ * the float add, so denormals-are-zero settings cannot change the result.  The finish is the
+ * generic one's for this case: the overflow code (Inf, or NaN where there is no Inf) is always
+ * the one after the largest finite code, so one unsigned min saturates or overflows, Inf
+ * inputs included; the sign goes on after, as the NaN inputs' code does. */
 QS_INLINE uint32_t qs_encode_f32_rne_fast(uint32_t u, const qs_fmt *fp, int sat) {
-    const uint32_t s = 23 - (uint32_t)fp->mbits, rebias = fp->rebias;
+    const uint32_t s = 23 - (uint32_t)fp->mbits, rne_add = fp->rne_add;
     const uint32_t min_normal = fp->min_normal_bits, magic_bits = fp->magic_bits;
+    const uint32_t limit = sat ? fp->max_code : fp->max_code + 1;
+    const uint32_t nan_sign = fp->nan_neg ^ fp->nan_pos;   /* what a negative NaN adds to its code */
     const float magic = qs_bits_f32(magic_bits);
-    uint32_t neg = u >> 31, a = u & 0x7fffffffu, mant = u & 0x7fffffu;
-    uint32_t normal = ((a + ((1u << (s - 1)) - 1u) + ((a >> s) & 1u)) >> s) - rebias;
+    uint32_t a = u & 0x7fffffffu, neg_mask = (uint32_t)((int32_t)u >> 31);
+    uint32_t normal = (a + rne_add + ((a >> s) & 1u)) >> s;
     uint32_t small = qs_f32_bits(qs_bits_f32(a) + magic) - magic_bits;
     uint32_t q = a < min_normal ? small : normal;
-    return qs_finish32(q, neg, mant, a >= 0x7f800000u, 23, fp, QS_RNE, sat);
+    q = q < limit ? q : limit;
+    uint32_t code = q | (neg_mask & (q == 0 ? fp->negzero : fp->sign_bit));
+    uint32_t nan = fp->nan_pos | (neg_mask & nan_sign) | ((u >> s) & fp->payload_mask);
+    return a > 0x7f800000u ? nan : code;
 }
+
+/* Code of the float with bits u in an unsigned exponent-only format without zero (E8M0):
+ * the code is the exponent alone.  Negative values, zero and NaN have no code and give the NaN
+ * code; below the smallest scale clamps to it.  A tie (significand 1.5) rounds to the next
+ * binade, but to nearest even means to the even code (as gfloat rounds; "rna" rounds ties up),
+ * so where the lower code is even the tie's significand is taken one ulp down. */
+#define QS_DEFINE_SCALE_ENCODER(NAME, UT, ST, IN_E, IN_M, CLZ, ROUND)                       \
+QS_INLINE uint32_t NAME(UT u, const qs_fmt *fp, int mode, int sat, uint64_t rnd) {          \
+    const ST nbits = 8 * (ST)sizeof(UT), in_bias = ((ST)1 << (IN_E - 1)) - 1;              \
+    const UT one = 1, zero = 0, e_special = ((UT)1 << IN_E) - 1, tie = (UT)3 << (IN_M - 1); \
+    const ST max_code = fp->max_code, nan = fp->nan_pos, top = sat ? max_code : nan;       \
+    UT neg = u >> (nbits - 1);                                                             \
+    UT mant = u & ((one << IN_M) - one);                                                   \
+    UT e_field = (u >> IN_M) & e_special;                                                  \
+    ST lz = (ST)CLZ(mant | one) - (nbits - 1 - IN_M);                                      \
+    UT sig = e_field == zero ? mant << lz : mant | (one << IN_M);                          \
+    ST lower = (e_field == zero ? 1 - lz : (ST)e_field) - in_bias + fp->bias;              \
+    UT down = mode == QS_RNE ? (sig == tie ? ((lower & 1) == 0 ? one : zero) : zero) : zero; \
+    ST code = lower - 1 + (ST)ROUND(sig - down, IN_M, mode, zero, (UT)rnd);                \
+    code = code < 0 ? 0 : code;                                                            \
+    code = code > max_code ? top : code;                                                   \
+    code = e_field == e_special ? (mant == zero ? top : nan) : code;                       \
+    code = neg != zero ? nan : (e_field | mant) == zero ? nan : code;                      \
+    return (uint32_t)code;                                                                 \
+}
+/* The same for float32 input rounded to nearest even, in a third of the work: the code is
+ * the exponent plus the integer rounding of the mantissa at its top bit, ties to the even
+ * code (the lower code's parity breaks them); float32 subnormals are normalized by shifting. */
+QS_INLINE uint32_t qs_encode_scale_f32_rne(uint32_t u, const qs_fmt *fp, int sat) {
+    const int32_t rebias = fp->bias - 127, max_code = (int32_t)fp->max_code, nan = (int32_t)fp->nan_pos;
+    const int32_t top = sat ? max_code : nan;
+    uint32_t a = u & 0x7fffffffu, mant = u & 0x7fffffu;
+    int32_t lz = qs_clz32(mant | 1u) - 8;                     /* >= 1: shifts a subnormal's top bit to bit 23 */
+    uint32_t m = a < 0x800000u ? (mant << lz) & 0x7fffffu : mant;
+    int32_t lower = (a < 0x800000u ? 1 - lz : (int32_t)(a >> 23)) + rebias;   /* code of 2**floor(log2 x) */
+    int32_t code = lower + (int32_t)((m + 0x3fffffu + ((uint32_t)lower & 1u)) >> 23);
+    code = code < 0 ? 0 : code;
+    code = code > max_code ? top : code;
+    code = a >= 0x7f800000u ? (a == 0x7f800000u ? top : nan) : code;
+    return (uint32_t)((int32_t)u <= 0 ? nan : code);         /* negative or zero: no code */
+}
+
+QS_DEFINE_SCALE_ENCODER(qs_encode_scale_f32, uint32_t, int32_t, 8, 23, qs_clz32, qs_round_shift32)
+QS_DEFINE_SCALE_ENCODER(qs_encode_scale_f64, uint64_t, int64_t, 11, 52, qs_clz64, qs_round_shift64)
 
 #endif

@@ -74,3 +74,31 @@ def quantize_rows(const in_t[:, ::1] x, const in_t[::1] scale, const int32_t[::1
                 _quantize_row(&x[r, 0], &out[r, 0], cols, r * cols, scale[r], zero_point[r], qmin, qmax, RDN, seed)
             else:
                 _quantize_row(&x[r, 0], &out[r, 0], cols, r * cols, scale[r], zero_point[r], qmin, qmax, STOCHASTIC, seed)
+
+
+ctypedef fused code_t:
+    uint8_t
+    uint16_t
+
+ctypedef fused value_t:
+    int8_t
+    uint8_t
+    int16_t
+    uint16_t
+    float
+    double
+
+
+def decode(const code_t[::1] codes, value_t[::1] out, int bits, bint signed, int num_threads):
+    """out[i] = value of codes[i]: two's complement in the low `bits` bits when signed."""
+    cdef Py_ssize_t n = codes.shape[0], i
+    cdef int up = 32 - bits           # shifts the sign bit to bit 31, and back with it
+    if n == 0:
+        return
+    with nogil:
+        if signed:
+            for i in prange(n, num_threads=num_threads, schedule="static"):
+                out[i] = <value_t>((<int32_t>(<uint32_t>codes[i] << up)) >> up)
+        else:
+            for i in prange(n, num_threads=num_threads, schedule="static"):
+                out[i] = <value_t>codes[i]

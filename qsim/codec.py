@@ -10,10 +10,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._kernels import _floatcodec
+from ._kernels import _floatcodec, _intcodec
 from ._threads import resolve_threads
 from .arrays import contiguous, float_input
 from .formats import FloatFormat, IntFormat, format as get_format
+from .formats.spec import SPECIALS
 from .rounding import check_seed, rounding_code
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -63,6 +64,8 @@ def packed(fmt: FloatFormat) -> dict:
         "nan_pos": fmt.nan_code or 0, "nan_neg": signed_code(fmt.nan_code or 0),
         "payload_mask": ((1 << fmt.mantissa_bits) - 1) if fmt.specials == "ieee" else 0,
         **_rne_fast_fields(fmt),
+        "half": int((fmt.exponent_bits, fmt.mantissa_bits, fmt.bias, fmt.specials, fmt.subnormals, fmt.signed)
+                    == (5, 10, 15, "ieee", True, True)),
     }
 
 
@@ -74,9 +77,10 @@ def _rne_fast_fields(fmt: FloatFormat) -> dict:
     ok = (fmt.has_zero and fmt.subnormals and fmt.mantissa_bits <= 22 and fmt.emax <= 127
           and (shares_float32_grid or fmt.emin - fmt.mantissa_bits >= -125))
     if not ok:
-        return {"rebias": 0, "min_normal_bits": 0, "magic_bits": 0}
+        return {"rne_add": 0, "min_normal_bits": 0, "magic_bits": 0}
+    dropped = 23 - fmt.mantissa_bits
     return {
-        "rebias": (127 - fmt.bias) << fmt.mantissa_bits,
+        "rne_add": ((1 << (dropped - 1)) - 1 - ((127 - fmt.bias) << 23)) % (1 << 32),
         "min_normal_bits": 0 if shares_float32_grid else (fmt.emin + 127) << 23,
         "magic_bits": (fmt.emin - fmt.mantissa_bits + 23 + 127) << 23,
     }
@@ -88,29 +92,23 @@ def fits_float32(fmt: FloatFormat) -> bool:
     return fmt.mantissa_bits <= 23 and fmt.emin - fmt.mantissa_bits >= -149 and fmt.max <= _F32_MAX
 
 
-def values_of(codes: np.ndarray, fmt: FloatFormat, dtype) -> np.ndarray:
-    """Value of each code, computed arithmetically (the table builder; exact in float64)."""
-    c = codes.astype(np.int64)
-    mant_scale = float(1 << fmt.mantissa_bits)
-    e = (c & fmt.magnitude_mask) >> fmt.mantissa_bits
-    frac = (c & ((1 << fmt.mantissa_bits) - 1)) / mant_scale
-    with np.errstate(over="ignore"):
-        normal = np.ldexp(1.0 + frac, (e - fmt.bias).astype(np.int32))
-        if fmt.has_zero:
-            small = np.ldexp(frac, fmt.emin) if fmt.subnormals else np.zeros_like(frac)
-            value = np.where(e == 0, small, normal)
-        else:
-            value = normal
-    value = np.where((c & fmt.sign_bit) != 0, -value, value)
-    if fmt.has_inf:
-        mag = c & fmt.magnitude_mask
-        value = np.where(mag == fmt.inf_code, np.copysign(np.inf, value), value)
-        value = np.where(mag > fmt.inf_code, np.nan, value)
-    elif fmt.specials == "fn":
-        value = np.where((c & fmt.magnitude_mask) == fmt.magnitude_mask, np.nan, value)
-    elif fmt.specials == "fnuz":
-        value = np.where(c == fmt.sign_bit, np.nan, value)
-    return value.astype(dtype)
+@lru_cache(maxsize=None)
+def value_params(fmt: FloatFormat) -> dict:
+    """The format as the arithmetic decoder reads it (value_fmt_t in cython_src/_floatcodec.pyx)."""
+    return {"mbits": fmt.mantissa_bits, "bias": fmt.bias, "specials": SPECIALS.index(fmt.specials),
+            "subnormals": fmt.subnormals, "has_zero": fmt.has_zero, "sign_bit": fmt.sign_bit,
+            "magnitude_mask": fmt.magnitude_mask}
+
+
+def values_of(codes: np.ndarray, fmt: FloatFormat, dtype, num_threads: int = 1,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Value of each code, computed (exact in float64; NaN codes give the positive quiet NaN):
+    the table builder, and the decoder of formats too wide for a table."""
+    codes = contiguous(codes, np.uint32)
+    if out is None:
+        out = np.empty(codes.shape, dtype)
+    _floatcodec.decode_values(codes.reshape(-1), out.reshape(-1), value_params(fmt), num_threads)
+    return out
 
 
 @lru_cache(maxsize=None)
@@ -139,7 +137,7 @@ def _is_float16_prefix(fmt: FloatFormat) -> bool:
 
 # -- public API -----------------------------------------------------------------------
 def encode(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: int | None = None,
-           num_threads: int | None = None) -> np.ndarray:
+           num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Codes (uint8, uint16 or uint32 bit patterns) of x in `fmt`, same shape as x.
 
     rounding: "rne" (default), "rtz", "rna" (half away from zero), "up", "down", "stochastic"
@@ -148,25 +146,29 @@ def encode(x, fmt, rounding: str = "rne", saturate: bool | None = None, seed: in
     True for formats without an Inf code (E4M3, FNUZ, MX types), False for IEEE-style ones.
     Integer formats: x is rounded and clamped to the integer range (see quantize_int for scale
     and zero point); codes are two's complement in the low bits.
+    out: a C-contiguous, writeable array of x's shape and the codes' dtype (code_dtype) to
+    encode into; it is returned.
     """
     fmt = get_format(fmt)
     mode = rounding_code(rounding)
     seed = check_seed(rounding, seed)
     threads = resolve_threads(num_threads, np.size(x))
+    if out is not None:
+        check_out(out, np.shape(x), (code_dtype(fmt),), "x")
     if isinstance(fmt, IntFormat):
         if saturate is False:
             raise ValueError(f"{fmt.name}: integer encoding always saturates to [{fmt.qmin}, {fmt.qmax}]")
         from .quant.intquant import quantize_int
         q = quantize_int(x, fmt, 1.0, 0, rounding=rounding, seed=seed, num_threads=threads)
-        return (q.astype(np.int64) & (fmt.n_codes - 1)).astype(code_dtype(fmt))
+        # the two's complement container viewed as unsigned, masked to the format's bits
+        return np.bitwise_and(q.view(code_dtype(fmt)), fmt.n_codes - 1, out=out)
     sat = _resolve_saturate(fmt, saturate)
     arr = float_input(x)
     _check_codable(arr, fmt)
-    out = np.empty(arr.shape, code_dtype(fmt))
-    if fmt.has_zero:
-        _floatcodec.encode(arr.reshape(-1), out.reshape(-1), packed(fmt), mode, sat, seed, threads)
-    else:
-        _floatcodec.encode_scale(arr.reshape(-1), out.reshape(-1), packed(fmt), mode, sat, seed)
+    if out is None:
+        out = np.empty(arr.shape, code_dtype(fmt))
+    _floatcodec.encode(arr.reshape(-1), out.reshape(-1), packed(fmt), mode, sat, seed, threads,
+                       not fmt.has_zero)
     return out
 
 
@@ -186,67 +188,56 @@ def decode(codes, fmt, dtype=None, num_threads: int | None = None, out: np.ndarr
     if arr.dtype.kind not in "ui":
         raise TypeError(f"codes must be an unsigned or signed integer array, got dtype {arr.dtype}")
     if out is not None:
-        out_dtype = _check_out(out, arr.shape, out_dtype)
+        out_dtype = check_out(out, arr.shape, (out_dtype,) if out_dtype else _VALUE_DTYPES, "codes")
     if arr.size and (arr.dtype.itemsize * 8 > fmt.storage_bits or arr.dtype.kind == "i"):
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi >= fmt.n_codes:
             raise ValueError(f"codes out of range for {fmt.name}: found {lo if lo < 0 else hi}, "
                              f"valid codes are 0..{fmt.n_codes - 1}")
-    arr = contiguous(arr, code_dtype(fmt))
+    shape = arr.shape
+    arr = contiguous(arr, code_dtype(fmt)).reshape(-1)
     if isinstance(fmt, IntFormat):
-        signed = np.int8 if fmt.bits <= 8 else np.int16
-        if not fmt.signed:
-            values = arr.copy()
-        else:
-            wide = arr.astype(np.int32)
-            values = np.where(wide >= fmt.n_codes // 2, wide - fmt.n_codes, wide).astype(signed)
-        return _into(out, values if out_dtype is None else values.astype(out_dtype))
+        if out_dtype is None:
+            out_dtype = np.dtype(f"{'i' if fmt.signed else 'u'}{1 if fmt.bits <= 8 else 2}")
+        out = np.empty(shape, out_dtype) if out is None else out
+        _intcodec.decode(arr, out.reshape(-1), fmt.bits, fmt.signed, threads)
+        return out
     if out_dtype is None:
         out_dtype = value_dtype(fmt)
     if out_dtype == np.float32 and not fits_float32(fmt):
         raise ValueError(f"{fmt.name} has values float32 cannot hold exactly; use dtype=np.float64")
+    out = np.empty(shape, out_dtype) if out is None else out
+    flat = out.reshape(-1)
     if _is_float32_prefix(fmt):
-        bits = np.empty(arr.shape, np.uint32) if out is None or out_dtype != np.float32 else out.view(np.uint32)
-        _floatcodec.widen(arr.reshape(-1), bits.reshape(-1), 32 - fmt.storage_bits, threads)
-        values = bits.view(np.float32)
-        if out_dtype == np.float32:
-            return values if out is None else out
-        with np.errstate(invalid="ignore"):     # widening a signalling NaN is exact, not an error
-            return _into(out, values.astype(np.float64))
-    if fmt.storage_bits > 16:
-        return _into(out, values_of(arr, fmt, out_dtype))
-    if out is None:
-        out = np.empty(arr.shape, out_dtype)
-    if _is_float16_prefix(fmt) and out_dtype == np.float32:
-        _floatcodec.half_prefix(arr.reshape(-1), out.reshape(-1), threads)
-        return out
-    _floatcodec.gather(arr.reshape(-1), value_table(fmt, out_dtype.str), out.reshape(-1), threads)
+        bits = flat.view(np.uint32) if out_dtype == np.float32 else flat
+        _floatcodec.widen(arr, bits, 32 - fmt.storage_bits, threads)
+    elif fmt.storage_bits > 16:
+        values_of(arr, fmt, out_dtype, threads, flat)
+    elif _is_float16_prefix(fmt) and out_dtype == np.float32:
+        _floatcodec.half_prefix(arr, flat, threads)
+    else:
+        _floatcodec.gather(arr, value_table(fmt, out_dtype.str), flat, threads)
     return out
 
 
-def _check_out(out, shape: tuple, dtype) -> np.dtype:
-    """The dtype decode writes into `out`, after checking out can take the result."""
+_VALUE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_out(out, shape: tuple, dtypes: tuple, what: str) -> np.dtype:
+    """out's dtype, after checking that out can take a result of `shape` and one of `dtypes`
+    (`what` names the input whose shape it must have)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-    if out.dtype not in (np.float32, np.float64):
-        raise TypeError(f"out must have dtype float32 or float64, got {out.dtype}")
-    if dtype is not None and out.dtype != dtype:
-        raise TypeError(f"out has dtype {out.dtype} but dtype={dtype} was asked for")
-    if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}, the codes have shape {shape}")
+    if out.dtype not in dtypes:
+        names = " or ".join(str(np.dtype(d)) for d in dtypes)
+        raise TypeError(f"out must have dtype {names}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape} but {what} has shape {tuple(shape)}")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
     return out.dtype
-
-
-def _into(out, values: np.ndarray) -> np.ndarray:
-    """values, or copied into out when the caller gave one."""
-    if out is None:
-        return values
-    np.copyto(out, values)
-    return out
 
 
 def _value_dtype_argument(dtype) -> np.dtype:

@@ -46,8 +46,9 @@ class BlockArray:
         """Value of each block scale (float64; NaN for the NaN code)."""
         return scale_values(self.scales, self.format)
 
-    def decode(self, dtype=np.float32, num_threads: int | None = None) -> np.ndarray:
-        return block_decode(self, dtype, num_threads)
+    def decode(self, dtype=None, num_threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Values (float32 unless dtype or out says float64); see block_decode."""
+        return block_decode(self, dtype, num_threads, out)
 
     def packed_elements(self) -> np.ndarray:
         """Element codes packed along the flattened array (4-bit: two per byte, low nibble
@@ -266,33 +267,51 @@ def _scale_value_table_f32(fmt: BlockFormat) -> np.ndarray:
     return table
 
 
-def block_decode(q: BlockArray, dtype=np.float32, num_threads: int | None = None) -> np.ndarray:
+def block_decode(q: BlockArray, dtype=None, num_threads: int | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Values: element value x block scale x tensor scale, exact in float64 and rounded once
-    to `dtype` (float32 or float64). A NaN scale gives NaN for its whole block."""
+    to `dtype` (float32, the default, or float64). A NaN scale gives NaN for its whole block.
+    out: a C-contiguous, writeable float32 or float64 array of the elements' shape to decode
+    into (its dtype is the result's); it is returned."""
+    from ..codec import check_out
+
     if not isinstance(q, BlockArray):
         raise TypeError(f"block_decode expects a BlockArray (qsim block_quantize), got {type(q).__name__}")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    dtypes = (np.dtype(np.float32), np.dtype(np.float64))
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype not in dtypes:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    if out is not None:
+        dtype = check_out(out, q.elements.shape, (dtype,) if dtype else dtypes, "the elements")
+    dtype = dtype or dtypes[0]
     fmt = q.format
     threads = resolve_threads(num_threads, q.elements.size)
     codes = np.moveaxis(q.elements, q.axis, -1)
     k = fmt.block[-1]
     n_blocks = -(-codes.shape[-1] // k)
     rows = np.ascontiguousarray(codes.reshape(int(np.prod(codes.shape[:-1])), codes.shape[-1]))
-    out = np.empty(rows.shape, dtype)
-    table = _element_table(fmt.element, fmt.int_fraction_bits)
+    # the kernel writes rows along the block axis: into out itself when that is its last axis
+    direct = out is not None and q.axis == q.elements.ndim - 1
+    values = out.reshape(rows.shape) if direct else np.empty(rows.shape, dtype)
     if dtype == np.float32 and _float32_decode_is_exact(fmt):
         # the kernel takes the scale codes: no per-block value array here
         scale_codes = _per_row(q.scales, q, codes.shape[-2:]).reshape(rows.shape[0], n_blocks)
         second = np.float32(q.tensor_scale if q.tensor_scale is not None else 1.0)
         _blockcodec.decode_rows_f32(rows, np.ascontiguousarray(scale_codes, q.scales.dtype), _scale_value_table_f32(fmt),
-                                    _element_table_f32(fmt.element, fmt.int_fraction_bits), second, out, k, threads)
+                                    _element_table_f32(fmt.element, fmt.int_fraction_bits), second, values, k, threads)
     else:
         scales = _per_row(q.scale_values(), q, codes.shape[-2:]).reshape(rows.shape[0], n_blocks)
         second = q.tensor_scale if q.tensor_scale is not None else 1.0
-        _blockcodec.decode_rows(rows, np.ascontiguousarray(scales * second, np.float64), table, out, k, threads)
-    return np.ascontiguousarray(np.moveaxis(out.reshape(codes.shape), -1, q.axis))
+        _blockcodec.decode_rows(rows, np.ascontiguousarray(scales * second, np.float64),
+                                _element_table(fmt.element, fmt.int_fraction_bits), values, k, threads)
+    if direct:
+        return out
+    result = np.moveaxis(values.reshape(codes.shape), -1, q.axis)
+    if out is None:
+        return np.ascontiguousarray(result)
+    np.copyto(out, result)
+    return out
 
 
 # -- packing --------------------------------------------------------------------------------
