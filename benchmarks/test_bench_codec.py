@@ -88,6 +88,17 @@ def test_decode_qsim(benchmark, mark_role, request, fmt, threads):
 
 
 @pytest.mark.parametrize("fmt", list(TORCH))
+def test_decode_qsim_into_out(benchmark, mark_role, request, fmt):
+    """The same into one output array (out=): no fresh 40 MB to page in on each call, which
+    the two above pay or not depending on the allocator's state."""
+    benchmark.group = f"decode {fmt}"
+    mark_role("qsim", elements=N)
+    codes = qsim.encode(_input(request, fmt), fmt)
+    out = np.empty(codes.shape, np.float32)
+    benchmark(qsim.decode, codes, fmt, num_threads=1, out=out)
+
+
+@pytest.mark.parametrize("fmt", list(TORCH))
 def test_decode_torch(benchmark, mark_role, request, fmt):
     benchmark.group = f"decode {fmt}"
     mark_role("peer", peer="torch .float()")

@@ -366,7 +366,7 @@ ctypedef fused scale_t:
 
 
 cdef enum:
-    RUN = 256            # blocks per parallel work item, where rows are whole blocks
+    RUN = 1024           # blocks per parallel work item, where rows are whole blocks
 
 
 cdef void _decode_blocks_f32(const code_t* codes, const scale_t* scale_codes, const float* scale_table,
