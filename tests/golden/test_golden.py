@@ -762,8 +762,8 @@ def test_a_new_op_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
 
 
 def test_every_op_has_its_own_default_random_count():
-    """The default random count lives on the op (stored in the manifest's config)."""
-    expected = {"encode": 256, "decode": 1024, "gemm": 6, "conv": 4, "requant": 256, "mx": 8}
+    """The default random count lives on the op (stored in the manifest's config); a model's layer sets have none."""
+    expected = {"encode": 256, "decode": 1024, "gemm": 6, "conv": 4, "requant": 256, "mx": 8, "layer": 0}
     from qsim.golden.ops import REGISTRY
     assert {name: op.default_random for name, op in REGISTRY.items()} == expected
     assert make_golden("decode", format="fp16").config["random"] == 1024
