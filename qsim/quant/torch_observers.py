@@ -164,14 +164,18 @@ class MinMaxObserver(_Uniform):
         return self._qparams(self.min_val, self.max_val)
 
 
-class MovingAverageMinMaxObserver(MinMaxObserver):
-    """min <- min + c * (batch min - min) in float32 after the first batch (likewise max)."""
+class _MovingAverage:
+    """The averaging constant c of the moving-average observers (before their base's arguments)."""
 
     def __init__(self, averaging_constant: float = 0.01, *args, **kwargs):
         if not 0 <= averaging_constant <= 1:
             raise ValueError(f"averaging_constant must lie in [0, 1], got {averaging_constant}")
         super().__init__(*args, **kwargs)
         self.averaging_constant = averaging_constant
+
+
+class MovingAverageMinMaxObserver(_MovingAverage, MinMaxObserver):
+    """min <- min + c * (batch min - min) in float32 after the first batch (likewise max)."""
 
     def _update(self, lo, hi):
         if self.min_val == np.inf and self.max_val == -np.inf:
@@ -218,14 +222,8 @@ class PerChannelMinMaxObserver(_Uniform):
         return self._qparams(self.min_val, self.max_val)
 
 
-class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
+class MovingAveragePerChannelMinMaxObserver(_MovingAverage, PerChannelMinMaxObserver):
     """The per-channel moving average: min <- min + c * (batch min - min) in float32."""
-
-    def __init__(self, averaging_constant: float = 0.01, *args, **kwargs):
-        if not 0 <= averaging_constant <= 1:
-            raise ValueError(f"averaging_constant must lie in [0, 1], got {averaging_constant}")
-        super().__init__(*args, **kwargs)
-        self.averaging_constant = averaging_constant
 
     def _update(self, lo, hi):
         if self.min_val is None:
