@@ -21,6 +21,22 @@ static inline void qs_pair_terms(int64_t* restrict t, const int16_t* restrict b0
     }
 }
 
+/* Exact sums of fbgemm's saturated pairs, four rows of A at once (each pair of B rows is loaded
+   once): acc[r * n + j] += sat16(a0[r] * b0[j] + a1[r] * b1[j]) in int32 (the caller guarantees
+   the sums fit). */
+static inline void qs_pair_sat_rows4(int32_t* restrict acc, const int8_t* restrict b0, const int8_t* restrict b1,
+                                     const int32_t* a0, const int32_t* a1, ptrdiff_t n) {
+    int32_t x0 = a0[0], x1 = a0[1], x2 = a0[2], x3 = a0[3], y0 = a1[0], y1 = a1[1], y2 = a1[2], y3 = a1[3];
+    for (ptrdiff_t j = 0; j < n; j++) {
+        int32_t p = b0[j], q = b1[j];
+        int32_t s0 = x0 * p + y0 * q, s1 = x1 * p + y1 * q, s2 = x2 * p + y2 * q, s3 = x3 * p + y3 * q;
+        acc[j] += s0 < -32768 ? -32768 : (s0 > 32767 ? 32767 : s0);
+        acc[n + j] += s1 < -32768 ? -32768 : (s1 > 32767 ? 32767 : s1);
+        acc[2 * n + j] += s2 < -32768 ? -32768 : (s2 > 32767 ? 32767 : s2);
+        acc[3 * n + j] += s3 < -32768 ? -32768 : (s3 > 32767 ? 32767 : s3);
+    }
+}
+
 /* Widths up to 63 bits: acc and term sums cannot overflow int64 (|term| < 2^31). */
 static inline void qs_add_sat(int64_t* restrict acc, int64_t* restrict ev, const int64_t* restrict t,
                               ptrdiff_t n, int64_t lo, int64_t hi) {

@@ -192,14 +192,32 @@ def _run_kernel(a16, b16, acc: Accumulator, batch, threads: int, pairs: bool, re
     return (out, events) if return_events else out
 
 
+def _pair_sums(a, b, batch, threads: int) -> np.ndarray:
+    m, n = a.shape[-2], b.shape[-1]
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:])
+    out = np.empty(batch + (m, n), np.int64)
+    for i in np.ndindex(*batch):
+        _intgemm.pair_saturated_sums(np.ascontiguousarray(a[i]), np.ascontiguousarray(b[i]), out[i], threads)
+    if out.size and out.min() <= -(1 << 62):
+        raise MemoryError("not enough memory for a row of pair sums")
+    return out
+
+
 def _pair_saturated(a, b, za, zb, acc: Accumulator, batch, return_events: bool, threads: int):
     """fbgemm's VPMADDUBSW path: the kernel sums raw bytes; zero points corrected after."""
     if a.dtype != np.uint8 or b.dtype != np.int8:
         raise TypeError("pair_saturate16 models u8 x s8 (VPMADDUBSW): a must be uint8 and b int8, "
                         f"got {a.dtype} and {b.dtype}")
-    raw, events = _run_kernel(a.astype(np.int16), b.astype(np.int16), acc, batch, threads,
-                              pairs=True, return_events=True)
     k = a.shape[-1]
+    pair_bound = (k + 1) // 2 * 32768                 # no sum of saturated pairs exceeds this
+    if pair_bound <= acc.hi or (acc.overflow == "wrap" and not return_events and pair_bound < 1 << 31):
+        # Nothing can overflow, or wrapping is order-free (modular): exact sums, fitted once.
+        raw = _pair_sums(a, b, batch, threads)
+        events = np.zeros(raw.shape, np.int64)
+    else:
+        raw, events = _run_kernel(a.astype(np.int16), b.astype(np.int16), acc, batch, threads,
+                                  pairs=True, return_events=True)
     row_sums = a.sum(axis=-1, dtype=np.int64)[..., :, None]
     col_sums = b.sum(axis=-2, dtype=np.int64)[..., None, :]
     total = acc.fit(raw - za * col_sums - zb * row_sums + k * za * zb)

@@ -61,8 +61,10 @@ def im2col(x: np.ndarray, kernel: tuple[int, ...], x_zero: int, stride, pads, di
 
 
 def conv_as_matmul(x: np.ndarray, w: np.ndarray, pad_value: int, stride, padding, dilation, groups: int,
-                   matmul) -> tuple[np.ndarray, ...]:
-    """A convolution as one matrix product per group over im2col patches.
+                   matmul, channel_last_k: bool = False) -> tuple[np.ndarray, ...]:
+    """A convolution as one matrix product per group over im2col patches, k ordered (channel,
+    kernel row, kernel column), or with channel_last_k (kernel row, kernel column, channel) as
+    an NHWC im2col lays it out.
 
     matmul(cols (N, pixels, K), wk (K, g_out), g) returns a tuple of (N, pixels, g_out) arrays
     (the values, then any per-output counters); each comes back as (N, C_out, *out_spatial).
@@ -76,7 +78,11 @@ def conv_as_matmul(x: np.ndarray, w: np.ndarray, pad_value: int, stride, padding
     pixels, taps = int(np.prod(out_shape)), int(np.prod(kernel))
     # (N, G, pixels, g_in * taps) with k ordered (channel, kernel row, kernel column)
     cols = cols.reshape((n, groups, g_in) + tuple(out_shape) + tuple(kernel))
-    cols = np.moveaxis(cols, 2, 2 + dims).reshape(n, groups, pixels, g_in * taps)
+    cols = np.moveaxis(cols, 2, 2 + dims)                                  # N, G, *out, C, *k
+    w = w.reshape((groups, g_out, g_in) + tuple(kernel))
+    if channel_last_k:
+        cols, w = np.moveaxis(cols, 2 + dims, -1), np.moveaxis(w, 2, -1)
+    cols = cols.reshape(n, groups, pixels, g_in * taps)
     wk = w.reshape(groups, g_out, g_in * taps).transpose(0, 2, 1)          # G, K, g_out
     parts = [matmul(cols[:, g], wk[g], g) for g in range(groups)]
     return tuple(np.moveaxis(np.concatenate([p[i] for p in parts], axis=-1), -1, 1).reshape((n, c_out) + tuple(out_shape))
@@ -108,5 +114,8 @@ def int_conv(x, w, x_zero=0, w_zero=0, stride=1, padding=0, dilation=1, groups: 
         r = int_matmul(cols, wk, zx, zw[g], accumulator, return_events, num_threads)
         return r if return_events else (r,)
 
-    parts = conv_as_matmul(x, w, int(zx), stride, padding, dilation, groups, matmul)
+    # fbgemm pairs adjacent k of its NHWC im2col (kernel position, then channel) in VPMADDUBSW
+    acc = accumulator or Accumulator()
+    parts = conv_as_matmul(x, w, int(zx), stride, padding, dilation, groups, matmul,
+                           channel_last_k=acc.pair_saturate16)
     return parts if return_events else parts[0]

@@ -44,11 +44,11 @@ def test_pair_saturation_matches_reference(bits, order):
     rng = np.random.default_rng(7)
     acc = Accumulator(bits, "wrap", order, pair_saturate16=True)
     for k in (1, 2, 5, 64, 129):
-        a = rng.integers(200, 256, (4, k)).astype(np.uint8)       # big bytes: pairs saturate
+        a = rng.integers(200, 256, (6, k)).astype(np.uint8)       # big bytes: pairs saturate
         b = rng.choice(np.array([-128, -127, 120, 127]), (k, 9)).astype(np.int8)
         za, zb = 3, np.int64(-2)
         got = int_matmul(a, b, za, zb, acc)
-        for m in range(4):
+        for m in range(6):
             for n in range(9):
                 raw, _ = ref.accumulate(ref.dot_terms(a[m], b[:, n], pairs=True), bits, "wrap", order)
                 exact_correction = -za * int(b[:, n].astype(int).sum()) - int(zb) * int(a[m].astype(int).sum()) \

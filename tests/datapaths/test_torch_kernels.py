@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from qsim.datapaths import qlinear_conv, qlinear_dynamic, torch_cpu
 from qsim.datapaths.requant import fma_float32
 from qsim.quant.intquant import quantize_int
+from qsim.sim.torch_quant import engine_datapath
 
-ENGINES = [("fbgemm", "fbgemm-vnni"), ("qnnpack", "qnnpack")]
+# fbgemm's kernels on this CPU: exact VNNI sums, or AVX2's saturating pairs
+ENGINES = [("fbgemm", engine_datapath("fbgemm")), ("qnnpack", "qnnpack")]
 CPU = torch_cpu.AtenCPU(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads())
 RANGES = {torch.quint8: ("uint8", 0, 255), torch.qint8: ("int8", -128, 127)}
 
