@@ -1,11 +1,12 @@
 """Issue 14 speed target: run_torch on the seeds' FX dynamic example (Linear(784, 256)-ReLU-
 Linear(256, 10), default_dynamic_qconfig) with 64 inputs against torch's own forward of the
 converted model (target: qsim at most 5x slower), on the fbgemm and the qnnpack engine. Both
-sides run on one thread (torch's intra-op threads and BLAS's), so that the ratio measures the
+sides run on one thread (torch's intra-op threads, BLAS's and qsim's kernels'), so that the ratio measures the
 work rather than how two thread pools share a busy machine.
 
 Run: pytest benchmarks --benchmark-enable (see README)."""
 
+import os
 import warnings
 
 import numpy as np
@@ -21,8 +22,10 @@ from qsim.sim.torch_quant import run_torch
 @pytest.fixture(scope="module", params=["fbgemm", "qnnpack"])
 def seeds_model(request):
     old, threads = torch.backends.quantized.engine, torch.get_num_threads()
+    old_qsim = os.environ.get("QSIM_NUM_THREADS")
     torch.backends.quantized.engine = request.param
     torch.set_num_threads(1)
+    os.environ["QSIM_NUM_THREADS"] = "1"
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
     for layer in net:
@@ -38,6 +41,10 @@ def seeds_model(request):
         yield request.param, model, x
     torch.backends.quantized.engine = old
     torch.set_num_threads(threads)
+    if old_qsim is None:
+        del os.environ["QSIM_NUM_THREADS"]
+    else:
+        os.environ["QSIM_NUM_THREADS"] = old_qsim
 
 
 def test_seeds_example_qsim(benchmark, mark_role, seeds_model):

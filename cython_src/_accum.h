@@ -6,6 +6,7 @@
 #define QS_ACCUM_H
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
 /* terms: t[j] = a * b[j] */
 static inline void qs_terms(int64_t* restrict t, const int16_t* restrict b, int64_t a, ptrdiff_t n) {
@@ -21,19 +22,62 @@ static inline void qs_pair_terms(int64_t* restrict t, const int16_t* restrict b0
     }
 }
 
-/* Exact sums of fbgemm's saturated pairs, four rows of A at once (each pair of B rows is loaded
-   once): acc[r * n + j] += sat16(a0[r] * b0[j] + a1[r] * b1[j]) in int32 (the caller guarantees
-   the sums fit). */
-static inline void qs_pair_sat_rows4(int32_t* restrict acc, const int8_t* restrict b0, const int8_t* restrict b1,
-                                     const int32_t* a0, const int32_t* a1, ptrdiff_t n) {
-    int32_t x0 = a0[0], x1 = a0[1], x2 = a0[2], x3 = a0[3], y0 = a1[0], y1 = a1[1], y2 = a1[2], y3 = a1[3];
-    for (ptrdiff_t j = 0; j < n; j++) {
-        int32_t p = b0[j], q = b1[j];
-        int32_t s0 = x0 * p + y0 * q, s1 = x1 * p + y1 * q, s2 = x2 * p + y2 * q, s3 = x3 * p + y3 * q;
-        acc[j] += s0 < -32768 ? -32768 : (s0 > 32767 ? 32767 : s0);
-        acc[n + j] += s1 < -32768 ? -32768 : (s1 > 32767 ? 32767 : s1);
-        acc[2 * n + j] += s2 < -32768 ? -32768 : (s2 > 32767 ? 32767 : s2);
-        acc[3 * n + j] += s3 < -32768 ? -32768 : (s3 > 32767 ? 32767 : s3);
+/* Exact sums of fbgemm's saturated pairs over B packed as fbgemm packs it for AVX2: quads of k
+   per column, bq[(kq * n + j) * 4 + i] = b[4 kq + i, j] (k padded with zeros to a multiple of 4).
+   out[r * n + j] = sum over pairs of sat16(a[2p] b[2p, j] + a[2p+1] b[2p+1, j]) for `rows` <= 4
+   rows of A, each a quad-padded row of aq (row stride kq4 bytes). VPMADDUBSW saturates each pair,
+   VPMADDWD adds a column's two pairs exactly into int32; the caller guarantees the int32 sums fit.
+   Order-free: integer sums. */
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+static inline int32_t qs_sat16_pair(int32_t x, int32_t y, int32_t p, int32_t q) {
+    int32_t s = x * p + y * q;
+    return s < -32768 ? -32768 : (s > 32767 ? 32767 : s);
+}
+
+static void qs_pair_sat_tile(int64_t* restrict out, ptrdiff_t out_stride, const uint8_t* restrict aq,
+                             ptrdiff_t kq4, int rows, const int8_t* restrict bq, ptrdiff_t n, ptrdiff_t j0,
+                             ptrdiff_t width) {
+    ptrdiff_t quads = kq4 / 4;
+#if defined(__AVX2__)
+    if (width == 16) {
+        const __m256i ones = _mm256_set1_epi16(1);
+        __m256i acc[4][2];
+        for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+        for (ptrdiff_t q = 0; q < quads; q++) {
+            const int8_t* col = bq + (q * n + j0) * 4;
+            __m256i v0 = _mm256_loadu_si256((const __m256i*)col);
+            __m256i v1 = _mm256_loadu_si256((const __m256i*)(col + 32));
+            for (int r = 0; r < 4; r++) {
+                if (r >= rows) break;
+                int32_t quad;
+                memcpy(&quad, aq + r * kq4 + 4 * q, 4);
+                __m256i x = _mm256_set1_epi32(quad);
+                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, v0), ones));
+                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, v1), ones));
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            int32_t lane[16];
+            _mm256_storeu_si256((__m256i*)lane, acc[r][0]);
+            _mm256_storeu_si256((__m256i*)(lane + 8), acc[r][1]);
+            for (int c = 0; c < 16; c++) out[r * out_stride + j0 + c] = lane[c];
+        }
+        return;
+    }
+#endif
+    for (int r = 0; r < rows; r++) {
+        const uint8_t* a = aq + r * kq4;
+        for (ptrdiff_t c = 0; c < width; c++) {
+            int32_t sum = 0;
+            for (ptrdiff_t q = 0; q < quads; q++) {
+                const int8_t* b = bq + (q * n + j0 + c) * 4;
+                const uint8_t* x = a + 4 * q;
+                sum += qs_sat16_pair(x[0], x[1], b[0], b[1]) + qs_sat16_pair(x[2], x[3], b[2], b[3]);
+            }
+            out[r * out_stride + j0 + c] = sum;
+        }
     }
 }
 

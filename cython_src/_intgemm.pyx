@@ -15,8 +15,8 @@ cdef extern from "_accum.h" nogil:
     void qs_pair_terms(int64_t* t, const int16_t* b0, const int16_t* b1, int64_t a0, int64_t a1, Py_ssize_t n)
     void qs_add_sat(int64_t* acc, int64_t* ev, const int64_t* t, Py_ssize_t n, int64_t lo, int64_t hi)
     void qs_add_wrap(int64_t* acc, int64_t* ev, const int64_t* t, Py_ssize_t n, int shift)
-    void qs_pair_sat_rows4(int32_t* acc, const int8_t* b0, const int8_t* b1, const int32_t* a0,
-                           const int32_t* a1, Py_ssize_t n)
+    void qs_pair_sat_tile(int64_t* out, Py_ssize_t out_stride, const uint8_t* aq, Py_ssize_t kq4, int rows,
+                          const int8_t* bq, Py_ssize_t n, Py_ssize_t j0, Py_ssize_t width)
     void qs_add_sat64(int64_t* acc, int64_t* ev, const int64_t* t, Py_ssize_t n)
     void qs_add_wrap64(int64_t* acc, int64_t* ev, const int64_t* t, Py_ssize_t n)
 
@@ -128,34 +128,35 @@ def accumulate(const int16_t[:, ::1] a, const int16_t[:, ::1] b, int64_t[:, ::1]
 
 def pair_saturated_sums(const uint8_t[:, ::1] a, const int8_t[:, ::1] b, int64_t[:, ::1] out, int num_threads):
     """out[m, n] = the exact sum over pairs p of sat16(a[m, 2p] b[2p, n] + a[m, 2p+1] b[2p+1, n])
-    (fbgemm's VPMADDUBSW terms; an odd K pads a zero). The caller guarantees that (K+1)/2 * 2^15
-    fits int32, so the int32 row sums are exact. One work item per four rows (missing rows of
-    the last block have zero activations)."""
-    cdef Py_ssize_t M = a.shape[0], N = b.shape[1], K = a.shape[1], blk, m0, rows, r, k, j
-    cdef int32_t* acc          # per work item: 4 rows of sums, then the 4 + 4 activation codes
-    cdef int32_t* x0
-    cdef int32_t* x1
+    (fbgemm's VPMADDUBSW terms; an odd K pads a zero). The caller guarantees that
+    ceil(K / 4) * 2^16 fits int32. A is copied with its rows zero-padded to quads of k and B
+    packed as fbgemm packs it (quads of k per column); one work item per tile of four rows and
+    sixteen columns. Returns False when the packed copies do not fit in memory."""
+    cdef Py_ssize_t M = a.shape[0], N = b.shape[1], K = a.shape[1], K4 = (K + 3) // 4 * 4
+    cdef Py_ssize_t col_tiles = (N + 15) // 16, item, m0, j0, m, k, j
+    cdef uint8_t* aq
+    cdef int8_t* bq
     if M == 0 or N == 0:
-        return
+        return True
+    aq = <uint8_t*>malloc(M * K4 + 1)
+    bq = <int8_t*>malloc(K4 * N + 1)
+    if aq == NULL or bq == NULL:
+        free(aq)
+        free(bq)
+        return False
     with nogil:
-        for blk in prange((M + 3) // 4, num_threads=num_threads, schedule="static"):
-            m0 = 4 * blk
-            rows = min(4, M - m0)
-            acc = <int32_t*>malloc((4 * N + 8) * sizeof(int32_t))
-            if acc == NULL:
-                out[m0, 0] = -(<int64_t>1 << 62)      # out of memory: the caller raises
-                continue
-            memset(acc, 0, 4 * N * sizeof(int32_t))
-            x0 = acc + 4 * N
-            x1 = x0 + 4
-            k = 0
-            while k < K:
-                for r in range(4):
-                    x0[r] = a[m0 + r, k] if r < rows else 0
-                    x1[r] = a[m0 + r, k + 1] if r < rows and k + 1 < K else 0
-                qs_pair_sat_rows4(acc, &b[k, 0], &b[k + 1 if k + 1 < K else k, 0], x0, x1, N)
-                k = k + 2
-            for r in range(rows):
-                for j in range(N):
-                    out[m0 + r, j] = acc[r * N + j]
-            free(acc)
+        memset(aq, 0, M * K4)
+        memset(bq, 0, K4 * N)
+        for m in range(M):
+            for k in range(K):
+                aq[m * K4 + k] = a[m, k]
+        for k in range(K):
+            for j in range(N):
+                bq[((k // 4) * N + j) * 4 + k % 4] = b[k, j]
+        for item in prange(((M + 3) // 4) * col_tiles, num_threads=num_threads, schedule="static"):
+            m0 = 4 * (item // col_tiles)
+            j0 = 16 * (item % col_tiles)
+            qs_pair_sat_tile(&out[m0, 0], N, aq + m0 * K4, K4, <int>min(4, M - m0), bq, N, j0, min(16, N - j0))
+    free(aq)
+    free(bq)
+    return True

@@ -193,14 +193,14 @@ def _run_kernel(a16, b16, acc: Accumulator, batch, threads: int, pairs: bool, re
 
 
 def _pair_sums(a, b, batch, threads: int) -> np.ndarray:
+    """Exact sums of fbgemm's saturated pairs (the kernel packs B as fbgemm does)."""
     m, n = a.shape[-2], b.shape[-1]
     a = np.broadcast_to(a, batch + a.shape[-2:])
     b = np.broadcast_to(b, batch + b.shape[-2:])
     out = np.empty(batch + (m, n), np.int64)
     for i in np.ndindex(*batch):
-        _intgemm.pair_saturated_sums(np.ascontiguousarray(a[i]), np.ascontiguousarray(b[i]), out[i], threads)
-    if out.size and out.min() <= -(1 << 62):
-        raise MemoryError("not enough memory for a row of pair sums")
+        if not _intgemm.pair_saturated_sums(np.ascontiguousarray(a[i]), np.ascontiguousarray(b[i]), out[i], threads):
+            raise MemoryError("not enough memory to pack the operands of a saturated-pair product")
     return out
 
 
@@ -210,7 +210,7 @@ def _pair_saturated(a, b, za, zb, acc: Accumulator, batch, return_events: bool, 
         raise TypeError("pair_saturate16 models u8 x s8 (VPMADDUBSW): a must be uint8 and b int8, "
                         f"got {a.dtype} and {b.dtype}")
     k = a.shape[-1]
-    pair_bound = (k + 1) // 2 * 32768                 # no sum of saturated pairs exceeds this
+    pair_bound = (k + 3) // 4 * 2 * 32768             # no sum of saturated pairs (k padded to quads) exceeds this
     if pair_bound <= acc.hi or (acc.overflow == "wrap" and not return_events and pair_bound < 1 << 31):
         # Nothing can overflow, or wrapping is order-free (modular): exact sums, fitted once.
         raw = _pair_sums(a, b, batch, threads)
