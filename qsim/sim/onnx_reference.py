@@ -1,10 +1,10 @@
 """The FP32 reference of a quantized ONNX model, and what each tensor of it means in real numbers.
 
 The reference is the same graph with every quantization undone: QuantizeLinear keeps its input
-unrounded and unclamped (x / scale + zero point, an "ideal code"), DequantizeLinear maps it back
+unrounded (x / scale + zero point, an "ideal code", clamped to the type's range only), DequantizeLinear maps it back
 exactly, so a Q/DQ pair is the identity and a quantized weight becomes its dequantized value;
 the integer operators (QLinearConv, QGemm, MatMulInteger, ...) compute in float64 on ideal codes
-as their definitions say, without rounding, clamping or accumulator limits. Float operators run
+as their definitions say, without rounding or accumulator limits. Float operators run
 as ONNX Runtime runs them (qsim.sim.ort_ops, in float32). The graph walked is the model as written
 (the "ort-unfused" graph), so every tensor name a fused graph keeps has its reference value.
 
@@ -68,8 +68,18 @@ def real(x, scale, zero, axis: int = 1) -> np.ndarray:
 
 
 def _ideal(x, scale, zero, axis: int = 1) -> np.ndarray:
+    """x / scale + zero, unrounded, clamped to the code range of the zero point's type: the clamp
+    is part of what a quantized graph means (quantizers drop a Relu before a zero-based uint8
+    QuantizeLinear, whose clamp does its work)."""
     z = 0.0 if zero is None else _along(np.asarray(zero).astype(F64), x, axis)
-    return np.asarray(x, F64) / _along(scale, x, axis) + z
+    y = np.asarray(x, F64) / _along(scale, x, axis) + z
+    kind = None if zero is None else np.asarray(zero).dtype
+    if kind is not None and kind.kind in "iu" and kind.itemsize <= 2:
+        info = np.iinfo(kind)
+        y = np.clip(y, info.min, info.max)
+    elif kind is not None and kind.name in ("int4", "uint4"):
+        y = np.clip(y, -8 if kind.name == "int4" else 0, 7 if kind.name == "int4" else 15)
+    return y
 
 
 def _f32(*xs):

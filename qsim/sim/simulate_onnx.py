@@ -163,11 +163,11 @@ def _simulate_quantized(path: str, hardware, feeds: dict, labels, seed: int) -> 
         if all(t in qm.consts or t == "" for t in node.inputs):
             continue                             # folded when the session starts
         out = node.outputs[0]
-        parts = _costs(hw, node, got)
+        parts = _costs(hw, node, got, qm.consts)
         metrics = _metrics(_real(ref, theirs, out), _real(got, mine, out)) if out in ref else {}
         kind = "gemm" if node.op in CONV_OPS or node.op in MATMUL_OPS else "vector"
-        records.append(dict(run, layer=node.name, op=node.op, unit=kind, **_layer_fields(parts, hw), **metrics,
-                            overflow=None, saturated=None))
+        fields = dict(_layer_fields(parts, hw), overflow=None, saturated=None)
+        records.append(dict(run, layer=node.name, op=node.op, unit=kind, **fields, **metrics))
     output = written.outputs[0]
     want, have = _real(ref, theirs, output), _real(got, mine, output)
     totals = {k: sum(r[k] for r in records) if k not in ("overflow", "saturated") else None for k in _TOTALS}
@@ -195,11 +195,11 @@ def _classifier(want, have, labels) -> dict:
     return found
 
 
-def _costs(hw, node, values: dict) -> list[dict]:
+def _costs(hw, node, values: dict, consts) -> list[dict]:
     """The cost parts of one node: its product on the array (GEMM and convolution nodes, the
     shape as qsim's layers lay them out) or its elements on the vector unit."""
     y = np.asarray(values[node.outputs[0]])
-    shape = _gemm_shape(node, values)
+    shape = _gemm_shape(node, values, consts)
     if shape is None:
         reads = sum(np.size(values[t]) for t in node.inputs if t and t in values and np.ndim(values[t]) > 0)
         cost = vector_layer_cost(hw, reads, y.size, hw.datapath.vector_format)
@@ -209,7 +209,7 @@ def _costs(hw, node, values: dict) -> list[dict]:
     return [dict(_cost_fields(gemm_layer_cost(hw, m, k, n, plan.cost), batch), M=m, K=k, N=n, overflow=0, saturated=0)]
 
 
-def _gemm_shape(node, values: dict):
+def _gemm_shape(node, values: dict, consts):
     """(M, K, N, batch, B is a weight) of a product node, or None."""
     if node.op in CONV_OPS:
         w = np.shape(values[node.inputs[CONV_OPS[node.op]]])
@@ -221,7 +221,7 @@ def _gemm_shape(node, values: dict):
         trans_a, trans_b = node.attrs.get("transA", 0), node.attrs.get("transB", 0)
         k = a[0] if trans_a else a[-1]
         n = b[0] if trans_b else b[-1]
-        weight = node.inputs[MATMUL_OPS[node.op]] not in values or len(b) == 2
+        weight = node.inputs[MATMUL_OPS[node.op]] in consts
         if len(b) == 2:
             return int(np.prod(a)) // int(k), int(k), int(n), 1, weight
         return int(a[-2]), int(k), int(n), int(np.prod(np.broadcast_shapes(a[:-2], b[:-2]))), False
