@@ -82,7 +82,7 @@ def test_compare_command_writes_dataset_and_summary(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["simulate", "--hardware", "tpu-v9"], "unknown hardware 'tpu-v9'"),
-    (["simulate", "--model", "resnet"], "invalid choice"),
+    (["simulate", "--model", "resnet"], "--model resnet: unknown model"),
     (["compare", "--hardware", "nope.toml"], "cannot read"),
 ])
 def test_bad_command_line_input(argv, message):
