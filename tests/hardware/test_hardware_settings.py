@@ -140,6 +140,6 @@ def test_presets_keep_their_meaning():
     names = {"edge-npu-int8": "gemmlowp", "edge-npu-int8-acc16": "gemmlowp+acc16s", "h100-fp8": "h100-fp8-like",
              "mxfp8": "block-dot", "mxfp4": "block-dot", "int4-weight-only": "bf16-fp32acc", "tpu-bf16": "bf16-fp32acc",
              "mi300-fp8fnuz": "fp32-sequential", "fp32-reference": "fp32-sequential", "nvfp4": "block-dot",
-             "fp8-blockwise": "block-dot"}
+             "fp8-blockwise": "block-dot", "x86-cpu-ort": "onnxruntime-x86"}
     for preset, path in names.items():
         assert load_hardware(preset).resolve_datapath().name == path
