@@ -30,9 +30,10 @@ class Accumulator:
     bits: width, 8..64. overflow: "wrap" (modulo 2^bits) or "saturate" (clamp at each add).
     order: "sequential" (k = 0, 1, ...), "reversed", or "pairwise" (an adder tree: adjacent
     pairs summed level by level, an odd last node passed up); only saturation sees it.
-    pair_saturate16: fbgemm's VPMADDUBSW path; raw u8 activations times s8 weights are summed
-    in adjacent pairs (k = 2j, 2j+1) saturating to int16 before accumulation, and the zero
-    points are corrected afterwards from row and column sums.
+    pair_saturate16: the x86 VPMADDUBSW path of fbgemm and ONNX Runtime's MLAS on CPUs without
+    VNNI: raw u8 activations times s8 weights are summed in adjacent pairs (k = 2j, 2j+1)
+    saturating to int16 before accumulation, and the zero points are corrected afterwards from
+    row and column sums. The instruction takes only u8 x s8: other operand types are exact.
     """
 
     bits: int = 32
@@ -162,7 +163,7 @@ def int_matmul(a, b, a_zero=0, b_zero=0, accumulator: Accumulator | None = None,
     zb = _zero_point(b_zero, "b_zero", b.shape[-1])
     threads = resolve_threads(num_threads, int(np.prod(batch)) * a.shape[-2] * a.shape[-1] * b.shape[-1])
 
-    if acc.pair_saturate16:
+    if acc.pair_saturate16 and a.dtype == np.uint8 and b.dtype == np.int8:
         return _pair_saturated(a, b, za, zb, acc, batch, return_events, threads)
     a_top, b_top = _magnitude(a, za), _magnitude(b, zb)
     if max(a_top, b_top) >= _OPERAND_LIMIT:
@@ -206,9 +207,6 @@ def _pair_sums(a, b, batch, threads: int) -> np.ndarray:
 
 def _pair_saturated(a, b, za, zb, acc: Accumulator, batch, return_events: bool, threads: int):
     """fbgemm's VPMADDUBSW path: the kernel sums raw bytes; zero points corrected after."""
-    if a.dtype != np.uint8 or b.dtype != np.int8:
-        raise TypeError("pair_saturate16 models u8 x s8 (VPMADDUBSW): a must be uint8 and b int8, "
-                        f"got {a.dtype} and {b.dtype}")
     k = a.shape[-1]
     pair_bound = (k + 3) // 4 * 2 * 32768             # no sum of saturated pairs (k padded to quads) exceeds this
     if pair_bound <= acc.hi or (acc.overflow == "wrap" and not return_events and pair_bound < 1 << 31):

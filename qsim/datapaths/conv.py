@@ -91,12 +91,14 @@ def conv_as_matmul(x: np.ndarray, w: np.ndarray, pad_value: int, stride, padding
 
 def int_conv(x, w, x_zero=0, w_zero=0, stride=1, padding=0, dilation=1, groups: int = 1,
              accumulator: Accumulator | None = None, return_events: bool = False,
-             num_threads: int | None = None):
+             num_threads: int | None = None, channels_last: bool = False):
     """Integer convolution in a modelled accumulator: int64 (N, C_out, *out_spatial).
 
     x: (N, C_in, [H,] W); w: (C_out, C_in / groups, [kh,] kw); x_zero one integer, w_zero one
     integer or one per output channel. padding: one int, one per axis, or ONNX begins+ends.
-    Depthwise: groups == C_in.
+    Depthwise: groups == C_in. channels_last: the dot products run over k as an NHWC kernel lays
+    it out (kernel position, then channel) instead of (channel, kernel position); only an
+    accumulator that sees the order (saturation, saturated pairs) can tell.
     """
     x, w = np.asarray(x), np.asarray(w)
     for name, v in (("x", x), ("w", w)):
@@ -114,8 +116,5 @@ def int_conv(x, w, x_zero=0, w_zero=0, stride=1, padding=0, dilation=1, groups: 
         r = int_matmul(cols, wk, zx, zw[g], accumulator, return_events, num_threads)
         return r if return_events else (r,)
 
-    # fbgemm pairs adjacent k of its NHWC im2col (kernel position, then channel) in VPMADDUBSW
-    acc = accumulator or Accumulator()
-    parts = conv_as_matmul(x, w, int(zx), stride, padding, dilation, groups, matmul,
-                           channel_last_k=acc.pair_saturate16)
+    parts = conv_as_matmul(x, w, int(zx), stride, padding, dilation, groups, matmul, channel_last_k=channels_last)
     return parts if return_events else parts[0]

@@ -215,9 +215,10 @@ def qlinear_matmul(a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero, bias
 def qlinear_conv(x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias=None, *, stride=1,
                  padding=0, dilation=1, groups: int = 1, datapath="onnxruntime-x86", activation=None,
                  x_format=None, w_format=None, y_format=None, return_events: bool = False,
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, channels_last: bool = False):
     """Quantized convolution, NC[H]W; w (C_out, C_in / groups, [kh,] kw); w_scale, w_zero per
-    tensor or per output channel; padding one int, one per axis, or ONNX begins then ends."""
+    tensor or per output channel; padding one int, one per axis, or ONNX begins then ends.
+    channels_last: k in an NHWC kernel's order (see int_conv)."""
     path = get_datapath(datapath)
     x, xf = _codes(x, x_format, "x")
     w, wf = _codes(w, w_format, "w")
@@ -230,7 +231,7 @@ def qlinear_conv(x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero, bias=N
     bias = _bias(bias, path, c_out)
     lo, hi = activation_range(activation, sy, int(zy), yf, path.requant)
     acc = int_conv(x, w, zx, zw, stride, padding, dilation, groups, path.accumulator,
-                   return_events=return_events, num_threads=num_threads)
+                   return_events=return_events, num_threads=num_threads, channels_last=channels_last)
     acc, events = acc if return_events else (acc, None)
     # channels last for per-channel requantization, then back
     acc_last = np.moveaxis(acc, 1, -1)

@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from .._cpu import ort_integer_datapath
 from ..codec import decode
 from ..datapaths import Accumulator, qlinear_conv
 from ..datapaths.integer import PRESETS
@@ -405,17 +406,17 @@ def _ort_adapters() -> list[Adapter]:
     for tag, (a, b) in {"u8u8": ("uint8", "uint8"), "u8s8": ("uint8", "int8"), "s8s8": ("int8", "int8")}.items():
         out.append(Adapter(
             f"ort-qlinear-matmul-{tag}", "gemm",
-            {"op": "gemm", "datapath": "onnxruntime-x86", "format": a, "weight_format": b, "bias": False},
+            {"op": "gemm", "datapath": ort_integer_datapath(), "format": a, "weight_format": b, "bias": False},
             "ONNX Runtime QLinearMatMul (MLAS, x86): int32 wrapping accumulator, float32 requantization "
-            "rne(clamp(float32(acc) * float32(float32(sa * sb) / sy))); matches onnxruntime-x86. QLinearMatMul "
+            "rne(clamp(float32(acc) * float32(float32(sa * sb) / sy))); matches onnxruntime-x86 (onnxruntime-x86-avx2: u8 x s8 pairs saturate, on CPUs without VNNI). QLinearMatMul "
             "has no bias input (golden bias=False). Weights are fed as graph inputs; constant weights may "
             "be pre-packed into another kernel.",
             _ort_qlinear_matmul, requires=_ORT))
         out.append(Adapter(
             f"ort-qlinear-conv-{tag}", "conv",
-            {"op": "conv", "datapath": "onnxruntime-x86", "format": a, "weight_format": b, "bias": True},
+            {"op": "conv", "datapath": ort_integer_datapath(), "format": a, "weight_format": b, "bias": True},
             "ONNX Runtime QLinearConv (MLAS, x86): as QLinearMatMul, with an int32 bias added in the wrapping "
-            "accumulator; matches onnxruntime-x86. Weights are fed as graph inputs, so ONNX Runtime should not "
+            "accumulator; matches the QLinearMatMul datapath. Weights are fed as graph inputs, so ONNX Runtime should not "
             "take its ConvSym path (constant weights), whose saturating sums are a known departure.",
             _ort_qlinear_conv, departures=(_ort_convsym_saturation(),) if tag == "u8s8" else (), requires=_ORT))
     return out

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._cpu import ort_integer_datapath
 from ..formats import format as get_format
 from ..io.atomic import write_atomic
 from .store import Case, Golden, GoldenError, write_golden
@@ -54,7 +55,7 @@ def model_golden(model, inputs, out_dir, hardware=None, path: str | None = None)
     if out.exists() and any(out.iterdir()) and not (out / INDEX).exists():
         raise GoldenError(f"{out} exists, is not empty and holds no model golden set ({INDEX}); refusing to write there")
     qm = _prepared(model, path)
-    datapath = "onnxruntime-x86" if hardware is None else hardware_datapath(hardware)
+    datapath = ort_integer_datapath() if hardware is None else hardware_datapath(hardware)
     values = {**qm.consts, **execute(qm, inputs, datapath=datapath, intermediates=True)}
     source = str(model) if isinstance(model, (str, Path)) else qm.source
     kernel = datapath if isinstance(datapath, str) else datapath.name

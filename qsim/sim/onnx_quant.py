@@ -11,7 +11,7 @@ the graph ONNX Runtime executes:
   qsim/sim/ort_fusion.py for the rules, measured on onnxruntime 1.32).
 
 execute() walks the graph; integer kernels run on qsim's datapath primitives with one
-IntDatapath (default "onnxruntime-x86"), so the same graph can run on another kernel path or
+IntDatapath (default: ONNX Runtime's on this CPU, qsim._cpu.ort_integer_datapath), so the same graph can run on another kernel path or
 accumulator. The arithmetic of each operator is in qsim/sim/ort_kernels.py. Needs `onnx`.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._cpu import ort_integer_datapath
 from ..datapaths.integer import get_datapath
 from .onnx_graph import Ctx, GraphInput, Node, OnnxQuantError, QuantModel
 from .ort_ops import OPS
@@ -224,10 +225,10 @@ def _dims(shape) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
-def execute(qm: QuantModel, inputs, datapath="onnxruntime-x86", intermediates: bool = False) -> dict:
+def execute(qm: QuantModel, inputs, datapath=None, intermediates: bool = False) -> dict:
     """Run the graph on numpy inputs: {output name: array}, and every tensor with intermediates
     (integer codes for quantized tensors, float32 values for float ones)."""
-    path = get_datapath(datapath)
+    path = get_datapath(ort_integer_datapath() if datapath is None else datapath)
     values = dict(qm.consts)
     values.update(check_feeds(qm, inputs))
     for node in qm.nodes:

@@ -137,6 +137,7 @@ def _constant_fold(g: _Graph) -> None:
     """Run the nodes whose inputs are all constants (with qsim's kernels, which are ORT's) and
     keep their outputs as constants; DequantizeLinear stays, as QDQ node units need it. Like
     ORT, which folds when the session starts, this uses ORT's own integer datapath."""
+    from .._cpu import ort_integer_datapath
     from ..datapaths.integer import get_datapath
     from .onnx_graph import Ctx
     from .ort_ops import OPS
@@ -144,7 +145,7 @@ def _constant_fold(g: _Graph) -> None:
         if node.op == "DequantizeLinear" or not node.inputs or (node.domain, node.op) not in OPS \
                 or any(t and t not in g.consts for t in node.inputs):
             continue
-        ctx = Ctx(node, get_datapath("onnxruntime-x86"), tuple(True for _ in node.inputs), g.qm)
+        ctx = Ctx(node, get_datapath(ort_integer_datapath()), tuple(True for _ in node.inputs), g.qm)
         out = OPS[(node.domain, node.op)](ctx, *[g.consts[t] if t else None for t in node.inputs])
         for name, value in zip(node.outputs, out if isinstance(out, tuple) else (out,)):
             if name:

@@ -26,11 +26,11 @@ import operator
 import os
 import weakref
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from ..datapaths import torch_cpu
+from .._cpu import cpu_flags
 from ..datapaths.integer import get_datapath, qlinear_conv, qlinear_dynamic, qlinear_matmul, quantize_bias
 
 ENGINES = ("fbgemm", "qnnpack")
@@ -147,10 +147,8 @@ def engine_datapath(engine: str) -> str:
     FBGEMM_ENABLE_INSTRUCTIONS does not force an older set, else fbgemm's saturating path."""
     if engine == "qnnpack":
         return "qnnpack"
-    cpuinfo = Path("/proc/cpuinfo")
-    flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
     forced = os.environ.get("FBGEMM_ENABLE_INSTRUCTIONS", "").upper()
-    return "fbgemm-vnni" if "avx512_vnni" in flags and (not forced or "VNNI" in forced) else "fbgemm-avx2"
+    return "fbgemm-vnni" if "avx512_vnni" in cpu_flags() and (not forced or "VNNI" in forced) else "fbgemm-avx2"
 
 
 @functools.cache
@@ -416,7 +414,8 @@ def _conv(run, mod, x, relu: bool):
     y = qlinear_conv(x.codes, F32(x.scale), np.uint8(x.zero_point), codes, sw, np.asarray(zw).astype(np.int8), sy,
                      np.uint8(zy), _bias_for(run, bias, x.scale, sw), stride=tuple(mod.stride),
                      padding=tuple(mod.padding), dilation=tuple(mod.dilation), groups=mod.groups,
-                     datapath=run.datapath, activation="relu" if relu else None)
+                     datapath=run.datapath, activation="relu" if relu else None,
+                     channels_last=True)           # fbgemm's im2col is NHWC: VPMADDUBSW pairs follow it
     return QuantizedTensor(y, sy, zy, "quint8", None, True)
 
 

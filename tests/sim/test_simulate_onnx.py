@@ -13,6 +13,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 
 from qsim.cli import main
 from qsim.io import MODEL_ROW, read_records
+from qsim._cpu import ort_integer_datapath
 from qsim.sim import export_onnx, load_model, run_model
 from qsim.sim.graph import forward_fp32
 from qsim.sim.onnx_quant import load_quantized, prepare
@@ -70,7 +71,10 @@ def test_records_describe_the_model_on_its_own_path(models, kind):
     gemms = [r for r in records if r.get("unit") == "gemm"]
     assert [(r["M"], r["K"], r["N"]) for r in gemms] == [(SAMPLES * 64, 9, 8), (SAMPLES * 16, 72, 16), (SAMPLES, 64, 10)]
     assert model["macs"] == sum(r["M"] * r["K"] * r["N"] for r in gemms) and model["energy_total_pj"] > 0
-    assert all(r["sqnr_db"] > 25 for r in records)            # 8-bit quantization of a small CNN, not noise
+    # 8-bit quantization of a small CNN, not noise; without VNNI ORT's u8 x s8 pairs saturate to
+    # int16, and the records show that real, larger error
+    floor = 25 if kind == "dynamic" or ort_integer_datapath() == "onnxruntime-x86" else 8
+    assert all(r["sqnr_db"] > floor for r in records)
 
 
 def test_reference_is_the_float_model(models):
