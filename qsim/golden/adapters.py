@@ -25,9 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from .._cpu import ort_integer_datapath
 from ..codec import decode
-from ..datapaths import Accumulator, qlinear_conv
+from ..datapaths import Accumulator, qlinear_conv, qlinear_matmul
 from ..datapaths.integer import PRESETS
 from ..formats import format as get_format
 from .generate import canonical_op
@@ -213,6 +212,40 @@ def _ort_qlinear_matmul(inputs):
     return _ort_run("QLinearMatMul", [("a", i["a"]), ("a_scale", i["a_scale"]), ("a_zero", i["a_zero"]),
                                       ("b", i["b"]), ("b_scale", i["b_scale"]), ("b_zero", i["b_zero"]),
                                       ("y_scale", i["y_scale"]), ("y_zero", i["y_zero"])], _onnx_type(i["y_zero"].dtype))
+
+
+def _mlas_pair_saturation(op: str) -> Departure:
+    """MLAS on x86 without VNNI multiplies u8 x s8 with VPMADDUBSW: each pair of products
+    (k = 2j, 2j+1; in NHWC order for QLinearConv) saturates to int16 before the int32 sum, where
+    the specification sums exactly. Modelled by the onnxruntime-x86-avx2 kernel path."""
+    avx2 = PRESETS["onnxruntime-x86-avx2"]
+    computed: dict[int, tuple] = {}              # id(case) -> (case, codes): validation asks twice per case
+
+    def saturated(case) -> np.ndarray:
+        hit = computed.get(id(case))
+        if hit is not None and hit[0] is case:
+            return hit[1]
+        i = case.inputs
+        if op == "gemm":
+            y = qlinear_matmul(i["a"], i["a_scale"], i["a_zero"], i["b"], i["b_scale"], i["b_zero"], i["y_scale"],
+                               i["y_zero"], datapath=avx2)
+        else:
+            y = qlinear_conv(i["x"], i["x_scale"], i["x_zero"], i["w"], i["w_scale"], i["w_zero"], i["y_scale"],
+                             i["y_zero"], i.get("bias"), stride=tuple(i["stride"].tolist()),
+                             padding=tuple(i["padding"].tolist()), dilation=tuple(i["dilation"].tolist()),
+                             groups=int(i["groups"]), datapath=avx2, channels_last=True)
+        computed[id(case)] = (case, y.astype(np.uint64))
+        return computed[id(case)][1]
+
+    def domain(case):
+        return saturated(case) != case.expected["y"].astype(np.uint64)
+
+    def explains(case, expected, got):
+        return got == saturated(case)
+
+    return Departure(
+        "mlas-avx2-u8s8-pair-saturation", "ONNX Runtime's MLAS on x86 without VNNI (AVX2 kernels): u8 x s8 product "
+        "pairs saturate to int16 (VPMADDUBSW) before the int32 sum; the specification sums exactly", domain, explains)
 
 
 def _ort_convsym_saturation() -> Departure:
@@ -406,19 +439,21 @@ def _ort_adapters() -> list[Adapter]:
     for tag, (a, b) in {"u8u8": ("uint8", "uint8"), "u8s8": ("uint8", "int8"), "s8s8": ("int8", "int8")}.items():
         out.append(Adapter(
             f"ort-qlinear-matmul-{tag}", "gemm",
-            {"op": "gemm", "datapath": ort_integer_datapath(), "format": a, "weight_format": b, "bias": False},
+            {"op": "gemm", "datapath": "onnxruntime-x86", "format": a, "weight_format": b, "bias": False},
             "ONNX Runtime QLinearMatMul (MLAS, x86): int32 wrapping accumulator, float32 requantization "
-            "rne(clamp(float32(acc) * float32(float32(sa * sb) / sy))); matches onnxruntime-x86 (onnxruntime-x86-avx2: u8 x s8 pairs saturate, on CPUs without VNNI). QLinearMatMul "
+            "rne(clamp(float32(acc) * float32(float32(sa * sb) / sy))); matches onnxruntime-x86. QLinearMatMul "
             "has no bias input (golden bias=False). Weights are fed as graph inputs; constant weights may "
             "be pre-packed into another kernel.",
-            _ort_qlinear_matmul, requires=_ORT))
+            _ort_qlinear_matmul, departures=(_mlas_pair_saturation("gemm"),) if tag == "u8s8" else (),
+            requires=_ORT))
         out.append(Adapter(
             f"ort-qlinear-conv-{tag}", "conv",
-            {"op": "conv", "datapath": ort_integer_datapath(), "format": a, "weight_format": b, "bias": True},
+            {"op": "conv", "datapath": "onnxruntime-x86", "format": a, "weight_format": b, "bias": True},
             "ONNX Runtime QLinearConv (MLAS, x86): as QLinearMatMul, with an int32 bias added in the wrapping "
-            "accumulator; matches the QLinearMatMul datapath. Weights are fed as graph inputs, so ONNX Runtime should not "
+            "accumulator; matches onnxruntime-x86. Weights are fed as graph inputs, so ONNX Runtime should not "
             "take its ConvSym path (constant weights), whose saturating sums are a known departure.",
-            _ort_qlinear_conv, departures=(_ort_convsym_saturation(),) if tag == "u8s8" else (), requires=_ORT))
+            _ort_qlinear_conv, departures=(_ort_convsym_saturation(), _mlas_pair_saturation("conv")) if tag == "u8s8" else (),
+            requires=_ORT))
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import graph_inputs
-from .layers import GELU, Add, AvgPool, Conv1d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Softmax
+from .layers import GELU, Add, AvgPool, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Softmax
 
 
 def export_onnx(workload, opset: int = 17):

@@ -201,7 +201,8 @@ def test_ort_convsym_saturation_classifier(dirs):
                             groups=int(i["groups"]),
                             datapath=replace(PRESETS["onnxruntime-x86"], accumulator=accumulator))
 
-    (dep,) = CONV_U8S8.departures
+    dep = CONV_U8S8.departures[0]
+    assert dep.name == "ort-convsym-int32-saturation"
     saturating = fake(CONV_U8S8, lambda i: conv(i, Accumulator(32, "saturate"))).validate(golden)
     s = summary(saturating, dep.name)
     assert saturating.ok and s["status"] == "seen" and s["seen"] == saturating.waived_mismatches > 0
@@ -214,6 +215,27 @@ def test_ort_convsym_saturation_classifier(dirs):
         return np.where(y == conv(inputs, Accumulator(32, "wrap")), y, y ^ 1).astype(y.dtype)
 
     assert not fake(CONV_U8S8, off_by_one).validate(golden).ok
+
+
+def test_mlas_pair_saturation_classifier(dirs):
+    """MLAS's AVX2 kernels (no VNNI) saturate u8 x s8 product pairs to int16: a peer that does is
+    explained by the departure, and one that sums exactly (the spec) shows nothing."""
+    golden = load_golden(dirs[CONV_U8S8.name])
+    dep = CONV_U8S8.departures[1]
+    assert dep.name == "mlas-avx2-u8s8-pair-saturation"
+
+    def conv(inputs, datapath):
+        i = inputs
+        return qlinear_conv(i["x"], i["x_scale"], i["x_zero"], i["w"], i["w_scale"], i["w_zero"], i["y_scale"],
+                            i["y_zero"], i.get("bias"), stride=tuple(i["stride"].tolist()),
+                            padding=tuple(i["padding"].tolist()), dilation=tuple(i["dilation"].tolist()),
+                            groups=int(i["groups"]), datapath=datapath, channels_last=True)
+
+    pairs = fake(CONV_U8S8, lambda i: conv(i, "onnxruntime-x86-avx2")).validate(golden)
+    s = summary(pairs, dep.name)
+    assert pairs.ok and s["status"] == "seen" and s["seen"] > 0
+    exact = fake(CONV_U8S8, lambda i: conv(i, "onnxruntime-x86")).validate(golden)
+    assert exact.ok and summary(exact, dep.name)["status"] == "not seen"
 
 
 # -- showing what is waived --------------------------------------------------------------------
