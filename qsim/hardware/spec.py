@@ -103,6 +103,14 @@ class MemoryLevel:
     bandwidth_bytes_per_s: float
     energy_pj_per_byte: float
     source: str
+    # the on-chip level (memory[0]) only: its three double-buffered scratchpads, bytes, as SCALE-Sim
+    # has them (ifmap holds A, filter B, ofmap C); absent: size_bytes split in three equal parts
+    scratchpads: tuple[int, int, int] | None = None
+
+    @property
+    def operand_bytes(self) -> tuple[int, int, int]:
+        """Bytes of the ifmap, filter and ofmap scratchpads."""
+        return self.scratchpads or (self.size_bytes // 3,) * 3
 
 
 # Horowitz ISSCC 2014, 45 nm: a 32-bit integer add costs 0.1 pJ; adders scale about linearly in width
@@ -251,13 +259,25 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     memory = []
     for i, level in enumerate(levels):
         m = _Table(level, f"memory[{i}]", where)
-        memory.append(MemoryLevel(m.get("name", str),
-                                  m.get("size_bytes", int, check=_positive, what="a positive integer"),
+        size = m.get("size_bytes", int, check=_positive, what="a positive integer")
+        pads = None
+        if m.given("scratchpads"):
+            if i > 0:
+                raise m.error("scratchpads", level["scratchpads"], "only the on-chip level (memory[0]) "
+                                                                   "has per-operand scratchpads")
+            t = m.table("scratchpads")
+            pads = tuple(t.get(key, int, check=_positive, what="a positive integer (bytes)")
+                         for key in ("ifmap_bytes", "filter_bytes", "ofmap_bytes"))
+            t.done()
+            if sum(pads) > size:
+                raise m.error("scratchpads", level["scratchpads"], f"the scratchpads ({sum(pads)} bytes) "
+                                                                   f"exceed size_bytes = {size}")
+        memory.append(MemoryLevel(m.get("name", str), size,
                                   float(m.get("bandwidth_bytes_per_s", (int, float), check=_positive,
                                               what="a positive number")),
                                   float(m.get("energy_pj_per_byte", (int, float), check=lambda v: v >= 0,
                                               what="a number >= 0")),
-                                  m.get("source", str, "")))
+                                  m.get("source", str, ""), pads))
         m.done()
     names = [lv.name for lv in memory]
     if len(set(names)) != len(names):
