@@ -38,8 +38,9 @@ SCALESIM_QUIRKS = {
     "read-window": "when an operand does not fit, DRAM reads come from a trace replay through a window of "
                    "100 sets that forgets everything every 50 sets: between the distinct words and the SRAM "
                    "reads, not reproduced (bounds checked)",
-    "write-line-padding": "DRAM writes of C are drained in lines of C words; a partial line drained mid-layer "
-                          "counts its padding: up to a few lines of C words more, not reproduced (bounds checked)",
+    "write-line-padding": "DRAM writes of C are drained in lines of C words; once the writes exceed half the "
+                          "ofmap scratchpad, the part-full line drained first counts its padding (C - 1 words "
+                          "when C divides that half); reproduced by counting='scalesim'",
 }
 
 
@@ -146,8 +147,11 @@ def systolic_traffic(m: int, k: int, n: int, rows: int, cols: int, dataflow: str
     else:
         dram_b = k * n if fit_b else arr.words_b
     if counting == "scalesim":
+        writes = m * n * psum_folds
+        drain_half = pads.ofmap_bytes - ceil(pads.ofmap_bytes / 2)
+        padding = (c - (drain_half + 1) % c) % c if writes > drain_half else 0
         return Traffic(arr.cycles, arr.folds, arr.words_a, arr.words_b, arr.words_c, 0,
-                       dram_a, dram_b, m * n * psum_folds, 0, (fit_a, fit_b, fit_c))
+                       dram_a, dram_b, writes + padding, 0, (fit_a, fit_b, fit_c))
     psum_reads = m * n * (psum_folds - 1)
     spilled = 0 if fit_c else psum_reads
     return Traffic(arr.cycles, arr.folds, arr.words_a, arr.words_b, arr.words_c, psum_reads,

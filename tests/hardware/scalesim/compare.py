@@ -64,11 +64,6 @@ def _quirk(field: str, run: dict, ours: dict, theirs: int) -> str | None:
         if not fits and distinct <= theirs <= sram:
             return "read-window"
         return None
-    if field == "dram_writes_c":
-        # write-line-padding: lines of C words drained part-full count their padding
-        extra = theirs - ours[field]
-        if 0 < extra <= 4 * run["cols"]:
-            return "write-line-padding"
     return None
 
 
