@@ -21,6 +21,8 @@ from math import ceil
 
 DATAFLOWS = ("output-stationary", "weight-stationary", "input-stationary")
 COUNTINGS = ("physical", "scalesim")
+# how each GEMM's dataflow is chosen: the array's own, or the one of least energy or latency
+MAPPERS = ("fixed", "energy", "latency")
 
 # How SCALE-Sim 3.0.0 counts where it departs from the physical counting, one line each; the
 # test against the scalesim package names each difference by one of these keys.
@@ -253,6 +255,33 @@ def gemm_layer_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, dataflow
         energy[level.name] = bytes_by_level[level.name] * level.energy_pj_per_byte
     return LayerCost(macs, t.cycles, seconds, bound, macs / (t.cycles * arr.rows * arr.cols),
                      bytes_by_level, energy, t, dataflow)
+
+
+def fold_tile(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> tuple[int, int, int]:
+    """The GEMM tile one fold computes (M, K, N extents): output stationary holds an R x C block
+    of C over all of K; weight stationary an R x C block of B streamed by all M rows of A; input
+    stationary an R x C block of A (K x M) streamed by all N columns of B."""
+    if dataflow == "output-stationary":
+        return min(m, rows), k, min(n, cols)
+    if dataflow == "weight-stationary":
+        return m, min(k, rows), min(n, cols)
+    return min(m, cols), min(k, rows), n
+
+
+def mapped_gemm_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, distinct_a: int | None = None,
+                     mapper: str | None = None) -> LayerCost:
+    """gemm_layer_cost with the dataflow the mapper (hw.array.mapper, or `mapper`) chooses: the
+    array's own ("fixed"), or of the three the one of least energy ("energy", ties to the faster)
+    or least time ("latency", ties to the cheaper)."""
+    mapper = mapper or hw.array.mapper
+    if mapper not in MAPPERS:
+        raise ValueError(f"mapper must be one of {MAPPERS}, got {mapper!r}")
+    if mapper == "fixed":
+        return gemm_layer_cost(hw, m, k, n, inputs, None, distinct_a)
+    costs = [gemm_layer_cost(hw, m, k, n, inputs, df, distinct_a) for df in DATAFLOWS]
+    if mapper == "energy":
+        return min(costs, key=lambda c: (c.energy_total_pj, c.seconds))
+    return min(costs, key=lambda c: (c.seconds, c.energy_total_pj))
 
 
 def vector_layer_cost(hw, elements_read: int, elements_written: int, fmt: str) -> LayerCost:

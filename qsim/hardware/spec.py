@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..formats import FloatFormat, IntFormat, format as get_format
 from ..formats.block import BlockFormat, block_format, builtin_block_formats
-from .cost import DATAFLOWS
+from .cost import DATAFLOWS, MAPPERS
 from .presets import PRESET_DIR, hardware_presets
 
 # how an operand is scaled: one scale per tensor, per output channel, per group of K elements,
@@ -94,6 +94,7 @@ class ComputeArray:
     cols: int
     dataflow: str
     clock_hz: float
+    mapper: str = "fixed"        # MAPPERS: the dataflow above, or per GEMM the one of least energy or latency
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,8 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     array = ComputeArray(a.get("rows", int, check=_positive, what="a positive integer"),
                          a.get("cols", int, check=_positive, what="a positive integer"),
                          a.choice("dataflow", DATAFLOWS),
-                         float(a.get("clock_hz", (int, float), check=_positive, what="a positive number")))
+                         float(a.get("clock_hz", (int, float), check=_positive, what="a positive number")),
+                         a.choice("mapper", MAPPERS, "fixed"))
     a.done()
 
     top.used.add("memory")

@@ -27,7 +27,7 @@ from ..datapaths import FloatAccumulator, block_matmul, float_matmul, int_matmul
 from ..datapaths.integer import requantize_accumulator
 from ..formats import IntFormat, format as get_format
 from ..hardware import load_hardware
-from ..hardware.cost import gemm_layer_cost, vector_layer_cost
+from ..hardware.cost import fold_tile, mapped_gemm_cost, vector_layer_cost
 from ..io import MODEL_ROW
 from ..plan import plan_gemm, resolve_datapath
 from ..quant.calibrate import calibrate
@@ -125,8 +125,7 @@ class _OnHardware(FP32):
         else:
             y, counts = self._float_gemm(plan, key, a, b, bias, weight)
         batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
-        self.parts.append(dict(counts, M=m, K=k, N=n, **_cost_fields(gemm_layer_cost(self.hw, m, k, n, plan.cost),
-                                                                     batch)))
+        self.parts.append(dict(counts, M=m, K=k, N=n, **_gemm_cost_fields(self.hw, m, k, n, plan.cost, batch)))
         return y
 
     def vector(self, y, reads):
@@ -247,11 +246,21 @@ def _cost_fields(cost, batch: int = 1) -> dict:
                 energy_total_pj=cost.energy_total_pj * batch)
 
 
+def _gemm_cost_fields(hw, m: int, k: int, n: int, inputs, batch: int) -> dict:
+    """A GEMM's cost fields with the mapper's choice: its dataflow and the tile one fold computes."""
+    cost = mapped_gemm_cost(hw, m, k, n, inputs)
+    tile = fold_tile(m, k, n, hw.array.rows, hw.array.cols, cost.dataflow)
+    return dict(_cost_fields(cost, batch), dataflow=cost.dataflow, tile_M=tile[0], tile_K=tile[1], tile_N=tile[2])
+
+
+_CHOICE = ("dataflow", "tile_M", "tile_K", "tile_N")
+
+
 def _layer_fields(parts: list[dict], hw) -> dict:
     """One layer's record fields from its datapath and vector calls: sums, the first GEMM's
     shape, the bound of its slowest call."""
-    summed = {k: sum(p[k] for p in parts) for k in parts[0] if k not in ("M", "K", "N", "bound")}
-    shape = next(({k: p[k] for k in "MKN"} for p in parts if "M" in p), {})
+    summed = {k: sum(p[k] for p in parts) for k in parts[0] if k not in ("M", "K", "N", "bound", *_CHOICE)}
+    shape = next(({k: p[k] for k in ("M", "K", "N", *_CHOICE)} for p in parts if "M" in p), {})
     bound = max(parts, key=lambda p: p["seconds"])["bound"]
     array = hw.array.rows * hw.array.cols
     utilization = summed["macs"] / (summed["cycles"] * array) if summed["cycles"] else 0.0

@@ -98,3 +98,64 @@ def test_mac_energy_follows_an_overridden_accumulator_width():
     cost = gemm_layer_cost(acc16, 4, 64, 8, plan_gemm(acc16, 4, 64, 8, weight=True).cost)
     assert cost.energy_pj["mac"] == pytest.approx(4 * 64 * 8 * 0.25 * acc16.energy.calibration)
     assert mac_energy_pj(load_hardware("h100-fp8")) == load_hardware("h100-fp8").energy.mac_pj
+
+
+def test_mapper_chooses_the_least_energy_or_latency_dataflow():
+    from qsim.hardware import override_hardware
+    from qsim.hardware.cost import DATAFLOWS, fold_tile, gemm_layer_cost, mapped_gemm_cost
+    from qsim.plan import plan_gemm
+    hw = load_hardware("edge-npu-int8")
+    inputs = plan_gemm(hw, 397, 64, 10, weight=True).cost
+    every = {df: gemm_layer_cost(hw, 397, 64, 10, inputs, df) for df in DATAFLOWS}
+    assert mapped_gemm_cost(hw, 397, 64, 10, inputs).dataflow == hw.array.dataflow      # "fixed"
+    by_energy = mapped_gemm_cost(override_hardware("edge-npu-int8", {"array.mapper": "energy"}), 397, 64, 10, inputs)
+    assert by_energy.energy_total_pj == min(c.energy_total_pj for c in every.values())
+    by_time = mapped_gemm_cost(hw, 397, 64, 10, inputs, mapper="latency")
+    assert by_time.seconds == min(c.seconds for c in every.values())
+    assert fold_tile(397, 64, 10, 16, 16, "output-stationary") == (16, 64, 10)
+    assert fold_tile(397, 64, 10, 16, 16, "weight-stationary") == (397, 16, 10)
+    assert fold_tile(397, 64, 10, 16, 16, "input-stationary") == (16, 16, 10)
+    with pytest.raises(ValueError, match="array.mapper"):
+        override_hardware("edge-npu-int8", {"array.mapper": "fastest"})
+
+
+def test_simulate_records_the_mapper_choice(tmp_path):
+    from qsim.hardware import override_hardware
+    from qsim.io import read_records, write_records
+    from qsim.sim import simulate
+    hw = override_hardware("edge-npu-int8", {"array.mapper": "latency"})
+    records = simulate("digits-cnn", hw)
+    gemms = [r for r in records if r.get("unit") == "gemm"]
+    assert gemms and all(r["dataflow"] in ("output-stationary", "weight-stationary", "input-stationary")
+                         and r["tile_K"] <= r["K"] for r in gemms)
+    write_records(records, tmp_path / "runs", hw)
+    table = read_records(tmp_path / "runs")
+    assert set(table["dataflow"].dropna()) == {r["dataflow"] for r in gemms}
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"array.rows": 0}, "array.rows"),
+    ({"memory": [{"name": "sram", "size_bytes": 0, "bandwidth_bytes_per_s": 1e9, "energy_pj_per_byte": 1}]},
+     r"memory\[0\].size_bytes"),
+    ({"memory": [{"name": "sram", "size_bytes": 4096, "bandwidth_bytes_per_s": 1e9, "energy_pj_per_byte": 1,
+                  "scratchpads": {"ifmap_bytes": 1024, "filter_bytes": 0, "ofmap_bytes": 1024}}]},
+     r"memory\[0\].scratchpads.filter_bytes"),
+    ({"memory": [{"name": "sram", "size_bytes": 1024, "bandwidth_bytes_per_s": 1e9, "energy_pj_per_byte": 1,
+                  "scratchpads": {"ifmap_bytes": 1024, "filter_bytes": 1024, "ofmap_bytes": 1024}}]},
+     r"memory\[0\].scratchpads.*exceed size_bytes"),
+])
+def test_bad_sizes_name_the_key(overrides, match):
+    from qsim.hardware import HardwareError, override_hardware
+    with pytest.raises(HardwareError, match=match):
+        override_hardware("edge-npu-int8", overrides)
+
+
+def test_scratchpad_too_small_for_one_tile():
+    from qsim.hardware import override_hardware
+    from qsim.hardware.cost import CostError, gemm_layer_cost
+    from qsim.plan import plan_gemm
+    level = {"name": "sram", "size_bytes": 8192, "bandwidth_bytes_per_s": 1e9, "energy_pj_per_byte": 1,
+             "scratchpads": {"ifmap_bytes": 16, "filter_bytes": 2048, "ofmap_bytes": 2048}}
+    hw = override_hardware("edge-npu-int8", {"memory": [level]})            # 16x16 array: 16 B of A < 32 B
+    with pytest.raises(CostError, match=r"memory\[0\].scratchpads.ifmap_bytes: 16 bytes cannot hold one tile"):
+        gemm_layer_cost(hw, 64, 64, 64, plan_gemm(hw, 64, 64, 64, weight=True).cost)
