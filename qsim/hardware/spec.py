@@ -19,6 +19,7 @@ from pathlib import Path
 from ..formats import FloatFormat, IntFormat, format as get_format
 from ..formats.block import BlockFormat, block_format, builtin_block_formats
 from .cost import DATAFLOWS, MAPPERS
+from .energy import NodeError, check_node
 from .presets import PRESET_DIR, hardware_presets
 
 # how an operand is scaled: one scale per tensor, per output channel, per group of K elements,
@@ -120,7 +121,7 @@ ADD_PJ_PER_BIT = 0.1 / 32
 
 @dataclass(frozen=True)
 class Energy:
-    mac_pj: float
+    mac_pj: float | None     # quoted for this machine; None: derived from the datapath (qsim.hardware.energy)
     node_nm: int
     calibration: float
     source: str
@@ -128,7 +129,7 @@ class Energy:
     add_pj_per_bit: float = ADD_PJ_PER_BIT  # what each accumulator bit more or less adds to a MAC
 
     def mac_pj_at(self, accumulator_bits: int | None) -> float:
-        """MAC energy (before calibration) with an integer accumulator of that width."""
+        """The quoted MAC energy (before calibration) with an integer accumulator of that width."""
         if accumulator_bits is None or self.accumulator_bits is None:
             return self.mac_pj
         return max(self.mac_pj + (accumulator_bits - self.accumulator_bits) * self.add_pj_per_bit, 0.0)
@@ -286,10 +287,15 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
         raise HardwareError(f"{where}: memory level names must be distinct, got {names}")
 
     e = top.table("energy")
-    energy = Energy(float(e.get("mac_pj", (int, float), check=_positive, what="a positive number")),
-                    e.get("node_nm", int, 45, _positive, "a positive integer"),
+    mac = e.get("mac_pj", (int, float), check=_positive, what="a positive number", required=False)
+    node = e.get("node_nm", int, 45, _positive, "a positive integer")
+    try:
+        check_node(node, "energy.node_nm")
+    except NodeError as err:
+        raise HardwareError(f"{where}: {err}") from None
+    energy = Energy(None if mac is None else float(mac), node,
                     float(e.get("calibration", (int, float), 1.0, _positive, "a positive number")),
-                    e.get("source", str),
+                    e.get("source", str, ""),
                     e.get("accumulator_bits", int, None, lambda v: 8 <= v <= 64, "an integer from 8 to 64", required=False),
                     float(e.get("add_pj_per_bit", (int, float), ADD_PJ_PER_BIT, lambda v: v >= 0, "a number >= 0")))
     e.done()
@@ -526,7 +532,7 @@ def override_hardware(spec, overrides: dict, name: str | None = None) -> Hardwar
     doc = copy.deepcopy(hardware_document(spec))
     where = f"{spec} with overrides"
     base = hardware_from_document(doc, str(spec))
-    if base.datapath.kind == "integer" and isinstance(doc.get("energy"), dict):
+    if base.datapath.kind == "integer" and isinstance(doc.get("energy"), dict) and "mac_pj" in doc["energy"]:
         # mac_pj stays quoted for the base accumulator; a new width changes the adder's share
         doc["energy"].setdefault("accumulator_bits", base.resolve_datapath().accumulator.bits)
     for key, value in overrides.items():

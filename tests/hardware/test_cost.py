@@ -71,10 +71,10 @@ def test_mx_and_sub_byte_formats_scale_the_bytes():
     from qsim.plan import plan_gemm
     hw = load_hardware("mxfp4")
     # 4-bit elements and one 8-bit E8M0 scale per 32; BF16 outputs
-    inputs4 = GemmCostInputs((4 + 8 / 32, 4 + 8 / 32, 16.0), hw.energy.mac_pj)
+    inputs4 = GemmCostInputs((4 + 8 / 32, 4 + 8 / 32, 16.0), plan_gemm(hw, 64, 64, 64, weight=True).cost.mac_pj)
     assert plan_gemm(load_hardware("int4-weight-only"), 64, 64, 64, weight=True).cost.bits == (16.0, 4.0, 16.0)
     assert plan_gemm(load_hardware("nvfp4"), 64, 64, 64, weight=True).cost.bits[:2] == (4.5, 4.5)
-    assert plan_gemm(hw, 64, 64, 64, weight=True).cost == inputs4      # the plan charges what it runs
+    assert plan_gemm(hw, 64, 64, 64, weight=True).cost.bits == inputs4.bits      # the plan charges what it runs
     c4 = gemm_layer_cost(hw, 64, 64, 64, inputs4)
     hw8 = load_hardware("mxfp8")
     c8 = gemm_layer_cost(hw8, 64, 64, 64, plan_gemm(hw8, 64, 64, 64, weight=True).cost)
@@ -83,21 +83,25 @@ def test_mx_and_sub_byte_formats_scale_the_bytes():
 
 
 def test_mac_energy_follows_an_overridden_accumulator_width():
-    """mac_pj is quoted for the preset's accumulator; a different width moves the adder's share
-    by 0.1 pJ / 32 bits (Horowitz 45 nm), which lands on the table's int8_acc16 = 0.25 pJ."""
+    """A quoted mac_pj is quoted for the preset's accumulator; a different width moves the adder's
+    share by 0.1 pJ / 32 bits (Horowitz 45 nm), which lands on the table's int8_acc16 = 0.25 pJ.
+    A derived MAC takes the int16 adder of the energy rules (0.03 (16/8)^q pJ)."""
     from qsim.hardware import override_hardware
     from qsim.hardware.cost import gemm_layer_cost
     from qsim.plan import plan_gemm
 
     def mac_energy_pj(hw):
         return plan_gemm(hw, 4, 64, 8, weight=True).cost.mac_pj
-    base = load_hardware("edge-npu-int8")                       # int8_acc32: 0.30 pJ
-    acc16 = override_hardware("edge-npu-int8", {"datapath.accumulator.bits": 16})
+    quoted = {"energy.mac_pj": 0.30, "energy.accumulator_bits": 32}      # int8_acc32: 0.30 pJ
+    base = override_hardware("edge-npu-int8", quoted)
+    acc16 = override_hardware("edge-npu-int8", {**quoted, "datapath.accumulator.bits": 16})
     assert mac_energy_pj(base) == 0.30 and mac_energy_pj(acc16) == pytest.approx(0.30 - 16 * 0.1 / 32)
-    assert mac_energy_pj(acc16) == pytest.approx(mac_energy_pj(load_hardware("edge-npu-int8-acc16")))
     cost = gemm_layer_cost(acc16, 4, 64, 8, plan_gemm(acc16, 4, 64, 8, weight=True).cost)
     assert cost.energy_pj["mac"] == pytest.approx(4 * 64 * 8 * 0.25 * acc16.energy.calibration)
-    assert mac_energy_pj(load_hardware("h100-fp8")) == load_hardware("h100-fp8").energy.mac_pj
+    derived16 = override_hardware("edge-npu-int8", {"datapath.accumulator.bits": 16})
+    assert mac_energy_pj(derived16) == pytest.approx(0.2 + 0.03 * 2 ** 0.868483, rel=1e-5)
+    assert mac_energy_pj(derived16) == pytest.approx(mac_energy_pj(load_hardware("edge-npu-int8-acc16")))
+    assert mac_energy_pj(load_hardware("tpu-bf16")) == load_hardware("tpu-bf16").energy.mac_pj
 
 
 def test_mapper_chooses_the_least_energy_or_latency_dataflow():
