@@ -175,6 +175,34 @@ def roofline_seconds(cycles: int, clock_hz: float, bytes_by_level: dict[str, flo
     return bounds[active], active
 
 
+def overlapped_seconds(cycles: int, folds: int, clock_hz: float, reads_by_level: dict[str, float],
+                       writes_by_level: dict[str, float], bandwidth_by_level: dict[str, float]) -> tuple[float, str]:
+    """Time of a GEMM whose memory traffic is double-buffered against compute, fold by fold.
+
+    Each fold computes for c = cycles / folds / clock while the next fold's operands are read
+    and the previous fold's results written, every level at once: the fold takes max(c, m),
+    m = the slowest level's (reads + writes) / folds / bandwidth. The first fold's reads
+    (fill, r) and the last fold's writes (drain, w) overlap nothing:
+        time = r + (folds - 1) max(c, m) + c + w.
+    One fold: r + c + w (nothing overlaps); many: about folds x max(c, m), the roofline.
+    The bound is what limits the overlapped folds: "compute" when c >= m, else that level."""
+    if clock_hz <= 0:
+        raise ValueError("clock_hz must be > 0")
+    for level in (*reads_by_level, *writes_by_level):
+        if bandwidth_by_level.get(level, 0) <= 0:
+            raise ValueError(f"memory level {level!r} needs a bandwidth > 0")
+    levels = {**reads_by_level, **writes_by_level}
+    per_fold = {lv: (reads_by_level.get(lv, 0.0) + writes_by_level.get(lv, 0.0)) / folds / bandwidth_by_level[lv]
+                for lv in levels}
+    fill = max((v / folds / bandwidth_by_level[lv] for lv, v in reads_by_level.items()), default=0.0)
+    drain = max((v / folds / bandwidth_by_level[lv] for lv, v in writes_by_level.items()), default=0.0)
+    compute = cycles / folds / clock_hz
+    slowest = max(per_fold, key=per_fold.get, default=None)
+    memory = per_fold.get(slowest, 0.0)
+    bound = "compute" if compute >= memory else slowest
+    return fill + (folds - 1) * max(compute, memory) + compute + drain, bound
+
+
 @dataclass(frozen=True)
 class GemmCostInputs:
     """What the cost model charges for a GEMM, as the plan (qsim.plan) resolved it."""
@@ -225,7 +253,8 @@ def gemm_layer_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, dataflow
     The array's scratchpad traffic (systolic_traffic, in words) is scaled by each operand's bits
     and charged to the first memory level, its DRAM traffic to the second; each farther level
     sees every operand once when it fits half of the nearer level, else the nearer level's
-    traffic. Energy: MACs x inputs.mac_pj x calibration, plus bytes x pJ/byte at each level.
+    traffic. Time: the folds double-buffered against the traffic (overlapped_seconds). Energy:
+    MACs x inputs.mac_pj x calibration, plus bytes x pJ/byte at each level.
     `inputs` come from the GEMM's plan (qsim.plan.plan_gemm(...).cost); dataflow: another
     than the array's (the mapper's choice).
     """
@@ -234,21 +263,22 @@ def gemm_layer_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, dataflow
     bits = inputs.bits
     pads = _check_tiles(hw, arr.rows, arr.cols, bits)
     t = systolic_traffic(m, k, n, arr.rows, arr.cols, dataflow, pads, bits, distinct_a)
-    near = (t.sram_reads_a * bits[0] + t.sram_reads_b * bits[1] + (t.sram_writes_c + t.sram_reads_c) * bits[2]) / 8
-    far = (t.dram_reads_a * bits[0] + t.dram_reads_b * bits[1] + (t.dram_writes_c + t.dram_reads_c) * bits[2]) / 8
+    near_reads = (t.sram_reads_a * bits[0] + t.sram_reads_b * bits[1] + t.sram_reads_c * bits[2]) / 8
+    far_reads = (t.dram_reads_a * bits[0] + t.dram_reads_b * bits[1] + t.dram_reads_c * bits[2]) / 8
     sizes = ((distinct_a or m * k) * bits[0] / 8, k * n * bits[1] / 8, m * n * bits[2] / 8)
-    bytes_by_level = {}
+    reads, writes = {}, {}
     for i, level in enumerate(hw.memory):
         if i == 0:
-            traffic = near
+            r, w = near_reads, t.sram_writes_c * bits[2] / 8
         elif i == 1:
-            traffic = far
-        else:
-            nearer = hw.memory[i - 1].size_bytes / 2
-            traffic = sum(sizes) if all(sz <= nearer for sz in sizes) else traffic
-        bytes_by_level[level.name] = traffic
-    seconds, bound = roofline_seconds(t.cycles, arr.clock_hz, bytes_by_level,
-                                      {lv.name: lv.bandwidth_bytes_per_s for lv in hw.memory})
+            r, w = far_reads, t.dram_writes_c * bits[2] / 8
+        elif all(sz <= hw.memory[i - 1].size_bytes / 2 for sz in sizes):
+            r, w = sizes[0] + sizes[1], sizes[2]          # each operand once
+        # else: the nearer level's traffic passes through (r, w as they were)
+        reads[level.name], writes[level.name] = r, w
+    bytes_by_level = {lv: reads[lv] + writes[lv] for lv in reads}
+    seconds, bound = overlapped_seconds(t.cycles, t.folds, arr.clock_hz, reads, writes,
+                                        {lv.name: lv.bandwidth_bytes_per_s for lv in hw.memory})
     macs = m * k * n
     energy = {"mac": macs * inputs.mac_pj * hw.energy.calibration}
     for level in hw.memory:

@@ -60,9 +60,34 @@ def test_gemm_layer_cost_by_hand():
     assert c.bytes_by_level["dram"] == 64 * 256 + 256 * 128 + 64 * 128  # each operand once: fits
     assert c.energy_pj["mac"] == pytest.approx(c.macs * 0.30)
     assert c.energy_pj["sram"] == pytest.approx(sram * 2.5) and c.energy_pj["dram"] == pytest.approx(c.bytes_by_level["dram"] * 250)
-    compute = c.cycles / 500e6
-    assert c.seconds == pytest.approx(max(compute, sram / 8e9, c.bytes_by_level["dram"] / 4e9))
+    # double-buffered folds (by hand): per fold the SRAM moves (286720 read + 131072 written) / 128
+    # = 3264 bytes at 8 GB/s = 408 ns, DRAM (49152 + 8192) / 128 = 448 bytes at 4 GB/s = 112 ns,
+    # compute 14079 / 128 cycles at 500 MHz = 219.984 ns: SRAM-bound folds of 408 ns; the first
+    # fold's reads (fill, 286720 / 128 / 8e9 = 280 ns) and the last fold's writes (drain, 128 ns)
+    # overlap nothing: 280 + 127 x 408 + 219.984 + 128 ns
+    assert c.seconds == pytest.approx((280 + 127 * 408 + 219.984 + 128) * 1e-9)
+    assert c.bound == "sram"
     assert c.utilization == pytest.approx(c.macs / (c.cycles * 256))
+
+
+def test_overlap_of_compute_and_memory_by_hand():
+    """One fold overlaps nothing: reads + compute + writes. Many folds approach the roofline:
+    folds x max(compute, memory) per fold, plus the fill and the drain."""
+    from qsim.hardware.cost import overlapped_seconds
+    bw = {"sram": 1e9, "dram": 1e8}
+    # one fold: 1000 cycles at 1 GHz = 1 us; reads 2000 B of SRAM (2 us) and 100 B of DRAM (1 us),
+    # writes 500 B of SRAM (0.5 us): 2 + 1 + 0.5 us
+    t, bound = overlapped_seconds(1000, 1, 1e9, {"sram": 2000.0, "dram": 100.0}, {"sram": 500.0}, bw)
+    assert t == pytest.approx(3.5e-6) and bound == "sram"
+    # ten folds of 1 us compute and (200 + 50) B of SRAM (0.25 us) per fold: compute-bound;
+    # fill 0.2 us, nine overlapped folds of 1 us, the last fold's 1 us, drain 0.05 us
+    t, bound = overlapped_seconds(10_000, 10, 1e9, {"sram": 2000.0}, {"sram": 500.0}, bw)
+    assert t == pytest.approx((0.2 + 9 + 1 + 0.05) * 1e-6) and bound == "compute"
+    # memory-bound: 100 folds, DRAM 1000 B per fold (10 us) against 1 us compute
+    t, bound = overlapped_seconds(100_000, 100, 1e9, {"dram": 80_000.0}, {"dram": 20_000.0}, bw)
+    assert t == pytest.approx((8 + 99 * 10 + 1 + 2) * 1e-6) and bound == "dram"
+    with pytest.raises(ValueError, match="'hbm' needs a bandwidth"):
+        overlapped_seconds(1, 1, 1e9, {"hbm": 1.0}, {}, bw)
 
 
 def test_mx_and_sub_byte_formats_scale_the_bytes():
