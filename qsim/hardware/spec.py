@@ -569,3 +569,24 @@ def _unknown_machine(name: str) -> str:
                 f"description names in datapath.kernel, not a machine; {machines}")
     return (f"unknown hardware {name!r}; {machines} (kernel-path presets, for a description's "
             f"datapath.kernel: {', '.join(datapath_presets())})")
+
+
+def iso_hardware(base, other, node_nm: int) -> Hardware:
+    """`other`'s datapath on `base`'s array and memories at node_nm (qsim compare --iso): what
+    differs between two such descriptions is their number formats and accumulators only.
+
+    Held from base: the array (size, dataflow, clock, mapper), every memory level as described
+    (sizes, bandwidths, pJ per byte: memory energies are not scaled with the node) and the
+    energy calibration. Varied: the datapath. The MAC energy is always derived from the datapath
+    at node_nm (qsim.hardware.energy); a quoted mac_pj is a fact of one machine and is dropped."""
+    base, other = load_hardware(base), load_hardware(other)
+    try:
+        check_node(node_nm, "--iso")
+    except NodeError as e:
+        raise HardwareError(str(e)) from None
+    energy = replace(base.energy, mac_pj=None, node_nm=node_nm, accumulator_bits=None,
+                     source=f"MAC derived from the datapath at {node_nm} nm (qsim/hardware/energy.py); "
+                            f"calibration of {base.name}")
+    return Hardware(f"{other.name}@{base.name}-{node_nm}nm",
+                    f"{other.name}'s datapath on {base.name}'s array and memories at {node_nm} nm",
+                    other.datapath, base.array, base.memory, energy)

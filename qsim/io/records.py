@@ -104,6 +104,7 @@ SCHEMA = {
     "energy_<level>_pj": _float("memory energy at that level, pJ"),
     "energy_total_pj": _float("sum of the energy terms, pJ, for the whole batch"),
     "samples": _int("inferences in the run: test inputs, the batch (model row)"),
+    "batch": _int("inferences the hardware takes at a time, the cost taken per batch and repeated samples / batch times (model row)"),
     "top1": _float("top-1 accuracy (model row)"),
     "agreement_fp32": _float("fraction of predictions equal to FP32's (model row)"),
     "fp32_top1": _float("top-1 accuracy of the FP32 forward pass (model row)"),

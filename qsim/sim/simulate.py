@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from math import ceil
 from collections import OrderedDict, defaultdict
 
 import numpy as np
@@ -97,8 +98,9 @@ class _OnHardware(FP32):
     noting per call the counts and cost (collected per layer in `parts`). Plans are made once
     per (layer, GEMM key, shape, weight) and kept."""
 
-    def __init__(self, hw, ranges: dict, fp32_layers):
+    def __init__(self, hw, ranges: dict, fp32_layers, samples: int = 1, batch: int | None = None):
         self.hw, self.ranges, self.fp32_layers = hw, ranges, frozenset(fp32_layers)
+        self.samples, self.batch = samples, batch or samples   # cost taken per batch of `batch` inferences
         self.parts: list[dict] = []
         self.plans: dict = {}
 
@@ -124,15 +126,19 @@ class _OnHardware(FP32):
             y, counts = self._int_gemm(plan, key, a, b, bias, weight)
         else:
             y, counts = self._float_gemm(plan, key, a, b, bias, weight)
-        batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
-        self.parts.append(dict(counts, M=m, K=k, N=n, **_gemm_cost_fields(self.hw, m, k, n, plan.cost, batch)))
+        products = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
+        rows, products, batches = _at_batch(m, products, self.samples, self.batch)
+        self.parts.append(dict(counts, M=m, K=k, N=n,
+                               **_gemm_cost_fields(self.hw, rows, k, n, plan.cost, products * batches)))
         return y
 
     def vector(self, y, reads):
         fmt = "fp32" if self._full_precision else self.hw.datapath.vector_format
         if fmt != "fp32":
             y = quantize(y, fmt, saturate=True)
-        self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(vector_layer_cost(self.hw, reads, y.size, fmt))))
+        share = self.batch / self.samples           # one batch's elements, costed once per batch
+        cost = vector_layer_cost(self.hw, ceil(reads * share), ceil(y.size * share), fmt)
+        self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(cost, 1 / share)))
         return y
 
     def _range(self, quantizer, key, role, x):
@@ -237,9 +243,25 @@ def _float_codes(x, quantizer, fmt_name: str, calib_max):
     return encode((x / scale).astype(np.float32), fmt, saturate=True), scale
 
 
-def _cost_fields(cost, batch: int = 1) -> dict:
-    """Record fields of a cost, repeated `batch` times (a batched product)."""
-    return dict(macs=cost.macs * batch, cycles=cost.cycles * batch, seconds=cost.seconds * batch,
+def _at_batch(m: int, products: int, samples: int, batch: int) -> tuple[int, int, float]:
+    """A GEMM of the whole run (`products` products of M rows over `samples` inferences) as one
+    batch of `batch` inferences runs it: its rows, its products, and how many such batches
+    make the run (samples / batch). The inferences are a product's rows (Linear, convolution:
+    M = samples x rows per inference) or the products themselves (attention: one or more per
+    inference)."""
+    if batch == samples:
+        return m, products, 1
+    if products % samples == 0:
+        return m, products // samples * batch, samples / batch
+    if m % samples == 0:
+        return m // samples * batch, products, samples / batch
+    raise ValueError(f"a GEMM of {products} products of {m} rows does not split into {samples} inferences")
+
+
+def _cost_fields(cost, batch: float = 1) -> dict:
+    """Record fields of a cost, repeated `batch` times (a batched product, or one batch's cost
+    repeated over the run's batches)."""
+    return dict(macs=round(cost.macs * batch), cycles=round(cost.cycles * batch), seconds=cost.seconds * batch,
                 bound=cost.bound,
                 **{f"bytes_{lv}": b * batch for lv, b in cost.bytes_by_level.items()},
                 **{f"energy_{term}_pj": e * batch for term, e in cost.energy_pj.items()},
@@ -312,11 +334,18 @@ def _run_info(work_name: str, hw, path, seed: int, calibration: str) -> dict:
 _TOTALS = ("macs", "cycles", "seconds", "energy_total_pj", "overflow", "saturated")
 
 
-def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_layers=()) -> list[dict]:
+def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_layers=(),
+             batch: int | None = None) -> list[dict]:
     """One record per layer plus one for the whole model ("layer" = "__model__").
 
     calibration: how tensor ranges are taken from the calibration split (qsim.quant.calibrate:
-    max, percentile, mse, entropy). fp32_layers: names of layers kept in FP32."""
+    max, percentile, mse, entropy). fp32_layers: names of layers kept in FP32. batch: the
+    inferences one run of the hardware takes at a time (default: the whole test set at once);
+    the cost columns are one batch's cost times the run's batches (samples / batch), so that
+    seconds / samples is the latency per inference at that batch (batch=1: batch-1 latency)
+    and samples / seconds the throughput. The numbers (the error columns) do not depend on it."""
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
     work = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware)
     path = resolve_datapath(hw)
@@ -325,7 +354,8 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
         raise ValueError(f"fp32_layers names layers {sorted(unknown)} that {work.name} does not have")
     ranges, ref = _prepare(work, calibration)
     run = _run_info(work.name, hw, path, seed, calibration)
-    ex = _OnHardware(hw, ranges, fp32_layers)
+    samples = len(ref[-1])
+    ex = _OnHardware(hw, ranges, fp32_layers, samples, batch)
     records = []
 
     def record(layer, y):
@@ -336,6 +366,6 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
 
     out = run_graph(work.layers, work.test, ex, record)
     totals = {k: sum(r[k] for r in records) for k in _TOTALS}
-    records.append(dict(run, layer=MODEL_ROW, op="model", samples=len(out), **_model_metrics(work, ref[-1], out), **totals,
+    records.append(dict(run, layer=MODEL_ROW, op="model", samples=len(out), batch=ex.batch, **_model_metrics(work, ref[-1], out), **totals,
                         **_metrics(ref[-1], out)))
     return records
