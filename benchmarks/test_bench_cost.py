@@ -1,5 +1,6 @@
-"""Issue 17 speed target: the cost of one layer (cycles, traffic per operand and level, energy) at
-least 1000x faster than SCALE-Sim v3 on the same layer. SCALE-Sim runs in its own virtual
+"""Issue 17 speed targets: the cost of one layer (cycles, traffic per operand and level, energy) at
+least 1000x faster than SCALE-Sim v3 on the same layer; `qsim compare --iso 7 --model digits-cnn`
+with the mapper over every preset under 10 s. SCALE-Sim runs in its own virtual
 environment (tests/hardware/scalesim/oracle.py), so its time includes starting that interpreter
 (about 1 s of its few seconds)."""
 
@@ -39,3 +40,28 @@ def test_layer_cost_scalesim(benchmark, mark_role):
     run_scalesim([LAYER])                            # the environment made before timing
     out = benchmark.pedantic(run_scalesim, args=([LAYER],), rounds=1, iterations=1)
     assert out[0]["compute_cycles"] == 8 * 8 * (16 + 8 + 64 - 2) - 1
+
+
+def test_compare_iso_with_the_mapper_over_every_preset(benchmark, mark_role, tmp_path, capsys):
+    """`qsim compare --iso 7 --model digits-cnn --set array.mapper=energy`, every preset, in process
+    (the interpreter's start and qsim's import left out); target: under 10 s."""
+    import time
+
+    from qsim.cli import main
+    from qsim.hardware import hardware_presets
+    benchmark.group = "qsim compare --iso 7, digits-cnn, mapper"
+    mark_role("qsim", seconds_target=10)
+    runs = iter(range(100))
+
+    def compare():
+        out = tmp_path / f"run{next(runs)}"
+        return main(["compare", "--iso", "7", "--model", "digits-cnn", "--set", "array.mapper=energy",
+                     "--out", str(out)])
+    start = time.perf_counter()
+    assert benchmark.pedantic(compare, rounds=1, iterations=1) == 0
+    elapsed = time.perf_counter() - start
+    summary = capsys.readouterr().out
+    assert all(f"| {name} array.mapper=energy@7nm |" in summary for name in hardware_presets())
+    with capsys.disabled():
+        print(f"\nqsim compare --iso 7 --model digits-cnn, mapper, {len(hardware_presets())} presets: {elapsed:.2f} s "
+              f"(target 10 s)")

@@ -587,6 +587,6 @@ def iso_hardware(base, other, node_nm: int) -> Hardware:
     energy = replace(base.energy, mac_pj=None, node_nm=node_nm, accumulator_bits=None,
                      source=f"MAC derived from the datapath at {node_nm} nm (qsim/hardware/energy.py); "
                             f"calibration of {base.name}")
-    return Hardware(f"{other.name}@{base.name}-{node_nm}nm",
+    return Hardware(f"{other.name}@{node_nm}nm",
                     f"{other.name}'s datapath on {base.name}'s array and memories at {node_nm} nm",
                     other.datapath, base.array, base.memory, energy)

@@ -85,9 +85,9 @@ def test_compare_iso_and_batch_on_the_command_line(tmp_path, capsys):
     assert main(["compare", "--model", "digits-mlp", "--iso", "7", "--iso-base", "tpu-bf16", "--hardware",
                  "edge-npu-int8,mxfp4", "--batch", "1", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
-    assert "| edge-npu-int8@tpu-bf16-7nm |" in stdout and "takes 1 at a time" in stdout
+    assert "| edge-npu-int8@7nm |" in stdout and "takes 1 at a time" in stdout
     models = read_records(out).query("layer == '__model__'")
-    assert sorted(models["hardware"]) == ["edge-npu-int8@tpu-bf16-7nm", "mxfp4@tpu-bf16-7nm"]
+    assert sorted(models["hardware"]) == ["edge-npu-int8@7nm", "mxfp4@7nm"]
     assert set(models["batch"]) == {1}
     assert main(["compare", "--iso", "3", "--hardware", "mxfp4", "--out", str(tmp_path / "bad")]) == 2
     assert "--iso = 3: outside the range" in capsys.readouterr().err
