@@ -12,7 +12,7 @@ import pandas as pd
 from . import quantities as q
 from . import svg
 from ..io.tables import html_table
-from .columns import Column, accuracy_column, cells, event_columns, summary_columns
+from .columns import Column, accuracy_column, cells, event_columns, layer_cost_columns, summary_columns
 from .data import ModelResults, ReportData
 from .svg import esc
 from .units import MISSING, count, frequency, is_missing, memory_size, number, per_second, rate, text
@@ -26,7 +26,9 @@ HOW_TO_READ = (
     "value divided by the inferences. Energy, cycles and time come from the simulator's cost model: "
     "array cycles in SCALE-Sim's closed forms "
     "(and vector-unit cycles for the other layers), a "
-    "roofline time per layer (compute or the slowest memory level, layers one after another), and energy "
+    "time per layer with the array's folds double-buffered against the memory traffic (each fold takes "
+    "the longer of its compute and its slowest memory level; the first fold's reads and the last fold's "
+    "writes add; layers one after another), and energy "
     "= MACs × pJ per MAC + bytes × pJ per byte at each memory level. Throughput is the inferences "
     "divided by the batch time; records without an inference count show the batch time instead. SQNR is the "
     "signal-to-quantization-noise ratio of a layer's output against the FP32 forward pass; higher is "
@@ -96,6 +98,7 @@ def _model_section(m: ModelResults) -> str:
             f'<h3 id="{slug}-pareto">Accuracy versus energy</h3>{_pareto_figure(m, slug)}'
             f'<h3 id="{slug}-sqnr">Per-layer SQNR</h3>{_sqnr_figure(m, slug)}'
             f'<h3 id="{slug}-cost">Throughput and energy breakdown</h3>{_cost_figures(m, slug)}'
+            f'<h3 id="{slug}-layers">Per-layer cost</h3>{_layer_costs(m)}'
             f'<h3 id="{slug}-events">Overflow and saturation</h3>{_events(m)}'
             '</section>')
 
@@ -167,10 +170,26 @@ def _cost_figures(m: ModelResults, slug: str) -> str:
     series = [(_term_name(t), [float(v) for v in terms[t]]) for t in terms.columns]
     energy = svg.stacked_bars(configs, series, q.ENERGY_PER_BATCH.header, f"{slug}-energy-chart",
                               f"{m.model}: energy by term")
-    return (_figure(throughput, "Roofline throughput of one array, layers run back to back; the best is "
+    return (_figure(throughput, "Throughput of one array (folds double-buffered), layers run back to back; the best is "
                                 "highlighted.")
             + _figure(energy, "Energy by term: the MACs and the bytes moved at each memory level. The "
                               "number at the end of each bar is the total."))
+
+
+def _layer_costs(m: ModelResults) -> str:
+    """Each configuration's layers: the mapper's choice, cycles, bound, utilization, time, bytes
+    per memory level and energy terms, one folded table per configuration."""
+    if not m.layer_costs:
+        return '<p class="note">No per-layer cost in these records.</p>'
+    columns = layer_cost_columns(m)
+    parts = ['<p class="note">Per layer, per batch: the dataflow the mapper chose and the tile one fold '
+             'computes, array cycles, what bounds the time (compute or a memory level), MAC utilization '
+             'of the array, the double-buffered time, the bytes moved at each memory level and the '
+             'energy terms. Open a configuration to see its layers.</p>']
+    for config, layers in m.layer_costs.items():
+        parts.append(f'<details class="layers"><summary>{esc(config)}</summary>'
+                     f'{table(layers, columns, cls="sortable layers")}</details>')
+    return "".join(parts)
 
 
 def _term_name(term: str) -> str:
