@@ -321,9 +321,14 @@ th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.num { white-space: nowrap; }
 tbody tr:hover { background: #f0f4fa; }
 td.best { background: var(--best); font-weight: 600; }
-table.summary td.text { white-space: nowrap; }
-table.summary td.text:last-child { white-space: normal; min-width: 18ch; }
-table.summary th.num { white-space: normal; min-width: 7ch; vertical-align: bottom; }
+table.summary { font-size: 12.5px; }
+table.summary th, table.summary td { padding: 4px 6px; }
+table.summary td.text { white-space: normal; overflow-wrap: anywhere; max-width: 24ch; }
+table.summary td.text:last-child { min-width: 14ch; }
+table.summary th { white-space: normal; vertical-align: bottom; }
+table.summary th.num { min-width: 6ch; }
+details.layers summary { cursor: pointer; color: var(--accent); margin: 4px 0; }
+table.layers { font-size: 12.5px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 4px 16px 8px; }
 .card h3 { margin: 12px 0 2px; }
@@ -347,6 +352,7 @@ svg .frontier { fill: none; stroke: var(--accent); stroke-width: 2; }
 svg .point.optimal { fill: var(--accent); stroke: #fff; stroke-width: 1.5; }
 svg .point.dominated { fill: #fff; stroke: #8a93a3; stroke-width: 1.5; }
 svg .point-label { font-size: 11px; }
+svg .leader { stroke: #b5bcc8; stroke-width: 0.8; }
 svg .point-label.dominated { fill: var(--muted); }
 svg .floor { stroke: #c4c9d2; stroke-dasharray: 2 3; }
 svg .point-label.optimal { font-weight: 600; }

@@ -293,3 +293,21 @@ def test_command(tmp_path, capsys):
     assert "report:" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         parser.parse_args(["report", str(tmp_path / "d")])     # -o is required
+
+
+def test_pareto_labels_never_overlap_even_when_crowded():
+    """Forty points on one spot: each label gets a free spot or none (then a note says so); the
+    placed label boxes never intersect."""
+    import re
+
+    from qsim.report import svg
+    points = [svg.Point(f"configuration number {i}", 1.0, 0.5, i == 0) for i in range(40)]
+    chart = svg.pareto_scatter(points, "energy", "accuracy", "c", "crowded", width=500, height=300)
+    labels = re.findall(r'<text x="([\d.]+)" y="([\d.]+)" text-anchor="(\w+)" class="point-label[^"]*">([^<]*)<', chart)
+    assert 5 <= len(labels) < 40 and "unlabelled for lack of room" in chart
+    boxes = []
+    for x, y, anchor, label in labels:
+        w = svg._text_width(label)
+        left = float(x) if anchor == "start" else float(x) - w
+        boxes.append((left, float(y) - 12, left + w, float(y) + 1))
+    assert not any(svg._overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
