@@ -143,6 +143,8 @@ class Hardware:
     array: ComputeArray
     memory: tuple[MemoryLevel, ...]
     energy: Energy
+    # what the description leaves out or approximates, in words (shown on the report's card)
+    simplifications: tuple[str, ...] = ()
     # derived, not a setting: the plan's facts in words and numbers (qsim.plan.resolved_facts),
     # stored with the records (write_records) so that reports describe the hardware as it ran
     resolved: dict = field(init=False, repr=False, compare=False)
@@ -242,6 +244,8 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     top = _Table(doc, "", where)
     name = top.get("name", str)
     description = top.get("description", str, "")
+    simplifications = top.get("simplifications", list, [], lambda v: all(isinstance(x, str) and x for x in v),
+                               "a list of non-empty strings")
     if "quantization" in doc:
         raise HardwareError(f"{where}: [quantization] is gone: each operand's granularity is set in "
                             "[datapath.activations] and [datapath.weights] (see qsim hardware --show edge-npu-int8)")
@@ -300,7 +304,7 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
                     float(e.get("add_pj_per_bit", (int, float), ADD_PJ_PER_BIT, lambda v: v >= 0, "a number >= 0")))
     e.done()
     top.done()
-    return Hardware(name, description, datapath, array, tuple(memory), energy)
+    return Hardware(name, description, datapath, array, tuple(memory), energy, tuple(simplifications))
 
 
 def _datapath(d: _Table) -> Datapath:
@@ -589,4 +593,6 @@ def iso_hardware(base, other, node_nm: int) -> Hardware:
                             f"calibration of {base.name}")
     return Hardware(f"{other.name}@{node_nm}nm",
                     f"{other.name}'s datapath on {base.name}'s array and memories at {node_nm} nm",
-                    other.datapath, base.array, base.memory, energy)
+                    other.datapath, base.array, base.memory, energy,
+                    (f"iso comparison: {base.name}'s array, memories and calibration; MAC derived at {node_nm} nm",
+                     *other.simplifications))

@@ -238,9 +238,12 @@ def _hardware_card(h: dict) -> str:
     rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(text(v))}</td></tr>' for k, v in facts)
     levels = pd.DataFrame(h.get("memory") or [])
     memory = table(levels, _memory_columns(), cls="memory") if len(levels) else ""
+    simplified = h.get("simplifications") or []
+    simplifications = ('<p class="simplified-head">Simplifications</p><ul class="simplifications">'
+                       + "".join(f"<li>{esc(x)}</li>" for x in simplified) + "</ul>") if simplified else ""
     return (f'<article class="card" id="hardware-{esc(h.get("config_hash", ""))}"><h3>{esc(h["name"])}</h3>'
             f'<p class="note">{esc(h.get("description", ""))}</p><table class="facts">{rows}</table>'
-            f'{memory}</article>')
+            f'{simplifications}{memory}</article>')
 
 
 def _formats(d: dict) -> str:
@@ -327,6 +330,8 @@ table.summary td.text { white-space: normal; overflow-wrap: anywhere; max-width:
 table.summary td.text:last-child { min-width: 14ch; }
 table.summary th { white-space: normal; vertical-align: bottom; }
 table.summary th.num { min-width: 6ch; }
+.simplified-head { font-size: 13px; font-weight: 600; margin: 4px 0 0; }
+ul.simplifications { font-size: 13px; color: var(--muted); margin: 2px 0 8px; padding-left: 20px; }
 details.layers summary { cursor: pointer; color: var(--accent); margin: 4px 0; }
 table.layers { font-size: 12.5px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }

@@ -56,6 +56,7 @@ def load_text() -> str:
     ('vector_format = "fp32"', 'vector_format = "fp32"\nkind = "integer"', "unknown key datapath.kind"),
     ("clock_hz = 500e6", "", "missing key array.clock_hz"),
     ("node_nm = 45", "node_nm = 45\nmac_nj = 1", "unknown key energy.mac_nj"),
+    ("simplifications = [\n", 'simplifications = ["",\n', "simplifications must be a list of non-empty strings"),
     ("node_nm = 45", "node_nm = 5", r"energy.node_nm = 5: outside the range of the cited energy data \(7 to 45 nm\)"),
     ("energy_pj_per_byte = 2.5", "energy_pj_per_byte = -1", r"memory\[0\].energy_pj_per_byte"),
     ('name = "dram"', 'name = "sram"', "distinct"),

@@ -311,3 +311,17 @@ def test_pareto_labels_never_overlap_even_when_crowded():
         left = float(x) if anchor == "start" else float(x) - w
         boxes.append((left, float(y) - 12, left + w, float(y) + 1))
     assert not any(svg._overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_cards_show_each_presets_simplifications(tmp_path):
+    from qsim.hardware import load_hardware
+    from qsim.io import write_records
+    from qsim.report import build_report
+    from qsim.sim import simulate
+    hw = load_hardware("h100-fp8")
+    write_records(simulate("digits-mlp", hw), tmp_path / "d", hardware=hw)
+    html, _ = build_report(tmp_path / "d", tmp_path / "r.html")
+    card = html.read_text().split('<article class="card"', 1)[1].split("</article>", 1)[0]
+    assert "Simplifications" in card and len(hw.simplifications) == 3
+    for item in hw.simplifications:
+        assert f"<li>{item}</li>" in card
