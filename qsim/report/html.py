@@ -267,7 +267,8 @@ def _mac_energy(h, resolved: dict) -> str:
     if not e:
         return MISSING
     scaled = f' × {number(e["calibration"])}' if e.get("calibration", 1) != 1 else ""
-    return f'{number(resolved.get("mac_pj", e.get("mac_pj")))} pJ{scaled} at {e.get("node_nm", "?")} nm'
+    how = " (derived from the formats)" if "mac_pj" in e and e["mac_pj"] is None else ""
+    return f'{number(resolved.get("mac_pj", e.get("mac_pj")))} pJ{scaled} at {e.get("node_nm", "?")} nm{how}'
 
 
 def _memory_columns() -> list[Column]:

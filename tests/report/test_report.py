@@ -323,5 +323,6 @@ def test_cards_show_each_presets_simplifications(tmp_path):
     html, _ = build_report(tmp_path / "d", tmp_path / "r.html")
     card = html.read_text().split('<article class="card"', 1)[1].split("</article>", 1)[0]
     assert "Simplifications" in card and len(hw.simplifications) == 3
+    assert "at 7 nm (derived from the formats)" in card
     for item in hw.simplifications:
         assert f"<li>{item}</li>" in card
