@@ -43,13 +43,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("multiply-accumulate throughput (min times)")
         for line in rates:
             terminalreporter.write_line(line)
+    walls = [f"{b.group:<34} {b.name:<46} {b.stats.min:7.2f} s" +
+             ("  meets target" if b.stats.min < b.extra_info["seconds_target"] else
+              f"  ABOVE target {b.extra_info['seconds_target']} s")
+             for benches in groups.values() for b in benches if b.extra_info.get("seconds_target")]
+    if walls:
+        terminalreporter.section("wall time against targets (min times)")
+        for line in walls:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
 def mark_role(benchmark):
-    def mark(role, peer=None, target=None, elements=None, macs=None, gmacs_target=None, context=False):
-        """context: a peer shown for scale only; targets are judged against the other peers."""
+    def mark(role, peer=None, target=None, elements=None, macs=None, gmacs_target=None, context=False,
+             seconds_target=None):
+        """context: a peer shown for scale only; targets are judged against the other peers.
+        seconds_target: a wall-time target of its own (no peer)."""
         info = dict(role=role, peer=peer, target=target, elements=elements, macs=macs,
-                    gmacs_target=gmacs_target, context=context or None)
+                    gmacs_target=gmacs_target, context=context or None, seconds_target=seconds_target)
         benchmark.extra_info.update({k: v for k, v in info.items() if v is not None})
     return mark

@@ -131,15 +131,18 @@ def _summary(runs: list[list[dict]]) -> str:
         accuracy_keys = ["cosine_mean", "nn_agreement"]
     columns = [Column("hardware", text), *accuracy, Column(q.WORST_SQNR.header, lambda v: fixed(v, 1), True),
                Column(q.ENERGY_PER_INFERENCE.header, number, True), Column(q.TIME_PER_INFERENCE.header, number, True),
+               Column(q.THROUGHPUT.header, number, True),
                Column(q.OVERFLOW.header, count, True), Column(q.SATURATED.header, count, True)]
     rows = []
     for records in runs:
         m = records[-1]
         worst_sqnr = min((r["sqnr_db"] for r in records[:-1]), default=float("nan"))
         rows.append([m["hardware"], *(m[k] for k in accuracy_keys), worst_sqnr, m["energy_total_pj"] / 1e6 / m["samples"],
-                     m["seconds"] * 1e6 / m["samples"], m["overflow"], m["saturated"]])
-    batches = sorted({records[-1]["samples"] for records in runs})
-    return (f"A batch is the model's test set: {' or '.join(map(str, batches))} inferences.\n\n"
+                     m["seconds"] * 1e6 / m["samples"], m["samples"] / m["seconds"], m["overflow"], m["saturated"]])
+    samples = sorted({records[-1]["samples"] for records in runs})
+    batches = sorted({records[-1].get("batch", records[-1]["samples"]) for records in runs})
+    return (f"The test set is {' or '.join(map(str, samples))} inferences; the hardware takes "
+            f"{' or '.join(map(str, batches))} at a time (time per inference: at that batch).\n\n"
             + markdown_table(columns, rows) + "\n")
 
 
@@ -160,6 +163,16 @@ def _hardware(name: str, overrides: list[str]):
         except tomllib.TOMLDecodeError:
             parsed[key.strip()] = value.strip()          # a bare word: a string (format names, modes)
     return override_hardware(name, parsed, name=f"{load_hardware(name).name} " + " ".join(overrides))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _fp32_layers(model: str, names: str) -> list[str]:
@@ -230,6 +243,14 @@ def _prepare_runs(args, hardware_names: list[str]) -> tuple[list, list[str]]:
         raise ValueError(f"--set overrides a hardware description; name one with --hardware (the ONNX model's own "
                          f"kernel path, {own[0] or 'the default'}, has none)")
     hardware = [name if name in own else _hardware(name, args.overrides) for name in hardware_names]
+    if getattr(args, "iso", None) is not None:
+        if own:
+            raise ValueError("--iso compares hardware descriptions; the ONNX model's own kernel path has none")
+        from .hardware import iso_hardware
+        base = _hardware(args.iso_base, args.overrides) if args.iso_base else hardware[0]
+        hardware = [iso_hardware(base, hw, args.iso) for hw in hardware]
+    elif getattr(args, "iso_base", None):
+        raise ValueError("--iso-base takes --iso NODE")
     return hardware, _fp32_layers(args.model, args.fp32_layers)
 
 
@@ -238,9 +259,12 @@ def _run(args, hw, fp32_layers) -> list[dict]:
     from .sim import simulate
     from .sim.simulate_onnx import is_onnx_model, simulate_onnx
     if is_onnx_model(args.model):
+        if args.batch is not None:
+            raise ValueError("--batch applies to the built-in models; an .onnx model runs its given inputs")
         return simulate_onnx(args.model, hw, inputs=args.inputs, dims=_dims(args.dims), seed=args.seed,
                              calibration=args.calibration, fp32_layers=fp32_layers, samples=args.samples)
-    return simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
+    return simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers,
+                    batch=args.batch)
 
 
 def _written_hardware(hw, records):
@@ -359,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "repeatable")
         parser.add_argument("--fp32-layers", default="", metavar="A,B",
                             help="comma-separated layers kept in FP32 (partial quantization)")
+        parser.add_argument("--batch", type=_positive_int, default=None, metavar="N",
+                            help="inferences the hardware takes at a time: the cost is taken per batch of N "
+                                 "(1: batch-1 latency and energy per inference; default: the whole test set)")
 
     s = sub.add_parser("simulate", help="run a model on one hardware description; per-layer error and cost",
                        description="Run MODEL on HARDWARE layer by layer: bit-exact GEMMs through the hardware's "
@@ -375,6 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "records to OUT (records only: pandas, Polars and DuckDB open it as it is) "
                                    "and a Markdown summary beside it, to OUT.summary.md.")
     run_arguments(c, "", "comma-separated presets or .toml files (default: all presets)", "reports/compare")
+    c.add_argument("--iso", type=_positive_int, default=None, metavar="NODE",
+                   help="compare formats only: every preset's datapath on one array and memory system (those "
+                        "of --iso-base) with its MAC energy derived at NODE nm (7 to 45, the cited range)")
+    c.add_argument("--iso-base", default="", metavar="PRESET",
+                   help="the preset or .toml whose array, memories and energy calibration --iso holds "
+                        "(default: the first of --hardware)")
     c.set_defaults(func=_cmd_compare)
 
     from .golden.cli import register as register_golden

@@ -15,6 +15,7 @@ from .datapaths import FLOAT_PRESETS, PRESETS, FloatDatapath, IntDatapath
 from .formats import format as get_format
 from .formats.block import BlockFormat
 from .hardware.cost import GemmCostInputs
+from .hardware.energy import mac_pj
 from .hardware.presets import hardware_presets
 
 # granularities of a quantizer (those of a description's operands, qsim.hardware.spec)
@@ -171,11 +172,11 @@ def plan_gemm(hw, m: int, k: int, n: int, weight: bool, full_precision: bool = F
     d = hw.datapath
     path = resolve_datapath(hw)
     integer = isinstance(path, IntDatapath)
-    mac_pj = hw.energy.mac_pj_at(path.accumulator.bits if integer else None)
     if full_precision:
         fp32 = Quantizer("fp32")
-        return GemmPlan(m, k, n, weight, path.name, fp32, fp32, Kernel("fp32-layer", "fp32", "fp32"),
-                        OutputStage("none", "fp32"), GemmCostInputs((32.0, 32.0, 32.0), mac_pj))
+        kernel = Kernel("fp32-layer", "fp32", "fp32")
+        return GemmPlan(m, k, n, weight, path.name, fp32, fp32, kernel, OutputStage("none", "fp32"),
+                        GemmCostInputs((32.0, 32.0, 32.0), mac_pj(kernel, None, hw.energy.node_nm)))
     a_op = d.activations
     b_op = d.weights if weight else d.activations
     a = _quantizer(a_op, weight_operand=False)
@@ -197,7 +198,11 @@ def plan_gemm(hw, m: int, k: int, n: int, weight: bool, full_precision: bool = F
         kernel = Kernel(kind, a_fmt, b_fmt, path)
         output = OutputStage("convert" if d.output != "fp32" else "none", d.output)
     bits = (a_op.bits_per_element, b_op.bits_per_element, float(get_format(d.output).storage_bits))
-    return GemmPlan(m, k, n, weight, path.name, a, b, kernel, output, GemmCostInputs(bits, mac_pj))
+    if hw.energy.mac_pj is None:          # derived from the formats and the accumulator at the node
+        mac = mac_pj(kernel, a.block_format, hw.energy.node_nm)
+    else:                                 # quoted for this machine
+        mac = hw.energy.mac_pj_at(path.accumulator.bits if integer else None)
+    return GemmPlan(m, k, n, weight, path.name, a, b, kernel, output, GemmCostInputs(bits, mac))
 
 
 def _quantizer(op, weight_operand: bool, kernel_operand=None) -> Quantizer:

@@ -2,8 +2,8 @@
 cycles, traffic, roofline."""
 
 from .cost import DATAFLOWS, ArrayCost, roofline_seconds, systolic_gemm
-from .spec import (Hardware, HardwareError, hardware_document, hardware_presets, load_hardware, override_hardware,
-                   parse_hardware)
+from .spec import (Hardware, HardwareError, hardware_document, hardware_presets, iso_hardware, load_hardware,
+                   override_hardware, parse_hardware)
 
 __all__ = ["DATAFLOWS", "ArrayCost", "systolic_gemm", "roofline_seconds", "Hardware", "HardwareError",
-           "hardware_document", "hardware_presets", "load_hardware", "override_hardware", "parse_hardware"]
+           "hardware_document", "hardware_presets", "iso_hardware", "load_hardware", "override_hardware", "parse_hardware"]

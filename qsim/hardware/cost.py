@@ -3,6 +3,15 @@ roofline bound by memory. See docs/design/costmodel.md.
 
 GEMM A (M x K) times B (K x N) on an R x C array. Traffic is counted in words (one element
 of the operand); the caller scales by each operand's bits (plus MX scale bytes).
+
+Memory traffic per operand and level (`systolic_traffic`): the array reads A and B from and
+writes C to three double-buffered scratchpads (ifmap, filter, ofmap as SCALE-Sim has them);
+each scratchpad fetches its operand from DRAM once when the operand fits the scratchpad's
+active half, else once per reuse by the tiling loop. Two countings:
+
+- "physical" (qsim's default): partial sums of C are re-read from the ofmap scratchpad and
+  stay on chip while a C tile fits its active half (else they go to DRAM and come back).
+- "scalesim": SCALE-Sim 3.0.0's own counting, quirks included (SCALESIM_QUIRKS names them).
 """
 
 from __future__ import annotations
@@ -11,6 +20,30 @@ from dataclasses import dataclass
 from math import ceil
 
 DATAFLOWS = ("output-stationary", "weight-stationary", "input-stationary")
+COUNTINGS = ("physical", "scalesim")
+# how each GEMM's dataflow is chosen: the array's own, or the one of least energy or latency
+MAPPERS = ("fixed", "energy", "latency")
+
+# How SCALE-Sim 3.0.0 counts where it departs from the physical counting, one line each; the
+# test against the scalesim package names each difference by one of these keys.
+SCALESIM_QUIRKS = {
+    "os-drain-words": "output stationary: SRAM writes of C count R + C words more per fold (the padded "
+                      "drain matrix's height plus width, systolic_compute_os.create_ofmap_demand_mat); "
+                      "reproduced by counting='scalesim'",
+    "psum-to-dram": "weight and input stationary: every partial sum of C goes to DRAM (MN ceil(K/R) words "
+                    "written, none read back), even when the C tile fits the ofmap scratchpad; reproduced by "
+                    "counting='scalesim'",
+    "no-psum-reads": "partial sums re-read for accumulation are not counted at either level; reproduced by "
+                     "counting='scalesim'",
+    "fit-rule": "a read scratchpad holds its operand when it has fewer distinct words than 50 sets of "
+                "floor(bytes / 100) words (not bytes / 2); reproduced by counting='scalesim'",
+    "read-window": "when an operand does not fit, DRAM reads come from a trace replay through a window of "
+                   "100 sets that forgets everything every 50 sets: between the distinct words and the SRAM "
+                   "reads, not reproduced (bounds checked)",
+    "write-line-padding": "DRAM writes of C are drained in lines of C words; once the writes exceed half the "
+                          "ofmap scratchpad, the part-full line drained first counts its padding (C - 1 words "
+                          "when C divides that half); reproduced by counting='scalesim'",
+}
 
 
 @dataclass(frozen=True)
@@ -19,7 +52,7 @@ class ArrayCost:
     cycles: int
     words_a: int          # SRAM reads of A
     words_b: int          # SRAM reads of B
-    words_c: int          # SRAM writes (and partial-sum re-reads) of C
+    words_c: int          # SRAM writes of C (partial sums included)
 
 
 def _check(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> None:
@@ -30,23 +63,101 @@ def _check(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> None:
         raise ValueError(f"dataflow must be one of {DATAFLOWS}, got {dataflow!r}")
 
 
-def systolic_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> ArrayCost:
+def systolic_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: str,
+                  counting: str = "physical") -> ArrayCost:
     """Folds, compute cycles and SRAM traffic of one GEMM.
 
     output stationary: folds = ceil(M/R) ceil(N/C), cycles = folds (R + C + K - 2) - 1
     weight stationary: folds = ceil(K/R) ceil(N/C), cycles = folds (2R + C + M - 2) - 1
     input stationary:  folds = ceil(K/R) ceil(M/C), cycles = folds (2R + C + N - 2) - 1
+    counting="scalesim" adds SCALE-Sim's R + C words per output-stationary fold to C.
     """
     _check(m, k, n, rows, cols, dataflow)
+    if counting not in COUNTINGS:
+        raise ValueError(f"counting must be one of {COUNTINGS}, got {counting!r}")
     r, c = rows, cols
     if dataflow == "output-stationary":
         folds = ceil(m / r) * ceil(n / c)
-        return ArrayCost(folds, folds * (r + c + k - 2) - 1, m * k * ceil(n / c), k * n * ceil(m / r), m * n)
+        drain = folds * (r + c) if counting == "scalesim" else 0
+        return ArrayCost(folds, folds * (r + c + k - 2) - 1, m * k * ceil(n / c), k * n * ceil(m / r),
+                         m * n + drain)
     if dataflow == "weight-stationary":
         folds = ceil(k / r) * ceil(n / c)
         return ArrayCost(folds, folds * (2 * r + c + m - 2) - 1, m * k * ceil(n / c), k * n, m * n * ceil(k / r))
     folds = ceil(k / r) * ceil(m / c)
     return ArrayCost(folds, folds * (2 * r + c + n - 2) - 1, m * k, k * n * ceil(m / c), m * n * ceil(k / r))
+
+
+@dataclass(frozen=True)
+class Scratchpads:
+    """Sizes of the three double-buffered scratchpads, bytes (SCALE-Sim's ifmap, filter and
+    ofmap SRAMs): A lives in ifmap, B in filter, C in ofmap; half of each is active."""
+    ifmap_bytes: int
+    filter_bytes: int
+    ofmap_bytes: int
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Words moved per operand and level for one GEMM (multiply by the operand's bits / 8)."""
+    cycles: int
+    folds: int
+    sram_reads_a: int
+    sram_reads_b: int
+    sram_writes_c: int        # outputs and partial sums written into the ofmap scratchpad
+    sram_reads_c: int         # partial sums read back for accumulation
+    dram_reads_a: int
+    dram_reads_b: int
+    dram_writes_c: int
+    dram_reads_c: int         # partial sums fetched back from DRAM (C tile larger than its scratchpad)
+    fits: tuple[bool, bool, bool]   # A, B whole and one C tile held by their scratchpad's active half
+
+
+def _holds(words: int, nbytes: int, bits: float, counting: str) -> bool:
+    """Does a scratchpad of nbytes hold `words` operand words in its active half?"""
+    if counting == "scalesim":           # 1-byte words, 100 sets of floor(bytes / 100), 50 active
+        per_set = nbytes // 100
+        return per_set == 0 or words < 50 * per_set
+    return words * bits <= nbytes * 8 / 2
+
+
+def systolic_traffic(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, pads: Scratchpads,
+                     bits: tuple[float, float, float] = (8, 8, 8), distinct_a: int | None = None,
+                     counting: str = "physical") -> Traffic:
+    """SRAM and DRAM words of A, B and C for one GEMM through per-operand scratchpads.
+
+    Loop order as SCALE-Sim runs the folds: output stationary over column folds (outer) and row
+    folds (inner); weight and input stationary over their column folds (outer) and the K folds
+    (inner). A is fetched once when it fits its scratchpad, else once per column fold (its SRAM
+    reads); B likewise, or, for output stationary, once per column tile when that K x C tile
+    fits. distinct_a: distinct words of A (a convolution's input elements, fewer than M K).
+    """
+    arr = systolic_gemm(m, k, n, rows, cols, dataflow, counting)
+    r, c = rows, cols
+    distinct_a = m * k if distinct_a is None else distinct_a
+    fit_a = _holds(distinct_a, pads.ifmap_bytes, bits[0], counting)
+    fit_b = _holds(k * n, pads.filter_bytes, bits[1], counting)
+    kf = ceil(k / r)
+    psum_folds = 1 if dataflow == "output-stationary" else kf
+    # a C tile accumulated over the K folds: M x C (weight stationary), N x C (input stationary)
+    c_tile = m * min(n, c) if dataflow == "weight-stationary" else n * min(m, c)
+    fit_c = dataflow == "output-stationary" or _holds(c_tile, pads.ofmap_bytes, bits[2], counting)
+    dram_a = distinct_a if fit_a else arr.words_a
+    if dataflow == "output-stationary" and not fit_b:
+        fit_tile = _holds(k * min(n, c), pads.filter_bytes, bits[1], counting)
+        dram_b = k * n if fit_tile else arr.words_b
+    else:
+        dram_b = k * n if fit_b else arr.words_b
+    if counting == "scalesim":
+        writes = m * n * psum_folds
+        drain_half = pads.ofmap_bytes - ceil(pads.ofmap_bytes / 2)
+        padding = (c - (drain_half + 1) % c) % c if writes > drain_half else 0
+        return Traffic(arr.cycles, arr.folds, arr.words_a, arr.words_b, arr.words_c, 0,
+                       dram_a, dram_b, writes + padding, 0, (fit_a, fit_b, fit_c))
+    psum_reads = m * n * (psum_folds - 1)
+    spilled = 0 if fit_c else psum_reads
+    return Traffic(arr.cycles, arr.folds, arr.words_a, arr.words_b, arr.words_c, psum_reads,
+                   dram_a, dram_b, m * n + spilled, spilled, (fit_a, fit_b, fit_c))
 
 
 def roofline_seconds(cycles: int, clock_hz: float, bytes_by_level: dict[str, float],
@@ -62,6 +173,34 @@ def roofline_seconds(cycles: int, clock_hz: float, bytes_by_level: dict[str, flo
         bounds[level] = nbytes / bw
     active = max(bounds, key=bounds.get)
     return bounds[active], active
+
+
+def overlapped_seconds(cycles: int, folds: int, clock_hz: float, reads_by_level: dict[str, float],
+                       writes_by_level: dict[str, float], bandwidth_by_level: dict[str, float]) -> tuple[float, str]:
+    """Time of a GEMM whose memory traffic is double-buffered against compute, fold by fold.
+
+    Each fold computes for c = cycles / folds / clock while the next fold's operands are read
+    and the previous fold's results written, every level at once: the fold takes max(c, m),
+    m = the slowest level's (reads + writes) / folds / bandwidth. The first fold's reads
+    (fill, r) and the last fold's writes (drain, w) overlap nothing:
+        time = r + (folds - 1) max(c, m) + c + w.
+    One fold: r + c + w (nothing overlaps); many: about folds x max(c, m), the roofline.
+    The bound is what limits the overlapped folds: "compute" when c >= m, else that level."""
+    if clock_hz <= 0:
+        raise ValueError("clock_hz must be > 0")
+    for level in (*reads_by_level, *writes_by_level):
+        if bandwidth_by_level.get(level, 0) <= 0:
+            raise ValueError(f"memory level {level!r} needs a bandwidth > 0")
+    levels = {**reads_by_level, **writes_by_level}
+    per_fold = {lv: (reads_by_level.get(lv, 0.0) + writes_by_level.get(lv, 0.0)) / folds / bandwidth_by_level[lv]
+                for lv in levels}
+    fill = max((v / folds / bandwidth_by_level[lv] for lv, v in reads_by_level.items()), default=0.0)
+    drain = max((v / folds / bandwidth_by_level[lv] for lv, v in writes_by_level.items()), default=0.0)
+    compute = cycles / folds / clock_hz
+    slowest = max(per_fold, key=per_fold.get, default=None)
+    memory = per_fold.get(slowest, 0.0)
+    bound = "compute" if compute >= memory else slowest
+    return fill + (folds - 1) * max(compute, memory) + compute + drain, bound
 
 
 @dataclass(frozen=True)
@@ -80,41 +219,99 @@ class LayerCost:
     utilization: float                # MACs / (cycles * rows * cols)
     bytes_by_level: dict
     energy_pj: dict                   # "mac" and one term per memory level
+    traffic: Traffic | None = None    # GEMMs: words per operand at the scratchpads and DRAM
+    dataflow: str = ""                # GEMMs: the dataflow the cost was taken for
 
     @property
     def energy_total_pj(self) -> float:
         return sum(self.energy_pj.values())
 
 
-def gemm_layer_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs) -> LayerCost:
+class CostError(ValueError):
+    """A layer that the described memories cannot run; the message names the key."""
+
+
+def _check_tiles(hw, rows: int, cols: int, bits) -> Scratchpads:
+    """The on-chip scratchpads, each checked to hold one array edge of its operand in its active
+    half (A: R words, B and C: C words), the smallest tile a fold streams."""
+    pads = Scratchpads(*hw.memory[0].operand_bytes)
+    key = "scratchpads" if hw.memory[0].scratchpads else "size_bytes"
+    for name, nbytes, words, b in (("ifmap_bytes", pads.ifmap_bytes, rows, bits[0]),
+                                   ("filter_bytes", pads.filter_bytes, cols, bits[1]),
+                                   ("ofmap_bytes", pads.ofmap_bytes, cols, bits[2])):
+        if words * b > nbytes * 8 / 2:
+            where = f"memory[0].scratchpads.{name}" if key == "scratchpads" else "memory[0].size_bytes"
+            raise CostError(f"{hw.name}: {where}: {nbytes} bytes cannot hold one tile ({words} words of "
+                            f"{b:g} bits in its active half) of a {rows}x{cols} array")
+    return pads
+
+
+def gemm_layer_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, dataflow: str | None = None,
+                    distinct_a: int | None = None) -> LayerCost:
     """Cost of one GEMM (A: M x K activations, B: K x N weights, C: M x N) on `hw`.
 
-    The array's SRAM traffic (in words) is scaled by each operand's bits and charged to the
-    first memory level; each farther level sees every operand once when it fits half of the
-    nearer level (double buffering), else the nearer level's full traffic. Energy: MACs x
-    inputs.mac_pj x calibration, plus bytes x pJ/byte at each level. `inputs` come from the
-    GEMM's plan (qsim.plan.plan_gemm(...).cost).
+    The array's scratchpad traffic (systolic_traffic, in words) is scaled by each operand's bits
+    and charged to the first memory level, its DRAM traffic to the second; each farther level
+    sees every operand once when it fits half of the nearer level, else the nearer level's
+    traffic. Time: the folds double-buffered against the traffic (overlapped_seconds). Energy:
+    MACs x inputs.mac_pj x calibration, plus bytes x pJ/byte at each level.
+    `inputs` come from the GEMM's plan (qsim.plan.plan_gemm(...).cost); dataflow: another
+    than the array's (the mapper's choice).
     """
     arr = hw.array
-    c = systolic_gemm(m, k, n, arr.rows, arr.cols, arr.dataflow)
+    dataflow = dataflow or arr.dataflow
     bits = inputs.bits
-    near = (c.words_a * bits[0] + c.words_b * bits[1] + c.words_c * bits[2]) / 8
-    sizes = (m * k * bits[0] / 8, k * n * bits[1] / 8, m * n * bits[2] / 8)
-    bytes_by_level = {}
-    traffic = near
+    pads = _check_tiles(hw, arr.rows, arr.cols, bits)
+    t = systolic_traffic(m, k, n, arr.rows, arr.cols, dataflow, pads, bits, distinct_a)
+    near_reads = (t.sram_reads_a * bits[0] + t.sram_reads_b * bits[1] + t.sram_reads_c * bits[2]) / 8
+    far_reads = (t.dram_reads_a * bits[0] + t.dram_reads_b * bits[1] + t.dram_reads_c * bits[2]) / 8
+    sizes = ((distinct_a or m * k) * bits[0] / 8, k * n * bits[1] / 8, m * n * bits[2] / 8)
+    reads, writes = {}, {}
     for i, level in enumerate(hw.memory):
-        if i > 0:
-            nearer = hw.memory[i - 1].size_bytes / 2
-            traffic = sum(sizes) if all(s <= nearer for s in sizes) else traffic
-        bytes_by_level[level.name] = traffic
-    seconds, bound = roofline_seconds(c.cycles, arr.clock_hz, bytes_by_level,
-                                      {lv.name: lv.bandwidth_bytes_per_s for lv in hw.memory})
+        if i == 0:
+            r, w = near_reads, t.sram_writes_c * bits[2] / 8
+        elif i == 1:
+            r, w = far_reads, t.dram_writes_c * bits[2] / 8
+        elif all(sz <= hw.memory[i - 1].size_bytes / 2 for sz in sizes):
+            r, w = sizes[0] + sizes[1], sizes[2]          # each operand once
+        # else: the nearer level's traffic passes through (r, w as they were)
+        reads[level.name], writes[level.name] = r, w
+    bytes_by_level = {lv: reads[lv] + writes[lv] for lv in reads}
+    seconds, bound = overlapped_seconds(t.cycles, t.folds, arr.clock_hz, reads, writes,
+                                        {lv.name: lv.bandwidth_bytes_per_s for lv in hw.memory})
     macs = m * k * n
     energy = {"mac": macs * inputs.mac_pj * hw.energy.calibration}
     for level in hw.memory:
         energy[level.name] = bytes_by_level[level.name] * level.energy_pj_per_byte
-    return LayerCost(macs, c.cycles, seconds, bound, macs / (c.cycles * arr.rows * arr.cols),
-                     bytes_by_level, energy)
+    return LayerCost(macs, t.cycles, seconds, bound, macs / (t.cycles * arr.rows * arr.cols),
+                     bytes_by_level, energy, t, dataflow)
+
+
+def fold_tile(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> tuple[int, int, int]:
+    """The GEMM tile one fold computes (M, K, N extents): output stationary holds an R x C block
+    of C over all of K; weight stationary an R x C block of B streamed by all M rows of A; input
+    stationary an R x C block of A (K x M) streamed by all N columns of B."""
+    if dataflow == "output-stationary":
+        return min(m, rows), k, min(n, cols)
+    if dataflow == "weight-stationary":
+        return m, min(k, rows), min(n, cols)
+    return min(m, cols), min(k, rows), n
+
+
+def mapped_gemm_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, distinct_a: int | None = None,
+                     mapper: str | None = None) -> LayerCost:
+    """gemm_layer_cost with the dataflow the mapper (hw.array.mapper, or `mapper`) chooses: the
+    array's own ("fixed"), or of the three the one of least energy ("energy", ties to the faster)
+    or least time ("latency", ties to the cheaper)."""
+    mapper = mapper or hw.array.mapper
+    if mapper not in MAPPERS:
+        raise ValueError(f"mapper must be one of {MAPPERS}, got {mapper!r}")
+    if mapper == "fixed":
+        return gemm_layer_cost(hw, m, k, n, inputs, None, distinct_a)
+    costs = [gemm_layer_cost(hw, m, k, n, inputs, df, distinct_a) for df in DATAFLOWS]
+    if mapper == "energy":
+        return min(costs, key=lambda c: (c.energy_total_pj, c.seconds))
+    return min(costs, key=lambda c: (c.seconds, c.energy_total_pj))
 
 
 def vector_layer_cost(hw, elements_read: int, elements_written: int, fmt: str) -> LayerCost:

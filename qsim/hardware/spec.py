@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ..formats import FloatFormat, IntFormat, format as get_format
 from ..formats.block import BlockFormat, block_format, builtin_block_formats
-from .cost import DATAFLOWS
+from .cost import DATAFLOWS, MAPPERS
+from .energy import NodeError, check_node
 from .presets import PRESET_DIR, hardware_presets
 
 # how an operand is scaled: one scale per tensor, per output channel, per group of K elements,
@@ -94,6 +95,7 @@ class ComputeArray:
     cols: int
     dataflow: str
     clock_hz: float
+    mapper: str = "fixed"        # MAPPERS: the dataflow above, or per GEMM the one of least energy or latency
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,14 @@ class MemoryLevel:
     bandwidth_bytes_per_s: float
     energy_pj_per_byte: float
     source: str
+    # the on-chip level (memory[0]) only: its three double-buffered scratchpads, bytes, as SCALE-Sim
+    # has them (ifmap holds A, filter B, ofmap C); absent: size_bytes split in three equal parts
+    scratchpads: tuple[int, int, int] | None = None
+
+    @property
+    def operand_bytes(self) -> tuple[int, int, int]:
+        """Bytes of the ifmap, filter and ofmap scratchpads."""
+        return self.scratchpads or (self.size_bytes // 3,) * 3
 
 
 # Horowitz ISSCC 2014, 45 nm: a 32-bit integer add costs 0.1 pJ; adders scale about linearly in width
@@ -111,7 +121,7 @@ ADD_PJ_PER_BIT = 0.1 / 32
 
 @dataclass(frozen=True)
 class Energy:
-    mac_pj: float
+    mac_pj: float | None     # quoted for this machine; None: derived from the datapath (qsim.hardware.energy)
     node_nm: int
     calibration: float
     source: str
@@ -119,7 +129,7 @@ class Energy:
     add_pj_per_bit: float = ADD_PJ_PER_BIT  # what each accumulator bit more or less adds to a MAC
 
     def mac_pj_at(self, accumulator_bits: int | None) -> float:
-        """MAC energy (before calibration) with an integer accumulator of that width."""
+        """The quoted MAC energy (before calibration) with an integer accumulator of that width."""
         if accumulator_bits is None or self.accumulator_bits is None:
             return self.mac_pj
         return max(self.mac_pj + (accumulator_bits - self.accumulator_bits) * self.add_pj_per_bit, 0.0)
@@ -133,6 +143,8 @@ class Hardware:
     array: ComputeArray
     memory: tuple[MemoryLevel, ...]
     energy: Energy
+    # what the description leaves out or approximates, in words (shown on the report's card)
+    simplifications: tuple[str, ...] = ()
     # derived, not a setting: the plan's facts in words and numbers (qsim.plan.resolved_facts),
     # stored with the records (write_records) so that reports describe the hardware as it ran
     resolved: dict = field(init=False, repr=False, compare=False)
@@ -232,6 +244,8 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     top = _Table(doc, "", where)
     name = top.get("name", str)
     description = top.get("description", str, "")
+    simplifications = top.get("simplifications", list, [], lambda v: all(isinstance(x, str) and x for x in v),
+                               "a list of non-empty strings")
     if "quantization" in doc:
         raise HardwareError(f"{where}: [quantization] is gone: each operand's granularity is set in "
                             "[datapath.activations] and [datapath.weights] (see qsim hardware --show edge-npu-int8)")
@@ -241,7 +255,8 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     array = ComputeArray(a.get("rows", int, check=_positive, what="a positive integer"),
                          a.get("cols", int, check=_positive, what="a positive integer"),
                          a.choice("dataflow", DATAFLOWS),
-                         float(a.get("clock_hz", (int, float), check=_positive, what="a positive number")))
+                         float(a.get("clock_hz", (int, float), check=_positive, what="a positive number")),
+                         a.choice("mapper", MAPPERS, "fixed"))
     a.done()
 
     top.used.add("memory")
@@ -251,28 +266,45 @@ def hardware_from_document(doc: dict, where: str = "<document>") -> Hardware:
     memory = []
     for i, level in enumerate(levels):
         m = _Table(level, f"memory[{i}]", where)
-        memory.append(MemoryLevel(m.get("name", str),
-                                  m.get("size_bytes", int, check=_positive, what="a positive integer"),
+        size = m.get("size_bytes", int, check=_positive, what="a positive integer")
+        pads = None
+        if m.given("scratchpads"):
+            if i > 0:
+                raise m.error("scratchpads", level["scratchpads"], "only the on-chip level (memory[0]) "
+                                                                   "has per-operand scratchpads")
+            t = m.table("scratchpads")
+            pads = tuple(t.get(key, int, check=_positive, what="a positive integer (bytes)")
+                         for key in ("ifmap_bytes", "filter_bytes", "ofmap_bytes"))
+            t.done()
+            if sum(pads) > size:
+                raise m.error("scratchpads", level["scratchpads"], f"the scratchpads ({sum(pads)} bytes) "
+                                                                   f"exceed size_bytes = {size}")
+        memory.append(MemoryLevel(m.get("name", str), size,
                                   float(m.get("bandwidth_bytes_per_s", (int, float), check=_positive,
                                               what="a positive number")),
                                   float(m.get("energy_pj_per_byte", (int, float), check=lambda v: v >= 0,
                                               what="a number >= 0")),
-                                  m.get("source", str, "")))
+                                  m.get("source", str, ""), pads))
         m.done()
     names = [lv.name for lv in memory]
     if len(set(names)) != len(names):
         raise HardwareError(f"{where}: memory level names must be distinct, got {names}")
 
     e = top.table("energy")
-    energy = Energy(float(e.get("mac_pj", (int, float), check=_positive, what="a positive number")),
-                    e.get("node_nm", int, 45, _positive, "a positive integer"),
+    mac = e.get("mac_pj", (int, float), check=_positive, what="a positive number", required=False)
+    node = e.get("node_nm", int, 45, _positive, "a positive integer")
+    try:
+        check_node(node, "energy.node_nm")
+    except NodeError as err:
+        raise HardwareError(f"{where}: {err}") from None
+    energy = Energy(None if mac is None else float(mac), node,
                     float(e.get("calibration", (int, float), 1.0, _positive, "a positive number")),
-                    e.get("source", str),
+                    e.get("source", str, ""),
                     e.get("accumulator_bits", int, None, lambda v: 8 <= v <= 64, "an integer from 8 to 64", required=False),
                     float(e.get("add_pj_per_bit", (int, float), ADD_PJ_PER_BIT, lambda v: v >= 0, "a number >= 0")))
     e.done()
     top.done()
-    return Hardware(name, description, datapath, array, tuple(memory), energy)
+    return Hardware(name, description, datapath, array, tuple(memory), energy, tuple(simplifications))
 
 
 def _datapath(d: _Table) -> Datapath:
@@ -504,7 +536,7 @@ def override_hardware(spec, overrides: dict, name: str | None = None) -> Hardwar
     doc = copy.deepcopy(hardware_document(spec))
     where = f"{spec} with overrides"
     base = hardware_from_document(doc, str(spec))
-    if base.datapath.kind == "integer" and isinstance(doc.get("energy"), dict):
+    if base.datapath.kind == "integer" and isinstance(doc.get("energy"), dict) and "mac_pj" in doc["energy"]:
         # mac_pj stays quoted for the base accumulator; a new width changes the adder's share
         doc["energy"].setdefault("accumulator_bits", base.resolve_datapath().accumulator.bits)
     for key, value in overrides.items():
@@ -541,3 +573,26 @@ def _unknown_machine(name: str) -> str:
                 f"description names in datapath.kernel, not a machine; {machines}")
     return (f"unknown hardware {name!r}; {machines} (kernel-path presets, for a description's "
             f"datapath.kernel: {', '.join(datapath_presets())})")
+
+
+def iso_hardware(base, other, node_nm: int) -> Hardware:
+    """`other`'s datapath on `base`'s array and memories at node_nm (qsim compare --iso): what
+    differs between two such descriptions is their number formats and accumulators only.
+
+    Held from base: the array (size, dataflow, clock, mapper), every memory level as described
+    (sizes, bandwidths, pJ per byte: memory energies are not scaled with the node) and the
+    energy calibration. Varied: the datapath. The MAC energy is always derived from the datapath
+    at node_nm (qsim.hardware.energy); a quoted mac_pj is a fact of one machine and is dropped."""
+    base, other = load_hardware(base), load_hardware(other)
+    try:
+        check_node(node_nm, "--iso")
+    except NodeError as e:
+        raise HardwareError(str(e)) from None
+    energy = replace(base.energy, mac_pj=None, node_nm=node_nm, accumulator_bits=None,
+                     source=f"MAC derived from the datapath at {node_nm} nm (qsim/hardware/energy.py); "
+                            f"calibration of {base.name}")
+    return Hardware(f"{other.name}@{node_nm}nm",
+                    f"{other.name}'s datapath on {base.name}'s array and memories at {node_nm} nm",
+                    other.datapath, base.array, base.memory, energy,
+                    (f"iso comparison: {base.name}'s array, memories and calibration; MAC derived at {node_nm} nm",
+                     *other.simplifications))

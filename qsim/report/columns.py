@@ -90,6 +90,29 @@ def event_columns(m: ModelResults) -> list[Column]:
             Column("layers affected", lambda r: _affected_layers(m, r.name), str, numeric=False)]
 
 
+def layer_cost_columns(m: ModelResults) -> list[Column]:
+    """One row per layer of one configuration (rows: m.layer_costs[configuration])."""
+    def tile(r):
+        dims = [r.get(f"tile_{d}") for d in "MKN"]
+        return "" if any(is_missing(v) for v in dims) else "×".join(str(int(v)) for v in dims)
+    columns = [Column("layer", lambda r: r["layer"], text, numeric=False),
+               Column("op", lambda r: r["op"], text, numeric=False),
+               Column("dataflow (mapper)", lambda r: r["dataflow"], text, numeric=False),
+               Column("fold tile M×K×N", tile, text, numeric=False),
+               Column(q.LAYER_CYCLES.header, lambda r: r["cycles"], count, "min"),
+               Column("bound", lambda r: r["bound"], text, numeric=False),
+               Column(q.UTILIZATION.header, lambda r: r["utilization"], percent, "max"),
+               Column(q.LAYER_TIME.header, lambda r: r["seconds"] * 1e6, number, "min")]
+    columns += [Column(f"{level} (kB)", lambda r, lv=level: r[f"bytes_{lv}"], kilobytes, "min")
+                for level in m.memory_levels]
+    terms = [c.removeprefix("energy_").removesuffix("_pj") for c in next(iter(m.layer_costs.values())).columns
+             if c.startswith("energy_") and c != "energy_total_pj"] if m.layer_costs else []
+    columns += [Column(f"{'MAC' if t == 'mac' else t} energy (nJ)", lambda r, t=t: r[f"energy_{t}_pj"] / 1e3,
+                       number, "min") for t in terms]
+    columns.append(Column("energy (nJ)", lambda r: r["energy_total_pj"] / 1e3, number, "min"))
+    return columns
+
+
 def _by_level(row: pd.Series, levels: list[str]) -> str:
     """The traffic of each level this configuration has (hardware differ in their levels)."""
     return " · ".join(f"{lv} {kilobytes(row[f'bytes_{lv}'])}" for lv in levels if not is_missing(row[f"bytes_{lv}"]))

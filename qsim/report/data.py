@@ -37,6 +37,7 @@ class ModelResults:
     accuracy_label: str            # "top-1" or "mean cosine"
     fp32_accuracy: float | None    # the FP32 forward pass on the same test set, when recorded
     layer_events: pd.DataFrame     # layers with overflow or saturation: configuration, layer, counts
+    layer_costs: dict = field(default_factory=dict)   # configuration -> its layers' cost columns, model order
 
 
 @dataclass
@@ -92,7 +93,21 @@ def _model_results(model: str, rows: pd.DataFrame) -> ModelResults:
     return ModelResults(model=model, summary=summary, sqnr=sqnr, kept_fp32=kept_fp32,
                         energy_terms=_energy_terms(layer_rows, list(runs), terms, summary),
                         memory_levels=levels, accuracy_label=accuracy_label,
-                        fp32_accuracy=_fp32_accuracy(model_rows), layer_events=_layer_events(layer_rows))
+                        fp32_accuracy=_fp32_accuracy(model_rows), layer_events=_layer_events(layer_rows),
+                        layer_costs={c: _layer_costs(group, levels, terms) for c, group in runs.items()})
+
+
+LAYER_COST_COLUMNS = ("layer", "op", "unit", "dataflow", "tile_M", "tile_K", "tile_N", "cycles", "bound",
+                      "utilization", "seconds")
+
+
+def _layer_costs(run: pd.DataFrame, levels: list[str], terms: list[str]) -> pd.DataFrame:
+    """One run's layers with their cost columns: the mapper's choice, cycles, bound, utilization,
+    time, bytes per memory level and energy terms (absent columns: NaN)."""
+    layers = _layers(run)
+    names = [*LAYER_COST_COLUMNS, *(f"bytes_{lv}" for lv in levels), *(f"energy_{t}_pj" for t in terms),
+             "energy_total_pj"]
+    return pd.DataFrame({n: _column(layers, n).to_numpy() for n in names})
 
 
 def _suffixes(rows: pd.DataFrame, pattern: str, exclude: str = "") -> list[str]:

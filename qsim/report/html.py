@@ -12,7 +12,7 @@ import pandas as pd
 from . import quantities as q
 from . import svg
 from ..io.tables import html_table
-from .columns import Column, accuracy_column, cells, event_columns, summary_columns
+from .columns import Column, accuracy_column, cells, event_columns, layer_cost_columns, summary_columns
 from .data import ModelResults, ReportData
 from .svg import esc
 from .units import MISSING, count, frequency, is_missing, memory_size, number, per_second, rate, text
@@ -26,7 +26,9 @@ HOW_TO_READ = (
     "value divided by the inferences. Energy, cycles and time come from the simulator's cost model: "
     "array cycles in SCALE-Sim's closed forms "
     "(and vector-unit cycles for the other layers), a "
-    "roofline time per layer (compute or the slowest memory level, layers one after another), and energy "
+    "time per layer with the array's folds double-buffered against the memory traffic (each fold takes "
+    "the longer of its compute and its slowest memory level; the first fold's reads and the last fold's "
+    "writes add; layers one after another), and energy "
     "= MACs × pJ per MAC + bytes × pJ per byte at each memory level. Throughput is the inferences "
     "divided by the batch time; records without an inference count show the batch time instead. SQNR is the "
     "signal-to-quantization-noise ratio of a layer's output against the FP32 forward pass; higher is "
@@ -96,6 +98,7 @@ def _model_section(m: ModelResults) -> str:
             f'<h3 id="{slug}-pareto">Accuracy versus energy</h3>{_pareto_figure(m, slug)}'
             f'<h3 id="{slug}-sqnr">Per-layer SQNR</h3>{_sqnr_figure(m, slug)}'
             f'<h3 id="{slug}-cost">Throughput and energy breakdown</h3>{_cost_figures(m, slug)}'
+            f'<h3 id="{slug}-layers">Per-layer cost</h3>{_layer_costs(m)}'
             f'<h3 id="{slug}-events">Overflow and saturation</h3>{_events(m)}'
             '</section>')
 
@@ -167,10 +170,26 @@ def _cost_figures(m: ModelResults, slug: str) -> str:
     series = [(_term_name(t), [float(v) for v in terms[t]]) for t in terms.columns]
     energy = svg.stacked_bars(configs, series, q.ENERGY_PER_BATCH.header, f"{slug}-energy-chart",
                               f"{m.model}: energy by term")
-    return (_figure(throughput, "Roofline throughput of one array, layers run back to back; the best is "
+    return (_figure(throughput, "Throughput of one array (folds double-buffered), layers run back to back; the best is "
                                 "highlighted.")
             + _figure(energy, "Energy by term: the MACs and the bytes moved at each memory level. The "
                               "number at the end of each bar is the total."))
+
+
+def _layer_costs(m: ModelResults) -> str:
+    """Each configuration's layers: the mapper's choice, cycles, bound, utilization, time, bytes
+    per memory level and energy terms, one folded table per configuration."""
+    if not m.layer_costs:
+        return '<p class="note">No per-layer cost in these records.</p>'
+    columns = layer_cost_columns(m)
+    parts = ['<p class="note">Per layer, per batch: the dataflow the mapper chose and the tile one fold '
+             'computes, array cycles, what bounds the time (compute or a memory level), MAC utilization '
+             'of the array, the double-buffered time, the bytes moved at each memory level and the '
+             'energy terms. Open a configuration to see its layers.</p>']
+    for config, layers in m.layer_costs.items():
+        parts.append(f'<details class="layers"><summary>{esc(config)}</summary>'
+                     f'{table(layers, columns, cls="sortable layers")}</details>')
+    return "".join(parts)
 
 
 def _term_name(term: str) -> str:
@@ -219,9 +238,12 @@ def _hardware_card(h: dict) -> str:
     rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(text(v))}</td></tr>' for k, v in facts)
     levels = pd.DataFrame(h.get("memory") or [])
     memory = table(levels, _memory_columns(), cls="memory") if len(levels) else ""
+    simplified = h.get("simplifications") or []
+    simplifications = ('<p class="simplified-head">Simplifications</p><ul class="simplifications">'
+                       + "".join(f"<li>{esc(x)}</li>" for x in simplified) + "</ul>") if simplified else ""
     return (f'<article class="card" id="hardware-{esc(h.get("config_hash", ""))}"><h3>{esc(h["name"])}</h3>'
             f'<p class="note">{esc(h.get("description", ""))}</p><table class="facts">{rows}</table>'
-            f'{memory}</article>')
+            f'{simplifications}{memory}</article>')
 
 
 def _formats(d: dict) -> str:
@@ -245,7 +267,8 @@ def _mac_energy(h, resolved: dict) -> str:
     if not e:
         return MISSING
     scaled = f' × {number(e["calibration"])}' if e.get("calibration", 1) != 1 else ""
-    return f'{number(resolved.get("mac_pj", e.get("mac_pj")))} pJ{scaled} at {e.get("node_nm", "?")} nm'
+    how = " (derived from the formats)" if "mac_pj" in e and e["mac_pj"] is None else ""
+    return f'{number(resolved.get("mac_pj", e.get("mac_pj")))} pJ{scaled} at {e.get("node_nm", "?")} nm{how}'
 
 
 def _memory_columns() -> list[Column]:
@@ -302,9 +325,16 @@ th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.num { white-space: nowrap; }
 tbody tr:hover { background: #f0f4fa; }
 td.best { background: var(--best); font-weight: 600; }
-table.summary td.text { white-space: nowrap; }
-table.summary td.text:last-child { white-space: normal; min-width: 18ch; }
-table.summary th.num { white-space: normal; min-width: 7ch; vertical-align: bottom; }
+table.summary { font-size: 12.5px; }
+table.summary th, table.summary td { padding: 4px 6px; }
+table.summary td.text { white-space: normal; overflow-wrap: anywhere; max-width: 24ch; }
+table.summary td.text:last-child { min-width: 14ch; }
+table.summary th { white-space: normal; vertical-align: bottom; }
+table.summary th.num { min-width: 6ch; }
+.simplified-head { font-size: 13px; font-weight: 600; margin: 4px 0 0; }
+ul.simplifications { font-size: 13px; color: var(--muted); margin: 2px 0 8px; padding-left: 20px; }
+details.layers summary { cursor: pointer; color: var(--accent); margin: 4px 0; }
+table.layers { font-size: 12.5px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 4px 16px 8px; }
 .card h3 { margin: 12px 0 2px; }
@@ -328,6 +358,7 @@ svg .frontier { fill: none; stroke: var(--accent); stroke-width: 2; }
 svg .point.optimal { fill: var(--accent); stroke: #fff; stroke-width: 1.5; }
 svg .point.dominated { fill: #fff; stroke: #8a93a3; stroke-width: 1.5; }
 svg .point-label { font-size: 11px; }
+svg .leader { stroke: #b5bcc8; stroke-width: 0.8; }
 svg .point-label.dominated { fill: var(--muted); }
 svg .floor { stroke: #c4c9d2; stroke-dasharray: 2 3; }
 svg .point-label.optimal { font-weight: 600; }

@@ -205,35 +205,51 @@ def _staircase(optimal: list[Point], xs: Scale, ys: Scale) -> list[tuple[float, 
 def _points(points: list[Point], xs: Scale, ys: Scale, area: tuple, taken: list) -> list[str]:
     at = [(p, xs(p.x), ys(p.y)) for p in points]
     taken = taken + [(x - 7, y - 7, x + 7, y + 7) for _, x, y in at]       # labels keep off every mark
-    marks, labels = [], []
+    marks, labels, unlabelled = [], [], 0
     # optimal points are drawn last (on top) and choose their label positions first
     for p, x, y in sorted(at, key=lambda a: a[0].optimal, reverse=True):
         label = _fit(p.label, 40)
-        lx, ly, anchor = _place_label(x, y, label, taken, area)
         cls = "optimal" if p.optimal else "dominated"
-        labels.append(_text(lx, ly, label, anchor, f"point-label {cls}"))
+        spot = _place_label(x, y, label, taken, area)
+        if spot is None:               # no free room anywhere: the mark's tooltip names it
+            unlabelled += 1
+        else:
+            lx, ly, anchor, leader = spot
+            if leader:
+                labels.append(f'<line class="leader" x1="{x:.1f}" y1="{y:.1f}" x2="{lx:.1f}" y2="{ly - 4:.1f}"/>')
+            labels.append(_text(lx, ly, label, anchor, f"point-label {cls}"))
         tip = f"<title>{esc(p.tooltip or p.label)}</title>"
         if p.below_floor:
             marks.append(f'<path class="point {cls}" d="M{x - 6:.1f},{y - 5:.1f} h12 l-6,10 z">{tip}</path>')
         else:
             marks.append(f'<circle class="point {cls}" cx="{x:.1f}" cy="{y:.1f}" r="{6 if p.optimal else 5}">{tip}</circle>')
+    if unlabelled:
+        labels.append(_text(area[0] + 4, area[1] + 12, f"{unlabelled} point(s) unlabelled for lack of room: "
+                            "hover over a mark for its name", cls="reference-label"))
     return list(reversed(marks)) + labels
 
 
+# vertical offsets tried for a label, nearest first; beyond the first three rows a leader line
+# joins the label to its mark
+_NEAR = 39
+
+
 def _place_label(x: float, y: float, label: str, taken: list, area: tuple):
-    """Right of the point, else left, nudged up or down: the first spot inside the plot that
-    overlaps no mark or label already there (or right of the point if none is free)."""
+    """Right of the point, else left, nudged up or down, then farther away with a leader line:
+    the first spot inside the plot that overlaps no mark, line or label already there. None
+    when there is none (labels never overlap)."""
     left, top, right, bottom = area
-    w, h = _text_width(label) * 0.92, 12           # point labels use the 11 px font
-    for dy in (0, -13, 13, -26, 26, -39, 39):
+    w, h = _text_width(label), 13       # 11 px labels, bold when optimal: the 12 px estimate bounds both
+    reach = int(bottom - top)
+    for dy in (d for step in range(0, reach, 13) for d in ((step,) if step == 0 else (-step, step))):
         for anchor, x0 in (("start", x + 9), ("end", x - 9)):
             edge = x0 if anchor == "start" else x0 - w
-            box = (edge, y + dy - 8, edge + w, y + dy - 8 + h)
-            if box[0] >= left and box[2] <= right and box[1] >= top and box[3] <= bottom \
+            box = (edge, y + dy - 9, edge + w, y + dy - 9 + h)
+            if box[0] >= left and box[2] <= right and box[1] >= top + 16 and box[3] <= bottom \
                     and not any(_overlap(box, other) for other in taken):
                 taken.append(box)
-                return x0, y + dy + 3, anchor
-    return x + 9, y + 3, "start"
+                return x0, y + dy + 3, anchor, abs(dy) > _NEAR
+    return None
 
 
 def _overlap(a, b) -> bool:

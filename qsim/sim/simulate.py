@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from math import ceil
 from collections import OrderedDict, defaultdict
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..datapaths import FloatAccumulator, block_matmul, float_matmul, int_matmul
 from ..datapaths.integer import requantize_accumulator
 from ..formats import IntFormat, format as get_format
 from ..hardware import load_hardware
-from ..hardware.cost import gemm_layer_cost, vector_layer_cost
+from ..hardware.cost import fold_tile, mapped_gemm_cost, vector_layer_cost
 from ..io import MODEL_ROW
 from ..plan import plan_gemm, resolve_datapath
 from ..quant.calibrate import calibrate
@@ -97,8 +98,9 @@ class _OnHardware(FP32):
     noting per call the counts and cost (collected per layer in `parts`). Plans are made once
     per (layer, GEMM key, shape, weight) and kept."""
 
-    def __init__(self, hw, ranges: dict, fp32_layers):
+    def __init__(self, hw, ranges: dict, fp32_layers, samples: int = 1, batch: int | None = None):
         self.hw, self.ranges, self.fp32_layers = hw, ranges, frozenset(fp32_layers)
+        self.samples, self.batch = samples, batch or samples   # cost taken per batch of `batch` inferences
         self.parts: list[dict] = []
         self.plans: dict = {}
 
@@ -124,16 +126,19 @@ class _OnHardware(FP32):
             y, counts = self._int_gemm(plan, key, a, b, bias, weight)
         else:
             y, counts = self._float_gemm(plan, key, a, b, bias, weight)
-        batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
-        self.parts.append(dict(counts, M=m, K=k, N=n, **_cost_fields(gemm_layer_cost(self.hw, m, k, n, plan.cost),
-                                                                     batch)))
+        products = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
+        rows, products, batches = _at_batch(m, products, self.samples, self.batch)
+        self.parts.append(dict(counts, M=m, K=k, N=n,
+                               **_gemm_cost_fields(self.hw, rows, k, n, plan.cost, products * batches)))
         return y
 
     def vector(self, y, reads):
         fmt = "fp32" if self._full_precision else self.hw.datapath.vector_format
         if fmt != "fp32":
             y = quantize(y, fmt, saturate=True)
-        self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(vector_layer_cost(self.hw, reads, y.size, fmt))))
+        share = self.batch / self.samples           # one batch's elements, costed once per batch
+        cost = vector_layer_cost(self.hw, ceil(reads * share), ceil(y.size * share), fmt)
+        self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(cost, 1 / share)))
         return y
 
     def _range(self, quantizer, key, role, x):
@@ -238,20 +243,46 @@ def _float_codes(x, quantizer, fmt_name: str, calib_max):
     return encode((x / scale).astype(np.float32), fmt, saturate=True), scale
 
 
-def _cost_fields(cost, batch: int = 1) -> dict:
-    """Record fields of a cost, repeated `batch` times (a batched product)."""
-    return dict(macs=cost.macs * batch, cycles=cost.cycles * batch, seconds=cost.seconds * batch,
+def _at_batch(m: int, products: int, samples: int, batch: int) -> tuple[int, int, float]:
+    """A GEMM of the whole run (`products` products of M rows over `samples` inferences) as one
+    batch of `batch` inferences runs it: its rows, its products, and how many such batches
+    make the run (samples / batch). The inferences are a product's rows (Linear, convolution:
+    M = samples x rows per inference) or the products themselves (attention: one or more per
+    inference)."""
+    if batch == samples:
+        return m, products, 1
+    if products % samples == 0:
+        return m, products // samples * batch, samples / batch
+    if m % samples == 0:
+        return m // samples * batch, products, samples / batch
+    raise ValueError(f"a GEMM of {products} products of {m} rows does not split into {samples} inferences")
+
+
+def _cost_fields(cost, batch: float = 1) -> dict:
+    """Record fields of a cost, repeated `batch` times (a batched product, or one batch's cost
+    repeated over the run's batches)."""
+    return dict(macs=round(cost.macs * batch), cycles=round(cost.cycles * batch), seconds=cost.seconds * batch,
                 bound=cost.bound,
                 **{f"bytes_{lv}": b * batch for lv, b in cost.bytes_by_level.items()},
                 **{f"energy_{term}_pj": e * batch for term, e in cost.energy_pj.items()},
                 energy_total_pj=cost.energy_total_pj * batch)
 
 
+def _gemm_cost_fields(hw, m: int, k: int, n: int, inputs, batch: int) -> dict:
+    """A GEMM's cost fields with the mapper's choice: its dataflow and the tile one fold computes."""
+    cost = mapped_gemm_cost(hw, m, k, n, inputs)
+    tile = fold_tile(m, k, n, hw.array.rows, hw.array.cols, cost.dataflow)
+    return dict(_cost_fields(cost, batch), dataflow=cost.dataflow, tile_M=tile[0], tile_K=tile[1], tile_N=tile[2])
+
+
+_CHOICE = ("dataflow", "tile_M", "tile_K", "tile_N")
+
+
 def _layer_fields(parts: list[dict], hw) -> dict:
     """One layer's record fields from its datapath and vector calls: sums, the first GEMM's
     shape, the bound of its slowest call."""
-    summed = {k: sum(p[k] for p in parts) for k in parts[0] if k not in ("M", "K", "N", "bound")}
-    shape = next(({k: p[k] for k in "MKN"} for p in parts if "M" in p), {})
+    summed = {k: sum(p[k] for p in parts) for k in parts[0] if k not in ("M", "K", "N", "bound", *_CHOICE)}
+    shape = next(({k: p[k] for k in ("M", "K", "N", *_CHOICE)} for p in parts if "M" in p), {})
     bound = max(parts, key=lambda p: p["seconds"])["bound"]
     array = hw.array.rows * hw.array.cols
     utilization = summed["macs"] / (summed["cycles"] * array) if summed["cycles"] else 0.0
@@ -303,11 +334,18 @@ def _run_info(work_name: str, hw, path, seed: int, calibration: str) -> dict:
 _TOTALS = ("macs", "cycles", "seconds", "energy_total_pj", "overflow", "saturated")
 
 
-def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_layers=()) -> list[dict]:
+def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_layers=(),
+             batch: int | None = None) -> list[dict]:
     """One record per layer plus one for the whole model ("layer" = "__model__").
 
     calibration: how tensor ranges are taken from the calibration split (qsim.quant.calibrate:
-    max, percentile, mse, entropy). fp32_layers: names of layers kept in FP32."""
+    max, percentile, mse, entropy). fp32_layers: names of layers kept in FP32. batch: the
+    inferences one run of the hardware takes at a time (default: the whole test set at once);
+    the cost columns are one batch's cost times the run's batches (samples / batch), so that
+    seconds / samples is the latency per inference at that batch (batch=1: batch-1 latency)
+    and samples / seconds the throughput. The numbers (the error columns) do not depend on it."""
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
     work = load_model(model) if isinstance(model, str) else model
     hw = load_hardware(hardware)
     path = resolve_datapath(hw)
@@ -316,7 +354,8 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
         raise ValueError(f"fp32_layers names layers {sorted(unknown)} that {work.name} does not have")
     ranges, ref = _prepare(work, calibration)
     run = _run_info(work.name, hw, path, seed, calibration)
-    ex = _OnHardware(hw, ranges, fp32_layers)
+    samples = len(ref[-1])
+    ex = _OnHardware(hw, ranges, fp32_layers, samples, batch)
     records = []
 
     def record(layer, y):
@@ -327,6 +366,6 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
 
     out = run_graph(work.layers, work.test, ex, record)
     totals = {k: sum(r[k] for r in records) for k in _TOTALS}
-    records.append(dict(run, layer=MODEL_ROW, op="model", samples=len(out), **_model_metrics(work, ref[-1], out), **totals,
+    records.append(dict(run, layer=MODEL_ROW, op="model", samples=len(out), batch=ex.batch, **_model_metrics(work, ref[-1], out), **totals,
                         **_metrics(ref[-1], out)))
     return records

@@ -293,3 +293,36 @@ def test_command(tmp_path, capsys):
     assert "report:" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         parser.parse_args(["report", str(tmp_path / "d")])     # -o is required
+
+
+def test_pareto_labels_never_overlap_even_when_crowded():
+    """Forty points on one spot: each label gets a free spot or none (then a note says so); the
+    placed label boxes never intersect."""
+    import re
+
+    from qsim.report import svg
+    points = [svg.Point(f"configuration number {i}", 1.0, 0.5, i == 0) for i in range(40)]
+    chart = svg.pareto_scatter(points, "energy", "accuracy", "c", "crowded", width=500, height=300)
+    labels = re.findall(r'<text x="([\d.]+)" y="([\d.]+)" text-anchor="(\w+)" class="point-label[^"]*">([^<]*)<', chart)
+    assert 5 <= len(labels) < 40 and "unlabelled for lack of room" in chart
+    boxes = []
+    for x, y, anchor, label in labels:
+        w = svg._text_width(label)
+        left = float(x) if anchor == "start" else float(x) - w
+        boxes.append((left, float(y) - 12, left + w, float(y) + 1))
+    assert not any(svg._overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_cards_show_each_presets_simplifications(tmp_path):
+    from qsim.hardware import load_hardware
+    from qsim.io import write_records
+    from qsim.report import build_report
+    from qsim.sim import simulate
+    hw = load_hardware("h100-fp8")
+    write_records(simulate("digits-mlp", hw), tmp_path / "d", hardware=hw)
+    html, _ = build_report(tmp_path / "d", tmp_path / "r.html")
+    card = html.read_text().split('<article class="card"', 1)[1].split("</article>", 1)[0]
+    assert "Simplifications" in card and len(hw.simplifications) == 3
+    assert "at 7 nm (derived from the formats)" in card
+    for item in hw.simplifications:
+        assert f"<li>{item}</li>" in card

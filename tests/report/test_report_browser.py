@@ -105,3 +105,66 @@ def test_screenshot(page):
     path = out / "report.png"
     assert page.save_screenshot(str(path)) and path.stat().st_size > 10_000
     print(f"report screenshot: {path.resolve()}")
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory):
+    """Every preset on digits-mlp under --iso (long names, eleven configurations) with the mapper,
+    at batch 1: the widest summary and the most crowded Pareto plot the presets make."""
+    from qsim.cli import main
+    root = tmp_path_factory.mktemp("crowded")
+    assert main(["compare", "--model", "digits-mlp", "--iso", "7", "--set", "array.mapper=energy", "--batch", "1",
+                 "--out", str(root / "dataset")]) == 0
+    html_path, _ = build_report(root / "dataset", root / "report.html")
+    driver = _chrome()
+    try:
+        driver.set_window_size(1400, 1000)
+        driver.get(html_path.as_uri())
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_summary_fits_1400_pixels(crowded):
+    width = crowded.execute_script("return window.innerWidth")
+    assert width == 1400
+    assert crowded.execute_script("return document.documentElement.scrollWidth") <= width
+    wraps = crowded.execute_script("return [...document.querySelectorAll('table.summary')]"
+                                   ".map(t => [t.parentElement.scrollWidth, t.parentElement.clientWidth])")
+    assert wraps and all(scroll <= client for scroll, client in wraps), wraps
+
+
+def test_pareto_labels_never_overlap(crowded):
+    charts = crowded.execute_script("""return [...document.querySelectorAll('svg[id$="-pareto-chart"]')].map(svg =>
+        [...svg.querySelectorAll('text.point-label')].map(t => {
+            const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.top, r.right, r.bottom]; }))""")
+    assert charts and all(len(c) >= 8 for c in charts)          # most of the eleven are labelled
+    for labels in charts:
+        overlaps = [(a[0], b[0]) for i, a in enumerate(labels) for b in labels[i + 1:]
+                    if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
+        assert overlaps == []
+
+
+def test_per_layer_cost_tables(crowded):
+    from selenium.webdriver.common.by import By
+    details = crowded.find_elements(By.CSS_SELECTOR, "details.layers")
+    assert len(details) == 11
+    details[0].find_element(By.TAG_NAME, "summary").click()
+    table = details[0].find_element(By.CSS_SELECTOR, "table.layers")
+    headers = [th.text.replace("\n", " ") for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    for header in ("dataflow (mapper)", "fold tile M×K×N", "cycles per batch", "bound", "utilization (%)",
+                   "MAC energy (nJ)", "energy (nJ)"):
+        assert header in headers
+    assert len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == 3            # fc1, relu1, fc2
+
+
+def test_screenshot_at_1400_pixels(crowded):
+    out = Path(os.environ.get("QSIM_TEST_OUTPUT", "test-output"))
+    out.mkdir(parents=True, exist_ok=True)
+    height = crowded.execute_script("return document.documentElement.scrollHeight")
+    crowded.set_window_size(1400, height)
+    path = out / "report-1400.png"
+    assert crowded.save_screenshot(str(path)) and path.stat().st_size > 10_000
+    width = int.from_bytes(path.read_bytes()[16:20], "big")          # PNG IHDR: width in pixels
+    assert width == 1400
+    print(f"report screenshot at 1400 px: {path.resolve()}")
