@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from ..hardware import load_hardware
-from ..hardware.cost import gemm_layer_cost, vector_layer_cost
+from ..hardware.cost import vector_layer_cost
 from ..io import MODEL_ROW
 from ..plan import plan_gemm
 from .onnx_graph import OnnxQuantError
 from .onnx_quant import PATHS, execute, load_quantized
 from .onnx_reference import qparams, real, reference
 from .run import _prepared, hardware_datapath
-from .simulate import _TOTALS, _cost_fields, _layer_fields, _metrics, _run_info, simulate
+from .simulate import _TOTALS, _cost_fields, _gemm_cost_fields, _layer_fields, _metrics, _run_info, simulate
 
 ORT_CPU = "x86-cpu-ort"                      # the machine preset an ORT session's cost is charged to
 CONV_OPS = {"QLinearConv": 3, "ConvInteger": 1, "Conv": 1, "FusedConv": 1}            # op -> weight input
@@ -206,7 +206,7 @@ def _costs(hw, node, values: dict, consts) -> list[dict]:
         return [dict(_cost_fields(cost), overflow=0, saturated=0)]
     m, k, n, batch, weight = shape
     plan = plan_gemm(hw, m, k, n, weight)
-    return [dict(_cost_fields(gemm_layer_cost(hw, m, k, n, plan.cost), batch), M=m, K=k, N=n, overflow=0, saturated=0)]
+    return [dict(_gemm_cost_fields(hw, m, k, n, plan.cost, batch), M=m, K=k, N=n, overflow=0, saturated=0)]
 
 
 def _gemm_shape(node, values: dict, consts):
