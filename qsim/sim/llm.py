@@ -411,7 +411,8 @@ LAYER_KINDS = ("q", "k", "v", "o", "gate", "up", "down", "head")   # the GEMM la
 
 def llama_layers(f: LlamaFile) -> tuple:
     c, w = f.config, f.tensors
-    linear = lambda name, tensor, source: Linear(name, np.ascontiguousarray(w[tensor].T), None, inputs=(source,))
+    # weights are views of the file's tensors (rows = outputs) as (K, N): one copy of the model in memory
+    linear = lambda name, tensor, source: Linear(name, w[tensor].T, None, inputs=(source,))
     norm = lambda name, tensor, source: RMSNorm(name, weight=w[tensor], eps=c.norm_eps, inputs=(source,))
     layers, h = [], "x"
     for i in range(c.blocks):
@@ -432,7 +433,7 @@ def llama_layers(f: LlamaFile) -> tuple:
                    Add(l + "res2", inputs=(l + "down", l + "res1"))]
         h = l + "res2"
     head = w.get("output.weight", w["token_embd.weight"])            # tied: the embedding's transpose
-    layers += [norm("norm", "output_norm.weight", h), Linear("head", np.ascontiguousarray(head.T), None)]
+    layers += [norm("norm", "output_norm.weight", h), Linear("head", head.T, None)]
     return tuple(layers)
 
 
@@ -477,7 +478,7 @@ def llm_metrics(targets: np.ndarray, ref: np.ndarray, out: np.ndarray) -> dict:
     kl = float((np.exp(lr) * (lr - lp)).sum(axis=-1).mean())
     return {"perplexity": float(np.exp(nll(lp))), "fp32_perplexity": float(np.exp(nll(lr))),
             "agreement_fp32": float((out.argmax(-1) == ref.argmax(-1)).mean()),
-            "kl_divergence": kl, "nan_count": int(np.isnan(out).sum())}
+            "kl_divergence": kl}
 
 
 def perplexity(logits: np.ndarray, ids: np.ndarray) -> float:
@@ -490,6 +491,7 @@ def _file(path: str) -> LlamaFile:
     return read_llama(path)
 
 
+@lru_cache(maxsize=2)
 def load_llm(model: str, prompt_tokens: int = TEST_TOKENS, batch: int = 1, calib_tokens: int = CALIB_TOKENS,
              decode_tokens: int = 0) -> Workload:
     """An LLM workload: a built-in name or a GGUF path. Calibration: the first calib_tokens
@@ -531,3 +533,40 @@ class LLMRun:
     @property
     def prompt_tokens(self) -> int:
         return self.data.ids.shape[1]
+
+
+# -- decode: what one generated token costs ---------------------------------------------------
+@dataclass(frozen=True)
+class DecodeGemm:
+    key: str              # the GEMM's key, as in prefill
+    m: int
+    k: int
+    n: int
+    count: int = 1        # independent products of this shape (batch x KV heads for attention)
+    weight: bool = True   # B is a weight (else the KV cache)
+
+
+@dataclass(frozen=True)
+class DecodeVector:
+    reads: int
+    writes: int
+    kv: bool = False      # writes new keys and values into the KV cache (in its format)
+
+
+def decode_step(layer, cfg: LlamaConfig, batch: int, context: int) -> list:
+    """The operations of one layer when `batch` sequences each generate one token with
+    `context` tokens (the new one included) in the KV cache: GEMVs that read every weight, the
+    attention products reading the whole cache, the vector operations on one token per sequence."""
+    d, group = cfg.head_dim, cfg.heads // cfg.kv_heads
+    if isinstance(layer, Linear):
+        k, n = layer.weight.shape
+        return [DecodeGemm(layer.name, batch, k, n)]
+    if isinstance(layer, CausalAttention):
+        pairs = batch * cfg.kv_heads
+        return [DecodeVector(2 * pairs * d, 2 * pairs * d, kv=True),           # the new key and value, stored
+                DecodeGemm(f"{layer.name}.qk", group, d, context, pairs, weight=False),
+                DecodeVector(3 * batch * cfg.heads * context, batch * cfg.heads * context),
+                DecodeGemm(f"{layer.name}.pv", group, context, d, pairs, weight=False)]
+    width = {RMSNorm: (cfg.dim, cfg.dim), Add: (2 * cfg.dim, cfg.dim), SwiGLU: (2 * cfg.ffn_dim, cfg.ffn_dim)}
+    reads, writes = width[type(layer)]
+    return [DecodeVector(batch * reads, batch * writes)]

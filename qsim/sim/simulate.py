@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict, defaultdict
+from dataclasses import replace
 
 import numpy as np
 
@@ -35,7 +36,10 @@ from ..quant.intquant import dequantize_int, quantize_int
 from ..quant.blocks import block_quantize
 from .graph import FP32, forward_fp32, run_graph
 from .layers import GEMM_LAYERS
+from .llm import CausalAttention
 from .models import load_model
+
+_GROWS_WITH_CONTEXT = (CausalAttention,)      # decode layers whose cost changes as the KV cache grows
 
 
 def _affine(lo, hi, fmt: IntFormat, symmetric: bool):
@@ -134,6 +138,24 @@ class _OnHardware(FP32):
         if fmt != "fp32":
             y = quantize(y, fmt, saturate=True)
         self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(vector_layer_cost(self.hw, reads, y.size, fmt))))
+        return y
+
+    def kv_cache(self, x):
+        """Keys or values stored in the KV cache's format and read back (symmetric scales from the
+        largest magnitude of the tensor or of each token's vector); writing them is charged."""
+        kv = self.hw.datapath.kv_format
+        if self._full_precision or kv.format == "fp32":
+            return x
+        fmt = get_format(kv.format)
+        if kv.granularity == "none":
+            y = quantize(x, fmt, saturate=True)
+        else:
+            amax = np.abs(x).max(axis=None if kv.granularity == "per-tensor" else -1, keepdims=True)
+            limit = float(fmt.qmax if isinstance(fmt, IntFormat) else fmt.max)
+            scale = (np.maximum(amax, np.float32(1e-30)) / np.float32(limit)).astype(np.float32)
+            y = (quantize((x / scale).astype(np.float32), fmt, saturate=True) * scale).astype(np.float32)
+        self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(vector_layer_cost(self.hw, x.size, x.size,
+                                                                                         kv.format))))
         return y
 
     def _range(self, quantizer, key, role, x):
@@ -326,7 +348,51 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
         ex.parts = []
 
     out = run_graph(work.layers, work.test, ex, record)
+    if work.llm is not None:
+        return _llm_records(work, hw, run, records, ex, ref[-1], out)
     totals = {k: sum(r[k] for r in records) for k in _TOTALS}
     records.append(dict(run, layer=MODEL_ROW, op="model", samples=len(out), **_model_metrics(work, ref[-1], out), **totals,
                         **_metrics(ref[-1], out)))
+    return records
+
+
+def _llm_records(work, hw, run, prefill: list[dict], ex, ref, out) -> list[dict]:
+    """A decoder LLM's records: the prefill layers as run (the prompts' tokens, every GEMM on
+    the datapath), then each layer's decode cost summed over the generated tokens (GEMVs that
+    read every weight, attention reading the KV cache as it grows), then the model row (both
+    phases' cost; perplexity, agreement and KL divergence of the prompts' next tokens)."""
+    from .llm import DecodeGemm, decode_step, llm_metrics
+    llm = work.llm
+    cfg, batch, prompt, steps = llm.file.config, llm.batch, llm.prompt_tokens, llm.decode_tokens
+    for r in prefill:
+        r.update(phase="prefill", tokens=batch * prompt)
+    decode = []
+    kv = hw.datapath.kv_format
+    for layer in work.layers if steps else ():
+        full = layer.name in ex.fp32_layers
+        parts = []
+        for context in range(prompt + 1, prompt + steps + 1):
+            for op in decode_step(layer, cfg, batch, context):
+                if isinstance(op, DecodeGemm):
+                    plan = ex.plan(op.key, op.m, op.k, op.n, op.weight) if not full else \
+                        plan_gemm(hw, op.m, op.k, op.n, op.weight, full_precision=True)
+                    cost = plan.cost if op.weight or full else replace(plan.cost, bits=(plan.cost.bits[0], kv.bits,
+                                                                                       plan.cost.bits[2]))
+                    parts.append(dict(overflow=0, saturated=0, M=op.m, K=op.k, N=op.n,
+                                      **_cost_fields(gemm_layer_cost(hw, op.m, op.k, op.n, cost), op.count)))
+                else:
+                    fmt = "fp32" if full else kv.format if op.kv else hw.datapath.vector_format
+                    parts.append(dict(overflow=0, saturated=0,
+                                      **_cost_fields(vector_layer_cost(hw, op.reads, op.writes, fmt))))
+            if not any(isinstance(layer, t) for t in _GROWS_WITH_CONTEXT):   # the same every step
+                parts = [{k: v * steps if k not in ("M", "K", "N", "bound") else v for k, v in p.items()} for p in parts]
+                break
+        kind = "fp32" if full else "gemm" if isinstance(layer, GEMM_LAYERS) else "vector"
+        decode.append(dict(run, layer=layer.name, op=type(layer).__name__, unit=kind, phase="decode",
+                           tokens=batch * steps, **_layer_fields(parts, hw)))
+    records = prefill + decode
+    totals = {k: sum(r[k] for r in records) for k in _TOTALS}
+    records.append(dict(run, layer=MODEL_ROW, op="model", samples=batch, phase="prefill+decode",
+                        tokens=batch * (prompt + steps), **llm_metrics(llm.data.targets, ref, out), **totals,
+                        **_metrics(ref, out)))
     return records
