@@ -22,8 +22,9 @@ from .cost import DATAFLOWS
 from .presets import PRESET_DIR, hardware_presets
 
 # how an operand is scaled: one scale per tensor, per output channel, per group of K elements,
-# per block of a block format, or not at all (16-bit and wider floats are encoded as they are)
-GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "block")
+# per block of a block format, per token (each row of the activations, dynamic), or not at all
+# (16-bit and wider floats are encoded as they are)
+GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "block", "per-token")
 
 
 class HardwareError(ValueError):
@@ -368,6 +369,8 @@ def _operand(t: _Table, path, integer: bool, weights: bool) -> Operand:
         raise t.error("block_size", block_size, f"{name} has 2-D tiles; choose another block format")
     if dynamic and weights:
         raise t.error("dynamic", True, "weights are quantized once from their own range")
+    if weights and granularity == "per-token":
+        raise t.error("granularity", granularity, "per-token scales are for activations; weights take per-channel")
     t.done()
     return Operand(name, granularity, symmetric, group_size, block_size or 0, dynamic)
 
@@ -422,8 +425,11 @@ def _check_datapath(d: Datapath, path, integer: bool, t: _Table) -> None:
         for op, tab in ((a, acts), (w, wts)):
             if not isinstance(get_format(op.element_format), IntFormat) or op.granularity == "block":
                 raise tab.error("format", op.format, f"integer kernel {path.name} takes integer formats (int8, uint8, int4, ...)")
-        if a.granularity != "per-tensor":
-            raise acts.error("granularity", a.granularity, "integer kernels take per-tensor activations")
+        if a.granularity not in ("per-tensor", "per-token"):
+            raise acts.error("granularity", a.granularity, "integer kernels take per-tensor or per-token activations")
+        if a.granularity == "per-token" and not (a.dynamic and a.symmetric):
+            raise acts.error("granularity", a.granularity, "per-token activations take their scale from each row at "
+                             "run time: set dynamic = true and symmetric = true")
         if w.granularity not in ("per-tensor", "per-channel"):
             raise wts.error("granularity", w.granularity, "integer kernels take per-tensor or per-channel weights")
         if not a.dynamic and not isinstance(out, IntFormat):

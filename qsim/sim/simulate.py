@@ -165,8 +165,13 @@ class _OnHardware(FP32):
     def _int_gemm(self, plan, key, a, b, bias, weight):
         qa, qb, out, path = plan.a, plan.b, plan.output, plan.kernel.path
         af, yf = get_format(qa.format), get_format(out.format)
-        sa, za = _affine(*self._range(qa, key, "a", a), af, qa.symmetric)
-        aq = quantize_int(a, af, sa, int(za))
+        if qa.granularity == "per-token":      # a symmetric scale per row, from the row's largest magnitude
+            amax = np.abs(a).max(axis=-1, keepdims=True)
+            sa, za = (np.where(amax > 0, amax, np.float32(1)) / np.float32(af.qmax)).astype(np.float32), 0
+            aq = quantize_int((a / sa).astype(np.float32), af, np.float32(1), 0)
+        else:
+            sa, za = _affine(*self._range(qa, key, "a", a), af, qa.symmetric)
+            aq = quantize_int(a, af, sa, int(za))
         bf = get_format(qb.format)
         if weight:
             sb, zb = self._weight_scales(qb, path, b, bias, bf, sa)
@@ -194,7 +199,7 @@ class _OnHardware(FP32):
         scale, zero = _affine(w.min(axis=axis), w.max(axis=axis), fmt, qb.symmetric)
         if bias is not None and path.bias == "int32" and qb.symmetric:
             # a near-dead channel's scale is raised until its int32 bias fits (as TFLite's converter does)
-            need = np.abs(bias) / (float(sa) * 2.0 ** 30)
+            need = np.abs(bias) / (float(np.max(sa)) * 2.0 ** 30)
             scale = np.maximum(scale, need if axis == 0 else need.max()).astype(np.float32)
         return scale, zero
 
