@@ -134,6 +134,11 @@ def small(gguf_path):
     return L.load_llm(str(gguf_path), prompt_tokens=12, batch=2, calib_tokens=16, decode_tokens=3)
 
 
+@pytest.fixture(scope="module")
+def int8_records(small):
+    return simulate(small, "int8-per-token")
+
+
 def test_fp32_hardware_reproduces_the_fp32_forward_pass(small):
     records = simulate(small, "fp32-reference")
     m = records[-1]
@@ -141,9 +146,8 @@ def test_fp32_hardware_reproduces_the_fp32_forward_pass(small):
     assert m["tokens"] == 2 * (12 + 3) and m["phase"] == "prefill+decode"
 
 
-def test_records_have_phases_and_decode_reads_every_weight_each_step(small):
-    hw = load_hardware("int8-per-token")
-    records = simulate(small, hw)
+def test_records_have_phases_and_decode_reads_every_weight_each_step(small, int8_records):
+    records = int8_records
     prefill = [r for r in records if r.get("phase") == "prefill"]
     decode = [r for r in records if r.get("phase") == "decode"]
     assert [r["layer"] for r in prefill] == [r["layer"] for r in decode] == [layer.name for layer in small.layers]
@@ -159,8 +163,8 @@ def test_records_have_phases_and_decode_reads_every_weight_each_step(small):
     assert m["macs"] == sum(r["macs"] for r in records[:-1])
 
 
-def test_kv_cache_format_changes_the_attention_only(small):
-    base = simulate(small, "int8-per-token")
+def test_kv_cache_format_changes_the_attention_only(small, int8_records):
+    base = int8_records
     fp32_kv = simulate(small, override_hardware("int8-per-token", {"datapath.kv_cache.format": "fp32",
                                                                    "datapath.kv_cache.granularity": "none"}))
     attn = lambda records, name: next(r for r in records if r["layer"] == name and r["phase"] == "prefill")
@@ -197,7 +201,7 @@ def test_per_token_integer_gemm_against_a_scalar_reference():
      r"datapath\.kv_cache\.granularity = 'none': int8 needs a scale"),
     ({"datapath.kv_cache.format": "bf16", "datapath.kv_cache.granularity": "per-token"},
      r"datapath\.kv_cache\.granularity = 'per-token': bf16 is stored as it is"),
-    ({"datapath.kv_cache.format": "e9m9"}, r"datapath\.kv_cache\.format"),
+    ({"datapath.kv_cache.format": "fp7"}, r"datapath\.kv_cache\.format: unknown format"),
     ({"datapath.kv_cache.format": "uint8"}, r"datapath\.kv_cache\.format = 'uint8'.*signed"),
     ({"datapath.kv_cache.bits": 8}, r"unknown key datapath\.kv_cache\.bits"),
     ({"datapath.activations.dynamic": False}, r"datapath\.activations\.granularity = 'per-token'.*dynamic = true"),
