@@ -17,7 +17,8 @@ from .formats.block import BlockFormat
 from .hardware.cost import GemmCostInputs
 from .hardware.presets import hardware_presets
 
-from .hardware.spec import GRANULARITIES      # granularities of a quantizer: those of a description's operands
+# granularities of a quantizer (those of a description's operands, qsim.hardware.spec)
+GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "block", "per-token")
 # where a quantizer's range comes from
 RANGES = ("none", "calibrated", "dynamic", "weights", "blocks")
 KERNELS = ("integer", "float", "block", "fp32", "fp32-layer")

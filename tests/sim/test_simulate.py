@@ -17,7 +17,7 @@ from qsim.sim.graph import forward_fp32
 # top-1 on the 397 test digits (FP32: 0.9824); measured, with a tolerance of about 3 samples
 EXPECTED_TOP1 = {"edge-npu-int8": 0.982, "edge-npu-int8-acc16": 0.713, "h100-fp8": 0.987, "tpu-bf16": 0.982,
                  "mi300-fp8fnuz": 0.982, "mxfp8": 0.980, "mxfp4": 0.977, "int4-weight-only": 0.980,
-                 "fp32-reference": 0.9824, "nvfp4": 0.992, "fp8-blockwise": 0.985}
+                 "fp32-reference": 0.9824, "nvfp4": 0.992, "fp8-blockwise": 0.985, "int8-per-token": 0.982}
 
 
 @pytest.mark.parametrize("hardware", sorted(EXPECTED_TOP1))
@@ -81,7 +81,7 @@ def test_compare_command_writes_dataset_and_summary(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["simulate", "--hardware", "tpu-v9"], "unknown hardware 'tpu-v9'"),
-    (["simulate", "--model", "resnet"], "invalid choice"),
+    (["simulate", "--model", "resnet"], "unknown model 'resnet'"),
     (["compare", "--hardware", "nope.toml"], "cannot read"),
 ])
 def test_bad_command_line_input(argv, message):
@@ -95,7 +95,7 @@ def test_every_preset_simulates():
 
 CNN_TOP1 = {"edge-npu-int8": 0.985, "edge-npu-int8-acc16": 0.474, "h100-fp8": 0.982, "tpu-bf16": 0.987,
             "mi300-fp8fnuz": 0.985, "mxfp8": 0.987, "mxfp4": 0.899, "int4-weight-only": 0.970,
-            "fp32-reference": 0.987, "nvfp4": 0.970, "fp8-blockwise": 0.985}
+            "fp32-reference": 0.987, "nvfp4": 0.970, "fp8-blockwise": 0.985, "int8-per-token": 0.985}
 
 
 @pytest.mark.parametrize("hardware", sorted(CNN_TOP1))
