@@ -406,7 +406,8 @@ class CausalAttention(Layer):
         return np.ascontiguousarray(ctx.transpose(0, 2, 1, 3).reshape(n, t, self.heads * d))
 
 
-LAYER_KINDS = ("q", "k", "v", "o", "gate", "up", "down", "head")   # the GEMM layers of a block, and the head
+# the GEMM layers of a block (attn: both attention products and the KV cache), and the head
+LAYER_KINDS = ("q", "k", "v", "attn", "o", "gate", "up", "down", "head")
 
 
 def llama_layers(f: LlamaFile) -> tuple:
@@ -438,7 +439,7 @@ def llama_layers(f: LlamaFile) -> tuple:
 
 
 def layer_kind(name: str) -> str | None:
-    """q, k, v, o, gate, up, down or head for a GEMM layer's name; None for other layers."""
+    """The kind (LAYER_KINDS) of a GEMM layer's name; None for other layers."""
     kind = name.rsplit(".", 1)[-1]
     return kind if kind in LAYER_KINDS else None
 
