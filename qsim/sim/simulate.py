@@ -374,13 +374,13 @@ def _llm_records(work, hw, run, prefill: list[dict], ex, ref, out) -> list[dict]
     decode = []
     kv = hw.datapath.kv_format
     for layer in work.layers if steps else ():
+        ex.layer = layer                           # the executor's plans follow the layer's precision
         full = layer.name in ex.fp32_layers
         parts = []
         for context in range(prompt + 1, prompt + steps + 1):
             for op in decode_step(layer, cfg, batch, context):
                 if isinstance(op, DecodeGemm):
-                    plan = ex.plan(op.key, op.m, op.k, op.n, op.weight) if not full else \
-                        plan_gemm(hw, op.m, op.k, op.n, op.weight, full_precision=True)
+                    plan = ex.plan(op.key, op.m, op.k, op.n, op.weight)
                     cost = plan.cost if op.weight or full else replace(plan.cost, bits=(plan.cost.bits[0], kv.bits,
                                                                                        plan.cost.bits[2]))
                     parts.append(dict(overflow=0, saturated=0, M=op.m, K=op.k, N=op.n,

@@ -226,3 +226,15 @@ def test_cli_runs_an_llm_and_rejects_llm_options_elsewhere(gguf_path, tmp_path, 
     assert "prefill time per batch" in out and "decode time per step" in out and "| tpu-bf16 |" in out
     assert main(["simulate", "--model", "digits-mlp", "--generate", "5", "--out", str(tmp_path / "r2")]) == 2
     assert "--generate: only for decoder LLMs" in capsys.readouterr().err
+
+
+def test_sensitivity_groups_an_llm_by_layer_kind_and_scores_perplexity(small):
+    from qsim.sweep.sensitivity import _drop, _metric, _units
+    gemm = [layer.name for layer in small.layers if L.layer_kind(layer.name)]
+    units = _units("smollm2-135m", gemm)
+    assert list(units) == list(L.LAYER_KINDS)
+    assert units["q"] == tuple(f"l{i}.q" for i in range(30)) and units["head"] == ("head",)
+    assert units["attn"] == tuple(f"l{i}.attn" for i in range(30))
+    assert _units("digits-mlp", ["fc1", "fc2"]) == {"fc1": ("fc1",), "fc2": ("fc2",)}
+    assert _metric({"perplexity": 30.0, "fp32_perplexity": 24.0}) == ("perplexity", 24.0)
+    assert _drop("perplexity", 24.0, 30.0) == pytest.approx(0.25) and _drop("top1", 0.9, 0.8) == pytest.approx(0.1)
