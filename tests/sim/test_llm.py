@@ -166,7 +166,13 @@ def test_records_have_phases_and_decode_reads_every_weight_each_step(small, int8
 def test_kv_cache_format_changes_the_attention_only(small, int8_records):
     base = int8_records
     fp32_kv = simulate(small, override_hardware("int8-per-token", {"datapath.kv_cache.format": "fp32",
-                                                                   "datapath.kv_cache.granularity": "none"}))
+                                                                   "datapath.kv_cache.granularity": "none"}),
+                       fp32_layers=["head"])
+    decode = lambda records, name: next(r for r in records if r["layer"] == name and r["phase"] == "decode")
+    # decode follows each layer's own precision: the head's FP32 weights read 4x the int8 bytes, l0.q's the same
+    assert decode(fp32_kv, "head")["bytes_dram"] > 3 * decode(base, "head")["bytes_dram"]
+    assert decode(fp32_kv, "l0.q")["bytes_dram"] == decode(base, "l0.q")["bytes_dram"]
+    assert decode(fp32_kv, "head")["unit"] == "fp32"
     attn = lambda records, name: next(r for r in records if r["layer"] == name and r["phase"] == "prefill")
     assert attn(base, "l0.k")["sqnr_db"] == attn(fp32_kv, "l0.k")["sqnr_db"]        # before the cache: equal
     assert attn(base, "l0.attn")["sqnr_db"] != attn(fp32_kv, "l0.attn")["sqnr_db"]
