@@ -95,6 +95,14 @@ def test_every_reader_opens_the_output_directory(outputs, command, reader):
     assert len(read_records(directory)) == len(want)
 
 
+def test_the_llm_run_has_both_phases(outputs):
+    frame = read_records(outputs["simulate"])
+    llm = frame[frame.model == "SmolLM2-135M-Instruct.Q4_1"]
+    assert set(llm.phase) == {"prefill", "decode", "prefill+decode"}
+    model = llm[llm.layer == "__model__"].iloc[0]
+    assert model.tokens == 5 and model.perplexity > 1 and model.kl_divergence >= 0
+
+
 def test_output_directories_hold_only_records_and_the_report_reads_them(outputs, tmp_path):
     for command, directory in outputs.items():
         assert [f.suffix for f in directory.iterdir()] == [".parquet"] * len(list(directory.iterdir()))

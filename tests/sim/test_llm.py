@@ -224,14 +224,14 @@ def test_kv_cache_default_is_the_gemm_output_format():
     assert load_hardware("int8-per-token").datapath.kv_format.granularity == "per-token"
 
 
-def test_cli_runs_an_llm_and_rejects_llm_options_elsewhere(gguf_path, tmp_path, capsys):
+def test_cli_rejects_llm_options_elsewhere_and_a_prompt_beyond_the_context(gguf_path, tmp_path, capsys):
+    """(tests/io/test_datasets.py runs `qsim simulate` on the GGUF file.)"""
     from qsim.cli import main
-    assert main(["simulate", "--model", str(gguf_path), "--hardware", "tpu-bf16", "--prompt-tokens", "8",
-                 "--generate", "2", "--out", str(tmp_path / "runs")]) == 0
-    out = capsys.readouterr().out
-    assert "prefill time per batch" in out and "decode time per step" in out and "| tpu-bf16 |" in out
-    assert main(["simulate", "--model", "digits-mlp", "--generate", "5", "--out", str(tmp_path / "r2")]) == 2
+    assert main(["simulate", "--model", "digits-mlp", "--generate", "5", "--out", str(tmp_path / "r")]) == 2
     assert "--generate: only for decoder LLMs" in capsys.readouterr().err
+    assert main(["simulate", "--model", str(gguf_path), "--prompt-tokens", "8100", "--generate", "100",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "longer than the model's context of 8192" in capsys.readouterr().err
 
 
 def test_sensitivity_groups_an_llm_by_layer_kind_and_scores_perplexity(small):
