@@ -35,8 +35,7 @@ from ..quant.calibrate import calibrate
 from ..quant.intquant import dequantize_int, quantize_int
 from ..quant.blocks import block_quantize
 from .graph import FP32, forward_fp32, run_graph
-from .layers import GEMM_LAYERS
-from .llm import CausalAttention
+from .layers import GEMM_LAYERS, CausalAttention
 from .models import load_model
 
 _GROWS_WITH_CONTEXT = (CausalAttention,)      # decode layers whose cost changes as the KV cache grows
