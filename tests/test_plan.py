@@ -67,7 +67,9 @@ def test_plan_follows_the_description(preset):
         b_op = d.weights if weight else d.activations
         assert plan.datapath == path.name and plan.kernel.path == path
         assert plan.output.format == d.output
-        assert plan.a.granularity == d.activations.granularity and plan.b.granularity == b_op.granularity
+        # B of an activation product with per-token activations (K^T, V): one scale per tensor
+        b_granularity = "per-tensor" if not weight and b_op.granularity == "per-token" else b_op.granularity
+        assert plan.a.granularity == d.activations.granularity and plan.b.granularity == b_granularity
         if d.kind == "integer":
             assert plan.a.format == d.activations.format and plan.b.format == b_op.format
             assert plan.kernel.kind == "integer"

@@ -23,8 +23,9 @@ from .energy import NodeError, check_node
 from .presets import PRESET_DIR, hardware_presets
 
 # how an operand is scaled: one scale per tensor, per output channel, per group of K elements,
-# per block of a block format, or not at all (16-bit and wider floats are encoded as they are)
-GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "block")
+# per block of a block format, per token (each row of the activations, dynamic), or not at all
+# (16-bit and wider floats are encoded as they are)
+GRANULARITIES = ("none", "per-tensor", "per-channel", "per-group", "block", "per-token")
 
 
 class HardwareError(ValueError):
@@ -63,6 +64,24 @@ class Operand:
         return float(get_format(self.format).storage_bits) if block is None else block.bits_per_element
 
 
+# how the KV cache scales what it stores: not at all (16-bit and wider floats), one scale per
+# tensor, or one per token and KV head (each stored key or value vector)
+KV_GRANULARITIES = ("none", "per-tensor", "per-token")
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """The format decoder LLMs keep keys and values in ([datapath] kv_cache): attention reads
+    them back from it in prefill and in decode. Scales are symmetric, from each stored
+    tensor's (or vector's) largest magnitude."""
+    format: str
+    granularity: str = "none"     # KV_GRANULARITIES
+
+    @property
+    def bits(self) -> float:
+        return float(get_format(self.format).storage_bits)
+
+
 @dataclass(frozen=True)
 class Datapath:
     """Everything that decides a GEMM's numbers on this hardware: each operand's format and
@@ -76,6 +95,13 @@ class Datapath:
     vector_format: str = "fp32"
     accumulator: tuple = ()               # (field, value) overrides of the kernel's accumulator, in order
     requant: str | None = None            # integer kernels: another requantization method
+    kv_cache: KVCache | None = None       # decoder LLMs' KV cache; None: keys and values kept as the
+                                          # k and v projections output them (the output format)
+
+    @property
+    def kv_format(self) -> KVCache:
+        """The KV cache as it stores: the described one, or the GEMM output format unscaled."""
+        return self.kv_cache or KVCache(self.output, "none")
 
     @property
     def kind(self) -> str:
@@ -329,7 +355,10 @@ def _datapath(d: _Table) -> Datapath:
                                                         "is for integer kernels")
     out.done()
     accumulator = _accumulator(d.table("accumulator", optional=True), path)
-    dp = Datapath(given, activations, weights, output, d.fmt("vector_format", "fp32"), accumulator, requant)
+    kv = _kv_cache(d.table("kv_cache"), d.where) if d.given("kv_cache") else None
+    if kv is None:
+        d.used.add("kv_cache")
+    dp = Datapath(given, activations, weights, output, d.fmt("vector_format", "fp32"), accumulator, requant, kv)
     _check_datapath(dp, path, integer, d)
     d.done()
     return dp
@@ -372,8 +401,27 @@ def _operand(t: _Table, path, integer: bool, weights: bool) -> Operand:
         raise t.error("block_size", block_size, f"{name} has 2-D tiles; choose another block format")
     if dynamic and weights:
         raise t.error("dynamic", True, "weights are quantized once from their own range")
+    if weights and granularity == "per-token":
+        raise t.error("granularity", granularity, "per-token scales are for activations; weights take per-channel")
     t.done()
     return Operand(name, granularity, symmetric, group_size, block_size or 0, dynamic)
+
+
+def _kv_cache(t: _Table, where: str) -> KVCache:
+    """[datapath] kv_cache = { format = ..., granularity = ... }: narrow formats need a scale,
+    16-bit and wider floats are stored as they are."""
+    name = t.fmt("format")
+    fmt = get_format(name)
+    wide = isinstance(fmt, FloatFormat) and fmt.storage_bits >= 16
+    granularity = t.choice("granularity", KV_GRANULARITIES, "none" if wide else "per-token")
+    if wide and granularity != "none":
+        raise t.error("granularity", granularity, f"{name} is stored as it is (no scale): granularity none")
+    if not wide and granularity == "none":
+        raise t.error("granularity", granularity, f"{name} needs a scale: per-tensor or per-token")
+    if isinstance(fmt, IntFormat) and not fmt.signed:
+        raise t.error("format", name, "keys and values are signed: choose a signed format (int8, int4, ...)")
+    t.done()
+    return KVCache(name, granularity)
 
 
 def _accumulator(t: _Table, path) -> tuple:
@@ -409,8 +457,11 @@ def _check_datapath(d: Datapath, path, integer: bool, t: _Table) -> None:
         for op, tab in ((a, acts), (w, wts)):
             if not isinstance(get_format(op.element_format), IntFormat) or op.granularity == "block":
                 raise tab.error("format", op.format, f"integer kernel {path.name} takes integer formats (int8, uint8, int4, ...)")
-        if a.granularity != "per-tensor":
-            raise acts.error("granularity", a.granularity, "integer kernels take per-tensor activations")
+        if a.granularity not in ("per-tensor", "per-token"):
+            raise acts.error("granularity", a.granularity, "integer kernels take per-tensor or per-token activations")
+        if a.granularity == "per-token" and not (a.dynamic and a.symmetric):
+            raise acts.error("granularity", a.granularity, "per-token activations take their scale from each row at "
+                             "run time: set dynamic = true and symmetric = true")
         if w.granularity not in ("per-tensor", "per-channel"):
             raise wts.error("granularity", w.granularity, "integer kernels take per-tensor or per-channel weights")
         if not a.dynamic and not isinstance(out, IntFormat):
@@ -543,7 +594,7 @@ def override_hardware(spec, overrides: dict, name: str | None = None) -> Hardwar
         *tables, leaf = key.split(".")
         node = doc
         for t in tables:
-            node = node.setdefault(t, {}) if t == "accumulator" and node is doc.get("datapath") else node.get(t)
+            node = node.setdefault(t, {}) if t in ("accumulator", "kv_cache") and node is doc.get("datapath") else node.get(t)
             if not isinstance(node, dict):
                 raise HardwareError(f"{where}: override {key}: {t} is not a table of the description")
         node[leaf] = value

@@ -106,11 +106,17 @@ SCHEMA = {
     "samples": _int("inferences in the run: test inputs, the batch (model row)"),
     "batch": _int("inferences the hardware takes at a time, the cost taken per batch and repeated samples / batch times (model row)"),
     "top1": _float("top-1 accuracy (model row)"),
-    "agreement_fp32": _float("fraction of predictions equal to FP32's (model row)"),
+    "agreement_fp32": _float("fraction of predictions (LLMs: next tokens) equal to FP32's (model row)"),
     "fp32_top1": _float("top-1 accuracy of the FP32 forward pass (model row)"),
     "cosine_mean": _float("mean cosine of the sentence embeddings to FP32's (MiniLM model row)"),
     "cosine_min": _float("smallest cosine of a sentence embedding to FP32's (MiniLM model row)"),
     "nn_agreement": _float("fraction of sentences whose nearest neighbour matches FP32's (MiniLM model row)"),
+    "phase": _text("decoder LLMs: prefill (the prompts, as run), decode (the generated tokens' cost, summed over "
+                   "the steps), prefill+decode (model row)"),
+    "tokens": _int("decoder LLMs: tokens the row's cost covers (batch x prompt length, or batch x generated tokens)"),
+    "perplexity": _float("decoder LLMs: perplexity of the prompts' next tokens (model row)"),
+    "fp32_perplexity": _float("decoder LLMs: the same of the FP32 forward pass (model row)"),
+    "kl_divergence": _float("decoder LLMs: mean KL(FP32 || model) of the next-token distributions, nats (model row)"),
 }
 _LEVEL_PATTERNS = {key: re.compile(re.escape(key).replace(re.escape("<level>"), "(.+)"))
                    for key in SCHEMA if "<level>" in key}

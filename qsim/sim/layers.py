@@ -191,4 +191,71 @@ class Flatten(_Elementwise):
         return x.reshape(x.shape[0], -1)
 
 
-GEMM_LAYERS = (Linear, Conv2d, MatMul, Attention)
+# -- decoder LLM layers (qsim/sim/llm.py builds the graph) ----------------------------------------
+@dataclass(frozen=True)
+class RMSNorm(_Elementwise):
+    weight: np.ndarray = None
+    eps: float = 1e-5
+
+    def compute(self, x):
+        ms = np.mean(np.square(x, dtype=np.float32), axis=-1, keepdims=True, dtype=np.float32)
+        return (x * (np.float32(1.0) / np.sqrt(ms + np.float32(self.eps))) * self.weight).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SwiGLU(_Elementwise):
+    """silu(gate) * up, on inputs (gate, up)."""
+    def compute(self, gate, up):
+        return (gate / (np.float32(1.0) + np.exp(-gate)) * up).astype(np.float32)
+
+
+def rope_tables(positions: int, head_dim: int, base: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin (positions, head_dim / 2) of angle p * base ** (-2i / head_dim), in float32
+    as transformers computes them (inverse frequencies in float32, angles in float32)."""
+    inv = (1.0 / (base ** (np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / head_dim))).astype(np.float32)
+    angles = np.arange(positions, dtype=np.float32)[:, None] * inv[None, :]
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Rotate adjacent pairs (x[2i], x[2i+1]) of each head (..., T, head_dim): llama.cpp's
+    layout, the one GGUF's permuted q and k weights are stored for."""
+    even, odd = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2] = even * cos - odd * sin
+    out[..., 1::2] = even * sin + odd * cos
+    return out
+
+
+@dataclass(frozen=True)
+class CausalAttention(Layer):
+    """Grouped-query causal self-attention with rotary positions, on inputs (q, k, v), each
+    (N, T, heads x head_dim) (k and v with kv_heads). K and V pass through the executor's KV
+    cache (kv_cache: on hardware, stored in its format) before both products; each group of
+    heads / kv_heads query heads reads one KV head."""
+    heads: int = 1
+    kv_heads: int = 1
+    rope_base: float = 10000.0
+
+    def run(self, args, ex):
+        q, k, v = args
+        n, t, _ = q.shape
+        d = q.shape[-1] // self.heads
+        cos, sin = rope_tables(t, d, self.rope_base)
+        split = lambda x, h: np.ascontiguousarray(x.reshape(n, t, h, d).transpose(0, 2, 1, 3))
+        q = apply_rope(split(q, self.heads), cos, sin)
+        k = apply_rope(split(k, self.kv_heads), cos, sin)
+        v = split(v, self.kv_heads)
+        k, v = ex.kv_cache(k), ex.kv_cache(v)
+        group = self.heads // self.kv_heads
+        q = q.reshape(n, self.kv_heads, group * t, d)          # each KV head's query heads, stacked
+        scores = ex.gemm(f"{self.name}.qk", q, np.swapaxes(k, -1, -2), weight=False)
+        scores = scores.reshape(n, self.kv_heads, group, t, t) * np.float32(1.0 / np.sqrt(d))
+        scores = np.where(np.tril(np.ones((t, t), bool)), scores, np.float32(-np.inf))
+        probs = ex.vector(_softmax(scores), 3 * n * self.heads * t * (t + 1) // 2)
+        ctx = ex.gemm(f"{self.name}.pv", probs.reshape(n, self.kv_heads, group * t, t), v, weight=False)
+        ctx = ctx.reshape(n, self.heads, t, d)
+        return np.ascontiguousarray(ctx.transpose(0, 2, 1, 3).reshape(n, t, self.heads * d))
+
+
+GEMM_LAYERS = (Linear, Conv2d, MatMul, Attention, CausalAttention)

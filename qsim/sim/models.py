@@ -7,17 +7,21 @@ above them all, so none of them imports it.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
+from .llm import BUILTIN as LLM_MODELS, load_llm
 from .minilm import load_minilm
 from .workloads import Workload, digits_cnn, digits_mlp, mnist1d_cnn
 
-MODELS = {"digits-mlp": digits_mlp, "digits-cnn": digits_cnn, "mnist1d-cnn": mnist1d_cnn, "minilm": load_minilm}
+MODELS = {"digits-mlp": digits_mlp, "digits-cnn": digits_cnn, "mnist1d-cnn": mnist1d_cnn, "minilm": load_minilm,
+          **{name: partial(load_llm, name) for name in LLM_MODELS}}
 
 
 def load_model(name: str) -> Workload:
-    """A built-in workload. Loaded once per process: the simulator reuses a workload's
+    """A built-in workload, or a Llama GGUF file by path (*.gguf). Loaded once per process: the simulator reuses a workload's
     calibration and FP32 reference across hardware configurations (treat its arrays as read-only)."""
+    if str(name).endswith(".gguf"):
+        return load_llm(str(name))
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; built-in models are {', '.join(MODELS)}")
     return _load(name)

@@ -20,6 +20,7 @@ import time
 import uuid
 from math import ceil
 from collections import OrderedDict, defaultdict
+from dataclasses import replace
 
 import numpy as np
 
@@ -35,8 +36,10 @@ from ..quant.calibrate import calibrate
 from ..quant.intquant import dequantize_int, quantize_int
 from ..quant.blocks import block_quantize
 from .graph import FP32, forward_fp32, run_graph
-from .layers import GEMM_LAYERS
+from .layers import GEMM_LAYERS, CausalAttention
 from .models import load_model
+
+_GROWS_WITH_CONTEXT = (CausalAttention,)      # decode layers whose cost changes as the KV cache grows
 
 
 def _affine(lo, hi, fmt: IntFormat, symmetric: bool):
@@ -141,6 +144,24 @@ class _OnHardware(FP32):
         self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(cost, 1 / share)))
         return y
 
+    def kv_cache(self, x):
+        """Keys or values stored in the KV cache's format and read back (symmetric scales from the
+        largest magnitude of the tensor or of each token's vector); writing them is charged."""
+        kv = self.hw.datapath.kv_format
+        if self._full_precision or kv.format == "fp32":
+            return x
+        fmt = get_format(kv.format)
+        if kv.granularity == "none":
+            y = quantize(x, fmt, saturate=True)
+        else:
+            amax = np.abs(x).max(axis=None if kv.granularity == "per-tensor" else -1, keepdims=True)
+            limit = float(fmt.qmax if isinstance(fmt, IntFormat) else fmt.max)
+            scale = (np.maximum(amax, np.float32(1e-30)) / np.float32(limit)).astype(np.float32)
+            y = (quantize((x / scale).astype(np.float32), fmt, saturate=True) * scale).astype(np.float32)
+        self.parts.append(dict(overflow=0, saturated=0, **_cost_fields(vector_layer_cost(self.hw, x.size, x.size,
+                                                                                         kv.format))))
+        return y
+
     def _range(self, quantizer, key, role, x):
         return _observed(x) if quantizer.range == "dynamic" else self.ranges[key][role]
 
@@ -148,8 +169,13 @@ class _OnHardware(FP32):
     def _int_gemm(self, plan, key, a, b, bias, weight):
         qa, qb, out, path = plan.a, plan.b, plan.output, plan.kernel.path
         af, yf = get_format(qa.format), get_format(out.format)
-        sa, za = _affine(*self._range(qa, key, "a", a), af, qa.symmetric)
-        aq = quantize_int(a, af, sa, int(za))
+        if qa.granularity == "per-token":      # a symmetric scale per row, from the row's largest magnitude
+            amax = np.abs(a).max(axis=-1, keepdims=True)
+            sa, za = (np.where(amax > 0, amax, np.float32(1)) / np.float32(af.qmax)).astype(np.float32), 0
+            aq = quantize_int((a / sa).astype(np.float32), af, np.float32(1), 0)
+        else:
+            sa, za = _affine(*self._range(qa, key, "a", a), af, qa.symmetric)
+            aq = quantize_int(a, af, sa, int(za))
         bf = get_format(qb.format)
         if weight:
             sb, zb = self._weight_scales(qb, path, b, bias, bf, sa)
@@ -177,7 +203,7 @@ class _OnHardware(FP32):
         scale, zero = _affine(w.min(axis=axis), w.max(axis=axis), fmt, qb.symmetric)
         if bias is not None and path.bias == "int32" and qb.symmetric:
             # a near-dead channel's scale is raised until its int32 bias fits (as TFLite's converter does)
-            need = np.abs(bias) / (float(sa) * 2.0 ** 30)
+            need = np.abs(bias) / (float(np.max(sa)) * 2.0 ** 30)
             scale = np.maximum(scale, need if axis == 0 else need.max()).astype(np.float32)
         return scale, zero
 
@@ -365,7 +391,51 @@ def simulate(model, hardware, seed: int = 0, calibration: str = "max", fp32_laye
         ex.parts = []
 
     out = run_graph(work.layers, work.test, ex, record)
+    if work.llm is not None:
+        return _llm_records(work, hw, run, records, ex, ref[-1], out)
     totals = {k: sum(r[k] for r in records) for k in _TOTALS}
     records.append(dict(run, layer=MODEL_ROW, op="model", samples=len(out), batch=ex.batch, **_model_metrics(work, ref[-1], out), **totals,
                         **_metrics(ref[-1], out)))
+    return records
+
+
+def _llm_records(work, hw, run, prefill: list[dict], ex, ref, out) -> list[dict]:
+    """A decoder LLM's records: the prefill layers as run (the prompts' tokens, every GEMM on
+    the datapath), then each layer's decode cost summed over the generated tokens (GEMVs that
+    read every weight, attention reading the KV cache as it grows), then the model row (both
+    phases' cost; perplexity, agreement and KL divergence of the prompts' next tokens)."""
+    from .llm import DecodeGemm, decode_step, llm_metrics
+    llm = work.llm
+    cfg, batch, prompt, steps = llm.file.config, llm.batch, llm.prompt_tokens, llm.decode_tokens
+    for r in prefill:
+        r.update(phase="prefill", tokens=batch * prompt)
+    decode = []
+    kv = hw.datapath.kv_format
+    for layer in work.layers if steps else ():
+        ex.layer = layer                           # the executor's plans follow the layer's precision
+        full = layer.name in ex.fp32_layers
+        parts = []
+        for context in range(prompt + 1, prompt + steps + 1):
+            for op in decode_step(layer, cfg, batch, context):
+                if isinstance(op, DecodeGemm):
+                    plan = ex.plan(op.key, op.m, op.k, op.n, op.weight)
+                    cost = plan.cost if op.weight or full else replace(plan.cost, bits=(plan.cost.bits[0], kv.bits,
+                                                                                       plan.cost.bits[2]))
+                    parts.append(dict(overflow=0, saturated=0, M=op.m, K=op.k, N=op.n,
+                                      **_cost_fields(gemm_layer_cost(hw, op.m, op.k, op.n, cost), op.count)))
+                else:
+                    fmt = "fp32" if full else kv.format if op.kv else hw.datapath.vector_format
+                    parts.append(dict(overflow=0, saturated=0,
+                                      **_cost_fields(vector_layer_cost(hw, op.reads, op.writes, fmt))))
+            if not any(isinstance(layer, t) for t in _GROWS_WITH_CONTEXT):   # the same every step
+                parts = [{k: v * steps if k not in ("M", "K", "N", "bound") else v for k, v in p.items()} for p in parts]
+                break
+        kind = "fp32" if full else "gemm" if isinstance(layer, GEMM_LAYERS) else "vector"
+        decode.append(dict(run, layer=layer.name, op=type(layer).__name__, unit=kind, phase="decode",
+                           tokens=batch * steps, **_layer_fields(parts, hw)))
+    records = prefill + decode
+    totals = {k: sum(r[k] for r in records) for k in _TOTALS}
+    records.append(dict(run, layer=MODEL_ROW, op="model", samples=batch, phase="prefill+decode",
+                        tokens=batch * (prompt + steps), **llm_metrics(llm.data.targets, ref, out), **totals,
+                        **_metrics(ref, out)))
     return records

@@ -21,6 +21,7 @@ class Workload:
     calib: object             # float32 inputs for calibration: one array (graph input "x") or a dict of them
     test: object              # float32 inputs, likewise
     labels: np.ndarray | None = None      # test labels (classifiers); None: an embedding model
+    llm: object | None = None             # decoder LLMs (qsim.sim.llm.LLMRun): tokens, decode length
 
 
 def models_dir() -> Path:

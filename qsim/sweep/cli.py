@@ -42,13 +42,15 @@ def register(subparsers) -> None:
         epilog="Examples:\n"
                "  qsim sensitivity --model digits-cnn --hardware edge-npu-int8-acc16 --out reports/sensitivity/cnn\n"
                "  qsim sensitivity --model mnist1d-cnn --hardware mxfp4 --calibration entropy --target-drop 0.005 "
-               "--out reports/sensitivity/mnist1d",
+               "--out reports/sensitivity/mnist1d\n"
+               "  qsim sensitivity --model smollm2-135m --hardware nvfp4 --target-drop 0.05 --out reports/sensitivity/llm",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--model", required=True, choices=sorted(MODELS), help="built-in workload")
     t.add_argument("--hardware", required=True, help="a preset (see `qsim hardware`) or a .toml file")
     t.add_argument("--calibration", default="max", choices=CALIBRATIONS, help="range calibration (default max)")
     t.add_argument("--target-drop", type=float, default=0.01, metavar="DROP",
-                   help="stop once accuracy is within this of FP32's, absolute (default 0.01 = 1 point of top-1)")
+                   help="stop once accuracy is within this of FP32's, absolute (default 0.01 = 1 point of top-1); "
+                        "decoder LLMs: perplexity within this fraction above FP32's (0.05: 5 %%)")
     t.add_argument("--seed", type=int, default=0, help="seed of the runs (default 0)")
     _run_arguments(t)
     t.set_defaults(func=_cmd_sensitivity)

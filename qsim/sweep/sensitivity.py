@@ -7,8 +7,11 @@ for Deep Learning Inference: Principles and Empirical Evaluation" (section 6.1):
 2. keep the k most sensitive layers in FP32 for k = 0, 1, 2, ... and record the accuracy of
    each, stopping at the first k within target_drop of FP32 (or when every layer is kept).
 
-Accuracy is top-1 for classifiers, nearest-neighbour agreement with FP32 for MiniLM. Every run
-is a sweep point written to the output dataset, so an interrupted analysis resumes.
+Accuracy is top-1 for classifiers, nearest-neighbour agreement with FP32 for MiniLM. Decoder
+LLMs are analysed by layer kind (q, k, v, attention, o, gate, up, down, head: every block's
+layers of that kind together) and by perplexity, the drop being its relative increase over
+FP32's (0.05: 5 % higher). Every run is a sweep point written to the output dataset, so an
+interrupted analysis resumes.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .spec import make_point
 
 @dataclass(frozen=True)
 class LayerLoss:
-    layer: str
+    layer: str                   # a layer, or a layer kind of a decoder LLM
     value: float                 # the metric with only this layer quantized
     drop: float                  # reference - value
     cosine: float                # model output vs FP32 (the tie-break)
@@ -40,6 +43,7 @@ class PartialStep:
     fp32_layers: tuple[str, ...]
     value: float
     drop: float
+    units: tuple[str, ...] = ()  # decoder LLMs: the layer kinds kept in FP32
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Sensitivity:
                   for i, r in enumerate(self.ranking, 1)]
         lines += ["", f"Partial quantization: the k most sensitive layers kept in FP32 (target: drop <= "
                       f"{self.target_drop:g}):", "", f"| k | kept in FP32 | {m} | drop |", "|---|---|---|---|"]
-        lines += [f"| {s.k} | {', '.join(s.fp32_layers) or '-'} | {s.value:.4f} | {s.drop:+.4f} |"
+        lines += [f"| {s.k} | {', '.join(s.units or s.fp32_layers) or '-'} | {s.value:.4f} | {s.drop:+.4f} |"
                   for s in self.partial]
         return "\n".join(lines) + "\n"
 
@@ -109,18 +113,22 @@ def layer_sensitivity(model: str, hardware, calibration: str = "max", seed: int 
         layers = _gemm_layers(out_dir, quantized)
         metric, reference = _metric(full_row)
 
-        alone = [point([other for other in layers if other != name], f"{hw.name} {calibration} only:{name}")
-                 for name in layers]
-        rows = run(alone, "one layer at a time")
-        losses = [LayerLoss(name, row[metric], reference - row[metric], row["cosine"])
-                  for name, row in zip(layers, rows)]
-        ranking = sorted(losses, key=lambda r: (-r.drop, r.cosine, layers.index(r.layer)))
+        units = _units(model, layers)
+        names = list(units)
+        alone = [point([other for other in layers if other not in units[name]], f"{hw.name} {calibration} only:{name}")
+                 for name in names]
+        rows = run(alone, "one layer at a time" if names == layers else "one layer kind at a time")
+        losses = [LayerLoss(name, row[metric], _drop(metric, reference, row[metric]), row["cosine"])
+                  for name, row in zip(names, rows)]
+        ranking = sorted(losses, key=lambda r: (-r.drop, r.cosine, names.index(r.layer)))
 
-        steps = [PartialStep(0, (), full_row[metric], reference - full_row[metric])]
-        while steps[-1].drop > target_drop and steps[-1].k < len(layers):
-            kept = tuple(r.layer for r in ranking[:steps[-1].k + 1])
-            row, = run([point(kept)], f"{len(kept)} kept in FP32")
-            steps.append(PartialStep(len(kept), kept, row[metric], reference - row[metric]))
+        steps = [PartialStep(0, (), full_row[metric], _drop(metric, reference, full_row[metric]))]
+        while steps[-1].drop > target_drop and steps[-1].k < len(names):
+            kept_units = tuple(r.layer for r in ranking[:steps[-1].k + 1])
+            kept = tuple(name for unit in kept_units for name in units[unit])
+            row, = run([point(kept)], f"{len(kept_units)} kept in FP32")
+            steps.append(PartialStep(len(kept_units), kept, row[metric], _drop(metric, reference, row[metric]),
+                                     kept_units if names != layers else ()))
     return Sensitivity(model, hw.name, calibration, metric, reference, float(target_drop), tuple(ranking), tuple(steps))
 
 
@@ -149,8 +157,28 @@ def _gemm_layers(out_dir, point) -> list[str]:
     return layers
 
 
+def _units(model: str, layers: list[str]) -> dict[str, tuple[str, ...]]:
+    """What is quantized alone: each GEMM layer, or for a decoder LLM each layer kind."""
+    from ..sim.llm import BUILTIN, layer_kind
+    if model not in BUILTIN and not str(model).endswith(".gguf"):
+        return {name: (name,) for name in layers}
+    kinds: dict[str, tuple[str, ...]] = {}
+    for name in layers:
+        kind = layer_kind(name)
+        if kind is not None:
+            kinds[kind] = kinds.get(kind, ()) + (name,)
+    return kinds
+
+
+def _drop(metric: str, reference: float, value: float) -> float:
+    """What quantizing costs: accuracy lost, or the relative increase of perplexity."""
+    return value / reference - 1.0 if metric == "perplexity" else reference - value
+
+
 def _metric(model_row: dict) -> tuple[str, float]:
-    """The accuracy measure and its FP32 value."""
+    """The accuracy measure (perplexity for decoder LLMs) and its FP32 value."""
+    if model_row.get("perplexity") is not None:
+        return "perplexity", model_row["fp32_perplexity"]
     if model_row.get("top1") is not None and model_row.get("fp32_top1") is not None:
         return "top1", model_row["fp32_top1"]
     return "nn_agreement", 1.0                    # FP32 agrees with itself

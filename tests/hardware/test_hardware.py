@@ -7,7 +7,8 @@ from qsim.datapaths import Accumulator, FloatDatapath, IntDatapath
 from qsim.hardware import HardwareError, hardware_presets, load_hardware, parse_hardware
 
 PRESETS = ["edge-npu-int8", "edge-npu-int8-acc16", "h100-fp8", "tpu-bf16", "mi300-fp8fnuz", "mxfp8", "mxfp4",
-           "int4-weight-only", "fp32-reference", "nvfp4", "fp8-blockwise", "x86-cpu-ort"]
+           "int4-weight-only", "fp32-reference", "nvfp4", "fp8-blockwise", "x86-cpu-ort",
+           "int8-per-token"]
 
 
 def test_every_preset_ships_and_loads():

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import qsim.cli
+from peers import llm_weights
 from qsim.cli import main
 from qsim.hardware import HardwareError
 from qsim.io import SCHEMA, check_dataset_dir, read_records, schema_entry, write_records
@@ -50,6 +51,8 @@ def outputs(tmp_path_factory):
     run(["simulate", "--model", "digits-cnn", "--hardware", "h100-fp8", "--fp32-layers", "conv1",
          "--out", root / "simulate"])
     run(["simulate", "--model", "minilm", "--hardware", "edge-npu-int8", "--out", root / "simulate"])
+    run(["simulate", "--model", llm_weights.smollm2_gguf(), "--hardware", "int8-per-token", "--prompt-tokens", "4",
+         "--generate", "1", "--out", root / "simulate"])
     run(["compare", "--model", "digits-mlp", "--hardware", "edge-npu-int8,h100-fp8,mxfp4,tpu-bf16",
          "--out", root / "compare"])
     (root / "mixed.toml").write_text(SWEEP)
@@ -90,6 +93,14 @@ def test_every_reader_opens_the_output_directory(outputs, command, reader):
     want = _rows_file_by_file(directory)
     assert len(got) == len(want) and got == want        # every row, its model and every level's numbers
     assert len(read_records(directory)) == len(want)
+
+
+def test_the_llm_run_has_both_phases(outputs):
+    frame = read_records(outputs["simulate"])
+    llm = frame[frame.model == "SmolLM2-135M-Instruct.Q4_1"]
+    assert set(llm.phase) == {"prefill", "decode", "prefill+decode"}
+    model = llm[llm.layer == "__model__"].iloc[0]
+    assert model.tokens == 5 and model.perplexity > 1 and model.kl_divergence >= 0
 
 
 def test_output_directories_hold_only_records_and_the_report_reads_them(outputs, tmp_path):
@@ -142,7 +153,7 @@ def test_a_dataset_in_the_older_partitioned_layout_is_named(tmp_path):
 # -- the schema ----------------------------------------------------------------------------------
 
 def test_schema_describes_exactly_the_columns_written(outputs):
-    """Integer and float presets, classifiers and the MiniLM embedding model, layers kept in
+    """Integer and float presets, classifiers, the MiniLM embedding model and a decoder LLM, layers kept in
     FP32, and sweep points: every column with a value is in SCHEMA, and every SCHEMA entry has
     a column with a value."""
     written = set()

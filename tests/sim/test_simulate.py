@@ -18,7 +18,7 @@ from qsim.sim.graph import forward_fp32
 EXPECTED_TOP1 = {"edge-npu-int8": 0.982, "edge-npu-int8-acc16": 0.713, "h100-fp8": 0.987, "tpu-bf16": 0.982,
                  "mi300-fp8fnuz": 0.982, "mxfp8": 0.980, "mxfp4": 0.977, "int4-weight-only": 0.980,
                  "fp32-reference": 0.9824, "nvfp4": 0.992, "fp8-blockwise": 0.985,
-                 "x86-cpu-ort": 0.982}
+                 "x86-cpu-ort": 0.982, "int8-per-token": 0.982}
 
 
 @pytest.mark.parametrize("hardware", sorted(EXPECTED_TOP1))
@@ -97,7 +97,7 @@ def test_every_preset_simulates():
 CNN_TOP1 = {"edge-npu-int8": 0.985, "edge-npu-int8-acc16": 0.474, "h100-fp8": 0.982, "tpu-bf16": 0.987,
             "mi300-fp8fnuz": 0.985, "mxfp8": 0.987, "mxfp4": 0.899, "int4-weight-only": 0.970,
             "fp32-reference": 0.987, "nvfp4": 0.970, "fp8-blockwise": 0.985,
-            "x86-cpu-ort": 0.985}
+            "x86-cpu-ort": 0.985, "int8-per-token": 0.985}
 
 
 @pytest.mark.parametrize("hardware", sorted(CNN_TOP1))
