@@ -422,7 +422,7 @@ def _llm_records(work, hw, run, prefill: list[dict], ex, ref, out) -> list[dict]
                     cost = plan.cost if op.weight or full else replace(plan.cost, bits=(plan.cost.bits[0], kv.bits,
                                                                                        plan.cost.bits[2]))
                     parts.append(dict(overflow=0, saturated=0, M=op.m, K=op.k, N=op.n,
-                                      **_cost_fields(gemm_layer_cost(hw, op.m, op.k, op.n, cost), op.count)))
+                                      **_gemm_cost_fields(hw, op.m, op.k, op.n, cost, op.count)))
                 else:
                     fmt = "fp32" if full else kv.format if op.kv else hw.datapath.vector_format
                     parts.append(dict(overflow=0, saturated=0,

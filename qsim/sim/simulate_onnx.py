@@ -41,8 +41,10 @@ MATMUL_OPS = {"QLinearMatMul": 3, "MatMulInteger": 1, "MatMulIntegerToFloat": 1,
 
 
 def is_onnx_model(model) -> bool:
-    """Whether --model names a file rather than a built-in model."""
-    return isinstance(model, (str, Path)) and (str(model).endswith(".onnx") or Path(model).is_file())
+    """Whether --model names an ONNX file (rather than a built-in model or a Llama .gguf file)."""
+    if not isinstance(model, (str, Path)) or str(model).endswith(".gguf"):
+        return False
+    return str(model).endswith(".onnx") or Path(model).is_file()
 
 
 def _check_file(path: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from report_datasets import write_sweep_layout
 
+from qsim.hardware import hardware_presets
 from qsim.report import build_report, load_report_data
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
@@ -109,7 +110,7 @@ def test_screenshot(page):
 
 @pytest.fixture(scope="module")
 def crowded(tmp_path_factory):
-    """Every preset on digits-mlp under --iso (long names, eleven configurations) with the mapper,
+    """Every preset on digits-mlp under --iso (long names, a dozen configurations) with the mapper,
     at batch 1: the widest summary and the most crowded Pareto plot the presets make."""
     from qsim.cli import main
     root = tmp_path_factory.mktemp("crowded")
@@ -138,7 +139,7 @@ def test_pareto_labels_never_overlap(crowded):
     charts = crowded.execute_script("""return [...document.querySelectorAll('svg[id$="-pareto-chart"]')].map(svg =>
         [...svg.querySelectorAll('text.point-label')].map(t => {
             const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.top, r.right, r.bottom]; }))""")
-    assert charts and all(len(c) >= 8 for c in charts)          # most of the eleven are labelled
+    assert charts and all(len(c) >= 8 for c in charts)          # most of them are labelled
     for labels in charts:
         overlaps = [(a[0], b[0]) for i, a in enumerate(labels) for b in labels[i + 1:]
                     if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
@@ -148,7 +149,7 @@ def test_pareto_labels_never_overlap(crowded):
 def test_per_layer_cost_tables(crowded):
     from selenium.webdriver.common.by import By
     details = crowded.find_elements(By.CSS_SELECTOR, "details.layers")
-    assert len(details) == 11
+    assert len(details) == len(hardware_presets())
     details[0].find_element(By.TAG_NAME, "summary").click()
     table = details[0].find_element(By.CSS_SELECTOR, "table.layers")
     headers = [th.text.replace("\n", " ") for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
