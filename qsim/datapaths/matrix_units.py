@@ -175,7 +175,7 @@ class MatrixUnit:
                 s = (ssig[sai], slsb[sai], ssig[sbti], slsb[sbti])
                 xsa = xsb = get_format(self.scale_format).mantissa_bits
             _mmaunit.unit_gemm(asig[a[i]], alsb[a[i]], bsig[bt], blsb[bt], *s, np.ascontiguousarray(cv), state, out[i],
-                               ar.step, ar.fraction_bits, ar.group, ar.lowest_exponent, fa.mantissa_bits,
+                               min(ar.step, self.k), ar.fraction_bits, ar.group, ar.lowest_exponent, fa.mantissa_bits,
                                fb.mantissa_bits, xsa, xsb, self.block_size if sa is not None else 0, mb, emin,
                                emax, rne, c_emin, NAN_BITS[dfmt], dfmt == "fp16", promote_every, threads)
         if dfmt == "fp16":
