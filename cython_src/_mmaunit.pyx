@@ -25,6 +25,8 @@ cdef enum:
 ctypedef struct params_t:
     int step              # products per step
     int F                 # fraction bits kept below the largest exponent
+    int F2                # 0, or two stages: the products' sum then kept to F2 bits below the
+                          # larger of its exponent and the addend's, the addend floored to F
     int group             # 0, or products per exactly summed group
     int lowest            # the largest exponent is at least this
     int xa, xb            # mantissa bits of A and B (exponent = lsb + these)
@@ -52,6 +54,16 @@ cdef inline int64_t _align(int64_t sig, int lsb, int q) noexcept nogil:
     m = -sig if sig < 0 else sig
     m = m >> sh
     return -m if sig < 0 else m
+
+
+cdef inline int64_t _floor_align(int64_t sig, int lsb, int q) noexcept nogil:
+    """sig * 2^(lsb - q) rounded toward minus infinity (two's complement truncation)."""
+    cdef int sh = q - lsb
+    if sh <= 0:
+        return sig << (-sh)
+    if sh >= 63:
+        return -1 if sig < 0 else 0
+    return sig >> sh
 
 
 cdef inline double _round_out(int64_t s, int q, const params_t* p, int* inf) noexcept nogil:
@@ -207,6 +219,8 @@ cdef int _step(const int16_t* asig, const int16_t* alsb, const int16_t* bsig, co
     if pinf or ninf:
         state[0] = 1 if pinf else 2
         return 0
+    if p.F2:
+        return _two_stage(sig, lsb, nt, E, acc, state, c_emin, p)
     if acc[0] != 0:
         _split(acc[0], c_emin, &cs, &cl, &cx)
         sig[nt] = cs
@@ -229,6 +243,33 @@ cdef int _step(const int16_t* asig, const int16_t* alsb, const int16_t* bsig, co
         state[0] = 1 if acc[0] > 0 else 2
     else:
         state[0] = 0
+    return 0
+
+
+cdef int _two_stage(const int64_t* sig, const int* lsb, int nt, int E1, double* acc, int* state,
+                    int c_emin, const params_t* p) noexcept nogil:
+    """The products truncated to F bits below their largest exponent E1 and summed; then that
+    sum (to F2 bits) and the addend (floored to F bits) below max(E1, the addend's exponent),
+    summed and rounded once."""
+    cdef int64_t s = 0, cs = 0, tot
+    cdef int t, q1 = E1 - p.F, E2 = E1, cl = 0, cx, inf
+    for t in range(nt):
+        s = s + _align(sig[t], lsb[t], q1)
+    if acc[0] != 0:
+        _split(acc[0], c_emin, &cs, &cl, &cx)
+        if nt == 0 or cx > E2:
+            E2 = cx
+    elif nt == 0:
+        acc[0] = 0.0
+        state[0] = 0
+        return 0
+    if E2 < p.lowest:
+        E2 = p.lowest
+    tot = _align(s, q1, E2 - p.F2)
+    if cs != 0:
+        tot = tot + (_floor_align(cs, cl, E2 - p.F) << (p.F2 - p.F))
+    acc[0] = _round_out(tot, E2 - p.F2, p, &inf)
+    state[0] = (1 if acc[0] > 0 else 2) if inf else 0
     return 0
 
 
@@ -285,7 +326,7 @@ cdef void _one(const int16_t[:, ::1] asig, const int16_t[:, ::1] alsb, const int
 def unit_gemm(const int16_t[:, ::1] asig, const int16_t[:, ::1] alsb, const int16_t[:, ::1] btsig,
               const int16_t[:, ::1] btlsb, const int16_t[:, ::1] sasig, const int16_t[:, ::1] salsb,
               const int16_t[:, ::1] sbtsig, const int16_t[:, ::1] sbtlsb, const double[:, ::1] c,
-              const uint8_t[:, ::1] cstate, uint32_t[:, ::1] out, int step, int F, int group, int lowest,
+              const uint8_t[:, ::1] cstate, uint32_t[:, ::1] out, int step, int F, int F2, int group, int lowest,
               int xa, int xb, int xsa, int xsb, int block, int mbits, int emin, int emax, bint rne,
               int c_emin, uint32_t nan_bits, bint f16, int promote, int num_threads):
     """D bits (M x N) of A (M x K) and B transposed (N x K) given as significands and
@@ -294,6 +335,7 @@ def unit_gemm(const int16_t[:, ::1] asig, const int16_t[:, ::1] alsb, const int1
     cdef params_t p
     p.step = step
     p.F = F
+    p.F2 = F2
     p.group = group
     p.lowest = lowest
     p.xa = xa

@@ -59,12 +59,15 @@ class UnitArithmetic:
 
     step: products per step (each step's result is the next one's addend); fraction_bits: F,
     bits kept below the largest exponent (truncated toward zero); group: 0, or products per
-    exactly summed group; lowest_exponent: the alignment exponent is at least this; output:
+    exactly summed group; second_fraction_bits: 0, or F2 of a two-stage sum (the products'
+    truncated sum kept to F2 bits below the larger of its exponent and the addend's, the
+    addend floored to F bits: CDNA3); lowest_exponent: the alignment exponent is at least this; output:
     the step result's rounding and format."""
 
     kind: str = "fdpa"
     step: int = 16
     fraction_bits: int = 24
+    second_fraction_bits: int = 0
     group: int = 0
     lowest_exponent: int = -133
     output: str = "rz-fp32"
@@ -74,11 +77,13 @@ class UnitArithmetic:
             raise ValueError(f"unit arithmetic kind must be one of {KINDS}, got {self.kind!r}")
         if self.output not in OUTPUTS:
             raise ValueError(f"unit arithmetic output must be one of {tuple(OUTPUTS)}, got {self.output!r}")
-        for name, lo, hi in (("step", 1, 128), ("fraction_bits", 2, 40), ("group", 0, 64),
+        for name, lo, hi in (("step", 1, 128), ("fraction_bits", 2, 40), ("second_fraction_bits", 0, 40), ("group", 0, 64),
                              ("lowest_exponent", -1100, 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ValueError(f"unit arithmetic {name} must be an integer in [{lo}, {hi}], got {v!r}")
+        if self.second_fraction_bits and (self.second_fraction_bits < self.fraction_bits or self.group):
+            raise ValueError("a two-stage sum keeps at least fraction_bits in its second stage and has no groups")
         if self.group and self.step % self.group:
             raise ValueError(f"unit arithmetic step ({self.step}) must be a multiple of group ({self.group})")
 
@@ -86,6 +91,8 @@ class UnitArithmetic:
         if self.kind == "fma":
             return f"chain of FMAs, {self.output}"
         g = f", groups of {self.group} summed exactly" if self.group else ""
+        if self.second_fraction_bits:
+            g += f", then {self.second_fraction_bits} bits beside the addend floored to {self.fraction_bits}"
         return (f"fused dot-product-add of {self.step} products{g}, {self.fraction_bits} fraction bits "
                 f"truncated, exponent >= {self.lowest_exponent}, {self.output}")
 
@@ -175,7 +182,7 @@ class MatrixUnit:
                 s = (ssig[sai], slsb[sai], ssig[sbti], slsb[sbti])
                 xsa = xsb = get_format(self.scale_format).mantissa_bits
             _mmaunit.unit_gemm(asig[a[i]], alsb[a[i]], bsig[bt], blsb[bt], *s, np.ascontiguousarray(cv), state, out[i],
-                               min(ar.step, self.k), ar.fraction_bits, ar.group, ar.lowest_exponent, fa.mantissa_bits,
+                               min(ar.step, self.k), ar.fraction_bits, ar.second_fraction_bits, ar.group, ar.lowest_exponent, fa.mantissa_bits,
                                fb.mantissa_bits, xsa, xsb, self.block_size if sa is not None else 0, mb, emin,
                                emax, rne, c_emin, NAN_BITS[dfmt], dfmt == "fp16", promote_every, threads)
         if dfmt == "fp16":
