@@ -35,6 +35,7 @@ ctypedef struct params_t:
     int mbits, emin, emax, rne       # the output format and its rounding
     int c_emin            # emin of the first addend's format
     uint32_t nan_bits
+    double overflow       # 2^(emax + 1)
     int f16               # output bits are FP16 bits (else FP32 bits)
     int promote           # 0, or products per unit partial sum added into an FP32 register
     int fast              # no groups, scales, second stage, and no Inf/NaN among A and B
@@ -90,8 +91,8 @@ cdef inline double _round_out(int64_t s, int q, const params_t* p, int* inf) noe
             half = <uint64_t>1 << (sh - 1)
             if rem > half or (rem == half and (r & 1)):
                 r += 1
-    v = ldexp(<double>r, lsb)
-    if v >= ldexp(1.0, p.emax + 1):
+    v = <double>r * _pow2(lsb)
+    if v >= p.overflow:
         inf[0] = 1
         return -1.0 if neg else 1.0
     return -v if neg else v
@@ -127,13 +128,20 @@ cdef inline uint32_t _bits(double v, int state, const params_t* p) noexcept nogi
     return b | (<uint32_t>(e + 15) << 10) | <uint32_t>((d >> 42) & 0x3ff)
 
 
+cdef inline double _pow2(int e) noexcept nogil:
+    """2^e for -1022 <= e <= 1023, from its bits."""
+    return qs_bits_f64(<uint64_t>(e + 1023) << 52)
+
+
 cdef inline void _split(double c, int emin, int64_t* sig, int* lsb, int* x) noexcept nogil:
-    """A finite double as sig * 2^lsb, and its exponent for the alignment (at least emin)."""
-    cdef int e
-    cdef double m = frexp(c, &e)
-    sig[0] = <int64_t>ldexp(m, 53)
-    lsb[0] = e - 53
-    x[0] = e - 1 if e - 1 > emin else emin
+    """A nonzero FP32 or FP16 value (a normal double) as sig * 2^lsb, and its exponent for
+    the alignment (at least emin)."""
+    cdef uint64_t d = qs_f64_bits(c)
+    cdef int e = <int>((d >> 52) & 0x7ff) - 1023
+    cdef int64_t m = <int64_t>((d & ((<uint64_t>1 << 52) - 1)) | (<uint64_t>1 << 52))
+    sig[0] = -m if c < 0 else m
+    lsb[0] = e - 52
+    x[0] = e if e > emin else emin
 
 
 cdef int _step(const int16_t* asig, const int16_t* alsb, const int16_t* bsig, const int16_t* blsb,
@@ -397,6 +405,7 @@ def unit_gemm(const int16_t[:, ::1] asig, const int16_t[:, ::1] alsb, const int1
     p.rne = rne
     p.c_emin = c_emin
     p.nan_bits = nan_bits
+    p.overflow = ldexp(1.0, emax + 1)
     p.f16 = f16
     p.promote = promote
     p.fast = finite and not group and not F2 and not block and step <= 128 and xa + xb <= 40
