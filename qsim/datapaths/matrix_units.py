@@ -322,13 +322,21 @@ def matrix_unit(name: str) -> MatrixUnit:
         raise TypeError(f"a matrix unit is named by a string, got {type(name).__name__}")
     if name in MATRIX_UNITS:
         return MATRIX_UNITS[name]
+    try:
+        _closest(name)
+    except UnknownUnitError as e:
+        raise UnknownUnitError(f"unknown matrix unit {name!r}: {e}") from None
+
+
+def _closest(name: str):
+    """Raises UnknownUnitError naming what is wrong in name and the closest known names."""
     parts = name.split("/")
     if len(parts) != 3:
         raise UnknownUnitError(f"a matrix unit is named architecture/instruction/qualifier, got {name!r}")
     arch, inst, _ = parts
     if arch not in ARCHITECTURES:
         near = difflib.get_close_matches(arch, ARCHITECTURES, n=3)
-        raise UnknownUnitError(f"unknown architecture {arch!r}" + (f"; did you mean {', '.join(near)}?" if near else
+        raise UnknownUnitError(f"no architecture {arch!r}" + (f"; did you mean {', '.join(near)}?" if near else
                                                                     f"; known: {', '.join(ARCHITECTURES)}"))
     insts = sorted({u.instruction for u in MATRIX_UNITS.values() if u.arch == arch})
     if inst not in insts:
