@@ -38,6 +38,7 @@ ctypedef struct params_t:
     double overflow       # 2^(emax + 1)
     int f16               # output bits are FP16 bits (else FP32 bits)
     int promote           # 0, or products per unit partial sum added into an FP32 register
+    int prod_inf          # 0, or products of at least 2^prod_inf are +-Inf (CDNA3: FP32's range)
     int fast              # no groups, scales, second stage, and no Inf/NaN among A and B
 
 
@@ -178,6 +179,12 @@ cdef int _step(const int16_t* asig, const int16_t* alsb, const int16_t* bsig, co
                 continue
             sp = <int64_t>asig[g] * bsig[g * bstride]
             if sp == 0:
+                continue
+            if p.prod_inf and _bitlen(<uint64_t>(-sp if sp < 0 else sp)) - 1 + la + lb >= p.prod_inf:
+                if sp < 0:
+                    ninf = 1
+                else:
+                    pinf = 1
                 continue
             gl = la + lb
             x = gl + p.xa + p.xb
@@ -384,7 +391,7 @@ def unit_gemm(const int16_t[:, ::1] asig, const int16_t[:, ::1] alsb, const int1
               const int16_t[:, ::1] sbtsig, const int16_t[:, ::1] sbtlsb, const double[:, ::1] c,
               const uint8_t[:, ::1] cstate, uint32_t[:, ::1] out, int step, int F, int F2, int group, int lowest,
               int xa, int xb, int xsa, int xsb, int block, int mbits, int emin, int emax, bint rne,
-              int c_emin, uint32_t nan_bits, bint f16, int promote, bint finite, int num_threads):
+              int c_emin, uint32_t nan_bits, bint f16, int promote, bint finite, int prod_inf, int num_threads):
     """D bits (M x N) of A (M x K) and B transposed (N x K) given as significands and
     last-bit exponents, scales (M x K/block, N x K/block) likewise, C as doubles with a state
     (0 finite, 1 +Inf, 2 -Inf, 3 NaN)."""
@@ -408,7 +415,8 @@ def unit_gemm(const int16_t[:, ::1] asig, const int16_t[:, ::1] alsb, const int1
     p.overflow = ldexp(1.0, emax + 1)
     p.f16 = f16
     p.promote = promote
-    p.fast = finite and not group and not F2 and not block and step <= 128 and xa + xb <= 40
+    p.prod_inf = prod_inf
+    p.fast = finite and not prod_inf and not group and not F2 and not block and step <= 128 and xa + xb <= 40
     cdef Py_ssize_t M = asig.shape[0], N = btsig.shape[0], item, i, j
     cdef Py_ssize_t mt = (M + TILE - 1) // TILE, nt = (N + TILE - 1) // TILE
     if M == 0 or N == 0:

@@ -62,7 +62,8 @@ class UnitArithmetic:
     exactly summed group; second_fraction_bits: 0, or F2 of a two-stage sum (the products'
     truncated sum kept to F2 bits below the larger of its exponent and the addend's, the
     addend floored to F bits: CDNA3); lowest_exponent: the alignment exponent is at least this; output:
-    the step result's rounding and format."""
+    the step result's rounding and format; product_inf_exponent: 0, or products of at least
+    2 to this power are +-Inf (CDNA3: beyond FP32's range)."""
 
     kind: str = "fdpa"
     step: int = 16
@@ -71,6 +72,7 @@ class UnitArithmetic:
     group: int = 0
     lowest_exponent: int = -133
     output: str = "rz-fp32"
+    product_inf_exponent: int = 0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -78,6 +80,7 @@ class UnitArithmetic:
         if self.output not in OUTPUTS:
             raise ValueError(f"unit arithmetic output must be one of {tuple(OUTPUTS)}, got {self.output!r}")
         for name, lo, hi in (("step", 1, 128), ("fraction_bits", 2, 40), ("second_fraction_bits", 0, 40), ("group", 0, 64),
+                             ("product_inf_exponent", 0, 1024),
                              ("lowest_exponent", -1100, 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
@@ -186,7 +189,7 @@ class MatrixUnit:
                                min(ar.step, self.k), ar.fraction_bits, ar.second_fraction_bits, ar.group, ar.lowest_exponent, fa.mantissa_bits,
                                fb.mantissa_bits, xsa, xsb, self.block_size if sa is not None else 0, mb, emin,
                                emax, rne, c_emin, NAN_BITS[dfmt], dfmt == "fp16", promote_every,
-                               bool(finite[0][a[i]].all() and finite[1][b[i]].all()), threads)
+                               bool(finite[0][a[i]].all() and finite[1][b[i]].all()), ar.product_inf_exponent, threads)
         if dfmt == "fp16":
             return out.astype(np.uint16).view(np.float16)
         return out.view(np.float32)

@@ -338,6 +338,10 @@ def unit_dot(a_vals, b_vals, c, arithmetic, emins, k: int, scales=None, block: i
                     special = math.nan if special is not None and special != s * math.inf else s * math.inf
                 continue
             v, xe = x * y, ea(x) + eb(y)
+            if arithmetic.product_inf_exponent and v != 0 and _exponent(v) >= arithmetic.product_inf_exponent:
+                s = math.copysign(math.inf, v)          # a product beyond the unit's range
+                special = math.nan if special is not None and special != s else s
+                continue
             if scales is not None and v != 0:
                 sa, sb = scales[t // block]
                 if isinstance(sa, float) or isinstance(sb, float):
