@@ -61,7 +61,8 @@ def main(argv=None) -> int:
             done += want.size
             i += 1
         total_bad += bad
-        label = f"{arch}/{inst} {ar.describe()}"
+        label = (f"{arch}/{inst} step {ar.step} F={ar.fraction_bits}{f' F2={ar.second_fraction_bits}' if ar.second_fraction_bits else ''}"
+                 f"{f' G={ar.group}' if ar.group else ''} {ar.output}")
         print(f"{label[:58]:<58} {len(units):>5} {done:>9} {bad:>10} {time.perf_counter() - t0:6.1f}", flush=True)
     return 1 if total_bad else 0
 
