@@ -39,7 +39,7 @@ AMD_TYPES = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "xf32": "tf32", "fp8"
 # output rounding-format of a step: (fraction bits, emin, emax, round to nearest even, result format)
 OUTPUTS = {"rz-fp32": (23, -126, 127, False, "fp32"), "rz-e8m13": (13, -126, 127, False, "fp32"),
            "rne-fp16": (10, -14, 15, True, "fp16"), "rne-fp32": (23, -126, 127, True, "fp32")}
-KINDS = ("fdpa", "fma")
+KINDS = ("fdpa",)          # chains of FMAs (FP32/FP64 mfma, FP64 mma): not modelled yet
 # the NaN every unit returns (NVIDIA and AMD alike, as the oracle gives them)
 NAN_BITS = {"fp32": 0x7FFFFFFF, "fp16": 0x7FFF}
 
@@ -91,8 +91,6 @@ class UnitArithmetic:
             raise ValueError(f"unit arithmetic step ({self.step}) must be a multiple of group ({self.group})")
 
     def describe(self) -> str:
-        if self.kind == "fma":
-            return f"chain of FMAs, {self.output}"
         g = f", groups of {self.group} summed exactly" if self.group else ""
         if self.second_fraction_bits:
             g += f", then {self.second_fraction_bits} bits beside the addend floored to {self.fraction_bits}"
