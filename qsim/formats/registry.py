@@ -17,6 +17,8 @@ _BUILTIN_FLOATS = [
     FloatFormat("bf16", 8, 7, 127, "ieee"),
     FloatFormat("fp16", 5, 10, 15, "ieee"),
     FloatFormat("fp32", 8, 23, 127, "ieee"),
+    # NVIDIA TensorFloat-32 (AMD xf32): FP32 with 10 fraction bits, 19 bits wide
+    FloatFormat("tf32", 8, 10, 127, "ieee"),
     # OCP MX v1.0 element types and the shared scale
     FloatFormat("fp6_e2m3", 2, 3, 1, "none"),
     FloatFormat("fp6_e3m2", 3, 2, 3, "none"),
@@ -28,7 +30,7 @@ _ALIASES = {
     "e4m3fn": "e4m3", "float8_e4m3fn": "e4m3", "fp8_e4m3": "e4m3",
     "float8_e5m2": "e5m2", "fp8_e5m2": "e5m2",
     "float8_e4m3fnuz": "e4m3fnuz", "float8_e5m2fnuz": "e5m2fnuz",
-    "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "single": "fp32",
+    "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "single": "fp32", "xf32": "tf32",
     "e2m3": "fp6_e2m3", "float6_e2m3fn": "fp6_e2m3",
     "e3m2": "fp6_e3m2", "float6_e3m2fn": "fp6_e3m2",
     "e2m1": "fp4_e2m1", "float4_e2m1fn": "fp4_e2m1",
