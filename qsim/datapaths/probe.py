@@ -151,9 +151,10 @@ def _output(ctx):
 
 def _lowest(ctx):
     """The smallest alignment exponent: 2^x and a term 2^(x - d) (with and without an output tie
-    between them) near the bottom of the output's range."""
+    between them)."""
     out = []
-    for x in range(ctx.out_emin - 48, ctx.out_emin + 3):
+    # near the bottom of the output's range, and of the products'
+    for x in sorted(set(range(ctx.out_emin - 48, ctx.out_emin + 3)) | set(range(ctx.pmin, ctx.pmin + 25))):
         for d in (1, 2, 3, 5, 8, 12, 16, 20, 24, 28, 32, 40):
             out.append(Probe("lowest-exponent", f"2^{x} - 2^{x - d}", (Term(0, 2.0 ** x), Term(1, -2.0 ** (x - d)))))
             for m in ctx.mbits:
@@ -161,6 +162,11 @@ def _lowest(ctx):
                 if tie > 2.0 ** (x - d):
                     out.append(Probe("lowest-exponent", f"m={m}: 2^{x} + tie + 2^{x - d}",
                                      (Term(0, 2.0 ** x), Term(1, tie), Term(2, 2.0 ** (x - d)))))
+    # the addend alone (no products): its bits d below its own exponent x
+    cfmt = get_format(ctx.unit.c_format)
+    for x in range(cfmt.emin - cfmt.mantissa_bits, 1):
+        for d in (1, 5, 10, 13, 20, 23):
+            out.append(Probe("lowest-exponent", f"addend 2^{x} + 2^{x - d}", (), c=2.0 ** x + 2.0 ** (x - d)))
     return out
 
 
@@ -214,17 +220,31 @@ def _values(fmt_name: str) -> tuple[frozenset, tuple]:
     return frozenset(v.tolist()), tuple(sorted(factors.tolist()))
 
 
+@cache
+def _code_table(fmt_name: str) -> dict:
+    """value -> code for the finite nonzero values of a format; zeros and NaN by sign/kind."""
+    f = get_format(fmt_name)
+    codes = np.arange(f.n_codes)
+    v = decode(codes, f, dtype=np.float64)
+    table = {}
+    for c, x in zip(codes[::-1].tolist(), v[::-1].tolist()):   # the lowest code of a value wins
+        if x == 0:
+            table["-0" if np.signbit(x) else "+0"] = c
+        elif np.isnan(x):
+            table["nan"] = c
+        else:
+            table[x] = c
+    nan = encode(np.array([np.nan]), f)
+    if np.isnan(decode(nan, f, dtype=np.float64)[0]):
+        table["nan"] = int(nan[0])
+    return table
+
+
 def _code(x: float, fmt_name: str) -> int | None:
     """The code of x in the format if x is exactly a value of it (NaN, signed zeros and Inf
     included), else None."""
-    f = get_format(fmt_name)
-    code = int(encode(np.array([x], np.float64), f)[0])
-    back = float(decode(np.array([code]), f, dtype=np.float64)[0])
-    if np.isnan(x):
-        return code if np.isnan(back) else None
-    if back != x or np.signbit(back) != np.signbit(x):
-        return None
-    return code
+    key = "nan" if np.isnan(x) else ("-0" if np.signbit(x) else "+0") if x == 0 else x
+    return _code_table(fmt_name).get(key)
 
 
 class _Context:
@@ -247,14 +267,14 @@ class _Context:
         return min(self.pmax, max(0, d - 24))
 
 
+@cache
 def _factor(v: float, a_fmt: str, b_fmt: str) -> tuple[float, float] | None:
     """a, b exact in their formats with a * b == v; factors near sqrt(|v|) first."""
     if v == 0 or not np.isfinite(v):
         return None
     aset, afac = _values(a_fmt)
     bset, _ = _values(b_fmt)
-    target = np.log2(abs(v)) / 2
-    for a in sorted(afac, key=lambda x: abs(np.log2(x) - target)):
+    for a in _factors_near(a_fmt, int(np.floor(np.log2(abs(v)) / 2))):
         b = abs(v) / a
         if b in bset and a * b == abs(v):
             a_s = a if v > 0 else -a
@@ -265,6 +285,13 @@ def _factor(v: float, a_fmt: str, b_fmt: str) -> tuple[float, float] | None:
     return None
 
 
+@cache
+def _factors_near(fmt_name: str, target: int) -> tuple:
+    _, fac = _values(fmt_name)
+    return tuple(sorted(fac, key=lambda x: abs(np.log2(x) - target)))
+
+
+@cache
 def _scale_pairs(scale_fmt: str):
     """(2^sa, 2^sb) scale values in the scale format, smallest total shift first."""
     vals, _ = _values(scale_fmt)
@@ -495,8 +522,12 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _cands_output_f(unit, cur):
-    return [dict(output=o, fraction_bits=f) for o in _outputs_for(unit) for f in range(2, 41)]
+def _cands_fraction_bits(unit, cur):
+    return [dict(fraction_bits=f) for f in range(2, 41)]
+
+
+def _cands_output(unit, cur):
+    return [dict(output=o) for o in _outputs_for(unit)]
 
 
 def _cands_step_group(unit, cur):
@@ -514,19 +545,28 @@ def _cands_second(unit, cur):
         dict(second_fraction_bits=f) for f in range(cur.fraction_bits, 41)])
 
 
-LOWEST_RANGE = (-300, 0)
+# the lowest alignment exponent is scanned over [LOWEST_FLOOR, 0]: on a grid, then bisected
+# where the outputs change (they are constant between the exponents the probes reach)
+LOWEST_FLOOR, LOWEST_GRID = -300, 8
 
 
-def _cands_lowest(unit, cur):
-    return [dict(lowest_exponent=-1100)] + [dict(lowest_exponent=e) for e in range(LOWEST_RANGE[0], LOWEST_RANGE[1] + 1)]
+@dataclass(frozen=True)
+class Scan:
+    """An integer parameter whose outputs change at a few breakpoints: searched on a grid and
+    bisected between grid points whose outputs differ."""
+    name: str
+    lo: int
+    hi: int
+    grid: int
 
 
-# the parameter groups of UnitArithmetic the fit scans, in order, with their candidates
-FIT_STAGES: tuple[tuple[str, Callable], ...] = (
-    ("output and fraction bits", _cands_output_f),
+# the parameter groups of UnitArithmetic the fit searches, in order: candidates, or a Scan
+FIT_STAGES: tuple[tuple[str, Callable | Scan], ...] = (
+    ("fraction bits", _cands_fraction_bits),
+    ("output", _cands_output),
     ("step and group", _cands_step_group),
     ("second-stage fraction bits", _cands_second),
-    ("lowest exponent", _cands_lowest),
+    ("lowest exponent", Scan("lowest_exponent", LOWEST_FLOOR, 0, LOWEST_GRID)),
 )
 
 
@@ -636,9 +676,11 @@ class FitResult:
 def _show_values(vals: list) -> str:
     if not vals:
         return "none"
-    if all(isinstance(v, int) for v in vals) and len(vals) > 3 and vals == list(range(vals[0], vals[0] + len(vals))):
-        return f"{vals[0]}..{vals[-1]} (unobservable below/above: a range)"
     if all(isinstance(v, int) for v in vals) and len(vals) > 3:
+        if vals == list(range(vals[0], vals[-1] + 1)):
+            if vals[0] == LOWEST_FLOOR:
+                return f"any value up to {vals[-1]} (no probe reaches lower)"
+            return f"{vals[0]}..{vals[-1]}"
         return f"{len(vals)} values from {min(vals)} to {max(vals)}"
     return ", ".join(str(v) for v in vals)
 
@@ -658,35 +700,39 @@ def fit(probes, d=None, *, device: Callable | None = None, max_rounds: int = 4) 
     d = run_device(probes, device) if device is not None else check_outputs(probes, d)
     ev = _Evaluator(probes, d)
     unit = probes.unit
-    cur = UnitArithmetic(step=unit.k, fraction_bits=24, group=0, lowest_exponent=-1100,
+    cur = UnitArithmetic(step=unit.k, fraction_bits=24, group=0, lowest_exponent=LOWEST_FLOOR,
                          output=_outputs_for(unit)[0])
     rounds = 0
     for rounds in range(1, max_rounds + 1):
         before = cur
-        for _, cands in FIT_STAGES:
+        for _, stage in FIT_STAGES:
+            if isinstance(stage, Scan):
+                values = _scan(ev, cur, stage)
+                best = max(values, key=lambda v: (values[v][0], v == getattr(cur, stage.name)))
+                cur = dataclasses.replace(cur, **{stage.name: best})
+                continue
             best, best_score = cur, int(ev.diag(cur).sum())
-            for change in cands(unit, cur):
+            for change in stage(unit, cur):
                 ar = _replace(cur, change)
-                if ar is None:
-                    continue
-                s = int(ev.diag(ar).sum())
-                if s > best_score:
+                if ar is not None and (s := int(ev.diag(ar).sum())) > best_score:
                     best, best_score = ar, s
             cur = best
         if cur == before:
             break
     # every parameter's values that explain as much as the fit, the others held
     full = int(ev.diag(cur).sum())
-    consistent = {}
-    for _, cands in FIT_STAGES:
-        for change in cands(unit, cur):
+    consistent: dict[str, list] = {}
+    for _, stage in FIT_STAGES:
+        if isinstance(stage, Scan):
+            values = _scan(ev, cur, stage)
+            consistent[stage.name] = [v for v in sorted(values) if values[v][0] == full]
+            continue
+        for change in stage(unit, cur):
             for name, v in change.items():
                 ar = _replace(cur, {name: v})
-                if ar is not None and int(ev.diag(ar).sum()) == full:
-                    consistent.setdefault(name, [])
-                    if v not in consistent[name]:
-                        consistent[name].append(v)
-    consistent = {k: sorted(v, key=str) if isinstance(v[0], str) else sorted(v) for k, v in consistent.items()}
+                if ar is not None and int(ev.diag(ar).sum()) == full and v not in consistent.setdefault(name, []):
+                    consistent[name].append(v)
+    consistent = {k: sorted(v, key=str) if v and isinstance(v[0], str) else sorted(v) for k, v in consistent.items()}
     diag_ok = ev.diag(cur)
     rand_ok = ev.random(cur)
     matched, total = int(diag_ok.sum() + rand_ok.sum()), int(diag_ok.size + rand_ok.size)
@@ -707,6 +753,30 @@ def fit(probes, d=None, *, device: Callable | None = None, max_rounds: int = 4) 
                                 "fit": _hex(mine[-r + t, i, j])})
     return FitResult(dataclasses.replace(unit, arithmetic=cur), cur, consistent, matched, total, unexplained,
                      _closest(probes, ev), probes.dropped, rounds)
+
+
+def _scan(ev: _Evaluator, cur: UnitArithmetic, scan: Scan) -> dict[int, tuple[int, bytes]]:
+    """(score, outputs' match pattern) at every value of scan.name in [lo, hi], the others
+    held; values between two evaluated ones with equal patterns are filled in, not run."""
+    def at(v):
+        m = ev.diag(dataclasses.replace(cur, **{scan.name: v}))
+        return int(m.sum()), m.tobytes()
+    grid = sorted(set(range(scan.lo, scan.hi + 1, scan.grid)) | {scan.hi})
+    known = {v: at(v) for v in grid}
+    todo = list(zip(grid, grid[1:]))
+    while todo:
+        lo, hi = todo.pop()
+        if hi - lo <= 1 or known[lo] == known[hi]:
+            continue
+        mid = (lo + hi) // 2
+        known[mid] = at(mid)
+        todo += [(lo, mid), (mid, hi)]
+    pts = sorted(known)
+    for lo, hi in zip(pts, pts[1:]):
+        if known[lo] == known[hi]:
+            for v in range(lo + 1, hi):
+                known[v] = known[lo]
+    return known
 
 
 def _effective(unit: MatrixUnit, ar: UnitArithmetic) -> UnitArithmetic:
