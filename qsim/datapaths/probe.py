@@ -116,16 +116,22 @@ def _step(ctx):
 
 
 def _group(ctx):
-    """Exactly summed groups: a run of small products below a cancelled anchor; each 0.75*2^-s
-    alone truncates to 0, their exact sum does not."""
+    """Exactly summed groups: a run of small products below a cancelled anchor 2^A; each
+    0.75*2^(A-s) alone truncates to 0, their exact sum does not. A is the smallest anchor
+    exponent at which the probe is exact in the formats (block scales widen the range)."""
     out = []
     k = ctx.k
     start = k // 2 if k >= 4 else 1
     lengths = [n for n in (1, 2, 4, 8, 16, 32, 64) if start + n <= k]
     for s in range(2, ANCHOR_LIMIT + 1):
         for n in lengths:
-            terms = [Term(0, 1.0)] + [Term(start + i, 0.75 * 2.0 ** -s) for i in range(n)]
-            out.append(Probe("group", f"addend -1, 1 at 0, {n} x 0.75*2^-{s} from {start}", tuple(terms), c=-1.0))
+            for e in range(0, 37, 4):
+                terms = [Term(0, 2.0 ** e)] + [Term(start + i, 0.75 * 2.0 ** (e - s)) for i in range(n)]
+                p = Probe("group", f"addend -2^{e}, 2^{e} at 0, {n} x 0.75*2^{e - s} from {start}", tuple(terms),
+                          c=-2.0 ** e)
+                if ctx.exact(p):
+                    break
+            out.append(p)
     return out
 
 
@@ -154,18 +160,18 @@ def _lowest(ctx):
     between them)."""
     out = []
     # near the bottom of the output's range, and of the products'
+    tie_m = max(ctx.mbits)
     for x in sorted(set(range(ctx.out_emin - 48, ctx.out_emin + 3)) | set(range(ctx.pmin, ctx.pmin + 25))):
-        for d in (1, 2, 3, 5, 8, 12, 16, 20, 24, 28, 32, 40):
+        for d in (1, 3, 8, 16, 24, 32, 40):
             out.append(Probe("lowest-exponent", f"2^{x} - 2^{x - d}", (Term(0, 2.0 ** x), Term(1, -2.0 ** (x - d)))))
-            for m in ctx.mbits:
-                tie = 2.0 ** (max(x, ctx.out_emin) - m - 1)
-                if tie > 2.0 ** (x - d):
-                    out.append(Probe("lowest-exponent", f"m={m}: 2^{x} + tie + 2^{x - d}",
-                                     (Term(0, 2.0 ** x), Term(1, tie), Term(2, 2.0 ** (x - d)))))
+            tie = 2.0 ** (max(x, ctx.out_emin) - tie_m - 1)      # half an output ulp above 2^x
+            if tie > 2.0 ** (x - d):
+                out.append(Probe("lowest-exponent", f"2^{x} + tie + 2^{x - d}",
+                                 (Term(0, 2.0 ** x), Term(1, tie), Term(2, 2.0 ** (x - d)))))
     # the addend alone (no products): its bits d below its own exponent x
     cfmt = get_format(ctx.unit.c_format)
-    for x in range(cfmt.emin - cfmt.mantissa_bits, 1):
-        for d in (1, 5, 10, 13, 20, 23):
+    for x in range(cfmt.emin - cfmt.mantissa_bits, 1, 3):
+        for d in (1, 13, 23):
             out.append(Probe("lowest-exponent", f"addend 2^{x} + 2^{x - d}", (), c=2.0 ** x + 2.0 ** (x - d)))
     return out
 
@@ -234,9 +240,8 @@ def _code_table(fmt_name: str) -> dict:
             table["nan"] = c
         else:
             table[x] = c
-    nan = encode(np.array([np.nan]), f)
-    if np.isnan(decode(nan, f, dtype=np.float64)[0]):
-        table["nan"] = int(nan[0])
+    if f.has_nan:
+        table["nan"] = int(encode(np.array([np.nan]), f)[0])
     return table
 
 
@@ -259,6 +264,9 @@ class _Context:
         self.pmin, self.pmax = min(pa) + min(pb), max(pa) + max(pb)
         self.mbits, self.out_emin = _out_mbits(unit), _out_emin(unit)
         self.c_is_fp16 = unit.c_format == "fp16"
+
+    def exact(self, probe: Probe) -> bool:
+        return _realize(probe, self.unit) is not None
 
     def anchor(self, d: int) -> int:
         """An exponent e for +-2^e products with 2^(e - d) an exact addend."""
@@ -347,10 +355,10 @@ def _realize(probe: Probe, unit: MatrixUnit):
             return None
         codes.append(np.array(cs, np.uint32))
     cdt = np.float16 if unit.c_format == "fp16" else np.float32
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         c = cdt(probe.c)
-    if not (np.isnan(c) and np.isnan(probe.c)) and (c != probe.c or np.signbit(c) != np.signbit(probe.c)):
-        return None
+        if not (np.isnan(c) and np.isnan(probe.c)) and (c != probe.c or np.signbit(c) != np.signbit(probe.c)):
+            return None
     if bs:
         sca = [_code(float(x), unit.scale_format) for x in sa]
         scb = [_code(float(x), unit.scale_format) for x in sb]
@@ -616,8 +624,14 @@ class _Evaluator:
     def random(self, ar: UnitArithmetic) -> np.ndarray:
         if self.rand is None:
             return np.ones(0, bool)
-        u = dataclasses.replace(self.ps.unit, arithmetic=ar)
-        return _bits(u.gemm(*self.rand, num_threads=1)) == self.rand_want
+        if ("random", ar) not in self.cache:
+            u = dataclasses.replace(self.ps.unit, arithmetic=ar)
+            self.cache["random", ar] = _bits(u.gemm(*self.rand, num_threads=1)) == self.rand_want
+        return self.cache["random", ar]
+
+    def explains(self, ar: UnitArithmetic, score: int) -> bool:
+        """Whether ar explains `score` probes and the random tiles as well as the fit does."""
+        return int(self.diag(ar).sum()) == score and int(self.random(ar).sum()) == self.random_score
 
     def outputs(self, ar: UnitArithmetic) -> np.ndarray:
         """The candidate's D on the device's own tiles."""
@@ -721,16 +735,18 @@ def fit(probes, d=None, *, device: Callable | None = None, max_rounds: int = 4) 
             break
     # every parameter's values that explain as much as the fit, the others held
     full = int(ev.diag(cur).sum())
+    ev.random_score = int(ev.random(cur).sum())
     consistent: dict[str, list] = {}
     for _, stage in FIT_STAGES:
         if isinstance(stage, Scan):
             values = _scan(ev, cur, stage)
-            consistent[stage.name] = [v for v in sorted(values) if values[v][0] == full]
+            consistent[stage.name] = [v for v in sorted(values) if values[v][0] == full and ev.explains(
+                dataclasses.replace(cur, **{stage.name: v}), full)]
             continue
         for change in stage(unit, cur):
             for name, v in change.items():
                 ar = _replace(cur, {name: v})
-                if ar is not None and int(ev.diag(ar).sum()) == full and v not in consistent.setdefault(name, []):
+                if ar is not None and ev.explains(ar, full) and v not in consistent.setdefault(name, []):
                     consistent[name].append(v)
     consistent = {k: sorted(v, key=str) if v and isinstance(v[0], str) else sorted(v) for k, v in consistent.items()}
     diag_ok = ev.diag(cur)
@@ -779,8 +795,10 @@ def _scan(ev: _Evaluator, cur: UnitArithmetic, scan: Scan) -> dict[int, tuple[in
     return known
 
 
-def _effective(unit: MatrixUnit, ar: UnitArithmetic) -> UnitArithmetic:
-    return dataclasses.replace(ar, step=min(ar.step, unit.k))
+def _effective(unit: MatrixUnit, ar: UnitArithmetic) -> UnitArithmetic | None:
+    """The arithmetic as a unit of this shape runs it (no step longer than k), or None where
+    it cannot run on it."""
+    return _replace(ar, {"step": min(ar.step, unit.k)})
 
 
 def _closest(probes: ProbeSet, ev: _Evaluator) -> list[tuple[str, int, list[str]]]:
@@ -795,6 +813,8 @@ def _closest(probes: ProbeSet, ev: _Evaluator) -> list[tuple[str, int, list[str]
         if u.d_format != t.d_format:
             continue
         ar = _effective(t, u.arithmetic)
+        if ar is None:
+            continue
         names = by_ar.setdefault(ar, [])
         if same(u):
             names.append(u.name)
