@@ -382,11 +382,9 @@ def _random_tile(unit: MatrixUnit, rng):
     if not unit.block_size:
         return a, b, c, None, None
     nb = unit.k // unit.block_size
-    sf = get_format(unit.scale_format)
     lo = 127 - 6 if unit.scale_format == "e8m0" else 0x30
     sa = rng.integers(lo, lo + 12, (unit.m, nb)).astype(np.uint32)
     sb = rng.integers(lo, lo + 12, (nb, unit.n)).astype(np.uint32)
-    assert sf.n_codes > lo + 12
     return a, b, c, sa, sb
 
 
@@ -428,13 +426,15 @@ class ProbeSet:
         return path
 
 
-def make_probes(unit, seed: int = 0, random_tiles: int = RANDOM_TILES) -> ProbeSet:
-    """The probe tiles for a device shaped as `unit` (a MatrixUnit or a unit name: its shape,
-    operand formats, block size and scale format; its arithmetic is not used)."""
+def realized_probes(unit, families=None) -> tuple[list[Probe], list[tuple], dict[str, int]]:
+    """The probes of PROBE_FAMILIES (or the named ones) exact in the unit's formats, their codes
+    (a, b, c, scale_a, scale_b per probe), and per family how many were not exact."""
     unit = matrix_unit(unit)
     ctx = _Context(unit)
     kept, rows, dropped = [], [], {}
     for fam in PROBE_FAMILIES:
+        if families is not None and fam.name not in families:
+            continue
         for p in fam.build(ctx):
             r = _realize(p, unit)
             if r is None:
@@ -442,15 +442,18 @@ def make_probes(unit, seed: int = 0, random_tiles: int = RANDOM_TILES) -> ProbeS
                 continue
             kept.append(p)
             rows.append(r)
+    return kept, rows, dropped
+
+
+def pack_tiles(unit, rows: list[tuple], extra_tiles: int = 0):
+    """Probes' codes on the diagonals of unit-shaped tiles (zeros elsewhere, scales 1), with
+    extra_tiles more after them: a (T, m, k), b (T, k, n), c (T, m, n), scale_a, scale_b."""
     per = min(unit.m, unit.n)
-    tiles = -(-len(rows) // per)
+    total = -(-len(rows) // per) + extra_tiles
     cdt = np.float16 if unit.c_format == "fp16" else np.float32
-    total = tiles + random_tiles
-    a = np.zeros((total, unit.m, unit.k), np.uint32)
-    b = np.zeros((total, unit.k, unit.n), np.uint32)
+    a = np.full((total, unit.m, unit.k), _code(0.0, unit.a_format), np.uint32)
+    b = np.full((total, unit.k, unit.n), _code(0.0, unit.b_format), np.uint32)
     c = np.zeros((total, unit.m, unit.n), cdt)
-    a[:] = _code(0.0, unit.a_format)
-    b[:] = _code(0.0, unit.b_format)
     sa = sb = None
     if unit.block_size:
         nb = unit.k // unit.block_size
@@ -462,8 +465,23 @@ def make_probes(unit, seed: int = 0, random_tiles: int = RANDOM_TILES) -> ProbeS
         a[t, i], b[t, :, i], c[t, i, i] = ra, rb, rc
         if sa is not None:
             sa[t, i], sb[t, :, i] = rsa, rsb
+    return a, b, c, sa, sb
+
+
+def random_tile(unit, rng):
+    """One unit-shaped tile of random finite codes (every exponent of the formats), C of wide
+    spread, block scales within 2^-6..2^5."""
+    return _random_tile(matrix_unit(unit), rng)
+
+
+def make_probes(unit, seed: int = 0, random_tiles: int = RANDOM_TILES) -> ProbeSet:
+    """The probe tiles for a device shaped as `unit` (a MatrixUnit or a unit name: its shape,
+    operand formats, block size and scale format; its arithmetic is not used)."""
+    unit = matrix_unit(unit)
+    kept, rows, dropped = realized_probes(unit)
+    a, b, c, sa, sb = pack_tiles(unit, rows, random_tiles)
     rng = np.random.default_rng(seed)
-    for t in range(tiles, total):
+    for t in range(len(a) - random_tiles, len(a)):
         ra, rb, rc, rsa, rsb = _random_tile(unit, rng)
         a[t], b[t], c[t] = ra, rb, rc
         if sa is not None:
