@@ -34,7 +34,7 @@ from .matrix_units import MATRIX_UNITS, OUTPUTS, MatrixUnit, UnitArithmetic, mat
 
 GENERATOR_VERSION = 1
 ANCHOR_LIMIT = 46          # the farthest distance below the largest exponent a probe places a term
-MINI = 32                  # probes per tile of the search (the candidates' own, smaller tiles)
+MINI = 16                  # probes per tile of the search (the candidates' own, smaller tiles)
 
 
 class ProbeError(ValueError):
@@ -403,6 +403,7 @@ class ProbeSet:
     random_tiles: int
     seed: int
     dropped: dict[str, int] = field(default_factory=dict)   # per family: probes not exact in the formats
+    zero_addend: bool = False                # every C is 0 (a device with no addend input)
 
     @property
     def per_tile(self) -> int:
@@ -418,7 +419,7 @@ class ProbeSet:
             path.mkdir(parents=True, exist_ok=True)
             path = path / "probes.npz"
         meta = {"unit": self.unit.name, "seed": self.seed, "generator": GENERATOR_VERSION,
-                "random_tiles": self.random_tiles, "probes": len(self.probes)}
+                "random_tiles": self.random_tiles, "probes": len(self.probes), "zero_addend": self.zero_addend}
         arrays = {"a": self.a, "b": self.b, "c": self.c}
         if self.scale_a is not None:
             arrays.update(scale_a=self.scale_a, scale_b=self.scale_b)
@@ -474,9 +475,10 @@ def random_tile(unit, rng):
     return _random_tile(matrix_unit(unit), rng)
 
 
-def make_probes(unit, seed: int = 0, random_tiles: int = RANDOM_TILES) -> ProbeSet:
+def make_probes(unit, seed: int = 0, random_tiles: int = RANDOM_TILES, zero_addend: bool = False) -> ProbeSet:
     """The probe tiles for a device shaped as `unit` (a MatrixUnit or a unit name: its shape,
-    operand formats, block size and scale format; its arithmetic is not used)."""
+    operand formats, block size and scale format; its arithmetic is not used). zero_addend:
+    every C is 0, for a device with no addend (the probes that need one then reveal less)."""
     unit = matrix_unit(unit)
     kept, rows, dropped = realized_probes(unit)
     a, b, c, sa, sb = pack_tiles(unit, rows, random_tiles)
@@ -486,7 +488,9 @@ def make_probes(unit, seed: int = 0, random_tiles: int = RANDOM_TILES) -> ProbeS
         a[t], b[t], c[t] = ra, rb, rc
         if sa is not None:
             sa[t], sb[t] = rsa, rsb
-    return ProbeSet(unit, a, b, c, sa, sb, kept, random_tiles, seed, dropped)
+    if zero_addend:
+        c[:] = 0
+    return ProbeSet(unit, a, b, c, sa, sb, kept, random_tiles, seed, dropped, zero_addend)
 
 
 def load_probes(path) -> ProbeSet:
@@ -503,7 +507,7 @@ def load_probes(path) -> ProbeSet:
         raise ProbeError(f"{path}: not a probe file written by `qsim probe --emit` ({e})") from None
     if meta.get("generator") != GENERATOR_VERSION:
         raise ProbeError(f"{path}: written by probe generator {meta.get('generator')}, this is {GENERATOR_VERSION}")
-    ps = make_probes(meta["unit"], meta["seed"], meta["random_tiles"])
+    ps = make_probes(meta["unit"], meta["seed"], meta["random_tiles"], bool(meta.get("zero_addend")))
     for k in ("a", "b", "c", "scale_a", "scale_b"):
         mine = getattr(ps, k)
         if (mine is None) != (k not in arrays) or (mine is not None and not np.array_equal(
