@@ -35,8 +35,10 @@ ctypedef struct params_t:
     int mbits, emin, emax, rne       # the output format and its rounding
     int c_emin            # emin of the first addend's format
     uint32_t nan_bits
+    double overflow       # 2^(emax + 1)
     int f16               # output bits are FP16 bits (else FP32 bits)
     int promote           # 0, or products per unit partial sum added into an FP32 register
+    int fast              # no groups, scales, second stage, and no Inf/NaN among A and B
 
 
 cdef inline int _bitlen(uint64_t u) noexcept nogil:
@@ -89,8 +91,8 @@ cdef inline double _round_out(int64_t s, int q, const params_t* p, int* inf) noe
             half = <uint64_t>1 << (sh - 1)
             if rem > half or (rem == half and (r & 1)):
                 r += 1
-    v = ldexp(<double>r, lsb)
-    if v >= ldexp(1.0, p.emax + 1):
+    v = <double>r * _pow2(lsb)
+    if v >= p.overflow:
         inf[0] = 1
         return -1.0 if neg else 1.0
     return -v if neg else v
@@ -126,13 +128,20 @@ cdef inline uint32_t _bits(double v, int state, const params_t* p) noexcept nogi
     return b | (<uint32_t>(e + 15) << 10) | <uint32_t>((d >> 42) & 0x3ff)
 
 
+cdef inline double _pow2(int e) noexcept nogil:
+    """2^e for -1022 <= e <= 1023, from its bits."""
+    return qs_bits_f64(<uint64_t>(e + 1023) << 52)
+
+
 cdef inline void _split(double c, int emin, int64_t* sig, int* lsb, int* x) noexcept nogil:
-    """A finite double as sig * 2^lsb, and its exponent for the alignment (at least emin)."""
-    cdef int e
-    cdef double m = frexp(c, &e)
-    sig[0] = <int64_t>ldexp(m, 53)
-    lsb[0] = e - 53
-    x[0] = e - 1 if e - 1 > emin else emin
+    """A nonzero FP32 or FP16 value (a normal double) as sig * 2^lsb, and its exponent for
+    the alignment (at least emin)."""
+    cdef uint64_t d = qs_f64_bits(c)
+    cdef int e = <int>((d >> 52) & 0x7ff) - 1023
+    cdef int64_t m = <int64_t>((d & ((<uint64_t>1 << 52) - 1)) | (<uint64_t>1 << 52))
+    sig[0] = -m if c < 0 else m
+    lsb[0] = e - 52
+    x[0] = e if e > emin else emin
 
 
 cdef int _step(const int16_t* asig, const int16_t* alsb, const int16_t* bsig, const int16_t* blsb,
@@ -246,6 +255,50 @@ cdef int _step(const int16_t* asig, const int16_t* alsb, const int16_t* bsig, co
     return 0
 
 
+cdef int _step_fast(const int16_t* asig, const int16_t* alsb, const int16_t* bsig, const int16_t* blsb, int n,
+                    double* acc, int* state, int c_emin, const params_t* p) noexcept nogil:
+    """_step for finite operands without groups, scales or a second stage, in loops the
+    compiler vectorizes: products and exponents, the largest, the aligned sum."""
+    cdef int32_t ps[128]
+    cdef int32_t pl[128]
+    cdef int t, E = -100000, l, sh, cl, cx, inf
+    cdef int64_t total = 0, cs
+    cdef uint64_t m, sg
+    if state[0]:
+        return 0                      # an Inf or NaN addend stays
+    for t in range(n):
+        ps[t] = <int32_t>asig[t] * <int32_t>bsig[t]
+        pl[t] = <int32_t>alsb[t] + <int32_t>blsb[t]
+    for t in range(n):
+        l = pl[t] if ps[t] != 0 else -100000
+        E = l if l > E else E
+    if E > -100000:
+        E = E + p.xa + p.xb
+    if acc[0] != 0:
+        _split(acc[0], c_emin, &cs, &cl, &cx)
+        if cx > E:
+            E = cx
+    elif E == -100000:
+        acc[0] = 0.0
+        return 0
+    if E < p.lowest:
+        E = p.lowest
+    for t in range(n):
+        # |p| * 2^(lsb - q) truncated: shifted up by 40 first, so one right shift does it
+        sh = E - p.F - pl[t] + 40
+        sh = 63 if sh > 63 else sh
+        sg = <uint64_t>(<int64_t>ps[t] >> 31)
+        m = <uint64_t>((<int64_t>ps[t] ^ <int64_t>sg) - <int64_t>sg)
+        m = (m << 40) >> sh
+        total = total + <int64_t>((m ^ sg) - sg)
+    if acc[0] != 0:
+        total = total + _align(cs, cl, E - p.F)
+    acc[0] = _round_out(total, E - p.F, p, &inf)
+    if inf:
+        state[0] = 1 if acc[0] > 0 else 2
+    return 0
+
+
 cdef int _two_stage(const int64_t* sig, const int* lsb, int nt, int E1, double* acc, int* state,
                     int c_emin, const params_t* p) noexcept nogil:
     """The products truncated to F bits below their largest exponent E1 and summed; then that
@@ -299,8 +352,11 @@ cdef void _one(const int16_t[:, ::1] asig, const int16_t[:, ::1] alsb, const int
         state = 0
     k0 = 0
     while k0 < K:
-        _step(&asig[i, k0], &alsb[i, k0], &btsig[j, k0], &btlsb[j, k0], 1, p.step, sap, salp, sbp, sblp, 1,
-              <int>k0, &acc, &state, c_emin, p)
+        if p.fast:
+            _step_fast(&asig[i, k0], &alsb[i, k0], &btsig[j, k0], &btlsb[j, k0], p.step, &acc, &state, c_emin, p)
+        else:
+            _step(&asig[i, k0], &alsb[i, k0], &btsig[j, k0], &btlsb[j, k0], 1, p.step, sap, salp, sbp, sblp, 1,
+                  <int>k0, &acc, &state, c_emin, p)
         c_emin = p.emin
         k0 = k0 + p.step
         if p.promote and (k0 % p.promote == 0 or k0 >= K):
@@ -328,7 +384,7 @@ def unit_gemm(const int16_t[:, ::1] asig, const int16_t[:, ::1] alsb, const int1
               const int16_t[:, ::1] sbtsig, const int16_t[:, ::1] sbtlsb, const double[:, ::1] c,
               const uint8_t[:, ::1] cstate, uint32_t[:, ::1] out, int step, int F, int F2, int group, int lowest,
               int xa, int xb, int xsa, int xsb, int block, int mbits, int emin, int emax, bint rne,
-              int c_emin, uint32_t nan_bits, bint f16, int promote, int num_threads):
+              int c_emin, uint32_t nan_bits, bint f16, int promote, bint finite, int num_threads):
     """D bits (M x N) of A (M x K) and B transposed (N x K) given as significands and
     last-bit exponents, scales (M x K/block, N x K/block) likewise, C as doubles with a state
     (0 finite, 1 +Inf, 2 -Inf, 3 NaN)."""
@@ -349,8 +405,10 @@ def unit_gemm(const int16_t[:, ::1] asig, const int16_t[:, ::1] alsb, const int1
     p.rne = rne
     p.c_emin = c_emin
     p.nan_bits = nan_bits
+    p.overflow = ldexp(1.0, emax + 1)
     p.f16 = f16
     p.promote = promote
+    p.fast = finite and not group and not F2 and not block and step <= 128 and xa + xb <= 40
     cdef Py_ssize_t M = asig.shape[0], N = btsig.shape[0], item, i, j
     cdef Py_ssize_t mt = (M + TILE - 1) // TILE, nt = (N + TILE - 1) // TILE
     if M == 0 or N == 0:

@@ -78,6 +78,19 @@ def _cmd_datapaths(args) -> int:
     return 0
 
 
+def _cmd_units(args) -> int:
+    from .datapaths.matrix_units import MATRIX_UNITS, matrix_unit
+
+    units = [u for n, u in MATRIX_UNITS.items() if not args.name or args.name in n]
+    if not units:
+        matrix_unit(args.name)        # no name contains it: the error names the closest
+    for u in units:
+        scale = f", {u.scale_format} scales per {u.block_size}" if u.block_size else ""
+        print(f"{u.name:<80} {u.m}x{u.n}x{u.k} {u.a_format} x {u.b_format} + {u.c_format} -> {u.d_format}{scale}: "
+              f"{u.arithmetic.describe()}")
+    return 0
+
+
 def _cmd_hardware(args) -> int:
     from .hardware import hardware_presets, load_hardware
 
@@ -336,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--multiplier", type=float, default=0.25,
                    help="requantization multiplier for --ties (default 0.25: odd multiples of 2 tie)")
     d.set_defaults(func=_cmd_datapaths)
+
+    u = sub.add_parser("units", help="list the matrix units of real GPUs (tensor cores, matrix cores) and their arithmetic")
+    u.add_argument("name", nargs="?", help="a unit's full name, or part of names (e.g. hopper/wgmma) to list")
+    u.set_defaults(func=_cmd_units)
 
     h = sub.add_parser("hardware", help="list the hardware presets (qsim/hardware/presets/*.toml)",
                        description="List the shipped hardware descriptions, or show one resolved.")

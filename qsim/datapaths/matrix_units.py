@@ -168,6 +168,7 @@ class MatrixUnit:
         threads = resolve_threads(num_threads, int(np.prod(batch, dtype=np.int64)) * m * n * kk)
         empty = np.zeros((1, 1), np.int16)
         c_emin = get_format(self.c_format).emin
+        finite = [alsb < _SPECIAL, blsb < _SPECIAL]     # per code: finite (the kernel's fast path)
         for i in np.ndindex(*batch):
             bt = np.ascontiguousarray(b[i].T)
             cv = c[i].astype(np.float64)
@@ -184,7 +185,8 @@ class MatrixUnit:
             _mmaunit.unit_gemm(asig[a[i]], alsb[a[i]], bsig[bt], blsb[bt], *s, np.ascontiguousarray(cv), state, out[i],
                                min(ar.step, self.k), ar.fraction_bits, ar.second_fraction_bits, ar.group, ar.lowest_exponent, fa.mantissa_bits,
                                fb.mantissa_bits, xsa, xsb, self.block_size if sa is not None else 0, mb, emin,
-                               emax, rne, c_emin, NAN_BITS[dfmt], dfmt == "fp16", promote_every, threads)
+                               emax, rne, c_emin, NAN_BITS[dfmt], dfmt == "fp16", promote_every,
+                               bool(finite[0][a[i]].all() and finite[1][b[i]].all()), threads)
         if dfmt == "fp16":
             return out.astype(np.uint16).view(np.float16)
         return out.view(np.float32)
@@ -320,13 +322,21 @@ def matrix_unit(name: str) -> MatrixUnit:
         raise TypeError(f"a matrix unit is named by a string, got {type(name).__name__}")
     if name in MATRIX_UNITS:
         return MATRIX_UNITS[name]
+    try:
+        _closest(name)
+    except UnknownUnitError as e:
+        raise UnknownUnitError(f"unknown matrix unit {name!r}: {e}") from None
+
+
+def _closest(name: str):
+    """Raises UnknownUnitError naming what is wrong in name and the closest known names."""
     parts = name.split("/")
     if len(parts) != 3:
         raise UnknownUnitError(f"a matrix unit is named architecture/instruction/qualifier, got {name!r}")
     arch, inst, _ = parts
     if arch not in ARCHITECTURES:
         near = difflib.get_close_matches(arch, ARCHITECTURES, n=3)
-        raise UnknownUnitError(f"unknown architecture {arch!r}" + (f"; did you mean {', '.join(near)}?" if near else
+        raise UnknownUnitError(f"no architecture {arch!r}" + (f"; did you mean {', '.join(near)}?" if near else
                                                                     f"; known: {', '.join(ARCHITECTURES)}"))
     insts = sorted({u.instruction for u in MATRIX_UNITS.values() if u.arch == arch})
     if inst not in insts:

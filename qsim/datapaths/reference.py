@@ -245,3 +245,120 @@ def fused_sum(products, group: int, bits: int, align: str, fmt, rounding: str, s
             total = round_into(total + acc, "fp32", "rne")
             acc = Fraction(0)
     return total if promote_every else acc
+
+
+# -- matrix units (qsim/datapaths/matrix_units.py), with Fractions ----------------------------------
+def _exponent(x: Fraction) -> int:
+    """floor(log2 |x|) of a nonzero Fraction."""
+    x = abs(x)
+    e = x.numerator.bit_length() - x.denominator.bit_length()
+    return e - 1 if Fraction(2) ** e > x else e
+
+
+def _trunc(x: Fraction, q: int) -> Fraction:
+    """x toward zero to a multiple of 2^q."""
+    n = abs(x) / Fraction(2) ** q
+    n = Fraction(n.numerator // n.denominator) * Fraction(2) ** q
+    return n if x >= 0 else -n
+
+
+def _floor(x: Fraction, q: int) -> Fraction:
+    return Fraction(math.floor(x / Fraction(2) ** q)) * Fraction(2) ** q
+
+
+def _round_output(x: Fraction, output: str):
+    """x rounded to the unit's output (a Fraction, or +-inf)."""
+    mbits, emin, emax, rne = {"rz-fp32": (23, -126, 127, False), "rz-e8m13": (13, -126, 127, False),
+                              "rne-fp16": (10, -14, 15, True), "rne-fp32": (23, -126, 127, True)}[output]
+    if x == 0:
+        return Fraction(0)
+    q = max(_exponent(x), emin) - mbits
+    n = abs(x) / Fraction(2) ** q
+    r = n.numerator // n.denominator
+    rem = n - r
+    if rne and (rem > Fraction(1, 2) or (rem == Fraction(1, 2) and r % 2)):
+        r += 1
+    v = r * Fraction(2) ** q
+    if v >= Fraction(2) ** (emax + 1):
+        return math.inf if x > 0 else -math.inf
+    return v if x > 0 else -v
+
+
+def unit_step(products, c, arithmetic, c_emin: int):
+    """One step of a matrix unit: products as (value, exponent) pairs of Fractions and ints
+    (the exponent: the sum of the factors' max(e, emin), plus the scales'), and the addend c
+    (a Fraction, +-inf or nan). `group`: the products of each group are summed exactly,
+    their exponent the group's largest. Returns a Fraction, +-inf or nan."""
+    ar = arithmetic
+    if isinstance(c, float):                  # Inf or NaN addend
+        return c
+    if ar.group:
+        grouped = []
+        for i in range(0, len(products), ar.group):
+            g = [p for p in products[i:i + ar.group] if p[0] != 0]
+            if g:
+                grouped.append((sum(v for v, _ in g), max(x for _, x in g)))
+        products = grouped
+    terms = [(v, x) for v, x in products if v != 0 or ar.group]
+    cx = max(_exponent(c), c_emin) if c != 0 else None
+    if ar.second_fraction_bits:
+        e1 = max((x for _, x in terms), default=None)
+        s = sum((_trunc(v, e1 - ar.fraction_bits) for v, _ in terms), Fraction(0))
+        if e1 is None and cx is None:
+            return Fraction(0)
+        e2 = max(x for x in (e1, cx, ar.lowest_exponent) if x is not None)
+        total = _trunc(s, e2 - ar.second_fraction_bits) + (_floor(c, e2 - ar.fraction_bits) if c != 0 else 0)
+        return _round_output(total, ar.output)
+    exps = [x for _, x in terms] + ([cx] if cx is not None else [])
+    if not exps:
+        return Fraction(0)
+    q = max(exps + [ar.lowest_exponent]) - ar.fraction_bits
+    total = sum((_trunc(v, q) for v, _ in terms), Fraction(0)) + _trunc(c, q)
+    return _round_output(total, ar.output)
+
+
+def unit_dot(a_vals, b_vals, c, arithmetic, emins, k: int, scales=None, block: int = 0, c_emin: int = -126,
+             out_emin: int = -126, promote_every: int = 0):
+    """D of one output: a_vals, b_vals (Fractions or float Inf/NaN) along K, c, the instruction
+    k; emins (a's, b's, scale's emin and mantissa bits are folded in by the caller as exponent
+    functions); scales: per block (sa, sb) Fractions. A chain of steps, each one's result the
+    next one's addend; promote_every: partial sums (from zero) added into an FP32 total."""
+    ea, eb, es = emins
+    step = min(arithmetic.step, k)
+    total, acc, first = c, (Fraction(0) if promote_every else c), True
+    for k0 in range(0, len(a_vals), step):
+        prods, special = [], None
+        for t in range(k0, k0 + step):
+            x, y = a_vals[t], b_vals[t]
+            if isinstance(x, float) or isinstance(y, float):      # Inf or NaN factor
+                if x != x or y != y or x == 0 or y == 0:
+                    special = math.nan
+                else:
+                    s = math.copysign(1, x) * math.copysign(1, y)
+                    special = math.nan if special is not None and special != s * math.inf else s * math.inf
+                continue
+            v, xe = x * y, ea(x) + eb(y)
+            if scales is not None and v != 0:
+                sa, sb = scales[t // block]
+                if isinstance(sa, float) or isinstance(sb, float):
+                    special = math.nan
+                    continue
+                v, xe = v * sa * sb, xe + es(sa) + es(sb)
+            prods.append((v, xe))
+        if special is not None or isinstance(acc, float):
+            vals = [v for v in (special, acc) if isinstance(v, float)]
+            acc = math.nan if any(v != v for v in vals) or (math.inf in vals and -math.inf in vals) else vals[0]
+        else:
+            acc = unit_step(prods, acc, arithmetic, c_emin if (first and not promote_every) else out_emin)
+        first = False
+        if promote_every and ((k0 + step) % promote_every == 0 or k0 + step >= len(a_vals)):
+            total = _fp32_add(total, acc)
+            acc = Fraction(0)
+    return total if promote_every else acc
+
+
+def _fp32_add(x, y):
+    """x + y in IEEE FP32 (round to nearest even), x and y FP32 values, Inf or NaN."""
+    if isinstance(x, float) or isinstance(y, float):
+        return float(x) + float(y)
+    return _round_output(x + y, "rne-fp32")

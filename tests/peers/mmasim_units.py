@@ -104,8 +104,8 @@ def random_codes(fmt_name: str, shape, rng, spread: int = 12, special: float = 0
     codes = np.where(finite, codes, codes & ~(1 << f.mantissa_bits) if f.mantissa_bits else 0)  # keep finite
     codes = np.where(np.isfinite(decode(codes, f, dtype=np.float64)), codes, 0)
     if special:
-        nan = [c for c in range(min(f.n_codes, 1 << 16)) if not np.isfinite(decode(np.array([c]), f, dtype=np.float64)[0])]
-        if nan:
+        nan = np.flatnonzero(~np.isfinite(decode(np.arange(f.n_codes), f, dtype=np.float64)))
+        if nan.size:
             pick = rng.random(shape) < special
             codes = np.where(pick, rng.choice(nan, size=shape), codes)
     return codes.astype(np.uint32)
