@@ -747,12 +747,18 @@ def fit(probes, d=None, *, device: Callable | None = None, max_rounds: int = 4) 
                 best = max(values, key=lambda v: (values[v][0], v == getattr(cur, stage.name)))
                 cur = dataclasses.replace(cur, **{stage.name: best})
                 continue
-            best, best_score = cur, int(ev.diag(cur).sum())
+            tied, best_score = [cur], int(ev.diag(cur).sum())
             for change in stage(unit, cur):
                 ar = _replace(cur, change)
-                if ar is not None and (s := int(ev.diag(ar).sum())) > best_score:
-                    best, best_score = ar, s
-            cur = best
+                if ar is None or ar == cur:
+                    continue
+                s = int(ev.diag(ar).sum())
+                if s > best_score:
+                    tied, best_score = [ar], s
+                elif s == best_score:
+                    tied.append(ar)
+            # ties on the probes broken by the random tiles (the current value first)
+            cur = max(tied, key=lambda ar: int(ev.random(ar).sum())) if len(tied) > 1 else tied[0]
         if cur == before:
             break
     # every parameter's values that explain as much as the fit, the others held
