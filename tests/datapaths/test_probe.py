@@ -125,9 +125,10 @@ def test_gpu_probe_script_is_import_safe():
 
 
 # -- the oracle: MMA-Sim's models as black boxes ---------------------------------------------------
-MMASIM_UNITS = ["hopper/wgmma/m64n8k32.f32.e5m2.e4m3",           # FP8, e8m13, 32 per step
+MMASIM_UNITS = [pytest.param("hopper/wgmma/m64n8k32.f32.e5m2.e4m3", marks=pytest.mark.slow),  # FP8, e8m13
                 "hopper/wgmma/m64n8k16.f16.f16.f16",             # FP16 out, RNE
-                "blackwell/tcgen05.mma/m64n8k32.kind::f8f6f4.f32.e2m1.e4m3"]    # narrow inputs, F = 25
+                pytest.param("blackwell/tcgen05.mma/m64n8k32.kind::f8f6f4.f32.e2m1.e4m3",   # narrow inputs, F = 25
+                             marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("name", MMASIM_UNITS)
