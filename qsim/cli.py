@@ -379,6 +379,65 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_probe(args) -> int:
+    from .datapaths.matrix_units import UnknownUnitError
+    try:
+        return _probe(args)
+    except UnknownUnitError as e:          # a mistake in the input, whatever its message says
+        raise ValueError(str(e)) from None
+
+
+def _probe(args) -> int:
+    from pathlib import Path
+
+    from .datapaths import probe
+    if args.fit:
+        if args.emit or args.device:
+            raise ValueError("--fit reads a device's outputs; give it without --emit or --device")
+        d_path = Path(args.fit)
+        ps = probe.load_probes(args.probes or d_path.parent / "probes.npz")
+        if args.unit and probe.matrix_unit(args.unit).name != ps.unit.name:
+            raise ValueError(f"the probes in {args.probes or d_path.parent} were made for {ps.unit.name}, not {args.unit}")
+        try:
+            with np.load(d_path) as z:
+                if "d" not in z.files:
+                    raise ValueError(f"{d_path}: no array 'd' (the device's D for every probe tile); it has "
+                                     f"{', '.join(z.files) or 'nothing'}")
+                d = z["d"]
+        except (OSError, EOFError) as e:
+            raise ValueError(f"{d_path}: cannot read ({e})") from None
+        result = probe.fit(ps, d)
+    else:
+        if not args.unit:
+            raise ValueError("probe needs UNIT (a matrix unit name giving the device's shape and formats) or --fit D.npz")
+        ps = probe.make_probes(args.unit, seed=args.seed)
+        if args.emit:
+            path = ps.save(args.emit)
+            print(f"probe {ps.unit.name}: {len(ps.probes)} probes on {ps.a.shape[0]} tiles "
+                  f"({ps.random_tiles} random) written to {path}")
+            print(f"run the device on a, b, c{', scale_a, scale_b' if ps.scale_a is not None else ''} "
+                  f"(tile by tile, {ps.unit.m}x{ps.unit.n}x{ps.unit.k}), save its D as 'd' "
+                  f"{ps.c.shape} {ps.c.dtype} in {Path(path).parent}/d.npz, then: qsim probe --fit "
+                  f"{Path(path).parent}/d.npz")
+            if not args.device:
+                return 0
+        device = _probe_device(args.device or "qsim", ps.unit)
+        result = probe.fit(ps, device=device)
+    print(result.report())
+    return 0 if result.exact else 1
+
+
+def _probe_device(name: str, unit):
+    from .datapaths import probe
+    if name == "qsim":
+        return probe.qsim_device(unit)
+    if name == "mmasim":
+        from .golden import mmasim
+        return mmasim.device(unit)
+    raise ValueError(f"unknown device {name!r}: qsim (qsim's own unit) or mmasim (the MMA-Sim model); a GPU "
+                     "runs the emitted probes itself (benchmarks/gpu_probe.py)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qsim",
@@ -488,6 +547,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the preset or .toml whose array, memories and energy calibration --iso holds "
                         "(default: the first of --hardware)")
     c.set_defaults(func=_cmd_compare)
+
+    pr = sub.add_parser("probe", help="characterize a matrix unit: emit probe tiles, fit its arithmetic to a "
+                                      "device's outputs",
+                        description="Probe tiles that separate the parameters of a matrix unit's arithmetic (fraction "
+                                    "bits, products per step, groups, output rounding, lowest exponent, NaN/Inf), "
+                                    "and a fit of those parameters to a device's outputs by a search with qsim's own "
+                                    "kernel: the parameters, the closest known units, the probes nothing explains. "
+                                    "Exit status 1 when some output is unexplained.",
+                        epilog="examples:\n"
+                               "  qsim probe hopper/wgmma/m64n256k32.f32.e4m3.e4m3 --emit probes/h100\n"
+                               "  (run the device on probes/h100/probes.npz, write probes/h100/d.npz with key d)\n"
+                               "  qsim probe --fit probes/h100/d.npz\n"
+                               "  qsim probe ampere/mma/m16n8k16.f32.bf16.bf16.f32 --device mmasim",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("unit", nargs="?", help="a matrix unit name (see `qsim units`): the device's shape and formats")
+    pr.add_argument("--emit", metavar="DIR", help="write DIR/probes.npz (a, b, c, scales) for the device to run")
+    pr.add_argument("--fit", metavar="D.npz", help="fit the device's outputs (array d, the probes' tiles in order)")
+    pr.add_argument("--probes", metavar="FILE", help="the probes.npz of --fit (default: beside D.npz)")
+    pr.add_argument("--device", help="run a device here and fit it: qsim (qsim's own unit) or mmasim")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the random tiles (default 0)")
+    pr.set_defaults(func=_cmd_probe)
 
     from .golden.cli import register as register_golden
     from .report.cli import register as register_report

@@ -506,7 +506,40 @@ def _ml_dtypes_adapters() -> list[Adapter]:
 ADAPTERS: dict[str, Adapter] = {a.name: a for a in _ort_adapters() + _torch_adapters() + _ml_dtypes_adapters()}
 
 
+# -- MMA-Sim: every matrix unit, one adapter each, made on request ---------------------------------
+MMASIM_PREFIX = "mmasim:"
+
+
+def _mmasim_gemm(unit):
+    def kernel(inputs):
+        from . import mmasim
+        a, b, c = inputs["a"], inputs["b"], inputs["c"]
+        sa, sb = inputs.get("scale_a"), inputs.get("scale_b")
+        out = np.empty(c.shape, c.dtype)
+        for i in np.ndindex(*c.shape[:-2]):
+            out[i] = mmasim.gemm(unit, a[i], b[i], c[i], None if sa is None else sa[i], None if sb is None else sb[i])
+        return out
+    return kernel
+
+
+def mmasim_adapter(unit) -> Adapter:
+    """The adapter of a matrix unit: MMA-Sim's model of the instruction, chained along K."""
+    from ..datapaths.matrix_units import matrix_unit
+    unit = matrix_unit(unit)
+    return Adapter(f"{MMASIM_PREFIX}{unit.name}", "gemm", {"op": "gemm", "datapath": unit.name},
+                   f"MMA-Sim 2.1.1's model of {unit.name} (bit-accurate against the hardware, Xie et al. "
+                   "arXiv 2511.10909), one instruction per tile, K as a chain of instructions; compared bit for "
+                   "bit, NaN encodings included.", _mmasim_gemm(unit), requires=("mmasim", "torch"))
+
+
 def get_adapter(name: str) -> Adapter:
+    if name.startswith(MMASIM_PREFIX):
+        from ..datapaths.matrix_units import UnknownUnitError
+        try:
+            return mmasim_adapter(name[len(MMASIM_PREFIX):])
+        except UnknownUnitError as e:
+            raise KeyError(f"unknown adapter {name!r}: {e}") from None
     if name not in ADAPTERS:
-        raise KeyError(f"unknown adapter {name!r}; adapters: {', '.join(ADAPTERS)}")
+        raise KeyError(f"unknown adapter {name!r}; adapters: {', '.join(ADAPTERS)}, or {MMASIM_PREFIX}UNIT "
+                       "for any matrix unit")
     return ADAPTERS[name]

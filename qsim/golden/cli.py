@@ -24,6 +24,7 @@ examples:
   qsim golden gemm --datapath h100-fp8 --out golden/h100-gemm
   qsim golden requant --datapath gemmlowp --out golden/requant
   qsim golden mx --datapath mxfp4 --out golden/mxfp4
+  qsim golden gemm --datapath hopper/wgmma/m64n256k32.f32.e4m3.e4m3 --out golden/wgmma   # a matrix unit
   qsim golden --adapter ort-qlinear-conv-u8s8 --out golden/ort-conv
   qsim golden --list-adapters
   qsim golden model model.onnx --out golden/model      # one golden set per layer (index.json lists them)
@@ -50,6 +51,7 @@ examples:
   qsim validate golden/qgemm --outputs y.npy --report report.html --log log.parquet
   qsim validate golden/e4m3 --outputs y.bin --dtype uint8 --nan-equal
   qsim validate golden/ort-conv --adapter ort-qlinear-conv-u8s8
+  qsim validate golden/wgmma --adapter mmasim:hopper/wgmma/m64n256k32.f32.e4m3.e4m3
   qsim validate golden/ort-e4m3 --adapter ort-quantize-linear-e4m3-sat0 --no-waivers
   qsim validate golden/h100-gemm --outputs y_out.hex --output y_out
   qsim validate golden/h100-gemm --outputs out.npz        # keys y and y_out
@@ -83,6 +85,7 @@ def _cmd_golden(args) -> int:
             print(f"{a.name:<34} {a.op:<7} {cfg}")
             for d in a.departures:
                 print(f"{'':<4}known departure {d.name}: {d.description}")
+        print(f"{'mmasim:UNIT':<34} gemm    datapath=UNIT (any matrix unit, `qsim units`): MMA-Sim's model")
         return 0
     if args.out is None:
         raise ValueError("golden needs --out DIR")

@@ -13,6 +13,7 @@ from dataclasses import asdict, is_dataclass
 
 import numpy as np
 
+from ..datapaths.matrix_units import ARCHITECTURES, UnknownUnitError, matrix_unit
 from ..hardware import hardware_presets, load_hardware
 from ..plan import datapath_preset, datapath_presets
 from ..plan import resolve_datapath as plan_datapath
@@ -28,14 +29,20 @@ def canonical_op(op: str) -> str:
 
 
 def resolve_datapath(spec):
-    """(datapath, hardware or None) from a datapath preset name, a hardware preset name or a
-    hardware .toml path; a hardware description resolves as the simulator's plan does
+    """(datapath, hardware or None) from a datapath preset name, a hardware preset name, a
+    hardware .toml path or a matrix unit name (arch/instruction/qualifier: the datapath is
+    the MatrixUnit); a hardware description resolves as the simulator's plan does
     (qsim.plan.resolve_datapath)."""
     if spec is None:
         return None, None
     name = str(spec)
     if name in datapath_presets():
         return datapath_preset(name), None
+    if name.split("/")[0] in ARCHITECTURES:           # a matrix unit: arch/instruction/qualifier
+        try:
+            return matrix_unit(name), None
+        except UnknownUnitError as e:
+            raise ValueError(f"unknown datapath {name!r}: {e}") from None
     if name.endswith(".toml") or name in hardware_presets():
         hw = load_hardware(name)
         return plan_datapath(hw), hw

@@ -8,11 +8,13 @@ import numpy as np
 
 from ...codec import code_dtype
 from ...datapaths import float_matmul, mx_matmul, qlinear_matmul
+from ...datapaths.matrix_units import MatrixUnit
 from ...formats import FloatFormat, format as get_format
 from ...quant.intquant import container_dtype
 from ...quant.mx import MXArray, mx_quantize
 from ..show import show_range, values
 from ..store import Case
+from .base import not_for
 from .layers import IntLayer, LayerOp, channel_scalars, float_formats, mx_operands
 from .values import cast, f32, finite_codes, ints, saturated_codes
 
@@ -144,6 +146,42 @@ def _gemm_mx_cases(cfg, hw, rng):
     return cases, formats, {"a_format": fa.name, "b_format": fb.name, "block_size": bs, "y": "FP32 accumulator values"}
 
 
+def _gemm_unit_cases(cfg, unit, rng):
+    """A matrix unit: one directed case per probe family (the probes of `qsim probe` on the
+    diagonals of instruction tiles), then random GEMMs of whole tiles with K a chain of 1 to 4
+    instructions. Inputs: a, b codes, c (C's dtype), block scales; y: D as the unit computes it."""
+    from ...datapaths.probe import PROBE_FAMILIES, pack_tiles, random_tile, realized_probes
+    raw = []
+    for fam in PROBE_FAMILIES:
+        _, rows, _ = realized_probes(unit, {fam.name})
+        if rows:
+            raw.append((f"probe-{fam.name}", "directed", f"{fam.reveals} ({len(rows)} probes on tile diagonals)",
+                        pack_tiles(unit, rows)))
+    for i in range(cfg.random):
+        chain = int(rng.integers(1, 5))
+        tiles = [random_tile(unit, rng) for _ in range(chain)]
+        a = np.concatenate([t[0] for t in tiles], axis=1)[None]
+        b = np.concatenate([t[1] for t in tiles], axis=0)[None]
+        sa = sb = None
+        if unit.block_size:
+            sa = np.concatenate([t[3] for t in tiles], axis=1)[None]
+            sb = np.concatenate([t[4] for t in tiles], axis=0)[None]
+        raw.append((f"random-{i:03d}", "random", f"seeded {unit.m}x{unit.k * chain} @ {unit.k * chain}x{unit.n}: "
+                    f"a chain of {chain} instruction(s)", (a, b, tiles[0][2][None], sa, sb)))
+    cases = []
+    for name, kind, desc, (a, b, c, sa, sb) in raw:
+        inputs = {"a": a, "b": b, "c": c}
+        if sa is not None:
+            inputs.update(scale_a=sa, scale_b=sb)
+        cases.append(Case(name, kind, desc, inputs, {"y": unit.gemm(a, b, c, sa, sb)}))
+    formats = {"a": unit.a_format, "b": unit.b_format, "c": unit.c_format, "y": unit.d_format}
+    if unit.block_size:
+        formats.update(scale_a=unit.scale_format, scale_b=unit.scale_format)
+    return cases, formats, {"unit": unit.name, "a_format": unit.a_format, "b_format": unit.b_format,
+                            "y": f"D = A.B + C as {unit.name} computes it ({unit.arithmetic.describe()}); "
+                                 "K a chain of instructions, each D the next C"}
+
+
 class Gemm(LayerOp):
     name = "gemm"
     aliases = ("matmul",)
@@ -153,7 +191,15 @@ class Gemm(LayerOp):
         return _gemm_int_cases(cfg, path, hw, rng)
 
     def float_cases(self, cfg, path, hw, rng):
+        if isinstance(path, MatrixUnit):
+            return _gemm_unit_cases(cfg, path, rng)
         return _gemm_float_cases(cfg, path, hw, rng)
+
+    def format_rules(self, path) -> dict:
+        if isinstance(path, MatrixUnit):
+            fixed = not_for(f"the matrix unit {path.name} fixes its operand and output formats")
+            return {"format": fixed, "weight_format": fixed, "output_format": fixed}
+        return super().format_rules(path)
 
     def inputs_at(self, golden, case, output, pos):
         """A row of a and a column of b (values, for float codes: MX before the block scales),
