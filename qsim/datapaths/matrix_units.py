@@ -17,14 +17,13 @@ import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
 from .._kernels import _mmaunit
 from .._threads import resolve_threads
 from ..codec import decode
-from ..formats import FloatFormat, format as get_format
+from ..formats import format as get_format
 from .integer import PRESET_DIR
 
 ARCHITECTURES = ("volta", "turing", "ampere", "ada-lovelace", "hopper", "blackwell", "rtx-blackwell",
