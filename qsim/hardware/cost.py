@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+from .scalesim_replay import Im2col, scalesim_dram_reads
+
 DATAFLOWS = ("output-stationary", "weight-stationary", "input-stationary")
 COUNTINGS = ("physical", "scalesim")
 # how each GEMM's dataflow is chosen: the array's own, or the one of least energy or latency
@@ -37,9 +39,9 @@ SCALESIM_QUIRKS = {
                      "counting='scalesim'",
     "fit-rule": "a read scratchpad holds its operand when it has fewer distinct words than 50 sets of "
                 "floor(bytes / 100) words (not bytes / 2); reproduced by counting='scalesim'",
-    "read-window": "when an operand does not fit, DRAM reads come from a trace replay through a window of "
-                   "100 sets that forgets everything every 50 sets: between the distinct words and the SRAM "
-                   "reads, not reproduced (bounds checked)",
+    "read-window": "when an operand does not fit, DRAM reads come from a replay of its SRAM read trace "
+                   "through a window of 50 sets of floor(bytes / 100) words that forgets everything when "
+                   "full; reproduced by counting='scalesim' (qsim.hardware.scalesim_replay)",
     "write-line-padding": "DRAM writes of C are drained in lines of C words; once the writes exceed half the "
                           "ofmap scratchpad, the part-full line drained first counts its padding (C - 1 words "
                           "when C divides that half); reproduced by counting='scalesim'",
@@ -123,18 +125,22 @@ def _holds(words: int, nbytes: int, bits: float, counting: str) -> bool:
 
 def systolic_traffic(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, pads: Scratchpads,
                      bits: tuple[float, float, float] = (8, 8, 8), distinct_a: int | None = None,
-                     counting: str = "physical") -> Traffic:
+                     counting: str = "physical", im2col: Im2col | None = None) -> Traffic:
     """SRAM and DRAM words of A, B and C for one GEMM through per-operand scratchpads.
 
     Loop order as SCALE-Sim runs the folds: output stationary over column folds (outer) and row
     folds (inner); weight and input stationary over their column folds (outer) and the K folds
     (inner). A is fetched once when it fits its scratchpad, else once per column fold (its SRAM
     reads); B likewise, or, for output stationary, once per column tile when that K x C tile
-    fits. distinct_a: distinct words of A (a convolution's input elements, fewer than M K).
+    fits. distinct_a: distinct words of A (a convolution's input elements, fewer than M K);
+    im2col: A as a convolution's im2col matrix (gives distinct_a, and the addresses SCALE-Sim's
+    read window sees). counting="scalesim" replays an operand that does not fit through
+    SCALE-Sim's read window (qsim.hardware.scalesim_replay).
     """
     arr = systolic_gemm(m, k, n, rows, cols, dataflow, counting)
     r, c = rows, cols
-    distinct_a = m * k if distinct_a is None else distinct_a
+    if distinct_a is None:
+        distinct_a = im2col.distinct if im2col is not None else m * k
     fit_a = _holds(distinct_a, pads.ifmap_bytes, bits[0], counting)
     fit_b = _holds(k * n, pads.filter_bytes, bits[1], counting)
     kf = ceil(k / r)
@@ -149,6 +155,10 @@ def systolic_traffic(m: int, k: int, n: int, rows: int, cols: int, dataflow: str
     else:
         dram_b = k * n if fit_b else arr.words_b
     if counting == "scalesim":
+        if not fit_a:
+            dram_a = scalesim_dram_reads(m, k, n, r, c, dataflow, "a", pads.ifmap_bytes, im2col)
+        if not fit_b:
+            dram_b = scalesim_dram_reads(m, k, n, r, c, dataflow, "b", pads.filter_bytes)
         writes = m * n * psum_folds
         drain_half = pads.ofmap_bytes - ceil(pads.ofmap_bytes / 2)
         padding = (c - (drain_half + 1) % c) % c if writes > drain_half else 0
