@@ -22,7 +22,7 @@ B flipped tile of B[kR.., nC..]. input stationary, fold (m-fold, k-fold): A flip
 A^T[kR.., mC..]; B skewed, X[t, l] = B[kR + l, t].
 
 The trace is built with numpy over all folds at once (never element by element in Python) and
-the windows are found with one np.unique per window.
+the windows are found from each access's previous access to the same address (one sort).
 """
 
 from __future__ import annotations
@@ -119,20 +119,29 @@ def _trace(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, operand:
 
 
 def _windowed_distinct(trace: np.ndarray, window: int) -> int:
-    """Sum over greedy windows of `window` distinct addresses (the last one partial)."""
-    total, start, size = 0, 0, len(trace)
+    """Sum over greedy windows of `window` distinct addresses (the last one partial).
+
+    One stable sort gives each access the index of the previous access to the same address;
+    an access is new to a window that starts at `start` when that index is before `start`."""
+    size = len(trace)
+    if size and trace.max() < 1 << 16:         # numpy radix-sorts 16-bit keys: several times faster
+        trace = trace.astype(np.uint16)
+    order = np.argsort(trace, kind="stable")
+    ordered = trace[order]
+    prev = np.empty(size, dtype=np.int64)
+    prev[order[0]] = -1
+    prev[order[1:]] = np.where(ordered[1:] == ordered[:-1], order[:-1], -1)
+    total, start = 0, 0
     while start < size:
         span = 2 * window
         while True:
-            chunk = trace[start:start + span]
-            uniq, first = np.unique(chunk, return_index=True)
-            if len(uniq) >= window:
-                end = np.partition(first, window - 1)[window - 1]   # where the window fills
+            new = np.flatnonzero(prev[start:start + span] < start)
+            if len(new) >= window:                       # the window fills at its window-th new word
                 total += window
-                start += int(end) + 1
+                start += int(new[window - 1]) + 1
                 break
             if start + span >= size:
-                return total + len(uniq)
+                return total + len(new)
             span *= 2
     return total
 
@@ -141,8 +150,11 @@ def scalesim_dram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: 
                         scratchpad_bytes: int, im2col: Im2col | None = None) -> int:
     """SCALE-Sim's DRAM reads (words) of operand "a" or "b" through a scratchpad of that size."""
     r, c, (n_rows, n_cols) = _trace(m, k, n, rows, cols, dataflow, operand)
-    keep = (r < n_rows) & (c < n_cols)
-    r, c = r[keep], c[keep]
+    keep = (r < n_rows) & (c < n_cols)            # lanes and rows past the operand's edge idle
+    if not keep.all():
+        r, c = r[keep], c[keep]
+    else:
+        r, c = r.ravel(), c.ravel()
     if operand == "a" and im2col is not None:
         addresses = im2col.address(r, c)
     else:
