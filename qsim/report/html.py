@@ -182,8 +182,9 @@ def _layer_costs(m: ModelResults) -> str:
     if not m.layer_costs:
         return '<p class="note">No per-layer cost in these records.</p>'
     columns = layer_cost_columns(m)
-    parts = ['<p class="note">Per layer, per batch: the dataflow the mapper chose and the tile one fold '
-             'computes, array cycles, what bounds the time (compute or a memory level), MAC utilization '
+    parts = ['<p class="note">Per layer, per batch: the dataflow and DRAM-level tiling the mapper chose '
+             '(tile M×K×N held by the scratchpads between refills and its loop order, outermost first, '
+             'or untiled), array cycles, what bounds the time (compute or a memory level), MAC utilization '
              'of the array, the double-buffered time, the bytes moved at each memory level and the '
              'energy terms. Open a configuration to see its layers.</p>']
     for config, layers in m.layer_costs.items():
