@@ -161,7 +161,9 @@ def test_simulate_records_the_mapper_choice(tmp_path):
     records = simulate("digits-cnn", hw)
     gemms = [r for r in records if r.get("unit") == "gemm"]
     assert gemms and all(r["dataflow"] in ("output-stationary", "weight-stationary", "input-stationary")
-                         and r["tile_K"] <= r["K"] for r in gemms)
+                         and r["tile_M"] <= r["M"] and r["tile_K"] <= r["K"] and r["tile_N"] <= r["N"]
+                         and (r["loop_order"] == "untiled" or sorted(r["loop_order"]) == ["k", "m", "n"])
+                         for r in gemms)
     write_records(records, tmp_path / "runs", hw)
     table = read_records(tmp_path / "runs")
     assert set(table["dataflow"].dropna()) == {r["dataflow"] for r in gemms}
