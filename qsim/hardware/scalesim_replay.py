@@ -148,7 +148,32 @@ def _windowed_distinct(trace: np.ndarray, window: int) -> int:
 
 def scalesim_dram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, operand: str,
                         scratchpad_bytes: int, im2col: Im2col | None = None) -> int:
-    """SCALE-Sim's DRAM reads (words) of operand "a" or "b" through a scratchpad of that size."""
+    """SCALE-Sim's DRAM reads (words) of operand "a" or "b" through a scratchpad of that size.
+
+    Without a replay where the trace is passes over the whole operand, each address once per
+    pass, every pass in the same order (a GEMM's A under output and weight stationary, its B under
+    input stationary; A under input stationary and B under weight stationary are one such pass):
+    between two reads of an address every other address is read once, so a window, which closes
+    at its window-th distinct address, never holds both unless the whole operand fits in it, and
+    every read of an operand that does not fit is a DRAM read."""
+    window = WINDOW_SETS * (scratchpad_bytes // SET_DIVISOR)
+    passes = im2col is None and not (dataflow == "output-stationary" and operand == "b")
+    if passes and window and window <= (m * k if operand == "a" else k * n):
+        return _sram_reads(m, k, n, rows, cols, dataflow, operand)
+    return replayed_dram_reads(m, k, n, rows, cols, dataflow, operand, scratchpad_bytes, im2col)
+
+
+def _sram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, operand: str) -> int:
+    """Reads of the operand by the array (qsim.hardware.cost.systolic_gemm's words_a, words_b)."""
+    if operand == "a":
+        return m * k * ceil(n / cols) if dataflow != "input-stationary" else m * k
+    return k * n * ceil(m / rows) if dataflow == "output-stationary" else (
+        k * n if dataflow == "weight-stationary" else k * n * ceil(m / cols))
+
+
+def replayed_dram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, operand: str,
+                        scratchpad_bytes: int, im2col: Im2col | None = None) -> int:
+    """scalesim_dram_reads by replaying the whole trace through the window."""
     r, c, (n_rows, n_cols) = _trace(m, k, n, rows, cols, dataflow, operand)
     keep = (r < n_rows) & (c < n_cols)            # lanes and rows past the operand's edge idle
     if not keep.all():

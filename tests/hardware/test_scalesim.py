@@ -97,3 +97,16 @@ def test_stored_reference_is_current():
     live = run_scalesim([{k: r[k] for k in r if k not in FIELDS and k not in
                           ("total_cycles", "stall_cycles")} for r in picks])
     assert live == picks
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 64, 8, 8), (100, 64, 50, 16, 8), (33, 70, 20, 8, 16), (7, 130, 9, 4, 4)])
+def test_read_window_shortcut_equals_the_replay(shape):
+    """Passes over the whole operand in one order: every read of an operand beyond the window is a
+    DRAM read; the shortcut agrees with the full replay (where it applies and where it does not)."""
+    from qsim.hardware.scalesim_replay import replayed_dram_reads, scalesim_dram_reads
+    m, k, n, rows, cols = shape
+    for dataflow in ("output-stationary", "weight-stationary", "input-stationary"):
+        for operand in ("a", "b"):
+            for nbytes in (99, 1024, 2048, 4096):
+                args = (m, k, n, rows, cols, dataflow, operand, nbytes)
+                assert scalesim_dram_reads(*args) == replayed_dram_reads(*args), args
