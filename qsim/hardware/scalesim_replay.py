@@ -60,12 +60,15 @@ class Im2col:
         return rows * cols * self.c
 
     def address(self, m: np.ndarray, k: np.ndarray) -> np.ndarray:
-        """The input element (as its row-major index in H x W x C) that A[m, k] reads."""
-        wo = self.out_hw[1]
-        orow, ocol = np.divmod(m, wo)
-        frow, rest = np.divmod(k, self.s * self.c)
+        """The input element (as its row-major index in H x W x C) that A[m, k] reads: a part
+        from the output pixel m plus a part from the filter position k, each tabulated once."""
+        ho, wo = self.out_hw
+        orow, ocol = np.divmod(np.arange(ho * wo), wo)
+        from_m = (orow * self.stride * self.w + ocol * self.stride) * self.c
+        frow, rest = np.divmod(np.arange(self.r * self.s * self.c), self.s * self.c)
         fcol, ch = np.divmod(rest, self.c)
-        return ((orow * self.stride + frow) * self.w + ocol * self.stride + fcol) * self.c + ch
+        from_k = (frow * self.w + fcol) * self.c + ch
+        return from_m[m] + from_k[k]
 
 
 def _skew_order(t_len: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +138,7 @@ def _windowed_distinct(trace: np.ndarray, window: int) -> int:
     while start < size:
         span = 2 * window
         while True:
-            new = np.flatnonzero(prev[start:start + span] < start)
+            new = np.nonzero(prev[start:start + span] < start)[0]
             if len(new) >= window:                       # the window fills at its window-th new word
                 total += window
                 start += int(new[window - 1]) + 1
