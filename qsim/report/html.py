@@ -235,6 +235,7 @@ def _hardware_card(h: dict) -> str:
              ("array", f'{a["rows"]}×{a["cols"]} {a["dataflow"]} at {frequency(a["clock_hz"])}'),
              ("peak", per_second(a["rows"] * a["cols"] * a["clock_hz"], "MAC/s")),
              ("energy per MAC", _mac_energy(h, r)), ("energy source", e.get("source")),
+             ("area per MAC", _mac_area(h, r)),
              ("config hash", h.get("config_hash"))]
     rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(text(v))}</td></tr>' for k, v in facts)
     levels = pd.DataFrame(h.get("memory") or [])
@@ -270,6 +271,14 @@ def _mac_energy(h, resolved: dict) -> str:
     scaled = f' × {number(e["calibration"])}' if e.get("calibration", 1) != 1 else ""
     how = " (derived from the formats)" if "mac_pj" in e and e["mac_pj"] is None else ""
     return f'{number(resolved.get("mac_pj", e.get("mac_pj")))} pJ{scaled} at {e.get("node_nm", "?")} nm{how}'
+
+
+def _mac_area(h, resolved: dict) -> str:
+    area = resolved.get("mac_area_um2")
+    if area is None:
+        return MISSING
+    node = (h.get("energy") or {}).get("node_nm", "?")
+    return f"{number(area)} µm² at {node} nm (derived from the formats; 45 nm areas × (node / 45)²)"
 
 
 def _memory_columns() -> list[Column]:
