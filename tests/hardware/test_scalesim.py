@@ -89,11 +89,15 @@ def test_narrow_formats_hold_more_words():
 
 @pytest.mark.slow
 def test_stored_reference_is_current():
-    """Rerun SCALE-Sim live on a few cheap runs, one per dataflow and kind, both scratchpad sizes."""
+    """Rerun SCALE-Sim live on a few cheap runs, one per dataflow and kind, both scratchpad sizes,
+    one with both operands through the read window."""
     picks = [_reference(kind="gemm", M=7, K=5, N=9, rows=32, cols=32, dataflow="os", sram_kb=[64, 64, 64]),
              _reference(kind="gemm", M=64, K=32, N=16, rows=8, cols=8, dataflow="ws", sram_kb=[1, 1, 1]),
              _reference(kind="conv", H=9, W=9, R=3, S=3, C=4, F=12, stride=2, rows=16, cols=8, dataflow="is",
+                        sram_kb=[1, 1, 1]),
+             _reference(kind="conv", H=12, W=12, R=3, S=3, C=8, F=16, stride=1, rows=8, cols=8, dataflow="os",
                         sram_kb=[1, 1, 1])]
+    assert not any(qsim_counts(picks[-1])["fits"][:2])
     live = run_scalesim([{k: r[k] for k in r if k not in FIELDS and k not in
                           ("total_cycles", "stall_cycles")} for r in picks])
     assert live == picks
