@@ -1,5 +1,6 @@
 """Issue 17 speed targets: the cost of one layer (cycles, traffic per operand and level, energy) at
-least 1000x faster than SCALE-Sim v3 on the same layer; `qsim compare --iso 7 --model digits-cnn`
+least 1000x faster than SCALE-Sim v3 on the same layer (a GEMM, and a convolution whose operands
+go through SCALE-Sim's read window, replayed by qsim); `qsim compare --iso 7 --model digits-cnn`
 with the mapper over every preset under 10 s. SCALE-Sim runs in its own virtual
 environment (tests/hardware/scalesim/oracle.py), so its time includes starting that interpreter
 (about 1 s of its few seconds)."""
