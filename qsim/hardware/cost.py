@@ -436,8 +436,8 @@ def mapped_gemm_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, distinc
     tilings = [None, *candidate_tilings(m, k, n, hw.array.rows, hw.array.cols, pads, inputs.bits)]
     costs = [gemm_layer_cost(hw, m, k, n, inputs, df, distinct_a, tiling) for df in DATAFLOWS for tiling in tilings]
     if mapper == "energy":
-        return min(costs, key=lambda c: (c.energy_total_pj, c.seconds))
-    return min(costs, key=lambda c: (c.seconds, c.energy_total_pj))
+        return min(costs, key=lambda c: (c.energy_total_pj, c.seconds, c.tiling is not None))
+    return min(costs, key=lambda c: (c.seconds, c.energy_total_pj, c.tiling is not None))
 
 
 def vector_layer_cost(hw, elements_read: int, elements_written: int, fmt: str) -> LayerCost:
