@@ -162,16 +162,10 @@ def scalesim_dram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: 
     window = WINDOW_SETS * (scratchpad_bytes // SET_DIVISOR)
     passes = im2col is None and not (dataflow == "output-stationary" and operand == "b")
     if passes and window and window <= (m * k if operand == "a" else k * n):
-        return _sram_reads(m, k, n, rows, cols, dataflow, operand)
+        from .cost import systolic_gemm           # the array's reads of the operand: one definition
+        array = systolic_gemm(m, k, n, rows, cols, dataflow)
+        return array.words_a if operand == "a" else array.words_b
     return replayed_dram_reads(m, k, n, rows, cols, dataflow, operand, scratchpad_bytes, im2col)
-
-
-def _sram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, operand: str) -> int:
-    """Reads of the operand by the array (qsim.hardware.cost.systolic_gemm's words_a, words_b)."""
-    if operand == "a":
-        return m * k * ceil(n / cols) if dataflow != "input-stationary" else m * k
-    return k * n * ceil(m / rows) if dataflow == "output-stationary" else (
-        k * n if dataflow == "weight-stationary" else k * n * ceil(m / cols))
 
 
 def replayed_dram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, operand: str,
