@@ -156,9 +156,9 @@ def systolic_traffic(m: int, k: int, n: int, rows: int, cols: int, dataflow: str
         dram_b = k * n if fit_b else arr.words_b
     if counting == "scalesim":
         if not fit_a:
-            dram_a = scalesim_dram_reads(m, k, n, r, c, dataflow, "a", pads.ifmap_bytes, im2col)
+            dram_a = scalesim_dram_reads(m, k, n, r, c, dataflow, "a", pads.ifmap_bytes, arr.words_a, im2col)
         if not fit_b:
-            dram_b = scalesim_dram_reads(m, k, n, r, c, dataflow, "b", pads.filter_bytes)
+            dram_b = scalesim_dram_reads(m, k, n, r, c, dataflow, "b", pads.filter_bytes, arr.words_b)
         writes = m * n * psum_folds
         drain_half = pads.ofmap_bytes - ceil(pads.ofmap_bytes / 2)
         padding = (c - (drain_half + 1) % c) % c if writes > drain_half else 0

@@ -150,8 +150,9 @@ def _windowed_distinct(trace: np.ndarray, window: int) -> int:
 
 
 def scalesim_dram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, operand: str,
-                        scratchpad_bytes: int, im2col: Im2col | None = None) -> int:
-    """SCALE-Sim's DRAM reads (words) of operand "a" or "b" through a scratchpad of that size.
+                        scratchpad_bytes: int, sram_reads: int, im2col: Im2col | None = None) -> int:
+    """SCALE-Sim's DRAM reads (words) of operand "a" or "b" through a scratchpad of that size;
+    sram_reads: the array's reads of that operand (qsim.hardware.cost.systolic_gemm).
 
     Without a replay where the trace is passes over the whole operand, each address once per
     pass, every pass in the same order (a GEMM's A under output and weight stationary, its B under
@@ -162,9 +163,7 @@ def scalesim_dram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: 
     window = WINDOW_SETS * (scratchpad_bytes // SET_DIVISOR)
     passes = im2col is None and not (dataflow == "output-stationary" and operand == "b")
     if passes and window and window <= (m * k if operand == "a" else k * n):
-        from .cost import systolic_gemm           # the array's reads of the operand: one definition
-        array = systolic_gemm(m, k, n, rows, cols, dataflow)
-        return array.words_a if operand == "a" else array.words_b
+        return sram_reads
     return replayed_dram_reads(m, k, n, rows, cols, dataflow, operand, scratchpad_bytes, im2col)
 
 

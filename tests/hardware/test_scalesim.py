@@ -41,9 +41,9 @@ def test_read_window_replay_on_hand_worked_traces():
     assert _windowed_distinct(__import__("numpy").array([1, 2, 1, 2]), 3) == 2          # one partial window
     # output stationary 64 x 64 x 64 on 8 x 8 with 1 KiB: windows of 50 x 10 = 500 words; A (4096
     # words, each once per column fold, the same order every fold) is fetched on every read
-    assert scalesim_dram_reads(64, 64, 64, 8, 8, "output-stationary", "a", 1024) == 64 * 64 * 8
+    assert scalesim_dram_reads(64, 64, 64, 8, 8, "output-stationary", "a", 1024, 64 * 64 * 8) == 64 * 64 * 8
     # a scratchpad under 100 bytes has sets of no words: nothing is ever forgotten
-    assert scalesim_dram_reads(64, 64, 64, 8, 8, "output-stationary", "a", 99) == 64 * 64
+    assert scalesim_dram_reads(64, 64, 64, 8, 8, "output-stationary", "a", 99, 64 * 64 * 8) == 64 * 64
 
 
 def _reference(**key):
@@ -110,7 +110,8 @@ def test_read_window_shortcut_equals_the_replay(shape):
     from qsim.hardware.scalesim_replay import replayed_dram_reads, scalesim_dram_reads
     m, k, n, rows, cols = shape
     for dataflow in ("output-stationary", "weight-stationary", "input-stationary"):
-        for operand in ("a", "b"):
+        array = systolic_gemm(m, k, n, rows, cols, dataflow)
+        for operand, reads in (("a", array.words_a), ("b", array.words_b)):
             for nbytes in (99, 1024, 2048, 4096):
                 args = (m, k, n, rows, cols, dataflow, operand, nbytes)
-                assert scalesim_dram_reads(*args) == replayed_dram_reads(*args), args
+                assert scalesim_dram_reads(*args, reads) == replayed_dram_reads(*args), args
