@@ -22,7 +22,7 @@ B flipped tile of B[kR.., nC..]. input stationary, fold (m-fold, k-fold): A flip
 A^T[kR.., mC..]; B skewed, X[t, l] = B[kR + l, t].
 
 The trace is built with numpy over all folds at once (never element by element in Python) and
-the windows are found from each access's previous access to the same address (one sort).
+the windows are counted in one pass of a compiled kernel (qsim/_kernels/_replay).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from math import ceil
 
 import numpy as np
+
+from .._kernels import _replay
 
 WINDOW_SETS = 50      # sets per window (half of SCALE-Sim's 100 sets, the active half)
 SET_DIVISOR = 100     # words per set = floor(scratchpad bytes / 100) (one-byte words)
@@ -122,31 +124,13 @@ def _trace(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, operand:
 
 
 def _windowed_distinct(trace: np.ndarray, window: int) -> int:
-    """Sum over greedy windows of `window` distinct addresses (the last one partial).
-
-    One stable sort gives each access the index of the previous access to the same address;
-    an access is new to a window that starts at `start` when that index is before `start`."""
-    size = len(trace)
-    if size and trace.max() < 1 << 16:         # numpy radix-sorts 16-bit keys: several times faster
-        trace = trace.astype(np.uint16)
-    order = np.argsort(trace, kind="stable")
-    ordered = trace[order]
-    prev = np.empty(size, dtype=np.int64)
-    prev[order[0]] = -1
-    prev[order[1:]] = np.where(ordered[1:] == ordered[:-1], order[:-1], -1)
-    total, start = 0, 0
-    while start < size:
-        span = 2 * window
-        while True:
-            new = np.nonzero(prev[start:start + span] < start)[0]
-            if len(new) >= window:                       # the window fills at its window-th new word
-                total += window
-                start += int(new[window - 1]) + 1
-                break
-            if start + span >= size:
-                return total + len(new)
-            span *= 2
-    return total
+    """Sum over greedy windows of `window` distinct addresses (the last one partial): one pass
+    of a compiled kernel remembering, per address, the window that last saw it."""
+    trace = np.ascontiguousarray(trace, dtype=np.int64)
+    if not len(trace):
+        return 0
+    last = np.full(int(trace.max()) + 1, -1, dtype=np.int64)
+    return int(_replay.windowed_distinct(trace, last, window))
 
 
 def scalesim_dram_reads(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, operand: str,
