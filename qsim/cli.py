@@ -110,7 +110,9 @@ def _cmd_hardware(args) -> int:
         for level in hw.memory:
             print(f"  memory {level.name}: {level.size_bytes} B, {level.bandwidth_bytes_per_s:g} B/s, "
                   f"{level.energy_pj_per_byte} pJ/B ({level.source})")
-        from .plan import plan_gemm
+        from .plan import plan_gemm, resolved_facts
+        print(f"  MAC area: {resolved_facts(hw)['mac_area_um2']:.4g} um^2 at {hw.energy.node_nm:g} nm (derived from the "
+              f"weight GEMM's formats: Horowitz 45 nm areas scaled by (node / 45)^2)")
         m, k, n = 256, 1024, 1024
         for weight in (True, False):
             plan = plan_gemm(hw, m, k, n, weight)

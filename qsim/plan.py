@@ -15,7 +15,7 @@ from .datapaths import FLOAT_PRESETS, PRESETS, FloatDatapath, IntDatapath
 from .formats import format as get_format
 from .formats.block import BlockFormat
 from .hardware.cost import GemmCostInputs
-from .hardware.energy import mac_pj
+from .hardware.energy import mac_area_um2, mac_pj
 from .hardware.presets import hardware_presets
 
 # granularities of a quantizer (those of a description's operands, qsim.hardware.spec)
@@ -252,5 +252,8 @@ def resolved_facts(hw) -> dict:
             "accumulator": accumulator_text(path),
             "quantization": f"weights {weights.b.describe()}; activations {weights.a.describe()}",
             "mac_pj": weights.cost.mac_pj,
+            # the weight GEMM's MAC unit from its formats, whatever mac_pj is quoted (energy.py: 45 nm
+            # cited areas scaled by (node / 45)^2)
+            "mac_area_um2": mac_area_um2(weights.kernel, weights.a.block_format, hw.energy.node_nm, "energy.node_nm"),
             "plan": {"shape": list(TYPICAL_GEMM), "weight GEMM": dict(weights.describe()),
                      "activation GEMM": dict(activations.describe())}}

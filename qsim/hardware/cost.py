@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+from .scalesim_replay import Im2col, scalesim_dram_reads
+
 DATAFLOWS = ("output-stationary", "weight-stationary", "input-stationary")
 COUNTINGS = ("physical", "scalesim")
 # how each GEMM's dataflow is chosen: the array's own, or the one of least energy or latency
@@ -37,9 +39,9 @@ SCALESIM_QUIRKS = {
                      "counting='scalesim'",
     "fit-rule": "a read scratchpad holds its operand when it has fewer distinct words than 50 sets of "
                 "floor(bytes / 100) words (not bytes / 2); reproduced by counting='scalesim'",
-    "read-window": "when an operand does not fit, DRAM reads come from a trace replay through a window of "
-                   "100 sets that forgets everything every 50 sets: between the distinct words and the SRAM "
-                   "reads, not reproduced (bounds checked)",
+    "read-window": "when an operand does not fit, DRAM reads come from a replay of its SRAM read trace "
+                   "through a window of 50 sets of floor(bytes / 100) words that forgets everything when "
+                   "full; reproduced by counting='scalesim' (qsim.hardware.scalesim_replay)",
     "write-line-padding": "DRAM writes of C are drained in lines of C words; once the writes exceed half the "
                           "ofmap scratchpad, the part-full line drained first counts its padding (C - 1 words "
                           "when C divides that half); reproduced by counting='scalesim'",
@@ -123,18 +125,22 @@ def _holds(words: int, nbytes: int, bits: float, counting: str) -> bool:
 
 def systolic_traffic(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, pads: Scratchpads,
                      bits: tuple[float, float, float] = (8, 8, 8), distinct_a: int | None = None,
-                     counting: str = "physical") -> Traffic:
+                     counting: str = "physical", im2col: Im2col | None = None) -> Traffic:
     """SRAM and DRAM words of A, B and C for one GEMM through per-operand scratchpads.
 
     Loop order as SCALE-Sim runs the folds: output stationary over column folds (outer) and row
     folds (inner); weight and input stationary over their column folds (outer) and the K folds
     (inner). A is fetched once when it fits its scratchpad, else once per column fold (its SRAM
     reads); B likewise, or, for output stationary, once per column tile when that K x C tile
-    fits. distinct_a: distinct words of A (a convolution's input elements, fewer than M K).
+    fits. distinct_a: distinct words of A (a convolution's input elements, fewer than M K);
+    im2col: A as a convolution's im2col matrix (gives distinct_a, and the addresses SCALE-Sim's
+    read window sees). counting="scalesim" replays an operand that does not fit through
+    SCALE-Sim's read window (qsim.hardware.scalesim_replay).
     """
     arr = systolic_gemm(m, k, n, rows, cols, dataflow, counting)
     r, c = rows, cols
-    distinct_a = m * k if distinct_a is None else distinct_a
+    if distinct_a is None:
+        distinct_a = im2col.distinct if im2col is not None else m * k
     fit_a = _holds(distinct_a, pads.ifmap_bytes, bits[0], counting)
     fit_b = _holds(k * n, pads.filter_bytes, bits[1], counting)
     kf = ceil(k / r)
@@ -149,6 +155,10 @@ def systolic_traffic(m: int, k: int, n: int, rows: int, cols: int, dataflow: str
     else:
         dram_b = k * n if fit_b else arr.words_b
     if counting == "scalesim":
+        if not fit_a:
+            dram_a = scalesim_dram_reads(m, k, n, r, c, dataflow, "a", pads.ifmap_bytes, arr.words_a, im2col)
+        if not fit_b:
+            dram_b = scalesim_dram_reads(m, k, n, r, c, dataflow, "b", pads.filter_bytes, arr.words_b)
         writes = m * n * psum_folds
         drain_half = pads.ofmap_bytes - ceil(pads.ofmap_bytes / 2)
         padding = (c - (drain_half + 1) % c) % c if writes > drain_half else 0
@@ -158,6 +168,114 @@ def systolic_traffic(m: int, k: int, n: int, rows: int, cols: int, dataflow: str
     spilled = 0 if fit_c else psum_reads
     return Traffic(arr.cycles, arr.folds, arr.words_a, arr.words_b, arr.words_c, psum_reads,
                    dram_a, dram_b, m * n + spilled, spilled, (fit_a, fit_b, fit_c))
+
+
+LOOP_ORDERS = ("mnk", "nmk", "mkn", "kmn", "nkm", "knm")   # DRAM tile loops, outermost first
+_USES = {"a": "mk", "b": "kn", "c": "mn"}                    # the dimensions each operand's tile spans
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """A DRAM-level tiling: the scratchpads hold an M x K tile of A, a K x N tile of B and an
+    M x N tile of C (its partial sums) between refills; the tile loops run in `order`
+    (outermost first). The array runs each tile as a GEMM of its own."""
+    m: int
+    k: int
+    n: int
+    order: str = "nmk"
+
+
+def _refetches(order: str, trips: dict[str, int], uses: str) -> int:
+    """How often an operand's whole tile set crosses DRAM: its tile stays in its scratchpad only
+    while loops over dimensions it does not span run inside its innermost own loop, so every
+    outer loop it does not span multiplies its traffic."""
+    innermost = max(order.index(d) for d in uses)
+    count = 1
+    for d in order[:innermost]:
+        if d not in uses:
+            count *= trips[d]
+    return count
+
+
+def tile_fits(tiling: Tiling, pads: Scratchpads, bits: tuple[float, float, float]) -> tuple[bool, bool, bool]:
+    """Does each operand's tile fit its scratchpad's active half (A, B, C)?"""
+    return (tiling.m * tiling.k * bits[0] <= pads.ifmap_bytes * 8 / 2,
+            tiling.k * tiling.n * bits[1] <= pads.filter_bytes * 8 / 2,
+            tiling.m * tiling.n * bits[2] <= pads.ofmap_bytes * 8 / 2)
+
+
+def tiled_traffic(m: int, k: int, n: int, rows: int, cols: int, dataflow: str, pads: Scratchpads,
+                  tiling: Tiling, bits: tuple[float, float, float] = (8, 8, 8)) -> Traffic:
+    """SRAM and DRAM words of one GEMM run tile by tile (physical counting).
+
+    Each tile is a GEMM of its own on the array (systolic_gemm; its partial sums stay on chip,
+    as its C tile fits). DRAM: each operand's tiles are fetched _refetches times (A: M K words
+    per fetch of the whole set, B: K N); C's tiles are written once per visit and, from the
+    second visit on (K split across tiles with the K loop outside an M or N loop), read back to
+    accumulate: writes M N v, reads M N (v - 1). A tile that does not fit raises ValueError."""
+    _check(m, k, n, rows, cols, dataflow)
+    if tiling.order not in LOOP_ORDERS:
+        raise ValueError(f"loop order must be one of {LOOP_ORDERS}, got {tiling.order!r}")
+    for name, v, full in (("M", tiling.m, m), ("K", tiling.k, k), ("N", tiling.n, n)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= full:
+            raise ValueError(f"tile {name} must be an integer in 1..{full}, got {v!r}")
+    fits = tile_fits(tiling, pads, bits)
+    if not all(fits):
+        which = ", ".join(op for op, ok in zip(("A", "B", "C"), fits) if not ok)
+        raise ValueError(f"tile {tiling.m}x{tiling.k}x{tiling.n}: {which} does not fit its scratchpad's active half")
+    trips = {"m": ceil(m / tiling.m), "k": ceil(k / tiling.k), "n": ceil(n / tiling.n)}
+    # tiles come in at most 2 x 2 x 2 shapes: full, and the remainder at each edge
+    extents = {}
+    for d, full, t in (("m", m, tiling.m), ("k", k, tiling.k), ("n", n, tiling.n)):
+        extents[d] = [(t, full // t)] + ([(full % t, 1)] if full % t else [])
+    cycles = folds = sa = sb = sc = psum = 0
+    for tm, cm in extents["m"]:
+        for tk, ck in extents["k"]:
+            for tn, cn in extents["n"]:
+                count = cm * ck * cn
+                t = systolic_gemm(tm, tk, tn, rows, cols, dataflow)
+                kf = 1 if dataflow == "output-stationary" else ceil(tk / rows)
+                cycles += count * t.cycles
+                folds += count * t.folds
+                sa, sb, sc = sa + count * t.words_a, sb + count * t.words_b, sc + count * t.words_c
+                psum += count * tm * tn * (kf - 1)
+    visits = _refetches(tiling.order, trips, _USES["c"])
+    psum += m * n * (trips["k"] - 1)                  # accumulating across K tiles reads the partial sum
+    return Traffic(cycles, folds, sa, sb, sc, psum,
+                   m * k * _refetches(tiling.order, trips, _USES["a"]),
+                   k * n * _refetches(tiling.order, trips, _USES["b"]),
+                   m * n * visits, m * n * (visits - 1), fits)
+
+
+def candidate_tilings(m: int, k: int, n: int, rows: int, cols: int, pads: Scratchpads,
+                      bits: tuple[float, float, float], per_dim: int = 5) -> list[Tiling]:
+    """The mapper's search space: per dimension the whole extent and the largest multiples of
+    the array's edge (R for M and K, C for N) by powers of two below it, `per_dim` at most, the
+    largest first; every loop order; only tilings whose three tiles fit their scratchpads."""
+    def sizes(full: int, edge: int) -> list[int]:
+        out, t = [full], edge
+        while t < full:
+            t *= 2
+        t //= 2
+        while t >= edge and len(out) < per_dim:
+            out.append(t)
+            t //= 2
+        return out
+    out = []
+    for tm in sizes(m, rows):
+        for tk in sizes(k, rows):
+            for tn in sizes(n, cols):
+                tiling = Tiling(tm, tk, tn)
+                if not all(tile_fits(tiling, pads, bits)):
+                    continue
+                trips = {"m": ceil(m / tm), "k": ceil(k / tk), "n": ceil(n / tn)}
+                seen = set()
+                for order in LOOP_ORDERS:        # loops of one trip do not tell orders apart
+                    key = "".join(d for d in order if trips[d] > 1)
+                    if key not in seen:
+                        seen.add(key)
+                        out.append(Tiling(tm, tk, tn, order))
+    return out
 
 
 def roofline_seconds(cycles: int, clock_hz: float, bytes_by_level: dict[str, float],
@@ -221,6 +339,7 @@ class LayerCost:
     energy_pj: dict                   # "mac" and one term per memory level
     traffic: Traffic | None = None    # GEMMs: words per operand at the scratchpads and DRAM
     dataflow: str = ""                # GEMMs: the dataflow the cost was taken for
+    tiling: Tiling | None = None      # GEMMs: the DRAM-level tiling (None: untiled, SCALE-Sim's loop)
 
     @property
     def energy_total_pj(self) -> float:
@@ -247,7 +366,7 @@ def _check_tiles(hw, rows: int, cols: int, bits) -> Scratchpads:
 
 
 def gemm_layer_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, dataflow: str | None = None,
-                    distinct_a: int | None = None) -> LayerCost:
+                    distinct_a: int | None = None, tiling: Tiling | None = None) -> LayerCost:
     """Cost of one GEMM (A: M x K activations, B: K x N weights, C: M x N) on `hw`.
 
     The array's scratchpad traffic (systolic_traffic, in words) is scaled by each operand's bits
@@ -256,13 +375,17 @@ def gemm_layer_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, dataflow
     traffic. Time: the folds double-buffered against the traffic (overlapped_seconds). Energy:
     MACs x inputs.mac_pj x calibration, plus bytes x pJ/byte at each level.
     `inputs` come from the GEMM's plan (qsim.plan.plan_gemm(...).cost); dataflow: another
-    than the array's (the mapper's choice).
+    than the array's (the mapper's choice); tiling: a DRAM-level tiling (tiled_traffic) instead
+    of the untiled loop (systolic_traffic).
     """
     arr = hw.array
     dataflow = dataflow or arr.dataflow
     bits = inputs.bits
     pads = _check_tiles(hw, arr.rows, arr.cols, bits)
-    t = systolic_traffic(m, k, n, arr.rows, arr.cols, dataflow, pads, bits, distinct_a)
+    if tiling is None:
+        t = systolic_traffic(m, k, n, arr.rows, arr.cols, dataflow, pads, bits, distinct_a)
+    else:
+        t = tiled_traffic(m, k, n, arr.rows, arr.cols, dataflow, pads, tiling, bits)
     near_reads = (t.sram_reads_a * bits[0] + t.sram_reads_b * bits[1] + t.sram_reads_c * bits[2]) / 8
     far_reads = (t.dram_reads_a * bits[0] + t.dram_reads_b * bits[1] + t.dram_reads_c * bits[2]) / 8
     sizes = ((distinct_a or m * k) * bits[0] / 8, k * n * bits[1] / 8, m * n * bits[2] / 8)
@@ -284,7 +407,7 @@ def gemm_layer_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, dataflow
     for level in hw.memory:
         energy[level.name] = bytes_by_level[level.name] * level.energy_pj_per_byte
     return LayerCost(macs, t.cycles, seconds, bound, macs / (t.cycles * arr.rows * arr.cols),
-                     bytes_by_level, energy, t, dataflow)
+                     bytes_by_level, energy, t, dataflow, tiling)
 
 
 def fold_tile(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> tuple[int, int, int]:
@@ -300,18 +423,21 @@ def fold_tile(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> tu
 
 def mapped_gemm_cost(hw, m: int, k: int, n: int, inputs: GemmCostInputs, distinct_a: int | None = None,
                      mapper: str | None = None) -> LayerCost:
-    """gemm_layer_cost with the dataflow the mapper (hw.array.mapper, or `mapper`) chooses: the
-    array's own ("fixed"), or of the three the one of least energy ("energy", ties to the faster)
-    or least time ("latency", ties to the cheaper)."""
+    """gemm_layer_cost with the dataflow and tiling the mapper (hw.array.mapper, or `mapper`)
+    chooses: the array's own dataflow, untiled ("fixed"), or over the three dataflows x (untiled
+    and candidate_tilings) the one of least energy ("energy", ties to the faster) or least time
+    ("latency", ties to the cheaper); ties left to the untiled, then to the earlier candidate."""
     mapper = mapper or hw.array.mapper
     if mapper not in MAPPERS:
         raise ValueError(f"mapper must be one of {MAPPERS}, got {mapper!r}")
     if mapper == "fixed":
         return gemm_layer_cost(hw, m, k, n, inputs, None, distinct_a)
-    costs = [gemm_layer_cost(hw, m, k, n, inputs, df, distinct_a) for df in DATAFLOWS]
+    pads = _check_tiles(hw, hw.array.rows, hw.array.cols, inputs.bits)
+    tilings = [None, *candidate_tilings(m, k, n, hw.array.rows, hw.array.cols, pads, inputs.bits)]
+    costs = [gemm_layer_cost(hw, m, k, n, inputs, df, distinct_a, tiling) for df in DATAFLOWS for tiling in tilings]
     if mapper == "energy":
-        return min(costs, key=lambda c: (c.energy_total_pj, c.seconds))
-    return min(costs, key=lambda c: (c.seconds, c.energy_total_pj))
+        return min(costs, key=lambda c: (c.energy_total_pj, c.seconds, c.tiling is not None))
+    return min(costs, key=lambda c: (c.seconds, c.energy_total_pj, c.tiling is not None))
 
 
 def vector_layer_cost(hw, elements_read: int, elements_written: int, fmt: str) -> LayerCost:

@@ -27,6 +27,15 @@ primitive is reproduced; the tests hold the rules to the citations):
   combined significand) and one FP32 add of the block
   into the accumulator. A second-level tensor scale is applied once per output: not charged.
 
+Area (um^2) is composed by the same rules from the area column of Horowitz's table, cited at
+45 nm only, with one exception: the float adder's two-term rule fits a negative coefficient there
+(the area grows faster than s log2 s from fp16 to fp32), so for area the adder's significand part
+(shifter and adder together) is a power law c s^x through fp16_add and fp32_add, and a fused
+group's aligned add is that same part at its width. Another node scales the 45 nm area by
+(node / 45)^2, ideal scaling of a layout with the feature size: a stated rule, not cited data
+(real logic density gains from 45 to 7 nm fall short of it), so mac_area_um2 is a comparison of
+formats at one node, not a prediction of a chip's area.
+
 Technology nodes: the primitives are cited at 45 nm (Horowitz) and 7 nm (Jouppi et al.); a node
 in between takes each primitive interpolated linearly in log(energy) against log(node); a node
 outside [7, 45] nm has no cited data and is refused (NodeError).
@@ -94,7 +103,9 @@ class _Rules:
     mul_sq: float
     mul_lin: float       # float multiplier significand part
     shift: float
-    add_lin: float       # float adder significand part
+    add_lin: float       # float adder significand part: shift s log2 s + add_lin s
+    sig_coef: float = 0.0
+    sig_pow: float = 0.0  # where that fits a negative coefficient: sig_coef s^sig_pow instead
 
     def int_add(self, bits: float) -> float:
         return self.add8 * (bits / 8) ** self.add_exp
@@ -107,9 +118,13 @@ class _Rules:
 
     def aligned_add(self, bits: float) -> float:
         """A fixed-point add of `bits` behind an alignment shifter (fused dot-product groups)."""
+        if self.sig_pow:
+            return self.sig_coef * bits ** self.sig_pow
         return self.shift * bits * log2(bits) + self.int_add(bits)
 
     def float_add(self, s: int, e: int) -> float:
+        if self.sig_pow:
+            return self.sig_coef * s ** self.sig_pow + self.int_add(e)
         return self.shift * s * log2(s) + self.add_lin * s + self.int_add(e)
 
 
@@ -130,8 +145,15 @@ def rules(node_nm: float, quantity: str = "energy") -> _Rules:
     # fp16: significand 11, exponent 5 bits; fp32: 24 and 8
     mul_sq, mul_lin = _solve(121, 11, p["fp16_mul"] - partial.int_add(5),
                              576, 24, p["fp32_mul"] - partial.int_add(8), "float multiplier")
-    shift, add_lin = _solve(11 * log2(11), 11, p["fp16_add"] - partial.int_add(5),
-                            24 * log2(24), 24, p["fp32_add"] - partial.int_add(8), "float adder")
+    sig16, sig32 = p["fp16_add"] - partial.int_add(5), p["fp32_add"] - partial.int_add(8)
+    try:
+        shift, add_lin = _solve(11 * log2(11), 11, sig16, 24 * log2(24), 24, sig32, "float adder")
+    except ValueError:
+        if quantity == "energy":
+            raise
+        sig_pow = log(sig32 / sig16) / log(24 / 11)        # area: the power law through both points
+        return _Rules(p["int8_add"], add_exp, p["int8_mul"], mul_exp, mul_sq, mul_lin, 0.0, 0.0,
+                      sig16 / 11 ** sig_pow, sig_pow)
     return _Rules(p["int8_add"], add_exp, p["int8_mul"], mul_exp, mul_sq, mul_lin, shift, add_lin)
 
 
@@ -215,4 +237,15 @@ def _ue4m3():
 def mac_pj(kernel, a_block=None, node_nm: float = 45) -> float:
     """Energy of one MAC, pJ (mac_terms' total)."""
     return mac_terms(kernel, a_block, node_nm).total
+
+
+AREA_NODE_NM = 45        # the node of the cited area table
+
+
+def mac_area_um2(kernel, a_block=None, node_nm: float = AREA_NODE_NM, key: str = "node_nm") -> float:
+    """Area of one MAC unit, um^2: composed at 45 nm from the cited areas (block handling
+    amortized over the block, as for energy), scaled by (node / 45)^2; a node outside the energy
+    data's cited range is refused (NodeError naming `key`)."""
+    check_node(node_nm, key)
+    return mac_terms(kernel, a_block, AREA_NODE_NM, "area").total * (node_nm / AREA_NODE_NM) ** 2
 

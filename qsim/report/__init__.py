@@ -14,9 +14,18 @@ from pathlib import Path
 
 from ..io import write_text_atomic
 
-from .data import ModelResults, ReportData, load_report_data, pareto_optimal
-
 __all__ = ["build_report", "load_report_data", "pareto_optimal", "ReportData", "ModelResults"]
+_FROM_DATA = ("load_report_data", "pareto_optimal", "ReportData", "ModelResults")
+
+
+def __getattr__(name: str):
+    """The report data's names, imported on first use: qsim.report.data imports pandas (about a
+    second), which the light modules of this package (units, quantities) and the CLI's parser
+    do not need."""
+    if name in _FROM_DATA:
+        from . import data
+        return getattr(data, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_report(dataset_dir, html_path, markdown_path=None, title=None) -> tuple[Path, Path]:
@@ -27,6 +36,7 @@ def build_report(dataset_dir, html_path, markdown_path=None, title=None) -> tupl
     records hold no model rows, if both outputs would be the same file, or if one would be
     inside the dataset directory (which holds only records, so that every reader opens it).
     """
+    from .data import load_report_data
     from .html import render_html
     from .markdown import render_markdown
 

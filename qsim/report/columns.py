@@ -94,11 +94,14 @@ def layer_cost_columns(m: ModelResults) -> list[Column]:
     """One row per layer of one configuration (rows: m.layer_costs[configuration])."""
     def tile(r):
         dims = [r.get(f"tile_{d}") for d in "MKN"]
-        return "" if any(is_missing(v) for v in dims) else "×".join(str(int(v)) for v in dims)
+        if any(is_missing(v) for v in dims):
+            return ""
+        order = r.get("loop_order")
+        return "×".join(str(int(v)) for v in dims) + ("" if is_missing(order) else f" {order}")
     columns = [Column("layer", lambda r: r["layer"], text, numeric=False),
                Column("op", lambda r: r["op"], text, numeric=False),
                Column("dataflow (mapper)", lambda r: r["dataflow"], text, numeric=False),
-               Column("fold tile M×K×N", tile, text, numeric=False),
+               Column("DRAM tile M×K×N, loops", tile, text, numeric=False),
                Column(q.LAYER_CYCLES.header, lambda r: r["cycles"], count, "min"),
                Column("bound", lambda r: r["bound"], text, numeric=False),
                Column(q.UTILIZATION.header, lambda r: r["utilization"], percent, "max"),

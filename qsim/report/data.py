@@ -97,7 +97,7 @@ def _model_results(model: str, rows: pd.DataFrame) -> ModelResults:
                         layer_costs={c: _layer_costs(group, levels, terms) for c, group in runs.items()})
 
 
-LAYER_COST_COLUMNS = ("layer", "op", "unit", "dataflow", "tile_M", "tile_K", "tile_N", "cycles", "bound",
+LAYER_COST_COLUMNS = ("layer", "op", "unit", "dataflow", "tile_M", "tile_K", "tile_N", "loop_order", "cycles", "bound",
                       "utilization", "seconds")
 
 

@@ -182,8 +182,9 @@ def _layer_costs(m: ModelResults) -> str:
     if not m.layer_costs:
         return '<p class="note">No per-layer cost in these records.</p>'
     columns = layer_cost_columns(m)
-    parts = ['<p class="note">Per layer, per batch: the dataflow the mapper chose and the tile one fold '
-             'computes, array cycles, what bounds the time (compute or a memory level), MAC utilization '
+    parts = ['<p class="note">Per layer, per batch: the dataflow and DRAM-level tiling the mapper chose '
+             '(tile M×K×N held by the scratchpads between refills and its loop order, outermost first, '
+             'or untiled), array cycles, what bounds the time (compute or a memory level), MAC utilization '
              'of the array, the double-buffered time, the bytes moved at each memory level and the '
              'energy terms. Open a configuration to see its layers.</p>']
     for config, layers in m.layer_costs.items():
@@ -234,6 +235,7 @@ def _hardware_card(h: dict) -> str:
              ("array", f'{a["rows"]}×{a["cols"]} {a["dataflow"]} at {frequency(a["clock_hz"])}'),
              ("peak", per_second(a["rows"] * a["cols"] * a["clock_hz"], "MAC/s")),
              ("energy per MAC", _mac_energy(h, r)), ("energy source", e.get("source")),
+             ("area per MAC", _mac_area(h, r)),
              ("config hash", h.get("config_hash"))]
     rows = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(text(v))}</td></tr>' for k, v in facts)
     levels = pd.DataFrame(h.get("memory") or [])
@@ -269,6 +271,14 @@ def _mac_energy(h, resolved: dict) -> str:
     scaled = f' × {number(e["calibration"])}' if e.get("calibration", 1) != 1 else ""
     how = " (derived from the formats)" if "mac_pj" in e and e["mac_pj"] is None else ""
     return f'{number(resolved.get("mac_pj", e.get("mac_pj")))} pJ{scaled} at {e.get("node_nm", "?")} nm{how}'
+
+
+def _mac_area(h, resolved: dict) -> str:
+    area = resolved.get("mac_area_um2")
+    if area is None:
+        return MISSING
+    node = (h.get("energy") or {}).get("node_nm", "?")
+    return f"{number(area)} µm² at {node} nm (derived from the formats; 45 nm areas × (node / 45)²)"
 
 
 def _memory_columns() -> list[Column]:

@@ -29,7 +29,7 @@ from ..datapaths import FloatAccumulator, block_matmul, float_matmul, int_matmul
 from ..datapaths.integer import requantize_accumulator
 from ..formats import IntFormat, format as get_format
 from ..hardware import load_hardware
-from ..hardware.cost import fold_tile, mapped_gemm_cost, vector_layer_cost
+from ..hardware.cost import mapped_gemm_cost, vector_layer_cost
 from ..io import MODEL_ROW
 from ..plan import plan_gemm, resolve_datapath
 from ..quant.calibrate import calibrate
@@ -295,13 +295,16 @@ def _cost_fields(cost, batch: float = 1) -> dict:
 
 
 def _gemm_cost_fields(hw, m: int, k: int, n: int, inputs, batch: int) -> dict:
-    """A GEMM's cost fields with the mapper's choice: its dataflow and the tile one fold computes."""
+    """A GEMM's cost fields with the mapper's choice: its dataflow and DRAM-level tiling (the
+    whole GEMM, loop order "untiled", when it keeps SCALE-Sim's untiled loop)."""
     cost = mapped_gemm_cost(hw, m, k, n, inputs)
-    tile = fold_tile(m, k, n, hw.array.rows, hw.array.cols, cost.dataflow)
-    return dict(_cost_fields(cost, batch), dataflow=cost.dataflow, tile_M=tile[0], tile_K=tile[1], tile_N=tile[2])
+    t = cost.tiling
+    tile, order = ((m, k, n), "untiled") if t is None else ((t.m, t.k, t.n), t.order)
+    return dict(_cost_fields(cost, batch), dataflow=cost.dataflow, tile_M=tile[0], tile_K=tile[1], tile_N=tile[2],
+                loop_order=order)
 
 
-_CHOICE = ("dataflow", "tile_M", "tile_K", "tile_N")
+_CHOICE = ("dataflow", "tile_M", "tile_K", "tile_N", "loop_order")
 
 
 def _layer_fields(parts: list[dict], hw) -> dict:

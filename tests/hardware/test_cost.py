@@ -131,7 +131,7 @@ def test_mac_energy_follows_an_overridden_accumulator_width():
 
 def test_mapper_chooses_the_least_energy_or_latency_dataflow():
     from qsim.hardware import override_hardware
-    from qsim.hardware.cost import DATAFLOWS, fold_tile, gemm_layer_cost, mapped_gemm_cost
+    from qsim.hardware.cost import DATAFLOWS, candidate_tilings, fold_tile, gemm_layer_cost, mapped_gemm_cost
     from qsim.plan import plan_gemm
     hw = load_hardware("edge-npu-int8")
     inputs = plan_gemm(hw, 397, 64, 10, weight=True).cost
@@ -140,7 +140,12 @@ def test_mapper_chooses_the_least_energy_or_latency_dataflow():
     by_energy = mapped_gemm_cost(override_hardware("edge-npu-int8", {"array.mapper": "energy"}), 397, 64, 10, inputs)
     assert by_energy.energy_total_pj == min(c.energy_total_pj for c in every.values())
     by_time = mapped_gemm_cost(hw, 397, 64, 10, inputs, mapper="latency")
-    assert by_time.seconds == min(c.seconds for c in every.values())
+    assert by_time.seconds <= min(c.seconds for c in every.values())
+    # the mapper searched dataflows x tilings: nothing in that set is faster
+    pads = hw_pads(hw)
+    searched = [gemm_layer_cost(hw, 397, 64, 10, inputs, df, None, t) for df in DATAFLOWS
+                for t in candidate_tilings(397, 64, 10, 16, 16, pads, inputs.bits)]
+    assert by_time.seconds == min(c.seconds for c in [*searched, *every.values()])
     assert fold_tile(397, 64, 10, 16, 16, "output-stationary") == (16, 64, 10)
     assert fold_tile(397, 64, 10, 16, 16, "weight-stationary") == (397, 16, 10)
     assert fold_tile(397, 64, 10, 16, 16, "input-stationary") == (16, 16, 10)
@@ -156,7 +161,9 @@ def test_simulate_records_the_mapper_choice(tmp_path):
     records = simulate("digits-cnn", hw)
     gemms = [r for r in records if r.get("unit") == "gemm"]
     assert gemms and all(r["dataflow"] in ("output-stationary", "weight-stationary", "input-stationary")
-                         and r["tile_K"] <= r["K"] for r in gemms)
+                         and r["tile_M"] <= r["M"] and r["tile_K"] <= r["K"] and r["tile_N"] <= r["N"]
+                         and (r["loop_order"] == "untiled" or sorted(r["loop_order"]) == ["k", "m", "n"])
+                         for r in gemms)
     write_records(records, tmp_path / "runs", hw)
     table = read_records(tmp_path / "runs")
     assert set(table["dataflow"].dropna()) == {r["dataflow"] for r in gemms}
@@ -188,3 +195,62 @@ def test_scratchpad_too_small_for_one_tile():
     hw = override_hardware("edge-npu-int8", {"memory": [level]})            # 16x16 array: 16 B of A < 32 B
     with pytest.raises(CostError, match=r"memory\[0\].scratchpads.ifmap_bytes: 16 bytes cannot hold one tile"):
         gemm_layer_cost(hw, 64, 64, 64, plan_gemm(hw, 64, 64, 64, weight=True).cost)
+
+
+def test_tiled_traffic_hand_worked():
+    from qsim.hardware.cost import Scratchpads, Tiling, tiled_traffic
+    pads = Scratchpads(65536, 65536, 65536)
+    # 64 x 64 x 64 on 8 x 8 OS in 32 x 64 x 32 tiles, loops n (outer), m, k: A's tiles change with m
+    # inside n, so A crosses DRAM once per n tile (2 x 4096); B's change with n only, but m runs
+    # inside n, so B once per m tile too (2 x 4096); C's tile is finished before moving on (4096)
+    t = tiled_traffic(64, 64, 64, 8, 8, "output-stationary", pads, Tiling(32, 64, 32, "nmk"))
+    assert (t.dram_reads_a, t.dram_reads_b, t.dram_writes_c, t.dram_reads_c) == (8192, 8192, 4096, 0)
+    # each of the 4 tiles: 4 x 4 folds of (8 + 8 + 64 - 2) cycles, less 1
+    assert t.cycles == 4 * (16 * 78 - 1) and t.folds == 64
+    # K split in two with its loop outermost: C's partial sums go out once and come back once
+    t = tiled_traffic(64, 64, 64, 8, 8, "output-stationary", pads, Tiling(64, 32, 64, "kmn"))
+    assert (t.dram_reads_a, t.dram_reads_b, t.dram_writes_c, t.dram_reads_c) == (4096, 4096, 8192, 4096)
+    assert t.sram_reads_c == 4096                     # the second K tile adds to the first's partial sums
+    # an edge tile: 40 = 32 + 8 rows of M
+    t = tiled_traffic(40, 64, 64, 8, 8, "output-stationary", pads, Tiling(32, 64, 64, "mnk"))
+    assert t.folds == 4 * 8 + 1 * 8 and t.dram_reads_a == 40 * 64 and t.dram_reads_b == 2 * 64 * 64
+
+
+def test_a_tile_that_does_not_fit_is_refused_and_never_a_candidate():
+    from qsim.hardware.cost import Scratchpads, Tiling, candidate_tilings, tile_fits, tiled_traffic
+    pads = Scratchpads(4096, 4096, 4096)              # 2 KiB active halves
+    with pytest.raises(ValueError, match="C does not fit"):
+        tiled_traffic(256, 128, 256, 16, 16, "output-stationary", pads, Tiling(64, 32, 64))
+    with pytest.raises(ValueError, match="tile K"):
+        tiled_traffic(256, 128, 256, 16, 16, "output-stationary", pads, Tiling(64, 256, 16))
+    candidates = candidate_tilings(256, 128, 256, 16, 16, pads, (8, 8, 8))
+    assert candidates and all(all(tile_fits(t, pads, (8, 8, 8))) for t in candidates)
+    assert Tiling(32, 32, 64, "nmk") in candidates and all((t.m, t.n) != (64, 64) for t in candidates)
+    # 4-bit operands: twice the words fit
+    assert any((t.m, t.k) == (64, 64) for t in candidate_tilings(256, 128, 256, 16, 16, pads, (4, 4, 4)))
+
+
+def test_mapper_chooses_a_tiling_when_it_is_strictly_better():
+    from qsim.hardware import override_hardware
+    from qsim.hardware.cost import DATAFLOWS, gemm_layer_cost, mapped_gemm_cost, tile_fits
+    from qsim.plan import plan_gemm
+    # small scratchpads (4 KiB each), costly DRAM: untiled, A (256 x 128) is re-read once per column fold
+    memory = [{"name": "sram", "size_bytes": 12288, "bandwidth_bytes_per_s": 8e9, "energy_pj_per_byte": 2.5,
+               "scratchpads": {"ifmap_bytes": 4096, "filter_bytes": 4096, "ofmap_bytes": 4096}},
+              {"name": "dram", "size_bytes": 67108864, "bandwidth_bytes_per_s": 4e9, "energy_pj_per_byte": 250}]
+    hw = override_hardware("edge-npu-int8", {"memory": memory, "array.mapper": "energy"})
+    inputs = plan_gemm(hw, 256, 128, 256, weight=True).cost
+    untiled = min(gemm_layer_cost(hw, 256, 128, 256, inputs, df).energy_total_pj for df in DATAFLOWS)
+    chosen = mapped_gemm_cost(hw, 256, 128, 256, inputs)
+    assert chosen.tiling is not None and chosen.energy_total_pj < untiled
+    assert all(tile_fits(chosen.tiling, hw_pads(hw), inputs.bits))
+    t = chosen.traffic
+    assert t.dram_reads_a + t.dram_reads_b < 256 * 128 * 16     # fewer than untiled's A alone
+    # with scratchpads that hold everything, no tiling beats the untiled loop: it stays untiled
+    roomy = override_hardware("edge-npu-int8", {"array.mapper": "energy"})
+    assert mapped_gemm_cost(roomy, 64, 64, 64, plan_gemm(roomy, 64, 64, 64, weight=True).cost).tiling is None
+
+
+def hw_pads(hw):
+    from qsim.hardware.cost import Scratchpads
+    return Scratchpads(*hw.memory[0].operand_bytes)

@@ -131,3 +131,44 @@ def test_presets_derive_their_mac_from_the_datapath():
     assert plan_gemm(tpu, 4, 64, 8, True).cost.mac_pj == tpu.energy.mac_pj == 0.084
     # a layer kept in FP32 is charged an FP32 MAC at the node, whatever the datapath
     assert plan_gemm(hw, 4, 64, 8, True, full_precision=True).cost.mac_pj == pytest.approx(4.6)
+
+
+def test_area_rules_reproduce_every_cited_area():
+    """Horowitz's 45 nm areas (um^2) as the table prints them, each reproduced by its rule; the
+    float adder's power law c s^x passes through fp16_add and fp32_add."""
+    t = energy_table()["area"]["45"]
+    assert {k: v["um2"] for k, v in t.items()} == dict(int8_add=36, int32_add=137, int8_mul=282, int32_mul=3495,
+                                                      fp16_add=1360, fp32_add=4184, fp16_mul=1640, fp32_mul=7700)
+    assert all(v["src"] == "horowitz14" and v["status"] in ("verified", "recalled") for v in t.values())
+    r = rules(45, "area")
+    assert (r.int_add(8), r.int_add(32), r.int_mul(8, 8), r.int_mul(32, 32)) == pytest.approx((36, 137, 282, 3495))
+    assert (r.float_mul(11, 5, 11, 5), r.float_mul(24, 8, 24, 8)) == pytest.approx((1640, 7700))
+    assert (r.float_add(11, 5), r.float_add(24, 8)) == pytest.approx((1360, 4184))
+    assert r.mul_sq > 0 and r.mul_lin > 0 and r.sig_coef > 0 and r.sig_pow > 1
+
+
+def test_mac_area_by_hand_and_by_node():
+    from qsim.hardware.energy import mac_area_um2
+    # int8 x int8 into int32: 282 + 137; fp32 MAC: 7700 + 4184 (um^2 at 45 nm)
+    assert mac_area_um2(_int()) == pytest.approx(419)
+    assert mac_area_um2(_float("fp32")) == pytest.approx(11884)
+    # int8 < fp8 < bf16 < fp32, by area as by energy
+    areas = [mac_area_um2(k) for k in (_int(), _float("e4m3", "fp16"), _float("bf16"), _float("fp32"))]
+    assert areas == sorted(areas) and len(set(areas)) == 4
+    # the stated node rule: (node / 45)^2
+    assert mac_area_um2(_int(), None, 7) == pytest.approx(419 * (7 / 45) ** 2)
+    with pytest.raises(NodeError, match="energy.node_nm = 3"):
+        mac_area_um2(_int(), None, 3, "energy.node_nm")
+    # MXFP8: the element MAC's area plus per block the E8M0 scale adder and one FP32 adder over 32
+    mx = block_format("mxfp8_e4m3")
+    kernel = Kernel("block", "e4m3", "e4m3", FLOAT_PRESETS["block-dot"])
+    per_block = (36 * (8 / 8) ** rules(45, "area").add_exp + 4184) / 32
+    assert mac_terms(kernel, mx, 45, "area").block == pytest.approx(per_block)
+
+
+def test_presets_record_their_mac_area():
+    from qsim.plan import resolved_facts
+    assert resolved_facts(load_hardware("edge-npu-int8"))["mac_area_um2"] == pytest.approx(419)
+    # a 7 nm preset: its formats' 45 nm area scaled by (7 / 45)^2
+    tpu = resolved_facts(load_hardware("tpu-bf16"))["mac_area_um2"]
+    assert 0 < tpu < 1640 * (7 / 45) ** 2 + 4184 * (7 / 45) ** 2

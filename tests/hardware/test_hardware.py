@@ -84,3 +84,5 @@ def test_hardware_command_lists_and_shows():
     run = subprocess.run([sys.executable, "-P", "-m", "qsim.cli", "hardware", "--show", "edge-npu-int8-acc16"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "accumulator.bits=16" in run.stdout and "Horowitz" in run.stdout
+    # int8 x int8 into int16 at 45 nm: 282 + 36 (16/8)^q um^2, q = log(137/36)/log(4)
+    assert "MAC area: 352.2 um^2 at 45 nm" in run.stdout

@@ -324,5 +324,9 @@ def test_cards_show_each_presets_simplifications(tmp_path):
     card = html.read_text().split('<article class="card"', 1)[1].split("</article>", 1)[0]
     assert "Simplifications" in card and len(hw.simplifications) == 3
     assert "at 7 nm (derived from the formats)" in card
+    # the MAC unit's area from the same formats, at the preset's node
+    from qsim.plan import resolved_facts
+    from qsim.report.units import number
+    assert f"area per MAC</th><td>{number(resolved_facts(hw)['mac_area_um2'])} µm² at 7 nm" in card
     for item in hw.simplifications:
         assert f"<li>{item}</li>" in card

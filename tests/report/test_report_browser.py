@@ -148,15 +148,20 @@ def test_pareto_labels_never_overlap(crowded):
 
 def test_per_layer_cost_tables(crowded):
     from selenium.webdriver.common.by import By
+    from qsim.hardware import hardware_presets
     details = crowded.find_elements(By.CSS_SELECTOR, "details.layers")
     assert len(details) == len(hardware_presets())
     details[0].find_element(By.TAG_NAME, "summary").click()
     table = details[0].find_element(By.CSS_SELECTOR, "table.layers")
     headers = [th.text.replace("\n", " ") for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
-    for header in ("dataflow (mapper)", "fold tile M×K×N", "cycles per batch", "bound", "utilization (%)",
+    for header in ("dataflow (mapper)", "DRAM tile M×K×N, loops", "cycles per batch", "bound", "utilization (%)",
                    "MAC energy (nJ)", "energy (nJ)"):
         assert header in headers
-    assert len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == 3            # fc1, relu1, fc2
+    rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 3                                                      # fc1, relu1, fc2
+    tile = headers.index("DRAM tile M×K×N, loops")
+    cells = rows[0].find_elements(By.TAG_NAME, "td")
+    assert cells[tile].text.endswith("untiled") or cells[tile].text.split()[-1] in ("mnk", "nmk", "mkn", "kmn", "nkm", "knm")
 
 
 def test_screenshot_at_1400_pixels(crowded):
