@@ -15,11 +15,16 @@ from qsim.plan import datapath_preset
 
 DATA = Path(__file__).parents[1] / "data"
 
-# The Python tables these presets were defined by before they became TOML data, copied literally.
+# The Python tables these presets were defined by before they became TOML data, copied literally
+# (and the presets added since, as the TOML should read).
 OLD_INT = [
     IntDatapath("onnxruntime-x86", Accumulator(32, "wrap"), "float32", description=(
         "ONNX Runtime MLAS on x86 (QLinearMatMul, QLinearConv): int32 wrapping accumulator, int32 "
         "bias, float32(acc) * float32(float32(sa * sb) / sy) clamped, rounded half to even")),
+    # added as data (measured on a CPU without VNNI), never a Python table
+    IntDatapath("onnxruntime-x86-avx2", Accumulator(32, "wrap", pair_saturate16=True), "float32", description=(
+        "ONNX Runtime MLAS on x86 without VNNI (AVX2 kernels): as onnxruntime-x86, but raw u8 x s8 product pairs "
+        "saturate to int16 (VPMADDUBSW) before the int32 sum; u8 x u8 and s8 x s8 stay exact")),
     IntDatapath("xnnpack", Accumulator(32, "wrap"), "xnnpack", description=(
         "XNNPACK qs8 (LiteRT's default delegate): int32 accumulator and bias, float32(acc) * "
         "float32(float32(sx * sw) / sy), half even; its own ReLU6 bound and clamping order")),
