@@ -218,6 +218,7 @@ def _mlas_pair_saturation(op: str) -> Departure:
     """MLAS on x86 without VNNI multiplies u8 x s8 with VPMADDUBSW: each pair of products
     (k = 2j, 2j+1; in NHWC order for QLinearConv) saturates to int16 before the int32 sum, where
     the specification sums exactly. Modelled by the onnxruntime-x86-avx2 kernel path."""
+    from ..sim.ort_kernels import mlas_conv_datapath
     avx2 = PRESETS["onnxruntime-x86-avx2"]
     computed: dict[int, tuple] = {}              # id(case) -> (case, codes): validation asks twice per case
 
@@ -233,7 +234,8 @@ def _mlas_pair_saturation(op: str) -> Departure:
             y = qlinear_conv(i["x"], i["x_scale"], i["x_zero"], i["w"], i["w_scale"], i["w_zero"], i["y_scale"],
                              i["y_zero"], i.get("bias"), stride=tuple(i["stride"].tolist()),
                              padding=tuple(i["padding"].tolist()), dilation=tuple(i["dilation"].tolist()),
-                             groups=int(i["groups"]), datapath=avx2, channels_last=True)
+                             groups=int(i["groups"]), datapath=mlas_conv_datapath(avx2, i["w"].shape, int(i["groups"])),
+                             channels_last=True)
         computed[id(case)] = (case, y.astype(np.uint64))
         return computed[id(case)][1]
 

@@ -635,3 +635,17 @@ def layer_norm(x, scale, bias, epsilon) -> np.ndarray:
 def welford_norm(x, scale, bias, epsilon) -> np.ndarray:
     """ORT's scalar layer normalization (SkipLayerNormalization; ort_reference.welford_norm)."""
     return _norm(_mlas.welford_rows, x, scale, bias, epsilon)
+
+
+def mlas_conv_datapath(datapath, w_shape: tuple, groups: int):
+    """The datapath of MLAS's QLinearConv for these weights: its depthwise kernel (one input and
+    one output channel per group) sums u8 x s8 exactly where the GEMM kernels saturate pairs
+    (measured on onnxruntime 1.32, AVX2 without VNNI)."""
+    from dataclasses import replace
+
+    from ..datapaths.integer import get_datapath
+    path = get_datapath(datapath)
+    depthwise = groups > 1 and w_shape[1] == 1 and w_shape[0] == groups
+    if depthwise and path.accumulator.pair_saturate16:
+        return replace(path, accumulator=replace(path.accumulator, pair_saturate16=False))
+    return path

@@ -235,10 +235,12 @@ def _qlinear_conv(ctx, x, sx, zx, w, sw, zw, sy, zy, bias=None):
     x, w = ints(x), ints(w)
     c_out = w.shape[0]
     sw, zw = _column_param(ctx, sw, c_out, "w_scale"), _column_param(ctx, ints(zw), c_out, "w_zero_point")
+    attrs = conv_attrs(ctx, x.shape, w.shape)
     y = qlinear_conv(x, sx, _scalar_zero(ctx, zx, "x_zero_point"), w, sw, zw, sy, np.asarray(zy).reshape(()),
-                     None if bias is None else np.asarray(bias), datapath=ctx.datapath,
+                     None if bias is None else np.asarray(bias),
+                     datapath=K.mlas_conv_datapath(ctx.datapath, w.shape, attrs["groups"]),
                      channels_last=True,             # MLAS runs QLinearConv NHWC (ConvInteger NCHW)
-                     **conv_attrs(ctx, x.shape, w.shape))
+                     **attrs)
     return y.astype(zy.dtype)
 
 

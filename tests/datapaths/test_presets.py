@@ -36,7 +36,7 @@ def test_ties_split_the_presets_into_rounding_families():
         ["gemmlowp"],                       # high-mul ties up, shift ties away: double rounding
         ["tflite-reference"],               # one rounding, ties away from zero
         ["tflite-ruy"],                     # two roundings, ties up
-        sorted(["onnxruntime-x86", "xnnpack", "fbgemm-vnni", "fbgemm-avx2", "qnnpack"]),   # half even
+        sorted(["onnxruntime-x86", "onnxruntime-x86-avx2", "xnnpack", "fbgemm-vnni", "fbgemm-avx2", "qnnpack"]),   # half even
     ])
 
 

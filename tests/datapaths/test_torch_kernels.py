@@ -218,7 +218,7 @@ def test_convolution(engine, preset):
         want = mod(xq).int_repr().numpy()
         got = qlinear_conv(xq.int_repr().numpy(), np.float32(sx), np.uint8(zx), wq.int_repr().numpy(), w_scale,
                            np.asarray(w_zero).astype(np.int8), np.float32(sy), np.uint8(zy), bias, stride=stride,
-                           padding=pad, dilation=dil, groups=groups, datapath=preset,
+                           padding=pad, dilation=dil, groups=groups, datapath=preset, channels_last=True,
                            activation="relu" if relu else None)
         np.testing.assert_array_equal(got, want, err_msg=f"case {t}")
 

