@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qsim.hardware.cost import SCALESIM_QUIRKS, Scratchpads, systolic_gemm, systolic_traffic
+from qsim.hardware.cost import Scratchpads, systolic_gemm, systolic_traffic
 
 sys.path.insert(0, str(Path(__file__).parent / "scalesim"))
 from compare import FIELDS, classify, qsim_counts  # noqa: E402

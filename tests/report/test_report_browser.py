@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from report_datasets import write_sweep_layout
 
-from qsim.hardware import hardware_presets
 from qsim.report import build_report, load_report_data
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
