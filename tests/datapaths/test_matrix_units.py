@@ -14,6 +14,9 @@ from qsim.formats import format as get_format
 mmasim = pytest.importorskip("mmasim")
 from peers import mmasim_units as P  # noqa: E402
 
+# One CI pass runs these (every unit family against mmasim); the order and thread passes leave them out
+pytestmark = pytest.mark.slow
+
 # Instructions MMA-Sim models that qsim does not yet: FP64 (mma .f64, mfma f64), the FMA chains
 # of FP32 mfma, CDNA3's FP8 mfma (a grouped two-stage sum not yet pinned down), and CDNA1/CDNA2.
 NOT_MODELLED = ("f64", "cdna1/", "cdna2/", "cdna3/mfma/f32_32x32x1_2b_f32", "cdna3/mfma/f32_16x16x1_4b_f32",

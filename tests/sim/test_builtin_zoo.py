@@ -25,6 +25,10 @@ from qsim.sim.layers import Conv1d, Conv2d, Flatten, Linear, MaxPool2d, MeanPool
 from qsim.sim.workloads import Workload
 from torch_compare import assert_matches_torch
 
+# One CI pass runs these (three models quantized and run in ORT and torch); the order and thread
+# passes leave them out
+pytestmark = pytest.mark.slow
+
 BUILTIN = ["digits-mlp", "digits-cnn", "mnist1d-cnn"]
 CALIB, TEST = 64, 128              # samples of the model's calibration and test splits
 

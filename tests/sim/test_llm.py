@@ -12,6 +12,10 @@ from qsim.hardware import HardwareError, load_hardware, override_hardware
 from qsim.sim import llm as L
 from qsim.sim.simulate import simulate
 
+# One CI pass runs these (SmolLM2 and transformers' model load for tens of seconds); the order
+# and thread passes leave them out
+pytestmark = pytest.mark.slow
+
 ORACLE_TOKENS = 64           # the slice of the evaluation text compared with transformers
 
 
