@@ -234,8 +234,8 @@ def _mlas_pair_saturation(op: str) -> Departure:
             y = qlinear_conv(i["x"], i["x_scale"], i["x_zero"], i["w"], i["w_scale"], i["w_zero"], i["y_scale"],
                              i["y_zero"], i.get("bias"), stride=tuple(i["stride"].tolist()),
                              padding=tuple(i["padding"].tolist()), dilation=tuple(i["dilation"].tolist()),
-                             groups=int(i["groups"]), datapath=mlas_conv_datapath(avx2, i["w"].shape, int(i["groups"])),
-                             channels_last=True)
+                             groups=int(i["groups"]), channels_last=True,
+                             datapath=mlas_conv_datapath(avx2, i["w"].shape, int(i["groups"]), constant_weights=False))
         computed[id(case)] = (case, y.astype(np.uint64))
         return computed[id(case)][1]
 

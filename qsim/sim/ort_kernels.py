@@ -637,15 +637,16 @@ def welford_norm(x, scale, bias, epsilon) -> np.ndarray:
     return _norm(_mlas.welford_rows, x, scale, bias, epsilon)
 
 
-def mlas_conv_datapath(datapath, w_shape: tuple, groups: int):
+def mlas_conv_datapath(datapath, w_shape: tuple, groups: int, constant_weights: bool):
     """The datapath of MLAS's QLinearConv for these weights: its depthwise kernel (one input and
-    one output channel per group) sums u8 x s8 exactly where the GEMM kernels saturate pairs
-    (measured on onnxruntime 1.32, AVX2 without VNNI)."""
+    one output channel per group, weights constant, so packed when the session starts) sums
+    u8 x s8 exactly where the GEMM kernels saturate pairs (measured on onnxruntime 1.32, AVX2
+    without VNNI; depthwise weights fed as graph inputs saturate like the GEMMs)."""
     from dataclasses import replace
 
     from ..datapaths.integer import get_datapath
     path = get_datapath(datapath)
-    depthwise = groups > 1 and w_shape[1] == 1 and w_shape[0] == groups
+    depthwise = constant_weights and groups > 1 and w_shape[1] == 1 and w_shape[0] == groups
     if depthwise and path.accumulator.pair_saturate16:
         return replace(path, accumulator=replace(path.accumulator, pair_saturate16=False))
     return path

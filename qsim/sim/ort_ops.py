@@ -238,7 +238,7 @@ def _qlinear_conv(ctx, x, sx, zx, w, sw, zw, sy, zy, bias=None):
     attrs = conv_attrs(ctx, x.shape, w.shape)
     y = qlinear_conv(x, sx, _scalar_zero(ctx, zx, "x_zero_point"), w, sw, zw, sy, np.asarray(zy).reshape(()),
                      None if bias is None else np.asarray(bias),
-                     datapath=K.mlas_conv_datapath(ctx.datapath, w.shape, attrs["groups"]),
+                     datapath=K.mlas_conv_datapath(ctx.datapath, w.shape, attrs["groups"], ctx.const[3]),
                      channels_last=True,             # MLAS runs QLinearConv NHWC (ConvInteger NCHW)
                      **attrs)
     return y.astype(zy.dtype)

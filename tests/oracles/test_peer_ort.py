@@ -92,7 +92,7 @@ def test_qlinear_conv_bit_exact(a_dtype, b_dtype):
         want = ort.qlinear_conv(x, sx, zx, w, sw, zw, sy, zy, bias, **kw)
         got = qlinear_conv(x, sx, zx, w, sw, zw, sy, zy, bias, stride=tuple(stride.tolist()),
                            padding=tuple(pads.tolist()), dilation=tuple(dilation.tolist()), groups=groups,
-                           datapath=mlas_conv_datapath(ORT_PATH, w.shape, groups),
+                           datapath=mlas_conv_datapath(ORT_PATH, w.shape, groups, constant_weights=True),
                            channels_last=True)        # MLAS runs QLinearConv NHWC
         np.testing.assert_array_equal(got, want, err_msg=f"case {case}")
 
